@@ -1,0 +1,149 @@
+//! `meho.toml`: reading, validating and describing meho's one config file.
+//!
+//! The file is read into [`raw`] serde types that reject unknown keys, then validated into the typed
+//! [`Config`]. Every error, from TOML syntax to an invalid regex or an unknown policy name, carries
+//! the file, line and column it refers to.
+//!
+//! Invariants:
+//! - Reading a config does no IO beyond reading the one file it is given ([`Config::load`]);
+//!   [`Config::parse`] is pure.
+//! - A `Config` that exists is valid: every host's policy is compiled and every reference resolves.
+
+mod error;
+mod location;
+pub mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use error::{ConfigError, Diagnostic};
+use meho_policy::{CommandPolicy, HostPolicy};
+
+/// The default `[server] listen` address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = ".meho";
+/// The hard ceiling on a certificate's lifetime.
+pub const MAX_TTL_CEILING: u32 = 900;
+/// The default certificate lifetime.
+pub const DEFAULT_MAX_TTL: u32 = 300;
+/// The group whose policies apply to every host.
+pub const DEFAULT_GROUP: &str = "_default";
+
+/// A validated meho configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from, if any.
+    pub source: Option<PathBuf>,
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[store]`.
+    pub store: StoreConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[hosts.*]`, by name.
+    pub hosts: BTreeMap<String, Host>,
+    /// `[command_policies.*]`, by name.
+    pub command_policies: BTreeMap<String, CommandPolicy>,
+    /// `[group_command_policies]`.
+    pub group_command_policies: BTreeMap<String, Vec<String>>,
+    /// Findings that do not stop the config from loading.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Where the HTTP server listens.
+    pub listen: SocketAddr,
+    /// Where meho keeps its state.
+    pub data_dir: PathBuf,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The store URL; `None` means the embedded SQLite file in the data directory.
+    pub url: Option<String>,
+}
+
+impl StoreConfig {
+    /// The URL to open, resolving the default against `data_dir`.
+    pub fn effective_url(&self, data_dir: &Path) -> String {
+        match &self.url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", data_dir.join("meho.db").display()),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// A `tracing` filter directive, e.g. `info` or `meho=debug,info`.
+    pub level: String,
+}
+
+/// A validated `[hosts.<name>]`.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The host's name in config, tools and audit.
+    pub name: String,
+    /// `host:port` to dial.
+    pub addr: String,
+    /// The login user.
+    pub user: String,
+    /// The pinned OpenSSH host key line.
+    pub host_key: String,
+    /// The host to tunnel through, if any.
+    pub jump: Option<String>,
+    /// Groups, for RBAC, CA selection and policy composition.
+    pub groups: Vec<String>,
+    /// The certificate principal: `principal`, or else `user`.
+    pub principal: String,
+    /// The `source-address` critical option, if pinned.
+    pub source_address: Option<String>,
+    /// Certificate lifetime ceiling, at most 900 s.
+    pub max_ttl_seconds: u32,
+    /// Whether the host may serve as a bastion (explicitly, or because another host jumps via it).
+    pub allow_as_bastion: bool,
+    /// Callers (agents/brokers) allowed to reach the host; empty means any.
+    pub allowed_callers: Vec<String>,
+    /// Whether PTYs may be requested.
+    pub allow_pty: bool,
+    /// Whether files may be transferred.
+    pub allow_file_transfer: bool,
+    /// The composed firewall and elevation rules.
+    pub policy: HostPolicy,
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, Some(path))
+    }
+
+    /// Validates `text`; `path` is used only to name the file in errors.
+    pub fn parse(text: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
+        validate::parse(text, path)
+    }
+
+    /// The built-in defaults, as loaded from an empty file.
+    pub fn default_config() -> Result<Self, ConfigError> {
+        Self::parse("", None)
+    }
+}
+
+/// The JSON schema of `meho.toml`, pretty-printed, as checked in at `schema/meho.schema.json`.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(raw::RawConfig);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,152 @@
+//! The config file exactly as written. These types are the serde and JSON-schema view of
+//! `meho.toml`; nothing outside this crate should use them directly.
+//!
+//! Every struct rejects unknown keys, so a typo is an error that names the key.
+
+use std::collections::BTreeMap;
+
+use meho_core::Tier;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// meho.toml: the one config file of meho. Every section is optional.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "meho.toml")]
+pub struct RawConfig {
+    /// The HTTP server.
+    #[serde(default)]
+    pub server: RawServer,
+    /// Where meho keeps its state.
+    #[serde(default)]
+    pub store: RawStore,
+    /// Logging.
+    #[serde(default)]
+    pub log: RawLog,
+    /// SSH targets, by name.
+    #[serde(default)]
+    pub hosts: BTreeMap<String, RawHost>,
+    /// Named command policies, attached to hosts through `group_command_policies`.
+    #[serde(default)]
+    pub command_policies: BTreeMap<String, RawCommandPolicy>,
+    /// Maps a host group to the names of the policies its hosts get. `_default` applies to every host.
+    #[serde(default)]
+    pub group_command_policies: BTreeMap<String, Vec<String>>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to serve HTTP on, `ip:port`. Default `127.0.0.1:8080`.
+    pub listen: Option<String>,
+    /// Directory for meho's state (SQLite store, keys). Default `.meho`; `MEHO_DATA_DIR` and
+    /// `--data-dir` override it.
+    pub data_dir: Option<String>,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// Store URL. Default `sqlite://<data_dir>/meho.db`, created on first run.
+    pub url: Option<String>,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// A tracing filter, e.g. `info` or `meho=debug,info`. Default `info`; `MEHO_LOG` overrides it.
+    pub level: Option<String>,
+}
+
+/// `[hosts.<name>]`: one SSH target.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    /// Where to connect, `host:port` (`[v6]:port` for IPv6).
+    pub addr: String,
+    /// The login user.
+    pub user: String,
+    /// The host's public key as an OpenSSH line (`ssh-ed25519 AAAA…`); always verified.
+    pub host_key: String,
+    /// Name of another host to tunnel through (ProxyJump). That host becomes a bastion.
+    pub jump: Option<String>,
+    /// Groups the host belongs to: RBAC, CA selection and `group_command_policies`.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Certificate principal. Default: `user`.
+    pub principal: Option<String>,
+    /// `source-address` critical option: comma-separated IPs/CIDRs the certificate is valid from.
+    pub source_address: Option<String>,
+    /// Ceiling on certificate lifetime in seconds, at most 900. Default 300.
+    pub max_ttl_seconds: Option<u32>,
+    /// Whether the host may be used as a jump host. Refused together with a restricting policy.
+    #[serde(default)]
+    pub allow_as_bastion: bool,
+    /// Callers (agent/broker identities) allowed to use the host. Empty: any.
+    #[serde(default)]
+    pub allowed_callers: Vec<String>,
+    /// Whether calls may run under `sudo -n`.
+    #[serde(default)]
+    pub allow_sudo: bool,
+    /// Users sudo may target. Empty means root only.
+    #[serde(default)]
+    pub allowed_sudo_users: Vec<String>,
+    /// Whether a PTY may be requested.
+    #[serde(default)]
+    pub allow_pty: bool,
+    /// Whether files may be copied to and from the host.
+    #[serde(default)]
+    pub allow_file_transfer: bool,
+    /// The host's own command policy, composed after its groups' policies.
+    pub command_policy: Option<RawCommandPolicy>,
+}
+
+/// A command policy: what commands may run, inline on a host or under `[command_policies.<name>]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommandPolicy {
+    /// `off` (inert), `allowlist` (only `allow` matches run) or `denylist` (all but `deny` matches).
+    pub mode: RawMode,
+    /// Regexes of commands that may run (allowlist only).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Regexes of commands that never run (denylist only).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Regexes of commands that need a human's approval.
+    #[serde(default)]
+    pub require_approval: Vec<String>,
+    /// Parse the line as bash and refuse what cannot be verified. Default true.
+    pub shell_parse: Option<bool>,
+    /// `enforce` (default) or `audit` (findings become warnings).
+    #[serde(default)]
+    pub enforcement: RawEnforcement,
+    /// Tier of the commands this policy allows: `read`, `write` (default) or `destructive`.
+    pub tier: Option<Tier>,
+}
+
+/// `mode` of a command policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawMode {
+    /// Inert.
+    Off,
+    /// Only `allow` matches run.
+    Allowlist,
+    /// Everything but `deny` matches runs.
+    Denylist,
+}
+
+/// `enforcement` of a command policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RawEnforcement {
+    /// Denials deny, approvals gate.
+    #[default]
+    Enforce,
+    /// Findings become warnings.
+    Audit,
+}

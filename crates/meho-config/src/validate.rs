@@ -1,0 +1,550 @@
+//! Turns [`RawConfig`] into [`Config`], collecting every finding with its place in the file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use meho_policy::{
+    CommandPolicy, Enforcement, HostPolicy, Mode, PolicyError, PolicySet, is_valid_sudo_user,
+};
+
+use crate::location::{Locator, Segment, key_path};
+use crate::raw::{RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode};
+use crate::{
+    Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP, DEFAULT_LISTEN, DEFAULT_MAX_TTL,
+    Diagnostic, Host, LogConfig, MAX_TTL_CEILING, ServerConfig, StoreConfig,
+};
+
+struct Validator<'a> {
+    file: String,
+    locator: Locator<'a>,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn diagnostic(&self, at: &[Segment], message: String) -> Diagnostic {
+        let (line, column) = self
+            .locator
+            .span(at)
+            .map_or((0, 0), |span| self.locator.line_column(span.start));
+        Diagnostic {
+            file: self.file.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn error(&mut self, at: &[Segment], message: impl Into<String>) {
+        let diagnostic = self.diagnostic(at, message.into());
+        self.errors.push(diagnostic);
+    }
+
+    fn warn(&mut self, at: &[Segment], message: impl Into<String>) {
+        let diagnostic = self.diagnostic(at, message.into());
+        self.warnings.push(diagnostic);
+    }
+}
+
+pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
+    let mut v = Validator {
+        file: path.map_or_else(|| "<config>".to_owned(), |p| p.display().to_string()),
+        locator: Locator::new(text),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let raw: RawConfig = match toml_edit::de::from_str(text) {
+        Ok(raw) => raw,
+        Err(err) => {
+            let (line, column) = err
+                .span()
+                .map_or((0, 0), |span| v.locator.line_column(span.start));
+            return Err(ConfigError::Invalid(vec![Diagnostic {
+                file: v.file,
+                line,
+                column,
+                message: err.message().trim_end().to_owned(),
+            }]));
+        }
+    };
+
+    let server = validate_server(&mut v, &raw);
+    let store = validate_store(&mut v, &raw);
+    let log = validate_log(&mut v, &raw);
+    let command_policies = validate_named_policies(&mut v, &raw);
+    validate_group_references(&mut v, &raw, &command_policies);
+    let bastions = validate_jumps(&mut v, &raw);
+    let mut hosts = BTreeMap::new();
+    for (name, host) in &raw.hosts {
+        if let Some(host) = validate_host(&mut v, &raw, &command_policies, &bastions, name, host) {
+            hosts.insert(name.clone(), host);
+        }
+    }
+
+    if !v.errors.is_empty() {
+        return Err(ConfigError::Invalid(v.errors));
+    }
+    Ok(Config {
+        source: path.map(Path::to_path_buf),
+        server: server.unwrap_or_else(default_server),
+        store,
+        log,
+        hosts,
+        command_policies,
+        group_command_policies: raw.group_command_policies,
+        warnings: v.warnings,
+    })
+}
+
+fn default_server() -> ServerConfig {
+    ServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+    }
+}
+
+fn validate_server(v: &mut Validator<'_>, raw: &RawConfig) -> Option<ServerConfig> {
+    let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(listen) => listen,
+        Err(_) => {
+            v.error(
+                &key_path!["server", "listen"],
+                format!("`{listen_text}` is not an `ip:port` socket address"),
+            );
+            return None;
+        }
+    };
+    let data_dir = raw.server.data_dir.as_deref().unwrap_or(DEFAULT_DATA_DIR);
+    if data_dir.trim().is_empty() {
+        v.error(
+            &key_path!["server", "data_dir"],
+            "data_dir must not be empty",
+        );
+        return None;
+    }
+    Some(ServerConfig {
+        listen,
+        data_dir: PathBuf::from(data_dir),
+    })
+}
+
+fn validate_store(v: &mut Validator<'_>, raw: &RawConfig) -> StoreConfig {
+    if let Some(url) = &raw.store.url {
+        let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
+        if scheme != "sqlite" {
+            v.error(
+                &key_path!["store", "url"],
+                format!("unsupported store url `{url}`: this build supports `sqlite://PATH`"),
+            );
+        }
+    }
+    StoreConfig {
+        url: raw.store.url.clone(),
+    }
+}
+
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+fn validate_log(v: &mut Validator<'_>, raw: &RawConfig) -> LogConfig {
+    let level = raw.log.level.clone().unwrap_or_else(|| "info".to_owned());
+    for directive in level.split(',').map(str::trim) {
+        let level_part = directive.rsplit_once('=').map_or(directive, |(_, l)| l);
+        if !LOG_LEVELS.contains(&level_part.to_ascii_lowercase().as_str()) {
+            v.error(
+                &key_path!["log", "level"],
+                format!(
+                    "invalid log directive `{directive}`: expected `LEVEL` or `target=LEVEL` with LEVEL one of {}",
+                    LOG_LEVELS.join(", ")
+                ),
+            );
+        }
+    }
+    LogConfig { level }
+}
+
+fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
+        && name.len() <= 128
+}
+
+/// Converts a raw policy and checks it on its own. `at` is the path of the policy table.
+fn convert_policy(
+    v: &mut Validator<'_>,
+    at: &[Segment],
+    name: String,
+    raw: &RawCommandPolicy,
+) -> Option<CommandPolicy> {
+    let mut policy = CommandPolicy::new(name);
+    policy.mode = match raw.mode {
+        RawMode::Off => Mode::Off,
+        RawMode::Allowlist => Mode::Allowlist,
+        RawMode::Denylist => Mode::Denylist,
+    };
+    policy.allow = raw.allow.clone();
+    policy.deny = raw.deny.clone();
+    policy.require_approval = raw.require_approval.clone();
+    policy.shell_parse = raw.shell_parse.unwrap_or(true);
+    policy.enforcement = match raw.enforcement {
+        RawEnforcement::Enforce => Enforcement::Enforce,
+        RawEnforcement::Audit => Enforcement::Audit,
+    };
+    policy.tier = raw.tier.unwrap_or_default();
+    let within = |tail: &[Segment]| at.iter().chain(tail).cloned().collect::<Vec<_>>();
+    match policy.validate() {
+        Ok(()) => {}
+        Err(err) => {
+            let location = match &err {
+                PolicyError::InvalidRegex { list, pattern, .. } => {
+                    let list_items = match *list {
+                        "allow" => &policy.allow,
+                        "deny" => &policy.deny,
+                        _ => &policy.require_approval,
+                    };
+                    let index = list_items.iter().position(|p| p == pattern).unwrap_or(0);
+                    within(&key_path![*list, index])
+                }
+                PolicyError::DenyOnAllowlist { .. } => within(&key_path!["deny"]),
+                PolicyError::AllowOnDenylist { .. } => within(&key_path!["allow"]),
+                _ => at.to_vec(),
+            };
+            v.error(&location, err.to_string());
+            return None;
+        }
+    }
+    if policy.mode == Mode::Off
+        && !(policy.allow.is_empty()
+            && policy.deny.is_empty()
+            && policy.require_approval.is_empty())
+    {
+        v.warn(
+            &within(&key_path!["mode"]),
+            format!(
+                "policy `{}` has mode = \"off\", so its rules are ignored",
+                policy.name
+            ),
+        );
+    }
+    if policy.mode == Mode::Allowlist && policy.allow.is_empty() {
+        v.warn(
+            &within(&key_path!["allow"]),
+            format!(
+                "policy `{}` is an allowlist with no `allow` rules: it denies every command",
+                policy.name
+            ),
+        );
+    }
+    Some(policy)
+}
+
+fn validate_named_policies(
+    v: &mut Validator<'_>,
+    raw: &RawConfig,
+) -> BTreeMap<String, CommandPolicy> {
+    let mut policies = BTreeMap::new();
+    for (name, policy) in &raw.command_policies {
+        let at = key_path!["command_policies", name];
+        if !is_valid_name(name) {
+            v.error(&at, format!("invalid policy name `{name}`"));
+            continue;
+        }
+        if let Some(policy) = convert_policy(v, &at, name.clone(), policy) {
+            policies.insert(name.clone(), policy);
+        }
+    }
+    policies
+}
+
+fn validate_group_references(
+    v: &mut Validator<'_>,
+    raw: &RawConfig,
+    policies: &BTreeMap<String, CommandPolicy>,
+) {
+    let known_groups: BTreeSet<&str> = raw
+        .hosts
+        .values()
+        .flat_map(|h| h.groups.iter().map(String::as_str))
+        .collect();
+    for (group, names) in &raw.group_command_policies {
+        if group != DEFAULT_GROUP && !known_groups.contains(group.as_str()) {
+            v.warn(
+                &key_path!["group_command_policies", group],
+                format!("group `{group}` has policies but no host is in it"),
+            );
+        }
+        for (index, name) in names.iter().enumerate() {
+            if !policies.contains_key(name) && !raw.command_policies.contains_key(name) {
+                v.error(
+                    &key_path!["group_command_policies", group, index],
+                    format!(
+                        "group `{group}` names unknown policy `{name}` (define it under [command_policies.{name}])"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Checks `jump` references and returns the hosts that serve as bastions for another host.
+fn validate_jumps(v: &mut Validator<'_>, raw: &RawConfig) -> BTreeSet<String> {
+    let mut bastions = BTreeSet::new();
+    for (name, host) in &raw.hosts {
+        let Some(jump) = &host.jump else { continue };
+        let at = key_path!["hosts", name, "jump"];
+        if jump == name {
+            v.error(&at, format!("host `{name}` cannot jump through itself"));
+            continue;
+        }
+        if !raw.hosts.contains_key(jump) {
+            v.error(
+                &at,
+                format!("host `{name}` jumps through unknown host `{jump}`"),
+            );
+            continue;
+        }
+        bastions.insert(jump.clone());
+        // Follow the chain; a chain longer than the host count has a cycle.
+        let mut seen = BTreeSet::from([name.as_str()]);
+        let mut current = jump.as_str();
+        while let Some(next) = raw.hosts.get(current).and_then(|h| h.jump.as_deref()) {
+            if !seen.insert(current) {
+                v.error(
+                    &at,
+                    format!("the jump chain of host `{name}` loops back to `{current}`"),
+                );
+                break;
+            }
+            current = next;
+        }
+    }
+    bastions
+}
+
+fn validate_addr(addr: &str) -> Result<(), String> {
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| format!("addr `{addr}` must be `host:port`"))?;
+    let port_ok = port.parse::<u16>().is_ok_and(|p| p != 0);
+    if !port_ok {
+        return Err(format!("addr `{addr}` has an invalid port `{port}`"));
+    }
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        v6.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !host.is_empty()
+            && !host.contains(':')
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+    };
+    if host_ok {
+        Ok(())
+    } else {
+        Err(format!("addr `{addr}` has an invalid host part `{host}`"))
+    }
+}
+
+const HOST_KEY_TYPES: &[&str] = &[
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+fn validate_host_key(key: &str) -> Result<(), String> {
+    let mut fields = key.split_whitespace();
+    let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
+        return Err("host_key must be an OpenSSH public key line, `TYPE BASE64 [COMMENT]`".into());
+    };
+    if !HOST_KEY_TYPES.contains(&kind) {
+        return Err(format!(
+            "host_key has unsupported key type `{kind}` (expected one of {})",
+            HOST_KEY_TYPES.join(", ")
+        ));
+    }
+    let base64_ok = blob.len() % 4 == 0
+        && blob.len() >= 16
+        && blob
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='));
+    if !base64_ok {
+        return Err("host_key's key data is not valid base64".into());
+    }
+    Ok(())
+}
+
+fn validate_source_address(list: &str) -> Result<(), String> {
+    for entry in list.split(',') {
+        let entry = entry.trim();
+        let (ip, prefix) = entry.split_once('/').unwrap_or((entry, ""));
+        let Ok(ip) = ip.parse::<IpAddr>() else {
+            return Err(format!(
+                "source_address entry `{entry}` is not an IP address or CIDR"
+            ));
+        };
+        if !prefix.is_empty() {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            if !prefix.parse::<u8>().is_ok_and(|p| p <= max) {
+                return Err(format!(
+                    "source_address entry `{entry}` has an invalid prefix length"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_host(
+    v: &mut Validator<'_>,
+    raw: &RawConfig,
+    named: &BTreeMap<String, CommandPolicy>,
+    bastions: &BTreeSet<String>,
+    name: &str,
+    host: &RawHost,
+) -> Option<Host> {
+    let errors_before = v.errors.len();
+    let at = |key: &str| key_path!["hosts", name, key];
+    if !is_valid_name(name) {
+        v.error(
+            &key_path!["hosts", name],
+            format!("invalid host name `{name}`"),
+        );
+    }
+    if let Err(message) = validate_addr(&host.addr) {
+        v.error(&at("addr"), format!("host `{name}`: {message}"));
+    }
+    if host.user.trim().is_empty() || host.user.contains(char::is_whitespace) {
+        v.error(
+            &at("user"),
+            format!("host `{name}`: invalid user `{}`", host.user),
+        );
+    }
+    if let Err(message) = validate_host_key(&host.host_key) {
+        v.error(&at("host_key"), format!("host `{name}`: {message}"));
+    }
+    let principal = host.principal.clone().unwrap_or_else(|| host.user.clone());
+    if principal.is_empty() || principal.contains([',', ' ', '\t']) {
+        v.error(
+            &at("principal"),
+            format!("host `{name}`: invalid principal `{principal}`"),
+        );
+    }
+    if let Some(source) = &host.source_address
+        && let Err(message) = validate_source_address(source)
+    {
+        v.error(&at("source_address"), format!("host `{name}`: {message}"));
+    }
+    let max_ttl_seconds = host.max_ttl_seconds.unwrap_or(DEFAULT_MAX_TTL);
+    if max_ttl_seconds == 0 || max_ttl_seconds > MAX_TTL_CEILING {
+        v.error(
+            &at("max_ttl_seconds"),
+            format!(
+                "host `{name}`: max_ttl_seconds = {max_ttl_seconds} is out of range (1..={MAX_TTL_CEILING})"
+            ),
+        );
+    }
+    for (index, group) in host.groups.iter().enumerate() {
+        if !is_valid_name(group) {
+            v.error(
+                &key_path!["hosts", name, "groups", index],
+                format!("host `{name}`: invalid group name `{group}`"),
+            );
+        }
+    }
+    for (index, user) in host.allowed_sudo_users.iter().enumerate() {
+        if !is_valid_sudo_user(user) {
+            v.error(
+                &key_path!["hosts", name, "allowed_sudo_users", index],
+                format!("host `{name}`: invalid sudo user `{user}`"),
+            );
+        }
+    }
+    for (index, caller) in host.allowed_callers.iter().enumerate() {
+        if caller.trim().is_empty() {
+            v.error(
+                &key_path!["hosts", name, "allowed_callers", index],
+                format!("host `{name}`: empty caller name"),
+            );
+        }
+    }
+
+    // Composition: `_default`'s policies, each group's in order, then the inline one.
+    let mut members: Vec<CommandPolicy> = Vec::new();
+    let groups = std::iter::once(DEFAULT_GROUP).chain(host.groups.iter().map(String::as_str));
+    for group in groups {
+        for policy_name in raw.group_command_policies.get(group).into_iter().flatten() {
+            if let Some(policy) = named.get(policy_name) {
+                members.push(policy.clone());
+            }
+        }
+    }
+    if let Some(inline) = &host.command_policy
+        && let Some(policy) =
+            convert_policy(v, &at("command_policy"), format!("{name}/inline"), inline)
+    {
+        members.push(policy);
+    }
+    let policies = match PolicySet::compile(members) {
+        Ok(set) => set,
+        Err(err) => {
+            v.error(&key_path!["hosts", name], format!("host `{name}`: {err}"));
+            return None;
+        }
+    };
+
+    let jumped_through = bastions.contains(name);
+    if (host.allow_as_bastion || jumped_through) && policies.is_restricting() {
+        let restricting: Vec<&str> = policies
+            .members()
+            .iter()
+            .filter(|m| m.restricting)
+            .map(|m| m.policy.name.as_str())
+            .collect();
+        let why = if host.allow_as_bastion {
+            "allow_as_bastion = true"
+        } else {
+            "another host jumps through it"
+        };
+        v.error(
+            &at(if host.allow_as_bastion {
+                "allow_as_bastion"
+            } else {
+                "command_policy"
+            }),
+            format!(
+                "host `{name}`: {why}, but it has a restricting command policy ({}); a bastion certificate carries no force-command, so the policy could be bypassed",
+                restricting.join(", ")
+            ),
+        );
+    }
+
+    if v.errors.len() > errors_before {
+        return None;
+    }
+    Some(Host {
+        name: name.to_owned(),
+        addr: host.addr.clone(),
+        user: host.user.clone(),
+        host_key: host.host_key.clone(),
+        jump: host.jump.clone(),
+        groups: host.groups.clone(),
+        principal,
+        source_address: host.source_address.clone(),
+        max_ttl_seconds,
+        allow_as_bastion: host.allow_as_bastion || jumped_through,
+        allowed_callers: host.allowed_callers.clone(),
+        allow_pty: host.allow_pty,
+        allow_file_transfer: host.allow_file_transfer,
+        policy: HostPolicy {
+            policies,
+            allow_sudo: host.allow_sudo,
+            allowed_sudo_users: host.allowed_sudo_users.clone(),
+        },
+    })
+}

@@ -1,0 +1,76 @@
+//! `meho`: the one binary. A thin clap front end over the library crates; it owns argument parsing,
+//! output formatting and exit codes, and nothing else.
+//!
+//! Exit codes: 0 success (a policy denial is a successful answer), 1 runtime failure, 2 usage or
+//! config error.
+
+mod cli;
+mod config_cmd;
+mod policy_cmd;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ConfigCommand, PolicyCommand};
+
+/// An error with the exit status it maps to.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// Bad usage or an invalid config: exit 2.
+    Usage(String),
+    /// Something failed at run time: exit 1.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Failure::Runtime(err)
+    }
+}
+
+impl From<meho_config::ConfigError> for Failure {
+    fn from(err: meho_config::ConfigError) -> Self {
+        Failure::Usage(err.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Version(args) => {
+            cli::print_version(&args);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Validate(args)) => config_cmd::validate(&args),
+        Command::Config(ConfigCommand::Schema) => {
+            config_cmd::schema();
+            Ok(())
+        }
+        Command::Policy(PolicyCommand::Check(args)) => policy_cmd::check(&args),
+        Command::Policy(PolicyCommand::Explain(args)) => policy_cmd::explain(&args),
+        Command::Serve(args) => serve::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            report(&message);
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(err)) => {
+            report(&format!("{err:#}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[expect(
+    clippy::print_stderr,
+    reason = "CLI error output goes to stderr by design"
+)]
+fn report(message: &str) {
+    for line in message.lines() {
+        eprintln!("error: {line}");
+    }
+}

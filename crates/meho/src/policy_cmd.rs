@@ -1,0 +1,234 @@
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use meho_config::{Config, DEFAULT_GROUP, Host};
+use meho_core::Decision;
+use meho_policy::{Elevation, Overlay, Request};
+
+use crate::Failure;
+use crate::cli::{CheckArgs, ExplainArgs, Format, RequestArgs};
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn find_host<'c>(config: &'c Config, name: &str) -> Result<&'c Host, Failure> {
+    config.hosts.get(name).ok_or_else(|| {
+        let known: Vec<&str> = config.hosts.keys().map(String::as_str).collect();
+        Failure::Usage(format!(
+            "unknown host `{name}`; configured hosts: {}",
+            if known.is_empty() {
+                "(none)".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))
+    })
+}
+
+fn request<'a>(args: &'a RequestArgs, command: &'a str) -> Request<'a> {
+    Request {
+        command,
+        elevation: Elevation::from_request(args.sudo, args.sudo_user.as_deref()),
+        caller: &args.caller,
+        end_user: &args.end_user,
+        now: now(),
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "CLI output")]
+pub(crate) fn check(args: &CheckArgs) -> Result<(), Failure> {
+    let config = args.config.load_required()?;
+    let host = find_host(&config, &args.request.host)?;
+    let decision = host
+        .policy
+        .decide(&request(&args.request, &args.command), Overlay::default());
+    match args.format {
+        Format::Json => println!("{}", decision_json(&decision)?),
+        Format::Text => print!("{}", decision_text(&decision)),
+    }
+    Ok(())
+}
+
+fn decision_json(decision: &Decision) -> Result<String, Failure> {
+    serde_json::to_string(decision)
+        .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot encode decision: {err}")))
+}
+
+fn decision_text(decision: &Decision) -> String {
+    let mut out = String::new();
+    let verdict = if decision.require_approval {
+        "NEEDS APPROVAL"
+    } else if decision.allowed {
+        "ALLOWED"
+    } else {
+        "DENIED"
+    };
+    let _ = writeln!(out, "decision:      {verdict} ({})", decision.reason_code);
+    let rule = if decision.rule.is_empty() {
+        "(none)"
+    } else {
+        decision.rule.as_str()
+    };
+    let _ = writeln!(out, "rule:          {rule}");
+    let _ = writeln!(out, "tier:          {}", decision.tier);
+    if let Some(force_command) = &decision.force_command {
+        let _ = writeln!(out, "force-command: {force_command}");
+    }
+    for warning in &decision.warnings {
+        let _ = writeln!(out, "warning:       {warning}");
+    }
+    out
+}
+
+/// Where a member of the composed set came from: the groups that attach it, or the host itself.
+fn origin(config: &Config, host: &Host, member: &str) -> String {
+    if member == format!("{}/inline", host.name) {
+        return "inline command_policy".to_owned();
+    }
+    let groups: Vec<&str> = std::iter::once(DEFAULT_GROUP)
+        .chain(host.groups.iter().map(String::as_str))
+        .filter(|group| {
+            config
+                .group_command_policies
+                .get(*group)
+                .is_some_and(|names| names.iter().any(|n| n == member))
+        })
+        .collect();
+    format!("group {}", groups.join(", "))
+}
+
+#[expect(clippy::print_stdout, reason = "CLI output")]
+pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
+    let config = args.config.load_required()?;
+    let host = find_host(&config, &args.request.host)?;
+    let set = &host.policy.policies;
+    let outcome = args.command.as_deref().map(|command| {
+        host.policy
+            .explain(&request(&args.request, command), Overlay::default())
+    });
+
+    if args.format == Format::Json {
+        let members: Vec<serde_json::Value> = set
+            .members()
+            .iter()
+            .map(|m| {
+                let p = &m.policy;
+                serde_json::json!({
+                    "name": p.name,
+                    "origin": origin(&config, host, &p.name),
+                    "mode": p.mode.as_str(),
+                    "enforcement": p.enforcement.as_str(),
+                    "shell_parse": p.shell_parse,
+                    "tier": p.tier,
+                    "restricting": m.restricting,
+                    "allow": p.allow,
+                    "deny": p.deny,
+                    "require_approval": p.require_approval,
+                })
+            })
+            .collect();
+        let mut body = serde_json::json!({
+            "host": host.name,
+            "shell_parse": set.shell_parse(),
+            "enforces": set.enforces(),
+            "has_allowlist": set.has_allowlist(),
+            "allow_sudo": host.policy.allow_sudo,
+            "allowed_sudo_users": host.policy.allowed_sudo_users,
+            "members": members,
+        });
+        if let (Some((decision, steps)), Some(map)) = (&outcome, body.as_object_mut()) {
+            map.insert("steps".into(), serde_json::json!(steps));
+            map.insert("decision".into(), serde_json::json!(decision));
+        }
+        println!("{body}");
+        return Ok(());
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "host {} ({}@{}{})",
+        host.name,
+        host.user,
+        host.addr,
+        host.jump
+            .as_deref()
+            .map(|j| format!(" via {j}"))
+            .unwrap_or_default()
+    );
+    let _ = writeln!(
+        out,
+        "  groups: {}",
+        if host.groups.is_empty() {
+            "(none)".to_owned()
+        } else {
+            host.groups.join(", ")
+        }
+    );
+    let sudo = if !host.policy.allow_sudo {
+        "not allowed".to_owned()
+    } else if host.policy.allowed_sudo_users.is_empty() {
+        "root only".to_owned()
+    } else {
+        host.policy.allowed_sudo_users.join(", ")
+    };
+    let _ = writeln!(out, "  sudo: {sudo}");
+    let _ = writeln!(
+        out,
+        "  firewall: shell parsing {}, {}, {}, default tier {}",
+        if set.shell_parse() { "on" } else { "off" },
+        if !set.is_restricting() {
+            "no restricting policy (everything well-formed is allowed)"
+        } else if set.enforces() {
+            "enforcing"
+        } else {
+            "audit only"
+        },
+        if set.has_allowlist() {
+            "allowlist active"
+        } else {
+            "no allowlist"
+        },
+        set.default_tier()
+    );
+    let _ = writeln!(out, "composed policy (in evaluation order):");
+    if set.members().is_empty() {
+        let _ = writeln!(out, "  (no command policy)");
+    }
+    for (index, member) in set.members().iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {}. {member} [{}]",
+            index + 1,
+            origin(&config, host, &member.policy.name)
+        );
+        let p = &member.policy;
+        for (label, patterns) in [
+            ("deny", &p.deny),
+            ("require_approval", &p.require_approval),
+            ("allow", &p.allow),
+        ] {
+            for pattern in patterns {
+                let _ = writeln!(out, "       {label:<16} {pattern}");
+            }
+        }
+    }
+    if let Some((decision, steps)) = &outcome {
+        let _ = writeln!(
+            out,
+            "decision for `{}`:",
+            args.command.as_deref().unwrap_or_default()
+        );
+        for (index, step) in steps.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {step}", index + 1);
+        }
+        for line in decision_text(decision).lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
