@@ -56,14 +56,21 @@ impl<'a> Locator<'a> {
         let mut item: &Item = doc.as_item();
         let mut best = None;
         for segment in path {
+            // A segment that is not in the file (a defaulted key) ends the walk at its parent.
             let next = match segment {
                 Segment::Key(key) => {
-                    let table = item.as_table_like()?;
-                    let (key_repr, value) = table.get_key_value(key)?;
+                    let Some((key_repr, value)) =
+                        item.as_table_like().and_then(|t| t.get_key_value(key))
+                    else {
+                        break;
+                    };
                     best = key_repr.span().or(best);
                     value
                 }
-                Segment::Index(index) => item.get(*index)?,
+                Segment::Index(index) => match item.get(*index) {
+                    Some(next) => next,
+                    None => break,
+                },
             };
             best = next.span().or(best);
             item = next;

@@ -24,6 +24,9 @@ pub enum ShellError {
     UnterminatedQuote,
     /// The operators do not form a command list (`ls &&`, `| ls`, `;;`).
     Syntax,
+    /// A `$'…'` escape whose bytes depend on the host (`\u`, `\U`, `\c`: locale and bash version)
+    /// or that yields NUL, which bash silently truncates at.
+    AnsiCEscape,
     /// `$(…)` or backticks, quoted or not.
     CommandSubstitution,
     /// `<(…)` or `>(…)`.
@@ -94,6 +97,7 @@ impl ShellError {
         let fixed = match self {
             ShellError::UnterminatedQuote => "unterminated-quote",
             ShellError::Syntax => "syntax",
+            ShellError::AnsiCEscape => "ansi-c-escape",
             ShellError::CommandSubstitution => "command-substitution",
             ShellError::ProcessSubstitution => "process-substitution",
             ShellError::Arithmetic => "arithmetic",
@@ -480,43 +484,18 @@ impl<'a> Lexer<'a> {
                     }
                 }
                 // bash keeps the low eight bits of an octal escape.
-                self.current.text.push((value & 0xff) as u8);
-            }
-            b'x' => {
-                let value = self.hex_digits(2);
-                match value {
-                    Some(value) => self.current.text.push((value & 0xff) as u8),
-                    None => self.current.text.extend_from_slice(b"\\x"),
+                let byte = (value & 0xff) as u8;
+                if byte == 0 {
+                    return Err(ShellError::AnsiCEscape);
                 }
+                self.current.text.push(byte);
             }
-            b'u' | b'U' => {
-                let max = if escape == b'u' { 4 } else { 8 };
-                match self.hex_digits(max) {
-                    Some(value) => {
-                        let ch = char::from_u32(value).unwrap_or(char::REPLACEMENT_CHARACTER);
-                        let mut buf = [0u8; 4];
-                        self.current
-                            .text
-                            .extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                    }
-                    None => {
-                        self.current.text.push(b'\\');
-                        self.current.text.push(escape);
-                    }
-                }
-            }
-            b'c' => {
-                // `\cX` is a control character; bash treats `\c` at the end of the string literally.
-                let Some(ch) = self.peek(0) else {
-                    return Err(ShellError::UnterminatedQuote);
-                };
-                if ch == b'\'' {
-                    self.current.text.extend_from_slice(b"\\c");
-                } else {
-                    self.pos += 1;
-                    self.current.text.push(ch & 0x1f);
-                }
-            }
+            b'x' => match self.hex_digits(2) {
+                Some(0) => return Err(ShellError::AnsiCEscape),
+                Some(value) => self.current.text.push((value & 0xff) as u8),
+                None => self.current.text.extend_from_slice(b"\\x"),
+            },
+            b'u' | b'U' | b'c' => return Err(ShellError::AnsiCEscape),
             other => {
                 self.current.text.push(b'\\');
                 self.current.text.push(other);
