@@ -6,6 +6,14 @@
 //! Run: `cargo bench -p meho-policy --bench decision`. The summary lines are printed first; the
 //! criterion groups follow for regression tracking.
 
+// A bench binary, like a test: a broken setup should stop it loudly.
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::unwrap_used
+)]
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -172,13 +180,23 @@ fn summary(policy: &HostPolicy) {
         sorted[sorted.len() - 1].0,
         sorted[sorted.len() - 1].1
     );
-    println!("policy set compile (3 members, 50 rules): {:.1} µs", compile / 1000.0);
-    println!("config load (parse + validate + compile): {:.1} µs", load / 1000.0);
+    println!(
+        "policy set compile (3 members, 50 rules): {:.1} µs",
+        compile / 1000.0
+    );
+    println!(
+        "config load (parse + validate + compile): {:.1} µs",
+        load / 1000.0
+    );
 }
 
 fn main() {
     let policy = host();
-    summary(&policy);
+    // `cargo test --all-targets` runs benches once as a smoke test, without `--bench`: skip the
+    // timed summary there.
+    if std::env::args().any(|arg| arg == "--bench") {
+        summary(&policy);
+    }
 
     let mut c = Criterion::default()
         .configure_from_args()

@@ -18,14 +18,15 @@ pub enum Elevation {
 
 impl Elevation {
     /// Builds an elevation from the CLI/API shape `sudo: bool, sudo_user: Option<&str>`. A sudo user
-    /// implies sudo.
+    /// implies sudo; an empty one is kept, so the decision refuses it as invalid rather than
+    /// silently running unelevated.
     pub fn from_request(sudo: bool, sudo_user: Option<&str>) -> Self {
         match sudo_user {
-            Some(user) if !user.is_empty() => Elevation::Sudo {
+            Some(user) => Elevation::Sudo {
                 user: (user != "root").then(|| user.to_owned()),
             },
-            _ if sudo => Elevation::Sudo { user: None },
-            _ => Elevation::None,
+            None if sudo => Elevation::Sudo { user: None },
+            None => Elevation::None,
         }
     }
 

@@ -52,6 +52,7 @@ pub fn app(state: State) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -120,6 +121,17 @@ async fn not_found(uri: Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
         Json(json!({ "error": "not_found", "message": format!("no route for `{}`", uri.path()) })),
+    )
+        .into_response()
+}
+
+async fn method_not_allowed(request: Request) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(json!({
+            "error": "method_not_allowed",
+            "message": format!("`{}` is not allowed on `{}`", request.method(), request.uri().path()),
+        })),
     )
         .into_response()
 }

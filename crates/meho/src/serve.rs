@@ -60,10 +60,13 @@ async fn serve(args: &ServeArgs, config: Config) -> Result<(), Failure> {
     let bound = listener
         .local_addr()
         .context("cannot read the bound address")?;
+    // Handlers are installed before the listen line: a SIGTERM sent as soon as a script reads it
+    // must shut down cleanly, not kill the process with the default action.
+    let shutdown = shutdown_signal();
     println!("meho listening on http://{bound}");
     tracing::info!(addr = %bound, "listening");
 
-    meho_server::serve(listener, State::new(store.clone()), shutdown_signal())
+    meho_server::serve(listener, State::new(store.clone()), shutdown)
         .await
         .context("the HTTP server failed")?;
     store.close().await;
@@ -71,27 +74,29 @@ async fn serve(args: &ServeArgs, config: Config) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Resolves on ctrl-c or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+/// Installs the ctrl-c (SIGINT) and SIGTERM handlers now and returns a future that resolves on
+/// either. Must be called inside the runtime.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &'static str| {
+        let registered = signal(kind)
+            .map_err(|err| tracing::error!(error = %err, "cannot listen for {name}"))
+            .ok();
+        async move {
+            match registered {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
         }
     };
-    tokio::select! {
-        () = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
-        () = terminate => tracing::info!("SIGTERM received, shutting down"),
+    let ctrl_c = listen(SignalKind::interrupt(), "ctrl-c");
+    let terminate = listen(SignalKind::terminate(), "SIGTERM");
+    async move {
+        tokio::select! {
+            () = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
+            () = terminate => tracing::info!("SIGTERM received, shutting down"),
+        }
     }
 }

@@ -107,7 +107,10 @@ fn check_case(config: &Config, scenario: &str, case: &Case) -> Vec<String> {
         .map(|(i, w)| Waiver {
             id: format!("w{i}"),
             command: w.command.clone(),
-            elevation: Elevation::from_request(w.sudo, Some(w.sudo_user.as_str())),
+            elevation: Elevation::from_request(
+                w.sudo,
+                Some(w.sudo_user.as_str()).filter(|u| !u.is_empty()),
+            ),
             caller: w.caller.clone(),
             end_user: w.end_user.clone(),
             expires_at: if w.expired { NOW - 1 } else { NOW + 3600 },

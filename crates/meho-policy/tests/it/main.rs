@@ -2,7 +2,12 @@
 //! property tests of the engine's invariants.
 
 // Test helpers outside `#[test]` functions are not covered by clippy.toml's test allowances.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod corpus;
 mod props;

@@ -57,20 +57,22 @@ fn policy(name: &'static str) -> impl Strategy<Value = CommandPolicy> {
         prop_oneof![Just(Enforcement::Enforce), Just(Enforcement::Audit)],
         prop_oneof![Just(Tier::Read), Just(Tier::Write), Just(Tier::Destructive)],
     )
-        .prop_map(move |(mode, rules, approval, shell_parse, enforcement, tier)| {
-            let mut p = CommandPolicy::new(name);
-            p.mode = mode;
-            match mode {
-                Mode::Allowlist => p.allow = rules,
-                Mode::Denylist => p.deny = rules,
-                Mode::Off => {}
-            }
-            p.require_approval = approval;
-            p.shell_parse = shell_parse;
-            p.enforcement = enforcement;
-            p.tier = tier;
-            p
-        })
+        .prop_map(
+            move |(mode, rules, approval, shell_parse, enforcement, tier)| {
+                let mut p = CommandPolicy::new(name);
+                p.mode = mode;
+                match mode {
+                    Mode::Allowlist => p.allow = rules,
+                    Mode::Denylist => p.deny = rules,
+                    Mode::Off => {}
+                }
+                p.require_approval = approval;
+                p.shell_parse = shell_parse;
+                p.enforcement = enforcement;
+                p.tier = tier;
+                p
+            },
+        )
 }
 
 fn host(members: Vec<CommandPolicy>) -> HostPolicy {
@@ -189,11 +191,10 @@ proptest! {
         let alone = wide.decide(&request, Overlay::default());
         // Audit-only bases become enforcing once an enforcing member joins, so compare only
         // where the base already enforced (or had nothing to enforce).
-        if wide.policies.enforces() || !wide.policies.is_restricting() {
-            if composed.allowed && !composed.require_approval {
-                prop_assert!(alone.allowed && !alone.require_approval,
-                    "composition widened: alone={alone:?} composed={composed:?}");
-            }
+        let base_enforced = wide.policies.enforces() || !wide.policies.is_restricting();
+        if base_enforced && composed.allowed && !composed.require_approval {
+            prop_assert!(alone.allowed && !alone.require_approval,
+                "composition widened: alone={alone:?} composed={composed:?}");
         }
     }
 

@@ -178,9 +178,9 @@ impl Rng {
 
 const FRAGMENTS: &[&str] = &[
     "a", "b", "-x", "--y=z", "=", ":", "%", "@", ",", ".", "/", "+", "^", "]", "!", "#", "é", " ",
-    "  ", "\t", "'q s'", "\"d q\"", "\"a'b\"", "'a\"b'", "$'\\x41'", "$'\\t'", "$'\\\\'",
-    "$'\\''", "$'\\101'", "$'\\x4'", "$'\\e'", "$'\\n'", "$'\\8'", "$'\\xg'", "\"\\$\"",
-    "\"\\\"\"", "\"\\a\"", "\"\\\\\"", "''", "\"\"", "'", "\"", "\\", "x=1",
+    "  ", "\t", "'q s'", "\"d q\"", "\"a'b\"", "'a\"b'", "$'\\x41'", "$'\\t'", "$'\\\\'", "$'\\''",
+    "$'\\101'", "$'\\x4'", "$'\\e'", "$'\\n'", "$'\\8'", "$'\\xg'", "\"\\$\"", "\"\\\"\"",
+    "\"\\a\"", "\"\\\\\"", "''", "\"\"", "'", "\"", "\\", "x=1",
 ];
 
 /// Runs `set -- LINE` in bash for each line and returns the positional parameters bash produced.
@@ -213,7 +213,11 @@ fn bash_words(lines: &[String]) -> Vec<Vec<Vec<u8>>> {
             .unwrap()
             .parse()
             .unwrap();
-        result.push((0..count).map(|_| fields.next().unwrap().to_vec()).collect());
+        result.push(
+            (0..count)
+                .map(|_| fields.next().unwrap().to_vec())
+                .collect(),
+        );
     }
     result
 }
@@ -239,7 +243,10 @@ fn accepted_words_match_real_bash() {
         ours.push(command.words().map(<[u8]>::to_vec).collect::<Vec<_>>());
         lines.push(line);
     }
-    assert!(lines.len() >= 1000, "generator produced too few accepted lines");
+    assert!(
+        lines.len() >= 1000,
+        "generator produced too few accepted lines"
+    );
     let theirs = bash_words(&lines);
     for ((line, ours), theirs) in lines.iter().zip(&ours).zip(&theirs) {
         assert_eq!(

@@ -1,0 +1,11 @@
+//! Integration tests of the store: first open, migrations, reopening and failures to open.
+
+// Test helpers outside `#[test]` functions are not covered by clippy.toml's test allowances.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod open;

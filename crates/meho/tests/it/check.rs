@@ -1,0 +1,448 @@
+//! `meho policy check`: the binding contract.
+//!
+//! `meho policy check --config FILE --host NAME --command CMD [--sudo] [--sudo-user U]
+//! [--format json|text]` prints, with `--format json`, one JSON object with at least `allowed`,
+//! `require_approval`, `rule`, `reason_code`, `tier`, `warnings`, `would_deny`,
+//! `would_require_approval` and `force_command`. A denial exits 0; a config error or an unknown
+//! host exits 2.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::{Workdir, host, position_of, stderr_of, stdout_of};
+
+const REASON_CODES: &[&str] = &[
+    "allowed",
+    "needs_approval",
+    "command_denied",
+    "allowlist_no_match",
+    "shell_parse_error",
+    "invalid_request",
+];
+
+const TIERS: &[&str] = &["read", "write", "destructive"];
+
+/// A config with a denylist host (`web`, sudo to root and postgres), an allowlist host without
+/// sudo (`locked`) and an audit-only allowlist host (`watched`).
+fn config_text() -> String {
+    format!(
+        r#"{web}
+[hosts.web.command_policy]
+mode = "denylist"
+deny = ["^rm\\s"]
+require_approval = ["^systemctl restart "]
+
+{locked}
+[hosts.locked.command_policy]
+mode = "allowlist"
+allow = ["^ls( |$)", "^cat /var/log/"]
+tier = "read"
+
+{watched}
+[hosts.watched.command_policy]
+mode = "allowlist"
+enforcement = "audit"
+allow = ["^uptime$", "^df( |$)"]
+require_approval = ["^df "]
+"#,
+        web = host(
+            "web",
+            "allow_sudo = true\nallowed_sudo_users = [\"root\", \"postgres\"]"
+        ),
+        locked = host("locked", ""),
+        watched = host("watched", ""),
+    )
+}
+
+struct Fixture {
+    work: Workdir,
+    config: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let work = Workdir::new();
+    let config = work.write("meho.toml", &config_text());
+    Fixture { work, config }
+}
+
+impl Fixture {
+    /// Runs `policy check --format json` with `extra` arguments; asserts exit 0 and the contract
+    /// shape, and returns the object.
+    fn check(&self, host: &str, command: &str, extra: &[&str]) -> Value {
+        let output = self
+            .work
+            .meho()
+            .args(["policy", "check", "--config"])
+            .arg(&self.config)
+            .args(["--host", host, "--command", command, "--format", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = stdout_of(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "policy check exited {:?}; stderr: {}",
+            output.status,
+            stderr_of(&output)
+        );
+        assert_eq!(
+            stdout.trim_end().lines().count(),
+            1,
+            "expected exactly one JSON line:\n{stdout}"
+        );
+        let value: Value = serde_json::from_str(stdout.trim_end())
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {stdout}"));
+        assert_contract_shape(&value);
+        value
+    }
+}
+
+fn assert_contract_shape(value: &Value) {
+    let object = value.as_object().expect("a JSON object");
+    for key in [
+        "allowed",
+        "require_approval",
+        "would_deny",
+        "would_require_approval",
+    ] {
+        assert!(
+            object.get(key).is_some_and(Value::is_boolean),
+            "`{key}` must be a bool: {value}"
+        );
+    }
+    assert!(
+        object.get("rule").is_some_and(Value::is_string),
+        "`rule` must be a string: {value}"
+    );
+    let code = object["reason_code"].as_str().expect("reason_code string");
+    assert!(REASON_CODES.contains(&code), "unknown reason_code `{code}`");
+    let tier = object["tier"].as_str().expect("tier string");
+    assert!(TIERS.contains(&tier), "unknown tier `{tier}`");
+    let warnings = object["warnings"].as_array().expect("warnings array");
+    assert!(warnings.iter().all(Value::is_string), "{value}");
+    let force = object.get("force_command").expect("force_command present");
+    assert!(force.is_null() || force.is_string(), "{value}");
+    // A refused call never carries a force-command; an allowed one always does.
+    assert_eq!(
+        force.is_string(),
+        object["allowed"] == Value::Bool(true),
+        "{value}"
+    );
+}
+
+#[test]
+fn allowed_command() {
+    let d = fixture().check("web", "ls -la /tmp", &[]);
+    assert_eq!(d["allowed"], true);
+    assert_eq!(d["require_approval"], false);
+    assert_eq!(d["reason_code"], "allowed");
+    assert_eq!(d["rule"], "", "no rule decided: the empty string");
+    assert_eq!(d["force_command"], "ls -la /tmp");
+    assert_eq!(d["warnings"], Value::Array(vec![]));
+    assert_eq!(d["would_deny"], false);
+    assert_eq!(d["would_require_approval"], false);
+}
+
+#[test]
+fn allowlist_match_reports_rule_and_tier() {
+    let d = fixture().check("locked", "cat /var/log/syslog", &[]);
+    assert_eq!(d["allowed"], true);
+    assert_eq!(d["reason_code"], "allowed");
+    assert_eq!(d["rule"], "allow:^cat /var/log/");
+    assert_eq!(d["tier"], "read");
+}
+
+#[test]
+fn needs_approval() {
+    let d = fixture().check("web", "systemctl restart nginx", &[]);
+    assert_eq!(d["allowed"], true);
+    assert_eq!(d["require_approval"], true);
+    assert_eq!(d["reason_code"], "needs_approval");
+    assert_eq!(d["rule"], "require_approval:^systemctl restart ");
+    assert_eq!(d["force_command"], "systemctl restart nginx");
+}
+
+#[test]
+fn command_denied_exits_0() {
+    let d = fixture().check("web", "rm -rf /", &[]);
+    assert_eq!(d["allowed"], false);
+    assert_eq!(d["require_approval"], false);
+    assert_eq!(d["reason_code"], "command_denied");
+    assert_eq!(d["rule"], "deny:^rm\\s");
+    assert_eq!(d["force_command"], Value::Null);
+}
+
+#[test]
+fn denied_in_a_later_simple_command() {
+    let d = fixture().check("web", "ls && rm -rf /tmp/x", &[]);
+    assert_eq!(d["reason_code"], "command_denied");
+}
+
+#[test]
+fn allowlist_no_match() {
+    let d = fixture().check("locked", "cat /etc/shadow", &[]);
+    assert_eq!(d["allowed"], false);
+    assert_eq!(d["reason_code"], "allowlist_no_match");
+    assert_eq!(d["rule"], "allowlist:no-match");
+    assert_eq!(d["force_command"], Value::Null);
+}
+
+#[test]
+fn shell_parse_error_on_command_substitution() {
+    let d = fixture().check("web", "ls $(id)", &[]);
+    assert_eq!(d["allowed"], false);
+    assert_eq!(d["reason_code"], "shell_parse_error");
+    let rule = d["rule"].as_str().unwrap();
+    assert!(rule.starts_with("shell-parse:"), "rule `{rule}`");
+}
+
+#[test]
+fn newline_is_an_invalid_request() {
+    let d = fixture().check("web", "ls\nrm -rf /", &[]);
+    assert_eq!(d["allowed"], false);
+    assert_eq!(d["reason_code"], "invalid_request");
+    assert_eq!(d["rule"], "invalid-request:newline");
+}
+
+#[test]
+fn sudo_on_a_host_without_allow_sudo_is_an_invalid_request() {
+    let d = fixture().check("locked", "ls", &["--sudo"]);
+    assert_eq!(d["allowed"], false);
+    assert_eq!(d["reason_code"], "invalid_request");
+    assert_eq!(d["rule"], "invalid-request:sudo-not-allowed");
+}
+
+#[test]
+fn sudo_user_not_listed_is_an_invalid_request() {
+    let d = fixture().check("web", "ls", &["--sudo-user", "mysql"]);
+    assert_eq!(d["reason_code"], "invalid_request");
+    assert_eq!(d["rule"], "invalid-request:sudo-user-not-allowed");
+}
+
+#[test]
+fn sudo_force_command_runs_a_static_command_as_argv() {
+    let d = fixture().check("web", "systemctl restart nginx", &["--sudo"]);
+    assert_eq!(d["reason_code"], "needs_approval");
+    assert_eq!(d["force_command"], "sudo -n -- systemctl restart nginx");
+}
+
+#[test]
+fn sudo_user_force_command_wraps_a_pipeline_in_sh() {
+    let d = fixture().check("web", "psql | head", &["--sudo-user", "postgres"]);
+    assert_eq!(d["allowed"], true);
+    assert_eq!(d["reason_code"], "allowed");
+    assert_eq!(
+        d["force_command"],
+        "sudo -n -u postgres -- /bin/sh -c 'psql | head'"
+    );
+}
+
+#[test]
+fn empty_sudo_user_is_an_invalid_request_not_an_unelevated_run() {
+    let d = fixture().check("web", "id", &["--sudo-user", ""]);
+    assert_eq!(d["allowed"], false, "{d}");
+    assert_eq!(d["reason_code"], "invalid_request");
+    assert_eq!(d["rule"], "invalid-request:sudo-user-invalid");
+}
+
+#[test]
+fn sudo_user_root_is_plain_sudo() {
+    let d = fixture().check("web", "id", &["--sudo-user", "root"]);
+    assert_eq!(d["force_command"], "sudo -n -- id");
+}
+
+#[test]
+fn audit_mode_allows_with_would_deny_warning() {
+    let d = fixture().check("watched", "cat /etc/shadow", &[]);
+    assert_eq!(d["allowed"], true);
+    assert_eq!(d["reason_code"], "allowed");
+    assert_eq!(d["would_deny"], true);
+    assert_eq!(d["would_require_approval"], false);
+    assert_eq!(d["force_command"], "cat /etc/shadow");
+    let warnings = d["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("would deny")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn audit_mode_turns_approval_into_a_warning() {
+    let d = fixture().check("watched", "df -h", &[]);
+    assert_eq!(d["allowed"], true);
+    assert_eq!(d["require_approval"], false);
+    assert_eq!(d["reason_code"], "allowed");
+    assert_eq!(d["would_deny"], false);
+    assert_eq!(d["would_require_approval"], true);
+    let warnings = d["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("would require approval")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn audit_mode_clean_command_has_no_warnings() {
+    let d = fixture().check("watched", "uptime", &[]);
+    assert_eq!(d["allowed"], true);
+    assert_eq!(d["warnings"], Value::Array(vec![]));
+    assert_eq!(d["would_deny"], false);
+}
+
+#[test]
+fn command_starting_with_a_dash_is_taken_as_the_value() {
+    let f = fixture();
+    let d = f.check("web", "-rf /", &[]);
+    assert_eq!(d["force_command"], "-rf /");
+    let d = f.check("web", "--help", &[]);
+    assert_eq!(d["force_command"], "--help");
+}
+
+#[test]
+fn text_format_prints_decision_and_rule() {
+    let f = fixture();
+    let output = f
+        .work
+        .meho()
+        .args(["policy", "check", "--config"])
+        .arg(&f.config)
+        .args(["--host", "web", "--command", "rm -rf /"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout_of(&output);
+    assert!(text.contains("DENIED"), "{text}");
+    assert!(text.contains("command_denied"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("rule:") && l.contains("deny:^rm\\s")),
+        "{text}"
+    );
+}
+
+#[test]
+fn text_format_prints_force_command_when_allowed() {
+    let f = fixture();
+    let output = f
+        .work
+        .meho()
+        .args(["policy", "check", "--format", "text", "--config"])
+        .arg(&f.config)
+        .args(["--host", "web", "--command", "uptime", "--sudo"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let text = stdout_of(&output);
+    assert!(text.contains("ALLOWED"), "{text}");
+    assert!(text.contains("sudo -n -- uptime"), "{text}");
+}
+
+#[test]
+fn config_error_exits_2_naming_file_line_and_column() {
+    let work = Workdir::new();
+    let text = format!("{}colour = \"blue\"\n", host("web", ""));
+    let config = work.write("broken.toml", &text);
+    let output = work
+        .meho()
+        .args(["policy", "check", "--config"])
+        .arg(&config)
+        .args(["--host", "web", "--command", "ls", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout_of(&output).is_empty(), "no decision on a bad config");
+    let (line, column) = position_of(&text, "colour");
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains(&format!("{}:{line}:{column}:", config.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`colour`"), "{stderr}");
+}
+
+#[test]
+fn unknown_host_exits_2() {
+    let f = fixture();
+    let output = f
+        .work
+        .meho()
+        .args(["policy", "check", "--config"])
+        .arg(&f.config)
+        .args(["--host", "nosuch", "--command", "ls", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stdout_of(&output).is_empty());
+    assert!(
+        stderr_of(&output).contains("`nosuch`"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn missing_command_is_a_usage_error() {
+    let f = fixture();
+    let output = f
+        .work
+        .meho()
+        .args(["policy", "check", "--config"])
+        .arg(&f.config)
+        .args(["--host", "web"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn meho_config_env_selects_the_file() {
+    let f = fixture();
+    let elsewhere = Workdir::new();
+    let output = elsewhere
+        .meho()
+        .env("MEHO_CONFIG", &f.config)
+        .args(["policy", "check", "--host", "web", "--command", "rm -rf /"])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let d: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert_eq!(d["reason_code"], "command_denied");
+}
+
+#[test]
+fn config_flag_wins_over_meho_config_env() {
+    let f = fixture();
+    let other = f.work.write("other.toml", &host("other", ""));
+    let output = f
+        .work
+        .meho()
+        .env("MEHO_CONFIG", &other)
+        .args(["policy", "check", "--config"])
+        .arg(&f.config)
+        .args(["--host", "web", "--command", "ls", "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+}
+
+#[test]
+fn local_meho_toml_is_used_without_flag_or_env() {
+    let f = fixture();
+    let output = f
+        .work
+        .meho()
+        .args(["policy", "check", "--host", "locked", "--command", "ls"])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let d: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert_eq!(d["rule"], "allow:^ls( |$)");
+}
