@@ -1,0 +1,75 @@
+//! Fuzzes the bash-subset lexer `meho_policy::shell::parse`.
+//!
+//! Input: arbitrary bytes; anything that is not UTF-8 is skipped (the API takes `&str`).
+//! Besides "never panics, always terminates", every `Ok` result must satisfy:
+//! - the line has at least one simple command, and no simple command is empty;
+//! - every word range lies within `text` (`start <= end <= text.len()`);
+//! - `text` is exactly the words joined by single spaces, and the ranges say so: the first word
+//!   starts at 0, each next word starts one byte after the previous one ends, the last one ends at
+//!   `text.len()`, and the byte between two words is `b' '`;
+//! - parsing is deterministic, and `as_static_argv` / `quote` accept whatever parse returned.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use meho_policy::shell;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(line) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(parsed) = shell::parse(line) else {
+        return;
+    };
+
+    assert!(!parsed.commands.is_empty(), "Ok with no command: {line:?}");
+    for command in &parsed.commands {
+        let text = &command.text;
+        assert!(!command.words.is_empty(), "empty simple command: {line:?}");
+
+        let mut expected_start = 0;
+        for (index, range) in command.words.iter().enumerate() {
+            assert!(
+                range.start <= range.end && range.end <= text.len(),
+                "word {index} range {range:?} outside text of {} bytes: {line:?}",
+                text.len()
+            );
+            if index > 0 {
+                assert_eq!(
+                    text.get(expected_start - 1),
+                    Some(&b' '),
+                    "no single space before word {index}: {line:?}"
+                );
+            }
+            assert_eq!(
+                range.start, expected_start,
+                "word {index} does not start right after the previous one: {line:?}"
+            );
+            expected_start = range.end + 1;
+        }
+        assert_eq!(
+            expected_start - 1,
+            text.len(),
+            "text has bytes after the last word: {line:?}"
+        );
+
+        let joined = command
+            .words
+            .iter()
+            .map(|range| text.get(range.clone()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(&b' ');
+        assert_eq!(&joined, text, "text != words joined by ' ': {line:?}");
+        assert_eq!(command.words().count(), command.words.len());
+
+        let mut quoted = String::new();
+        for word in command.words() {
+            shell::quote(word, &mut quoted);
+        }
+    }
+    let _ = parsed.as_static_argv();
+    assert_eq!(
+        shell::parse(line).as_ref(),
+        Ok(&parsed),
+        "parse is not deterministic: {line:?}"
+    );
+});
