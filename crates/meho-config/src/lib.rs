@@ -43,6 +43,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[audit]`.
+    pub audit: AuditConfig,
     /// `[hosts.*]`, by name.
     pub hosts: BTreeMap<String, Host>,
     /// `[command_policies.*]`, by name.
@@ -76,6 +78,46 @@ impl StoreConfig {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", data_dir.join("meho.db").display()),
         }
+    }
+}
+
+/// `[audit]`. Paths left unset resolve inside the data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// The private checkpoint-signing key.
+    pub key_file: Option<PathBuf>,
+    /// The public key.
+    pub public_key_file: Option<PathBuf>,
+    /// The witness file.
+    pub witness_file: Option<PathBuf>,
+    /// Checkpoint after this many records per tenant.
+    pub checkpoint_every_records: u64,
+    /// Or after this many seconds.
+    pub checkpoint_every_seconds: u64,
+    /// Extra redaction patterns (validated regexes).
+    pub redact: Vec<String>,
+}
+
+impl AuditConfig {
+    /// The private key path.
+    pub fn key_path(&self, data_dir: &Path) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("audit").join("audit-key.pem"))
+    }
+
+    /// The public key path.
+    pub fn public_key_path(&self, data_dir: &Path) -> PathBuf {
+        self.public_key_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("audit").join("audit-key.pub.pem"))
+    }
+
+    /// The witness path.
+    pub fn witness_path(&self, data_dir: &Path) -> PathBuf {
+        self.witness_file
+            .clone()
+            .unwrap_or_else(|| data_dir.join("audit").join("witness.jsonl"))
     }
 }
 

@@ -23,6 +23,9 @@ pub struct RawConfig {
     /// Logging.
     #[serde(default)]
     pub log: RawLog,
+    /// The tamper-evident audit log.
+    #[serde(default)]
+    pub audit: RawAudit,
     /// SSH targets, by name.
     #[serde(default)]
     pub hosts: BTreeMap<String, RawHost>,
@@ -49,8 +52,32 @@ pub struct RawServer {
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    /// Store URL. Default `sqlite://<data_dir>/meho.db`, created on first run.
+    /// Store URL: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`. Default
+    /// `sqlite://<data_dir>/meho.db`, created on first run. `MEHO_STORE_URL` overrides it.
     pub url: Option<String>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    /// Ed25519 private key (PKCS#8 PEM) that signs checkpoints. Default
+    /// `<data_dir>/audit/audit-key.pem`; `meho audit keygen` creates it.
+    pub key_file: Option<String>,
+    /// The matching public key (SPKI PEM), all `meho audit verify` needs. Default
+    /// `<data_dir>/audit/audit-key.pub.pem`.
+    pub public_key_file: Option<String>,
+    /// Append-only file that receives every checkpoint, outside the database. Put it on another
+    /// volume or host. Default `<data_dir>/audit/witness.jsonl`.
+    pub witness_file: Option<String>,
+    /// Checkpoint a tenant's chain after this many new records. Default 1000.
+    pub checkpoint_every_records: Option<u64>,
+    /// …or when its last checkpoint is this many seconds old. Default 60.
+    pub checkpoint_every_seconds: Option<u64>,
+    /// Extra regexes whose matches are replaced by `[REDACTED]` before a record is stored, on top
+    /// of the built-in ones (private keys, bearer tokens, JWTs, passwords in URLs, key=secret).
+    #[serde(default)]
+    pub redact: Vec<String>,
 }
 
 /// `[log]`.

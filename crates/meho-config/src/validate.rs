@@ -11,8 +11,8 @@ use meho_policy::{
 use crate::location::{Locator, Segment, key_path};
 use crate::raw::{RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode};
 use crate::{
-    Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP, DEFAULT_LISTEN, DEFAULT_MAX_TTL,
-    Diagnostic, Host, LogConfig, MAX_TTL_CEILING, ServerConfig, StoreConfig,
+    AuditConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP, DEFAULT_LISTEN,
+    DEFAULT_MAX_TTL, Diagnostic, Host, LogConfig, MAX_TTL_CEILING, ServerConfig, StoreConfig,
 };
 
 struct Validator<'a> {
@@ -72,6 +72,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
     let server = validate_server(&mut v, &raw);
     let store = validate_store(&mut v, &raw);
     let log = validate_log(&mut v, &raw);
+    let audit = validate_audit(&mut v, &raw);
     let command_policies = validate_named_policies(&mut v, &raw);
     validate_group_references(&mut v, &raw, &command_policies);
     let bastions = validate_jumps(&mut v, &raw);
@@ -90,6 +91,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         server: server.unwrap_or_else(default_server),
         store,
         log,
+        audit,
         hosts,
         command_policies,
         group_command_policies: raw.group_command_policies,
@@ -133,15 +135,58 @@ fn validate_server(v: &mut Validator<'_>, raw: &RawConfig) -> Option<ServerConfi
 fn validate_store(v: &mut Validator<'_>, raw: &RawConfig) -> StoreConfig {
     if let Some(url) = &raw.store.url {
         let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
-        if scheme != "sqlite" {
+        if !matches!(scheme, "sqlite" | "postgres" | "postgresql") {
             v.error(
                 &key_path!["store", "url"],
-                format!("unsupported store url `{url}`: this build supports `sqlite://PATH`"),
+                format!(
+                    "unsupported store url scheme `{scheme}`: expected `sqlite://PATH` or `postgres://…`"
+                ),
             );
         }
     }
     StoreConfig {
         url: raw.store.url.clone(),
+    }
+}
+
+fn validate_audit(v: &mut Validator<'_>, raw: &RawConfig) -> AuditConfig {
+    let audit = &raw.audit;
+    let mut positive = |key: &str, value: Option<u64>, default: u64| {
+        let value = value.unwrap_or(default);
+        if value == 0 {
+            v.error(
+                &key_path!["audit", key],
+                format!("{key} must be at least 1"),
+            );
+        }
+        value
+    };
+    let checkpoint_every_records = positive(
+        "checkpoint_every_records",
+        audit.checkpoint_every_records,
+        1000,
+    );
+    let checkpoint_every_seconds = positive(
+        "checkpoint_every_seconds",
+        audit.checkpoint_every_seconds,
+        60,
+    );
+    for (index, pattern) in audit.redact.iter().enumerate() {
+        if let Err(err) = regex::Regex::new(pattern) {
+            v.error(
+                &key_path!["audit", "redact", index],
+                format!("invalid redaction regex `{pattern}`: {err}"),
+            );
+        }
+    }
+    let path = |p: &Option<String>| p.as_ref().map(PathBuf::from);
+    AuditConfig {
+        key_file: path(&audit.key_file),
+        public_key_file: path(&audit.public_key_file),
+        witness_file: path(&audit.witness_file),
+        checkpoint_every_records,
+        checkpoint_every_seconds,
+        redact: audit.redact.clone(),
     }
 }
 

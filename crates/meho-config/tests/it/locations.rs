@@ -274,9 +274,36 @@ fn rejects_bad_server_listen_at_its_value() {
 }
 
 #[test]
-fn rejects_non_sqlite_store_url_at_its_value() {
-    let text = format!("{}\n[store]\nurl = \"postgres://x\"\n", host("web", ""));
-    assert_single_error_at(&text, "\"postgres://x\"", &["`postgres://x`", "sqlite"]);
+fn rejects_unknown_store_url_scheme_at_its_value() {
+    let text = format!("{}\n[store]\nurl = \"mysql://x\"\n", host("web", ""));
+    assert_single_error_at(&text, "\"mysql://x\"", &["`mysql`", "sqlite", "postgres"]);
+}
+
+#[test]
+fn accepts_postgres_store_url() {
+    let config = crate::parse_ok(&format!(
+        "[store]\nurl = \"postgres://meho@127.0.0.1/meho\"\n\n{}",
+        host("web", "")
+    ));
+    assert_eq!(
+        config.store.url.as_deref(),
+        Some("postgres://meho@127.0.0.1/meho")
+    );
+}
+
+#[test]
+fn rejects_invalid_audit_redaction_regex_and_zero_cadence() {
+    let text = format!(
+        "[audit]\ncheckpoint_every_records = 0\nredact = [\"ok\", \"(unclosed\"]\n\n{}",
+        host("web", "")
+    );
+    let err =
+        meho_config::Config::parse(&text, Some(std::path::Path::new("meho.toml"))).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("meho.toml:2:"), "{message}");
+    assert!(message.contains("checkpoint_every_records"), "{message}");
+    assert!(message.contains("meho.toml:3:"), "{message}");
+    assert!(message.contains("`(unclosed`"), "{message}");
 }
 
 #[test]

@@ -14,7 +14,7 @@ async fn first_open_creates_the_file_and_applies_migration_1() {
 
     let store = Store::open(&url_for(&db)).await.unwrap();
     assert!(db.is_file(), "the database file is created on first open");
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1]);
+    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2]);
     let id = store.instance_id().await.unwrap();
     assert!(id.starts_with("meho-"), "instance id `{id}`");
     assert_eq!(store.url(), url_for(&db));
@@ -43,7 +43,7 @@ async fn reopening_is_idempotent_and_keeps_the_instance_id() {
     for _ in 0..2 {
         let again = Store::open(&url).await.unwrap();
         assert_eq!(again.instance_id().await.unwrap(), id);
-        assert_eq!(again.applied_migrations().await.unwrap(), vec![1]);
+        assert_eq!(again.applied_migrations().await.unwrap(), vec![1, 2]);
         again.close().await;
     }
 }
@@ -75,14 +75,44 @@ async fn short_sqlite_url_form_is_accepted() {
 
 #[tokio::test]
 async fn unsupported_url_is_a_clear_error() {
-    let err = Store::open("postgres://x").await.err().unwrap();
+    let err = Store::open("mysql://x").await.err().unwrap();
     assert!(
-        matches!(err, StoreError::UnsupportedUrl(ref url) if url == "postgres://x"),
+        matches!(err, StoreError::UnsupportedUrl(ref url) if url == "mysql://x"),
         "{err:?}"
     );
     let message = err.to_string();
-    assert!(message.contains("`postgres://x`"), "{message}");
+    assert!(message.contains("`mysql://x`"), "{message}");
     assert!(message.contains("sqlite://"), "{message}");
+    assert!(message.contains("postgres://"), "{message}");
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_an_open_error_with_the_password_masked() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let err = Store::open("postgres://meho:hunter2@127.0.0.1:1/meho")
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("meho:***@127.0.0.1:1"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[test]
+fn mask_password_hides_only_the_password() {
+    assert_eq!(
+        meho_store::mask_password("postgres://u:p%40ss@db:5432/x?sslmode=require"),
+        "postgres://u:***@db:5432/x?sslmode=require"
+    );
+    assert_eq!(
+        meho_store::mask_password("postgres://u@db/x"),
+        "postgres://u@db/x"
+    );
+    assert_eq!(
+        meho_store::mask_password("sqlite:///tmp/a.db"),
+        "sqlite:///tmp/a.db"
+    );
 }
 
 #[tokio::test]

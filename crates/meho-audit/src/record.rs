@@ -1,0 +1,520 @@
+//! What an audit record is, and its canonical bytes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use meho_core::Decision;
+
+/// The version of the canonical encoding, part of every record's canonical bytes.
+pub const CANONICAL_VERSION: u64 = 1;
+
+/// The `prev_hash` of a tenant's first record.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened. The serialized names are stored and printed; they are a contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    /// Written before a governed call runs: who, what, the decision.
+    Intent,
+    /// Written after a governed call ran: exit status or error, sizes, hashes.
+    Outcome,
+    /// A call refused by policy (no intent follows).
+    Denial,
+    /// An approval changed state.
+    Approval,
+    /// A runtime grant was created, revoked or expired.
+    Grant,
+    /// An approve-and-learn waiver was minted or revoked.
+    Waiver,
+    /// The configuration was (re)loaded.
+    ConfigReload,
+    /// A principal, session or credential was frozen or unfrozen.
+    Freeze,
+    /// An agent announced what it is about to do.
+    Announce,
+}
+
+impl RecordKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [RecordKind; 9] = [
+        RecordKind::Intent,
+        RecordKind::Outcome,
+        RecordKind::Denial,
+        RecordKind::Approval,
+        RecordKind::Grant,
+        RecordKind::Waiver,
+        RecordKind::ConfigReload,
+        RecordKind::Freeze,
+        RecordKind::Announce,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Intent => "intent",
+            RecordKind::Outcome => "outcome",
+            RecordKind::Denial => "denial",
+            RecordKind::Approval => "approval",
+            RecordKind::Grant => "grant",
+            RecordKind::Waiver => "waiver",
+            RecordKind::ConfigReload => "config_reload",
+            RecordKind::Freeze => "freeze",
+            RecordKind::Announce => "announce",
+        }
+    }
+}
+
+impl fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RecordKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RecordKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown record kind `{s}`"))
+    }
+}
+
+/// A record as a caller submits it. The audit log assigns id, sequence, time and hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRecord {
+    /// The tenant whose chain the record joins.
+    pub tenant: String,
+    /// What happened.
+    pub kind: RecordKind,
+    /// Who: the authenticated principal (user or agent).
+    pub principal: String,
+    /// The target (host, cluster, API) the record is about.
+    pub target: Option<String>,
+    /// The action, e.g. `ssh_execute` or `approve`.
+    pub action: Option<String>,
+    /// A short outcome word: `allowed`, `denied`, `ok`, `error`, `approved`, …
+    pub outcome: Option<String>,
+    /// The MCP or SSH session, if any.
+    pub session_id: Option<String>,
+    /// The approval the record belongs to, if any.
+    pub approval_id: Option<String>,
+    /// Links an intent to its outcome.
+    pub call_id: Option<String>,
+    /// Everything else, as JSON. Redacted before it is stored.
+    pub body: Value,
+}
+
+impl NewRecord {
+    /// A record with only the required fields; fill the rest with struct update syntax.
+    pub fn new(tenant: impl Into<String>, kind: RecordKind, principal: impl Into<String>) -> Self {
+        NewRecord {
+            tenant: tenant.into(),
+            kind,
+            principal: principal.into(),
+            target: None,
+            action: None,
+            outcome: None,
+            session_id: None,
+            approval_id: None,
+            call_id: None,
+            body: Value::Object(Default::default()),
+        }
+    }
+
+    /// The intent record of a governed call: written, durably, before the call may run.
+    pub fn intent(call: &CallRef<'_>, arguments: Value, decision: &Decision) -> Self {
+        NewRecord {
+            target: Some(call.target.to_owned()),
+            action: Some(call.action.to_owned()),
+            outcome: Some(decision.reason_code.as_str().to_owned()),
+            session_id: call.session_id.map(str::to_owned),
+            approval_id: call.approval_id.map(str::to_owned),
+            call_id: Some(call.call_id.to_owned()),
+            body: json!({
+                "arguments": arguments,
+                "decision": {
+                    "allowed": decision.allowed,
+                    "require_approval": decision.require_approval,
+                    "rule": decision.rule,
+                    "reason_code": decision.reason_code,
+                    "tier": decision.tier,
+                    "warnings": decision.warnings,
+                },
+            }),
+            ..NewRecord::new(call.tenant, RecordKind::Intent, call.principal)
+        }
+    }
+
+    /// The outcome record of a governed call, written after it ran.
+    pub fn outcome(call: &CallRef<'_>, outcome: &CallOutcome) -> Self {
+        let word = match (&outcome.error, outcome.exit_status) {
+            (Some(_), _) => "error",
+            (None, Some(0)) | (None, None) => "ok",
+            (None, Some(_)) => "nonzero_exit",
+        };
+        NewRecord {
+            target: Some(call.target.to_owned()),
+            action: Some(call.action.to_owned()),
+            outcome: Some(word.to_owned()),
+            session_id: call.session_id.map(str::to_owned),
+            approval_id: call.approval_id.map(str::to_owned),
+            call_id: Some(call.call_id.to_owned()),
+            body: json!({
+                "exit_status": outcome.exit_status,
+                "error": outcome.error,
+                "duration_ms": outcome.duration_ms,
+                "credential_serial": outcome.credential_serial.map(|s| s.to_string()),
+                "output_bytes": outcome.output_bytes,
+                "output_sha256": outcome.output_sha256,
+                "recording_sha256": outcome.recording_sha256,
+            }),
+            ..NewRecord::new(call.tenant, RecordKind::Outcome, call.principal)
+        }
+    }
+}
+
+/// Identifies one governed call, shared by its intent and outcome records.
+#[derive(Debug, Clone, Copy)]
+pub struct CallRef<'a> {
+    /// The tenant.
+    pub tenant: &'a str,
+    /// Who made the call.
+    pub principal: &'a str,
+    /// The target.
+    pub target: &'a str,
+    /// The tool or action.
+    pub action: &'a str,
+    /// A unique id linking intent and outcome.
+    pub call_id: &'a str,
+    /// The session, if any.
+    pub session_id: Option<&'a str>,
+    /// The approval, if the call was approved.
+    pub approval_id: Option<&'a str>,
+}
+
+/// What a call produced, for its outcome record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// The exit status, when the call ran to completion.
+    pub exit_status: Option<i64>,
+    /// The error, when it did not.
+    pub error: Option<String>,
+    /// Wall time of the call.
+    pub duration_ms: u64,
+    /// Serial of the credential minted for the call. Stored as a decimal string: u64 does not fit
+    /// in a JSON number that every verifier reads exactly.
+    pub credential_serial: Option<u64>,
+    /// Bytes of output produced.
+    pub output_bytes: u64,
+    /// sha256 of the output, lowercase hex.
+    pub output_sha256: Option<String>,
+    /// sha256 of the session recording, if one was made.
+    pub recording_sha256: Option<String>,
+}
+
+/// A stored record: a [`NewRecord`] plus what the log assigned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The store's row number: the keyset-pagination cursor. Not part of the chain.
+    pub row: i64,
+    /// Stable, globally unique id (UUIDv7).
+    pub id: String,
+    /// The tenant whose chain the record is in.
+    pub tenant: String,
+    /// 1-based position in the tenant's chain.
+    pub seq: i64,
+    /// Unix time in microseconds.
+    pub ts: i64,
+    /// What happened.
+    pub kind: RecordKind,
+    /// Who.
+    pub principal: String,
+    /// Target.
+    pub target: Option<String>,
+    /// Action.
+    pub action: Option<String>,
+    /// Outcome word.
+    pub outcome: Option<String>,
+    /// Session.
+    pub session_id: Option<String>,
+    /// Approval.
+    pub approval_id: Option<String>,
+    /// Call link.
+    pub call_id: Option<String>,
+    /// Details, redacted.
+    pub body: Value,
+    /// The previous record's hash (lowercase hex), or [`GENESIS_HASH`].
+    pub prev_hash: String,
+    /// `sha256(prev_hash_bytes || canonical_bytes)`, lowercase hex.
+    pub hash: String,
+}
+
+impl Record {
+    /// The canonical bytes of the record: RFC 8785 (JCS) JSON of an object holding exactly
+    /// `v`, `id`, `tenant`, `seq`, `ts`, `kind`, `principal`, `target`, `action`, `outcome`,
+    /// `session_id`, `approval_id`, `call_id` and `body`, with absent values as `null`.
+    /// `row`, `prev_hash` and `hash` are not part of it. See `docs/audit.md`.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        let body = canonical_bytes(&self.body);
+        self.fields(std::str::from_utf8(&body).unwrap_or("null"))
+            .canonical_bytes()
+    }
+
+    pub(crate) fn fields<'a>(&'a self, body_json: &'a str) -> RecordFields<'a> {
+        RecordFields {
+            id: &self.id,
+            tenant: &self.tenant,
+            seq: self.seq,
+            ts: self.ts,
+            kind: self.kind.as_str(),
+            principal: &self.principal,
+            target: self.target.as_deref(),
+            action: self.action.as_deref(),
+            outcome: self.outcome.as_deref(),
+            session_id: self.session_id.as_deref(),
+            approval_id: self.approval_id.as_deref(),
+            call_id: self.call_id.as_deref(),
+            body_json,
+        }
+    }
+}
+
+/// The chained fields of a record, borrowed, with the body as its stored canonical JSON text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordFields<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) tenant: &'a str,
+    pub(crate) seq: i64,
+    pub(crate) ts: i64,
+    pub(crate) kind: &'a str,
+    pub(crate) principal: &'a str,
+    pub(crate) target: Option<&'a str>,
+    pub(crate) action: Option<&'a str>,
+    pub(crate) outcome: Option<&'a str>,
+    pub(crate) session_id: Option<&'a str>,
+    pub(crate) approval_id: Option<&'a str>,
+    pub(crate) call_id: Option<&'a str>,
+    /// The body exactly as stored: RFC 8785 JSON written at append time.
+    pub(crate) body_json: &'a str,
+}
+
+impl RecordFields<'_> {
+    /// Writes the JCS object directly, keys in their RFC 8785 order. Equivalent to canonicalizing
+    /// the `json!` object (a test checks it against `serde_json_canonicalizer`), but without
+    /// building a `Value`, which keeps `audit verify` above a million records a second. The
+    /// stored body text is spliced in as it is: it was canonical when hashed, so any change to it
+    /// changes the hash.
+    pub(crate) fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256 + self.body_json.len());
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, name: &str| {
+            out.push(if first { b'{' } else { b',' });
+            first = false;
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
+        };
+        key(&mut out, "action");
+        push_opt_str(&mut out, self.action);
+        key(&mut out, "approval_id");
+        push_opt_str(&mut out, self.approval_id);
+        key(&mut out, "body");
+        out.extend_from_slice(self.body_json.as_bytes());
+        key(&mut out, "call_id");
+        push_opt_str(&mut out, self.call_id);
+        key(&mut out, "id");
+        push_str(&mut out, self.id);
+        key(&mut out, "kind");
+        push_str(&mut out, self.kind);
+        key(&mut out, "outcome");
+        push_opt_str(&mut out, self.outcome);
+        key(&mut out, "principal");
+        push_str(&mut out, self.principal);
+        key(&mut out, "seq");
+        out.extend_from_slice(self.seq.to_string().as_bytes());
+        key(&mut out, "session_id");
+        push_opt_str(&mut out, self.session_id);
+        key(&mut out, "target");
+        push_opt_str(&mut out, self.target);
+        key(&mut out, "tenant");
+        push_str(&mut out, self.tenant);
+        key(&mut out, "ts");
+        out.extend_from_slice(self.ts.to_string().as_bytes());
+        key(&mut out, "v");
+        out.extend_from_slice(CANONICAL_VERSION.to_string().as_bytes());
+        out.push(b'}');
+        out
+    }
+}
+
+/// A JSON string as RFC 8785 writes it. serde_json's string escaping is exactly JCS's: `"` and
+/// `\` escaped, control characters as `\b \t \n \f \r` or lowercase `\u00xx`, all else raw UTF-8.
+fn push_str(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn push_opt_str(out: &mut Vec<u8>, text: Option<&str>) {
+    match text {
+        Some(text) => push_str(out, text),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// RFC 8785 JSON of `value`.
+pub fn canonical_bytes(value: &Value) -> Vec<u8> {
+    // `Value` always serializes; the canonicalizer fails only on non-finite floats, which a
+    // `Value` cannot hold.
+    serde_json_canonicalizer::to_vec(value).unwrap_or_default()
+}
+
+/// A record exactly as a store returns it: every field as text, so a tampered row still hashes
+/// (and fails) rather than failing to parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Row number in the store (insertion order), the pagination cursor.
+    pub row: i64,
+    /// Record id.
+    pub id: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Position in the tenant's chain.
+    pub seq: i64,
+    /// Unix microseconds.
+    pub ts: i64,
+    /// Kind, as stored.
+    pub kind: String,
+    /// Principal.
+    pub principal: String,
+    /// Target.
+    pub target: Option<String>,
+    /// Action.
+    pub action: Option<String>,
+    /// Outcome.
+    pub outcome: Option<String>,
+    /// Session.
+    pub session_id: Option<String>,
+    /// Approval.
+    pub approval_id: Option<String>,
+    /// Call link.
+    pub call_id: Option<String>,
+    /// The body as stored: RFC 8785 JSON.
+    pub body: String,
+    /// Previous hash, as stored.
+    pub prev_hash: String,
+    /// Hash, as stored.
+    pub hash: String,
+}
+
+impl StoredRecord {
+    pub(crate) fn fields(&self) -> RecordFields<'_> {
+        RecordFields {
+            id: &self.id,
+            tenant: &self.tenant,
+            seq: self.seq,
+            ts: self.ts,
+            kind: &self.kind,
+            principal: &self.principal,
+            target: self.target.as_deref(),
+            action: self.action.as_deref(),
+            outcome: self.outcome.as_deref(),
+            session_id: self.session_id.as_deref(),
+            approval_id: self.approval_id.as_deref(),
+            call_id: self.call_id.as_deref(),
+            body_json: &self.body,
+        }
+    }
+
+    /// Parses the stored text into a [`Record`].
+    pub fn into_record(self) -> Result<Record, crate::AuditError> {
+        let kind =
+            self.kind
+                .parse::<RecordKind>()
+                .map_err(|message| crate::AuditError::Corrupt {
+                    id: self.id.clone(),
+                    message,
+                })?;
+        let body = serde_json::from_str(&self.body).map_err(|err| crate::AuditError::Corrupt {
+            id: self.id.clone(),
+            message: format!("body is not JSON: {err}"),
+        })?;
+        Ok(Record {
+            row: self.row,
+            id: self.id,
+            tenant: self.tenant,
+            seq: self.seq,
+            ts: self.ts,
+            kind,
+            principal: self.principal,
+            target: self.target,
+            action: self.action,
+            outcome: self.outcome,
+            session_id: self.session_id,
+            approval_id: self.approval_id,
+            call_id: self.call_id,
+            body,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9 _.:/-]{0,12}",
+            "\\PC{0,8}",
+            prop::collection::vec(any::<char>(), 0..8).prop_map(|v| v.into_iter().collect()),
+        ]
+    }
+
+    proptest! {
+        /// The hand-written JCS writer produces exactly what a general RFC 8785 canonicalizer
+        /// produces for the same object, for any field content.
+        #[test]
+        fn record_canonical_bytes_are_rfc8785(
+            id in text(), tenant in text(), principal in text(),
+            target in prop::option::of(text()), action in prop::option::of(text()),
+            outcome in prop::option::of(text()), session in prop::option::of(text()),
+            seq in 0i64..(1 << 53), ts in 0i64..(1 << 53),
+            key in text(), value in text(), number in any::<i32>(), float in -1e9f64..1e9,
+        ) {
+            let record = Record {
+                row: 7,
+                id, tenant, seq, ts,
+                kind: RecordKind::Intent,
+                principal, target, action, outcome,
+                session_id: session,
+                approval_id: None,
+                call_id: Some("c".into()),
+                body: json!({ key: value, "n": number, "f": float, "list": [1, "two", null] }),
+                prev_hash: GENESIS_HASH.into(),
+                hash: String::new(),
+            };
+            let expected = serde_json_canonicalizer::to_vec(&json!({
+                "v": CANONICAL_VERSION,
+                "id": record.id, "tenant": record.tenant, "seq": record.seq, "ts": record.ts,
+                "kind": record.kind, "principal": record.principal, "target": record.target,
+                "action": record.action, "outcome": record.outcome,
+                "session_id": record.session_id, "approval_id": record.approval_id,
+                "call_id": record.call_id, "body": record.body,
+            })).unwrap();
+            prop_assert_eq!(
+                String::from_utf8(record.canonical_bytes()).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Secrets never reach the audit log in the clear: every string a record carries passes through a
+//! [`Redactor`] before it is hashed and stored.
+
+use std::borrow::Cow;
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::AuditError;
+use crate::record::NewRecord;
+
+/// The replacement for a configured pattern's match.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Built-in patterns: `(pattern, replacement)`. Replacements may use capture groups.
+const BUILTIN: &[(&str, &str)] = &[
+    // PEM and OpenSSH private keys, whole blocks (also a block cut off before its END line).
+    (
+        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?s:.*?)(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)",
+        "[REDACTED:private-key]",
+    ),
+    // HTTP bearer tokens.
+    (r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*", "$1 [REDACTED]"),
+    // JWTs anywhere (three base64url parts, the first two JSON objects).
+    (
+        r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+        "[REDACTED:jwt]",
+    ),
+    // Passwords in URLs: scheme://user:password@host.
+    (
+        r"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#\s@]*:)[^@/\s]+@",
+        "${1}[REDACTED]@",
+    ),
+    // key=value / key: value secrets in command lines and configs.
+    (
+        r#"(?i)\b((?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|client[_-]?secret)\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s&"']+)"#,
+        "${1}[REDACTED]",
+    ),
+    // AWS access key ids.
+    (r"\b(AKIA|ASIA)[0-9A-Z]{16}\b", "[REDACTED:aws-key-id]"),
+];
+
+/// Applies the built-in and configured redaction patterns.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    rules: Vec<(Regex, String)>,
+}
+
+impl Redactor {
+    /// The built-ins plus `extra` patterns, each of whose matches becomes `[REDACTED]`.
+    pub fn new<S: AsRef<str>>(extra: &[S]) -> Result<Self, AuditError> {
+        let mut rules = Vec::with_capacity(BUILTIN.len() + extra.len());
+        for (pattern, replacement) in BUILTIN {
+            let regex = Regex::new(pattern).map_err(|err| AuditError::Redaction {
+                pattern: (*pattern).to_owned(),
+                message: err.to_string(),
+            })?;
+            rules.push((regex, (*replacement).to_owned()));
+        }
+        for pattern in extra {
+            let pattern = pattern.as_ref();
+            let regex = Regex::new(pattern).map_err(|err| AuditError::Redaction {
+                pattern: pattern.to_owned(),
+                message: err.to_string(),
+            })?;
+            rules.push((regex, REDACTED.to_owned()));
+        }
+        Ok(Redactor { rules })
+    }
+
+    /// `text` with every secret replaced.
+    pub fn redact_str<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        let mut out = Cow::Borrowed(text);
+        for (regex, replacement) in &self.rules {
+            if let Cow::Owned(replaced) = regex.replace_all(&out, replacement.as_str()) {
+                out = Cow::Owned(replaced);
+            }
+        }
+        out
+    }
+
+    /// Redacts every string inside `value`, object keys included.
+    pub fn redact_value(&self, value: &mut Value) {
+        match value {
+            Value::String(text) => {
+                if let Cow::Owned(replaced) = self.redact_str(text) {
+                    *text = replaced;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (key, mut item) in entries {
+                    self.redact_value(&mut item);
+                    map.insert(self.redact_str(&key).into_owned(), item);
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
+    /// Redacts every free-text field of a record: target, action, outcome and body.
+    pub fn redact_record(&self, record: &mut NewRecord) {
+        for field in [&mut record.target, &mut record.action, &mut record.outcome] {
+            if let Some(text) = field
+                && let Cow::Owned(replaced) = self.redact_str(text)
+            {
+                *text = replaced;
+            }
+        }
+        self.redact_value(&mut record.body);
+    }
+}

@@ -1,0 +1,467 @@
+//! The SQLite and PostgreSQL backends. Their SQL is the same but for how a write transaction
+//! starts and how concurrent writers to one tenant's chain are serialized, so the shared code is
+//! written once in `backend!` and instantiated per database.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool, Transaction};
+
+use super::{Appended, AuditStore, BoxFuture, Filter, Head, Page, Stamped};
+use crate::AuditError;
+use crate::chain::link;
+use crate::checkpoint::Checkpoint;
+use crate::record::{GENESIS_HASH, RecordFields, StoredRecord};
+
+/// Rows per multi-row INSERT: 15 binds each stays far below SQLite's 32766 limit.
+const INSERT_CHUNK: usize = 500;
+
+const RECORD_COLUMNS: &str = "row_id, id, tenant, seq, ts, kind, principal, target, action, outcome, \
+     session_id, approval_id, call_id, body, prev_hash, hash";
+
+#[derive(Debug, FromRow)]
+struct RecordRow {
+    row_id: i64,
+    id: String,
+    tenant: String,
+    seq: i64,
+    ts: i64,
+    kind: String,
+    principal: String,
+    target: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    session_id: Option<String>,
+    approval_id: Option<String>,
+    call_id: Option<String>,
+    body: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<RecordRow> for StoredRecord {
+    fn from(row: RecordRow) -> Self {
+        StoredRecord {
+            row: row.row_id,
+            id: row.id,
+            tenant: row.tenant,
+            seq: row.seq,
+            ts: row.ts,
+            kind: row.kind,
+            principal: row.principal,
+            target: row.target,
+            action: row.action,
+            outcome: row.outcome,
+            session_id: row.session_id,
+            approval_id: row.approval_id,
+            call_id: row.call_id,
+            body: row.body,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        }
+    }
+}
+
+#[derive(Debug, FromRow)]
+struct CheckpointRow {
+    tenant: String,
+    seq: i64,
+    head_hash: String,
+    time: i64,
+    key_id: String,
+    signature: String,
+}
+
+impl From<CheckpointRow> for Checkpoint {
+    fn from(row: CheckpointRow) -> Self {
+        Checkpoint {
+            tenant: row.tenant,
+            seq: row.seq,
+            head_hash: row.head_hash,
+            time: row.time,
+            key_id: row.key_id,
+            signature: row.signature,
+        }
+    }
+}
+
+fn store_err(err: sqlx::Error) -> AuditError {
+    AuditError::Store(std::sync::Arc::new(err))
+}
+
+/// A stamped record linked into its chain, ready to insert.
+struct Linked<'a> {
+    stamped: &'a Stamped,
+    seq: i64,
+    prev_hash: String,
+    hash: String,
+}
+
+/// Assigns sequence numbers and hashes to `batch`, continuing from `heads`.
+fn link_batch<'a>(
+    batch: &'a [Stamped],
+    heads: &mut BTreeMap<String, (i64, String)>,
+) -> Result<Vec<Linked<'a>>, AuditError> {
+    let mut linked = Vec::with_capacity(batch.len());
+    for stamped in batch {
+        let record = &stamped.record;
+        let (head_seq, head_hash) = heads
+            .entry(record.tenant.clone())
+            .or_insert_with(|| (0, GENESIS_HASH.to_owned()));
+        let seq = *head_seq + 1;
+        let fields = RecordFields {
+            id: &stamped.id,
+            tenant: &record.tenant,
+            seq,
+            ts: stamped.ts,
+            kind: record.kind.as_str(),
+            principal: &record.principal,
+            target: record.target.as_deref(),
+            action: record.action.as_deref(),
+            outcome: record.outcome.as_deref(),
+            session_id: record.session_id.as_deref(),
+            approval_id: record.approval_id.as_deref(),
+            call_id: record.call_id.as_deref(),
+            body_json: &stamped.body_json,
+        };
+        let hash = link(head_hash, &fields.canonical_bytes()).ok_or_else(|| {
+            AuditError::Invalid(format!(
+                "the chain head of tenant `{}` is not a sha256: `{head_hash}`",
+                record.tenant
+            ))
+        })?;
+        let prev_hash = std::mem::replace(head_hash, hash.clone());
+        *head_seq = seq;
+        linked.push(Linked {
+            stamped,
+            seq,
+            prev_hash,
+            hash,
+        });
+    }
+    Ok(linked)
+}
+
+fn push_filter<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, filter: &Filter)
+where
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    qb.push(" WHERE 1 = 1");
+    let exact = [
+        ("tenant", &filter.tenant),
+        ("principal", &filter.principal),
+        ("target", &filter.target),
+        ("action", &filter.action),
+        ("outcome", &filter.outcome),
+        ("kind", &filter.kind),
+        ("session_id", &filter.session_id),
+        ("approval_id", &filter.approval_id),
+        ("call_id", &filter.call_id),
+    ];
+    for (column, value) in exact {
+        if let Some(value) = value {
+            qb.push(" AND ")
+                .push(column)
+                .push(" = ")
+                .push_bind(value.clone());
+        }
+    }
+    if let Some(since) = filter.since {
+        qb.push(" AND ts >= ").push_bind(since);
+    }
+    if let Some(until) = filter.until {
+        qb.push(" AND ts < ").push_bind(until);
+    }
+}
+
+fn push_page<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, page: Page)
+where
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    match page {
+        Page::Newest { before, limit } => {
+            if let Some(before) = before {
+                qb.push(" AND row_id < ").push_bind(before);
+            }
+            qb.push(" ORDER BY row_id DESC LIMIT ")
+                .push_bind(i64::from(limit));
+        }
+        Page::After { after, limit } => {
+            qb.push(" AND row_id > ")
+                .push_bind(after)
+                .push(" ORDER BY row_id ASC LIMIT ")
+                .push_bind(i64::from(limit));
+        }
+    }
+}
+
+/// The backend-independent half of `AuditStore`, for one sqlx database type.
+macro_rules! backend {
+    ($name:ident, $pool:ty, $db:ty) => {
+        impl AuditStore for $name {
+            fn append_batch<'a>(
+                &'a self,
+                batch: &'a [Stamped],
+            ) -> BoxFuture<'a, Result<Vec<Appended>, AuditError>> {
+                Box::pin(async move {
+                    let mut tx = self.begin().await.map_err(store_err)?;
+                    let tenants: BTreeSet<&str> =
+                        batch.iter().map(|s| s.record.tenant.as_str()).collect();
+                    let mut heads = BTreeMap::new();
+                    // Sorted order, so two writers never wait on each other's tenants crosswise.
+                    for tenant in tenants {
+                        Self::lock_tenant(&mut tx, tenant)
+                            .await
+                            .map_err(store_err)?;
+                        let head: Option<(i64, String)> = QueryBuilder::<$db>::new(
+                            "SELECT seq, hash FROM audit_records WHERE tenant = ",
+                        )
+                        .push_bind(tenant.to_owned())
+                        .push(" ORDER BY seq DESC LIMIT 1")
+                        .build_query_as()
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(store_err)?;
+                        heads.insert(
+                            tenant.to_owned(),
+                            head.unwrap_or_else(|| (0, GENESIS_HASH.to_owned())),
+                        );
+                    }
+                    let linked = link_batch(batch, &mut heads)?;
+                    for chunk in linked.chunks(INSERT_CHUNK) {
+                        let mut qb = QueryBuilder::<$db>::new(
+                            "INSERT INTO audit_records (id, tenant, seq, ts, kind, principal, target, \
+                             action, outcome, session_id, approval_id, call_id, body, prev_hash, hash) ",
+                        );
+                        qb.push_values(chunk, |mut row, l| {
+                            let r = &l.stamped.record;
+                            row.push_bind(l.stamped.id.clone())
+                                .push_bind(r.tenant.clone())
+                                .push_bind(l.seq)
+                                .push_bind(l.stamped.ts)
+                                .push_bind(r.kind.as_str().to_owned())
+                                .push_bind(r.principal.clone())
+                                .push_bind(r.target.clone())
+                                .push_bind(r.action.clone())
+                                .push_bind(r.outcome.clone())
+                                .push_bind(r.session_id.clone())
+                                .push_bind(r.approval_id.clone())
+                                .push_bind(r.call_id.clone())
+                                .push_bind(l.stamped.body_json.clone())
+                                .push_bind(l.prev_hash.clone())
+                                .push_bind(l.hash.clone());
+                        });
+                        qb.build().execute(&mut *tx).await.map_err(store_err)?;
+                    }
+                    tx.commit().await.map_err(store_err)?;
+                    Ok(linked
+                        .into_iter()
+                        .map(|l| Appended {
+                            id: l.stamped.id.clone(),
+                            tenant: l.stamped.record.tenant.clone(),
+                            seq: l.seq,
+                            hash: l.hash,
+                            ts: l.stamped.ts,
+                        })
+                        .collect())
+                })
+            }
+
+            fn scan<'a>(
+                &'a self,
+                tenant: &'a str,
+                after_seq: i64,
+                limit: u32,
+            ) -> BoxFuture<'a, Result<Vec<StoredRecord>, AuditError>> {
+                Box::pin(async move {
+                    let mut qb = QueryBuilder::<$db>::new(format!(
+                        "SELECT {RECORD_COLUMNS} FROM audit_records WHERE tenant = "
+                    ));
+                    qb.push_bind(tenant.to_owned())
+                        .push(" AND seq > ")
+                        .push_bind(after_seq)
+                        .push(" ORDER BY seq LIMIT ")
+                        .push_bind(i64::from(limit));
+                    let rows: Vec<RecordRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(store_err)?;
+                    Ok(rows.into_iter().map(StoredRecord::from).collect())
+                })
+            }
+
+            fn tenants(&self) -> BoxFuture<'_, Result<Vec<String>, AuditError>> {
+                Box::pin(async move {
+                    sqlx::query_scalar::<$db, String>(
+                        "SELECT DISTINCT tenant FROM audit_records ORDER BY tenant",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(store_err)
+                })
+            }
+
+            fn heads(&self) -> BoxFuture<'_, Result<Vec<Head>, AuditError>> {
+                Box::pin(async move {
+                    let rows: Vec<(String, i64, String)> = sqlx::query_as::<$db, _>(
+                        "SELECT r.tenant, r.seq, r.hash FROM audit_records r \
+                         JOIN (SELECT tenant, MAX(seq) AS seq FROM audit_records GROUP BY tenant) h \
+                         ON r.tenant = h.tenant AND r.seq = h.seq ORDER BY r.tenant",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(store_err)?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(tenant, seq, hash)| Head { tenant, seq, hash })
+                        .collect())
+                })
+            }
+
+            fn query<'a>(
+                &'a self,
+                filter: &'a Filter,
+                page: Page,
+            ) -> BoxFuture<'a, Result<Vec<StoredRecord>, AuditError>> {
+                Box::pin(async move {
+                    let mut qb = QueryBuilder::<$db>::new(format!(
+                        "SELECT {RECORD_COLUMNS} FROM audit_records"
+                    ));
+                    push_filter(&mut qb, filter);
+                    push_page(&mut qb, page);
+                    let rows: Vec<RecordRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(store_err)?;
+                    Ok(rows.into_iter().map(StoredRecord::from).collect())
+                })
+            }
+
+            fn get<'a>(
+                &'a self,
+                id: &'a str,
+            ) -> BoxFuture<'a, Result<Option<StoredRecord>, AuditError>> {
+                Box::pin(async move {
+                    let mut qb = QueryBuilder::<$db>::new(format!(
+                        "SELECT {RECORD_COLUMNS} FROM audit_records WHERE id = "
+                    ));
+                    qb.push_bind(id.to_owned());
+                    let row: Option<RecordRow> = qb
+                        .build_query_as()
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(store_err)?;
+                    Ok(row.map(StoredRecord::from))
+                })
+            }
+
+            fn insert_checkpoint<'a>(
+                &'a self,
+                checkpoint: &'a Checkpoint,
+            ) -> BoxFuture<'a, Result<(), AuditError>> {
+                Box::pin(async move {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO audit_checkpoints (tenant, seq, head_hash, time, key_id, signature) ",
+                    );
+                    qb.push_values(std::iter::once(checkpoint), |mut row, c| {
+                        row.push_bind(c.tenant.clone())
+                            .push_bind(c.seq)
+                            .push_bind(c.head_hash.clone())
+                            .push_bind(c.time)
+                            .push_bind(c.key_id.clone())
+                            .push_bind(c.signature.clone());
+                    });
+                    qb.build()
+                        .execute(&self.pool)
+                        .await
+                        .map(|_| ())
+                        .map_err(store_err)
+                })
+            }
+
+            fn checkpoints<'a>(
+                &'a self,
+                tenant: &'a str,
+            ) -> BoxFuture<'a, Result<Vec<Checkpoint>, AuditError>> {
+                Box::pin(async move {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "SELECT tenant, seq, head_hash, time, key_id, signature FROM audit_checkpoints WHERE tenant = ",
+                    );
+                    qb.push_bind(tenant.to_owned()).push(" ORDER BY row_id");
+                    let rows: Vec<CheckpointRow> = qb
+                        .build_query_as()
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(store_err)?;
+                    Ok(rows.into_iter().map(Checkpoint::from).collect())
+                })
+            }
+
+            fn latest_checkpoints(&self) -> BoxFuture<'_, Result<Vec<Checkpoint>, AuditError>> {
+                Box::pin(async move {
+                    let rows: Vec<CheckpointRow> = sqlx::query_as::<$db, CheckpointRow>(
+                        "SELECT c.tenant, c.seq, c.head_hash, c.time, c.key_id, c.signature \
+                         FROM audit_checkpoints c JOIN (SELECT MAX(row_id) AS row_id \
+                         FROM audit_checkpoints GROUP BY tenant) l ON c.row_id = l.row_id \
+                         ORDER BY c.tenant",
+                    )
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(store_err)?;
+                    Ok(rows.into_iter().map(Checkpoint::from).collect())
+                })
+            }
+        }
+    };
+}
+
+/// The SQLite backend. `BEGIN IMMEDIATE` takes the database's write lock up front, so the chain
+/// heads read inside the transaction cannot move under it, even with several processes.
+#[derive(Debug, Clone)]
+pub(crate) struct SqliteAudit {
+    pub(crate) pool: SqlitePool,
+}
+
+impl SqliteAudit {
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn lock_tenant(
+        _tx: &mut Transaction<'static, Sqlite>,
+        _tenant: &str,
+    ) -> Result<(), sqlx::Error> {
+        // The whole database is already locked by BEGIN IMMEDIATE.
+        Ok(())
+    }
+}
+
+backend!(SqliteAudit, SqlitePool, Sqlite);
+
+/// The PostgreSQL backend. A transaction-scoped advisory lock per tenant serializes appends to
+/// one chain across every meho instance sharing the database; other tenants proceed in parallel.
+#[derive(Debug, Clone)]
+pub(crate) struct PostgresAudit {
+    pub(crate) pool: PgPool,
+}
+
+impl PostgresAudit {
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    async fn lock_tenant(
+        tx: &mut Transaction<'static, Postgres>,
+        tenant: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(tenant)
+            .execute(&mut **tx)
+            .await
+            .map(|_| ())
+    }
+}
+
+backend!(PostgresAudit, PgPool, Postgres);
