@@ -19,6 +19,17 @@ pub fn link(prev_hash: &str, canonical: &[u8]) -> Option<String> {
     Some(hex::encode(hasher.finalize()))
 }
 
+/// Whether `hash` (lowercase hex) is `sha256(prev_hash || canonical)`, without allocating.
+pub(crate) fn links(prev_hash: &str, canonical: &[u8], hash: &str) -> bool {
+    let (Some(prev), Some(expected)) = (from_hex32(prev_hash), from_hex32(hash)) else {
+        return false;
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(prev);
+    hasher.update(canonical);
+    hasher.finalize().as_slice() == expected.as_slice()
+}
+
 /// sha256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))

@@ -6,7 +6,7 @@
 //! truncated or rolled back to an older copy no longer reaches the witness's latest checkpoint.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -199,6 +199,31 @@ impl AuditKey {
     }
 }
 
+/// Cuts off a last line without its newline: a write torn by a crash, never acknowledged (see
+/// [`Witness::read`]). Appending after it would glue the next checkpoint onto the fragment and
+/// turn both into one unreadable line in the middle of the file.
+fn drop_torn_tail(file: &mut fs::File) -> std::io::Result<()> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last == [b'\n'] {
+        return Ok(());
+    }
+    let mut text = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut text)?;
+    let keep = text
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |end| end + 1);
+    file.set_len(u64::try_from(keep).unwrap_or(len))?;
+    file.sync_data()
+}
+
 /// The append-only witness file: one checkpoint per line, JSON.
 #[derive(Debug, Clone)]
 pub struct Witness {
@@ -236,9 +261,11 @@ impl Witness {
         line.push(b'\n');
         let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&self.path)
             .map_err(io)?;
+        drop_torn_tail(&mut file).map_err(io)?;
         file.write_all(&line).map_err(io)?;
         file.sync_data().map_err(io)
     }

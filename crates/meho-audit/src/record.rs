@@ -129,6 +129,21 @@ impl NewRecord {
 
     /// The intent record of a governed call: written, durably, before the call may run.
     pub fn intent(call: &CallRef<'_>, arguments: Value, decision: &Decision) -> Self {
+        Self::decided(RecordKind::Intent, call, arguments, decision)
+    }
+
+    /// The record of a call refused by policy (or invalid): the same shape as an intent, but
+    /// nothing runs after it.
+    pub fn denial(call: &CallRef<'_>, arguments: Value, decision: &Decision) -> Self {
+        Self::decided(RecordKind::Denial, call, arguments, decision)
+    }
+
+    fn decided(
+        kind: RecordKind,
+        call: &CallRef<'_>,
+        arguments: Value,
+        decision: &Decision,
+    ) -> Self {
         NewRecord {
             target: Some(call.target.to_owned()),
             action: Some(call.action.to_owned()),
@@ -147,7 +162,7 @@ impl NewRecord {
                     "warnings": decision.warnings,
                 },
             }),
-            ..NewRecord::new(call.tenant, RecordKind::Intent, call.principal)
+            ..NewRecord::new(call.tenant, kind, call.principal)
         }
     }
 
@@ -312,6 +327,12 @@ impl RecordFields<'_> {
     /// changes the hash.
     pub(crate) fn canonical_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256 + self.body_json.len());
+        self.write_canonical(&mut out);
+        out
+    }
+
+    /// Appends the canonical bytes to `out` (verification reuses one buffer for every record).
+    pub(crate) fn write_canonical(&self, out: &mut Vec<u8>) {
         let mut first = true;
         let mut key = |out: &mut Vec<u8>, name: &str| {
             out.push(if first { b'{' } else { b',' });
@@ -320,36 +341,35 @@ impl RecordFields<'_> {
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b"\":");
         };
-        key(&mut out, "action");
-        push_opt_str(&mut out, self.action);
-        key(&mut out, "approval_id");
-        push_opt_str(&mut out, self.approval_id);
-        key(&mut out, "body");
+        key(out, "action");
+        push_opt_str(out, self.action);
+        key(out, "approval_id");
+        push_opt_str(out, self.approval_id);
+        key(out, "body");
         out.extend_from_slice(self.body_json.as_bytes());
-        key(&mut out, "call_id");
-        push_opt_str(&mut out, self.call_id);
-        key(&mut out, "id");
-        push_str(&mut out, self.id);
-        key(&mut out, "kind");
-        push_str(&mut out, self.kind);
-        key(&mut out, "outcome");
-        push_opt_str(&mut out, self.outcome);
-        key(&mut out, "principal");
-        push_str(&mut out, self.principal);
-        key(&mut out, "seq");
-        out.extend_from_slice(self.seq.to_string().as_bytes());
-        key(&mut out, "session_id");
-        push_opt_str(&mut out, self.session_id);
-        key(&mut out, "target");
-        push_opt_str(&mut out, self.target);
-        key(&mut out, "tenant");
-        push_str(&mut out, self.tenant);
-        key(&mut out, "ts");
-        out.extend_from_slice(self.ts.to_string().as_bytes());
-        key(&mut out, "v");
-        out.extend_from_slice(CANONICAL_VERSION.to_string().as_bytes());
+        key(out, "call_id");
+        push_opt_str(out, self.call_id);
+        key(out, "id");
+        push_str(out, self.id);
+        key(out, "kind");
+        push_str(out, self.kind);
+        key(out, "outcome");
+        push_opt_str(out, self.outcome);
+        key(out, "principal");
+        push_str(out, self.principal);
+        key(out, "seq");
+        push_int(out, self.seq);
+        key(out, "session_id");
+        push_opt_str(out, self.session_id);
+        key(out, "target");
+        push_opt_str(out, self.target);
+        key(out, "tenant");
+        push_str(out, self.tenant);
+        key(out, "ts");
+        push_int(out, self.ts);
+        key(out, "v");
+        push_int(out, CANONICAL_VERSION as i64);
         out.push(b'}');
-        out
     }
 }
 
@@ -358,6 +378,12 @@ impl RecordFields<'_> {
 fn push_str(out: &mut Vec<u8>, text: &str) {
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, text);
+}
+
+fn push_int(out: &mut Vec<u8>, value: i64) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{value}");
 }
 
 fn push_opt_str(out: &mut Vec<u8>, text: Option<&str>) {

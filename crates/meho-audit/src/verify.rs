@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::AuditError;
-use crate::chain::link;
+use crate::chain::links;
 use crate::checkpoint::{AuditPublicKey, Checkpoint, WitnessLineError};
 use crate::record::GENESIS_HASH;
 use crate::store::AuditStore;
@@ -125,7 +125,8 @@ impl VerifyReport {
 /// Everything `verify` checks against the store.
 #[derive(Debug)]
 pub struct VerifyInputs<'a> {
-    /// The public audit key; without it, checkpoints cannot be trusted and are reported as such.
+    /// The public audit key. Without it no checkpoint is trusted or checked, so truncation and
+    /// rollback go undetected: callers should insist on a key (`meho audit verify` does).
     pub key: Option<&'a AuditPublicKey>,
     /// The witness file's checkpoints.
     pub witness: &'a [Checkpoint],
@@ -226,83 +227,92 @@ async fn verify_tenant(
     let mut prev_hash = GENESIS_HASH.to_owned();
     let mut expected = 1_i64;
     let mut broken = false;
-    'scan: loop {
-        let rows = store.scan(tenant, expected - 1, SCAN_PAGE).await?;
-        if rows.is_empty() {
-            break;
-        }
-        for row in &rows {
-            if row.seq != expected {
-                let message = if row.seq > expected {
-                    format!(
-                        "records missing: expected seq {expected}, the next record is seq {} (deleted rows)",
-                        row.seq
-                    )
-                } else {
-                    format!(
-                        "seq {} appears out of order after seq {}",
-                        row.seq,
-                        expected - 1
-                    )
-                };
-                problems.push(problem(
-                    ProblemKind::SequenceGap,
-                    Some(expected),
-                    Some(&row.id),
-                    message,
-                ));
-                broken = true;
-                break 'scan;
+    let mut canonical = Vec::with_capacity(1024);
+    let mut rows = store.scan(tenant, 0, SCAN_PAGE).await?;
+    'scan: while !rows.is_empty() {
+        // Fetch the next page while this one is checked: the store works on its own thread.
+        let next_after = rows.last().map_or(0, |r| r.seq);
+        let full = rows.len() == SCAN_PAGE as usize;
+        let next = async {
+            if full {
+                store.scan(tenant, next_after, SCAN_PAGE).await
+            } else {
+                Ok(Vec::new())
             }
-            if row.prev_hash != prev_hash {
-                problems.push(problem(
-                    ProblemKind::BrokenLink,
-                    Some(row.seq),
-                    Some(&row.id),
-                    format!(
-                        "does not link to seq {}: its prev_hash is not the hash of the record before it (records reordered, replaced or inserted)",
-                        row.seq - 1
-                    ),
-                ));
-                broken = true;
-                break 'scan;
-            }
-            let computed = link(&prev_hash, &row.fields().canonical_bytes()).unwrap_or_default();
-            if computed != row.hash {
-                problems.push(problem(
-                    ProblemKind::Modified,
-                    Some(row.seq),
-                    Some(&row.id),
-                    "its content does not match its hash (the record was edited)".to_owned(),
-                ));
-                broken = true;
-                break 'scan;
-            }
-            if let Some(checkpoints) = vouched.get(&row.seq) {
-                for (source, checkpoint) in checkpoints {
-                    if checkpoint.head_hash != row.hash {
-                        problems.push(problem(
-                            ProblemKind::CheckpointMismatch,
-                            Some(row.seq),
-                            Some(&row.id),
-                            format!(
-                                "the signed {source} checkpoint at this seq names head {}, but the chain has {} (history was rewritten)",
-                                checkpoint.head_hash, row.hash
-                            ),
-                        ));
-                        broken = true;
-                        break 'scan;
+        };
+        let check = async {
+            for row in &rows {
+                if row.seq != expected {
+                    let message = if row.seq > expected {
+                        format!(
+                            "records missing: expected seq {expected}, the next record is seq {} (deleted rows)",
+                            row.seq
+                        )
+                    } else {
+                        format!(
+                            "seq {} appears out of order after seq {}",
+                            row.seq,
+                            expected - 1
+                        )
+                    };
+                    return Some(problem(
+                        ProblemKind::SequenceGap,
+                        Some(expected),
+                        Some(&row.id),
+                        message,
+                    ));
+                }
+                if row.prev_hash != prev_hash {
+                    return Some(problem(
+                        ProblemKind::BrokenLink,
+                        Some(row.seq),
+                        Some(&row.id),
+                        format!(
+                            "does not link to seq {}: its prev_hash is not the hash of the record before it (records reordered, replaced or inserted)",
+                            row.seq - 1
+                        ),
+                    ));
+                }
+                canonical.clear();
+                row.fields().write_canonical(&mut canonical);
+                if !links(&prev_hash, &canonical, &row.hash) {
+                    return Some(problem(
+                        ProblemKind::Modified,
+                        Some(row.seq),
+                        Some(&row.id),
+                        "its content does not match its hash (the record was edited)".to_owned(),
+                    ));
+                }
+                if let Some(checkpoints) = vouched.get(&row.seq) {
+                    for (source, checkpoint) in checkpoints {
+                        if checkpoint.head_hash != row.hash {
+                            return Some(problem(
+                                ProblemKind::CheckpointMismatch,
+                                Some(row.seq),
+                                Some(&row.id),
+                                format!(
+                                    "the signed {source} checkpoint at this seq names head {}, but the chain has {} (history was rewritten)",
+                                    checkpoint.head_hash, row.hash
+                                ),
+                            ));
+                        }
                     }
                 }
+                prev_hash.clear();
+                prev_hash.push_str(&row.hash);
+                summary.records += 1;
+                summary.head_seq = row.seq;
+                expected += 1;
             }
-            prev_hash.clone_from(&row.hash);
-            summary.records += 1;
-            summary.head_seq = row.seq;
-            expected += 1;
+            None
+        };
+        let (next, found) = tokio::join!(next, check);
+        if let Some(found) = found {
+            problems.push(found);
+            broken = true;
+            break 'scan;
         }
-        if rows.len() < SCAN_PAGE as usize {
-            break;
-        }
+        rows = next?;
     }
     summary.head_hash = prev_hash;
 

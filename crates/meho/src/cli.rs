@@ -24,6 +24,173 @@ pub(crate) enum Command {
     Policy(PolicyCommand),
     /// Run the server: health, readiness and metrics on `[server] listen`.
     Serve(ServeArgs),
+    /// The tamper-evident audit log: keys, verification, queries, export.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Create the Ed25519 audit key pair that signs checkpoints.
+    Keygen(KeygenArgs),
+    /// Check sequence continuity, the hash chain, every checkpoint signature and the database
+    /// against the witness, offline. Names the first bad record; exits 1 if anything is wrong.
+    Verify(VerifyArgs),
+    /// Print the latest records; with -f, keep printing new ones.
+    Tail(TailArgs),
+    /// Search records by tenant, principal, target, action, outcome, time, session or approval.
+    Query(QueryArgs),
+    /// Print one record in full.
+    Show(ShowArgs),
+    /// Write every record, in chain order, for another tool to re-verify.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    /// The data directory (default: `[server] data_dir`).
+    #[arg(long, env = "MEHO_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The store URL (default: `[store] url`, else the SQLite file in the data directory).
+    #[arg(
+        long,
+        env = "MEHO_STORE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) store: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Write the private key here (default: `[audit] key_file`); the public key goes to
+    /// `[audit] public_key_file`, or next to it with `.pub` when --out is given.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// The public key (default: `[audit] public_key_file`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) public_key: Option<PathBuf>,
+    /// The witness file (default: `[audit] witness_file`).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) witness: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct FilterArgs {
+    /// Only this tenant.
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Only this principal.
+    #[arg(long)]
+    pub(crate) principal: Option<String>,
+    /// Only this target.
+    #[arg(long)]
+    pub(crate) target: Option<String>,
+    /// Only this action.
+    #[arg(long)]
+    pub(crate) action: Option<String>,
+    /// Only this outcome (`allowed`, `command_denied`, `ok`, `error`, …).
+    #[arg(long)]
+    pub(crate) outcome: Option<String>,
+    /// Only this kind (`intent`, `outcome`, `denial`, `approval`, `grant`, `waiver`,
+    /// `config_reload`, `freeze`, `announce`).
+    #[arg(long)]
+    pub(crate) kind: Option<String>,
+    /// Only this session.
+    #[arg(long)]
+    pub(crate) session: Option<String>,
+    /// Only this approval.
+    #[arg(long)]
+    pub(crate) approval: Option<String>,
+    /// Only this call (intent and outcome share it).
+    #[arg(long)]
+    pub(crate) call: Option<String>,
+    /// At or after this time: RFC 3339 (`2026-11-25T12:00:00Z`) or an age (`15m`, `2h`, `7d`).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Before this time: RFC 3339 or an age.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TailArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+    /// How many of the latest records to print first.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub(crate) lines: u32,
+    /// Keep printing new records as they are written.
+    #[arg(short = 'f', long)]
+    pub(crate) follow: bool,
+    /// Output format (`json` prints one record per line).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    #[command(flatten)]
+    pub(crate) filter: FilterArgs,
+    /// Records per page.
+    #[arg(long, default_value_t = 50)]
+    pub(crate) limit: u32,
+    /// Continue after this cursor (the `next_cursor` of the previous page).
+    #[arg(long)]
+    pub(crate) cursor: Option<i64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ShowArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// The record id.
+    pub(crate) id: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One JSON record per line, with its chain fields.
+    #[default]
+    Jsonl,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Only this tenant (default: every tenant, one after the other).
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: ExportFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +309,14 @@ pub(crate) struct ServeArgs {
     /// Keep state here instead of `[server] data_dir`.
     #[arg(long, env = "MEHO_DATA_DIR", value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// Use this store instead of `[store] url` (`sqlite://PATH` or `postgres://…`).
+    #[arg(
+        long,
+        env = "MEHO_STORE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) store: Option<String>,
 }
 
 #[expect(clippy::print_stdout, reason = "CLI output")]

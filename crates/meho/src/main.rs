@@ -4,6 +4,7 @@
 //! Exit codes: 0 success (a policy denial is a successful answer), 1 runtime failure, 2 usage or
 //! config error.
 
+mod audit_cmd;
 mod cli;
 mod config_cmd;
 mod policy_cmd;
@@ -22,6 +23,8 @@ pub(crate) enum Failure {
     Usage(String),
     /// Something failed at run time: exit 1.
     Runtime(anyhow::Error),
+    /// The command already reported what went wrong: exit with this status.
+    Silent(u8),
 }
 
 impl From<anyhow::Error> for Failure {
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check(args)) => policy_cmd::check(&args),
         Command::Policy(PolicyCommand::Explain(args)) => policy_cmd::explain(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Audit(command) => audit_cmd::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
             report(&format!("{err:#}"));
             ExitCode::from(1)
         }
+        Err(Failure::Silent(code)) => ExitCode::from(code),
     }
 }
 

@@ -1,9 +1,15 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use meho_audit::{
+    AuditKey, AuditLog, AuditOptions, InProcessBus, NewRecord, RecordKind, Redactor, Witness,
+};
 use meho_config::Config;
 use meho_server::State;
 use meho_store::Store;
+use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 use crate::Failure;
@@ -46,12 +52,31 @@ async fn serve(args: &ServeArgs, config: Config) -> Result<(), Failure> {
         .data_dir
         .clone()
         .unwrap_or_else(|| config.server.data_dir.clone());
-    let url = config.store.effective_url(&data_dir);
+    let url = args
+        .store
+        .clone()
+        .unwrap_or_else(|| config.store.effective_url(&data_dir));
     let store = Store::open(&url)
         .await
         .with_context(|| format!("cannot open the store at `{url}`"))?;
     let instance = store.instance_id().await.context("cannot read the store")?;
     tracing::info!(store = %store.url(), %instance, hosts = config.hosts.len(), "store ready");
+    let audit = start_audit(&config, &data_dir, &store).await?;
+    // Fail closed: a server that cannot write its first audit record does not serve.
+    audit
+        .append(NewRecord {
+            action: Some("serve".to_owned()),
+            outcome: Some("loaded".to_owned()),
+            body: json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "config": config.source.as_ref().map(|p| p.display().to_string()),
+                "hosts": config.hosts.keys().collect::<Vec<_>>(),
+                "instance": instance,
+            }),
+            ..NewRecord::new("default", RecordKind::ConfigReload, "meho")
+        })
+        .await
+        .context("cannot write the startup audit record")?;
 
     let listen = args.listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -66,12 +91,48 @@ async fn serve(args: &ServeArgs, config: Config) -> Result<(), Failure> {
     println!("meho listening on http://{bound}");
     tracing::info!(addr = %bound, "listening");
 
-    meho_server::serve(listener, State::new(store.clone()), shutdown)
+    let served = meho_server::serve(listener, State::new(store.clone()), shutdown)
         .await
-        .context("the HTTP server failed")?;
+        .context("the HTTP server failed");
+    // A clean shutdown always ends with a signed checkpoint of every chain.
+    let checkpoints = audit
+        .shutdown()
+        .await
+        .context("cannot write the shutdown checkpoint")?;
+    tracing::info!(checkpoints = checkpoints.len(), "audit log checkpointed");
+    served?;
     store.close().await;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Opens the audit log over `store`, creating the audit key pair on first run.
+async fn start_audit(config: &Config, data_dir: &Path, store: &Store) -> Result<AuditLog, Failure> {
+    let key_path = config.audit.key_path(data_dir);
+    if !key_path.exists() {
+        let public_path = config.audit.public_key_path(data_dir);
+        AuditKey::generate()
+            .and_then(|key| key.save(&key_path, &public_path))
+            .context("cannot create the audit key")?;
+        tracing::info!(key = %key_path.display(), public_key = %public_path.display(), "created the audit key pair");
+    }
+    let key = AuditKey::load(&key_path).context("cannot load the audit key")?;
+    let redactor = Redactor::new(&config.audit.redact).context("invalid [audit] redact pattern")?;
+    let options = AuditOptions {
+        key: Some(key),
+        witness: Some(Witness::new(config.audit.witness_path(data_dir))),
+        checkpoint_every_records: config.audit.checkpoint_every_records,
+        checkpoint_interval: Duration::from_secs(config.audit.checkpoint_every_seconds),
+        redactor,
+    };
+    let audit = AuditLog::start(
+        meho_audit::store::open(store),
+        Arc::new(InProcessBus::new()),
+        options,
+    )
+    .await
+    .context("cannot start the audit log")?;
+    Ok(audit)
 }
 
 /// Installs the ctrl-c (SIGINT) and SIGTERM handlers now and returns a future that resolves on

@@ -465,3 +465,149 @@ impl PostgresAudit {
 }
 
 backend!(PostgresAudit, PgPool, Postgres);
+
+#[cfg(test)]
+mod plans {
+    //! The queries behind `meho audit query` must stay index range scans: a full table scan or a
+    //! sort of the whole table would be unusable at 10M rows. SQLite's planner is asked directly.
+
+    use sqlx::{QueryBuilder, Sqlite};
+
+    use super::{RECORD_COLUMNS, push_filter, push_page};
+    use crate::store::{Filter, Page};
+
+    async fn plan(store: &meho_store::Store, filter: &Filter, page: Page) -> String {
+        let meho_store::Pool::Sqlite(pool) = store.pool() else {
+            panic!("sqlite store expected");
+        };
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "EXPLAIN QUERY PLAN SELECT {RECORD_COLUMNS} FROM audit_records"
+        ));
+        push_filter(&mut qb, filter);
+        push_page(&mut qb, page);
+        let rows: Vec<(i64, i64, i64, String)> =
+            qb.build_query_as().fetch_all(pool).await.expect("plan");
+        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
+    }
+
+    #[tokio::test]
+    async fn every_filter_is_an_index_range_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/plan.db", dir.path().display());
+        let store = meho_store::Store::open(&url).await.expect("store");
+        let some = |v: &str| Some(v.to_owned());
+        let tenant = || Filter {
+            tenant: some("default"),
+            ..Filter::default()
+        };
+        let cases = [
+            ("tenant", tenant()),
+            (
+                "principal",
+                Filter {
+                    principal: some("alice"),
+                    ..tenant()
+                },
+            ),
+            (
+                "principal, any tenant",
+                Filter {
+                    principal: some("alice"),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "target",
+                Filter {
+                    target: some("web1"),
+                    ..tenant()
+                },
+            ),
+            (
+                "target, any tenant",
+                Filter {
+                    target: some("web1"),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "action",
+                Filter {
+                    action: some("ssh_execute"),
+                    ..tenant()
+                },
+            ),
+            (
+                "outcome",
+                Filter {
+                    outcome: some("error"),
+                    ..tenant()
+                },
+            ),
+            (
+                "session",
+                Filter {
+                    session_id: some("s1"),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "approval",
+                Filter {
+                    approval_id: some("a1"),
+                    ..Filter::default()
+                },
+            ),
+            (
+                "call",
+                Filter {
+                    call_id: some("c1"),
+                    ..Filter::default()
+                },
+            ),
+        ];
+        for (name, filter) in cases {
+            for page in [
+                Page::Newest {
+                    before: None,
+                    limit: 50,
+                },
+                Page::Newest {
+                    before: Some(1000),
+                    limit: 50,
+                },
+                Page::After {
+                    after: 1000,
+                    limit: 50,
+                },
+            ] {
+                let plan = plan(&store, &filter, page).await;
+                assert!(
+                    plan.contains("USING INDEX") || plan.contains("USING INTEGER PRIMARY KEY"),
+                    "{name} {page:?}: {plan}"
+                );
+                assert!(
+                    !plan.contains("TEMP B-TREE"),
+                    "{name} {page:?} sorts: {plan}"
+                );
+            }
+        }
+        // A time range is an index range on (tenant, ts); only the rows in range are sorted.
+        let range = Filter {
+            since: Some(1),
+            until: Some(2),
+            ..tenant()
+        };
+        let plan = plan(
+            &store,
+            &range,
+            Page::Newest {
+                before: None,
+                limit: 50,
+            },
+        )
+        .await;
+        assert!(plan.contains("audit_records_ts"), "{plan}");
+        store.close().await;
+    }
+}

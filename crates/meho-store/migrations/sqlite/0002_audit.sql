@@ -19,10 +19,12 @@ CREATE TABLE audit_records (
     UNIQUE (tenant, seq)
 );
 
--- Keyset pagination runs newest-first on row_id within each filter.
+-- Keyset pagination runs newest-first on row_id within each filter. Principals and targets
+-- belong to one tenant, so their indexes need no tenant prefix and serve cross-tenant queries too;
+-- low-cardinality columns (action) are indexed within a tenant.
 CREATE INDEX audit_records_tenant_row ON audit_records (tenant, row_id);
-CREATE INDEX audit_records_principal ON audit_records (tenant, principal, row_id);
-CREATE INDEX audit_records_target ON audit_records (tenant, target, row_id);
+CREATE INDEX audit_records_principal ON audit_records (principal, row_id);
+CREATE INDEX audit_records_target ON audit_records (target, row_id);
 CREATE INDEX audit_records_action ON audit_records (tenant, action, row_id);
 CREATE INDEX audit_records_ts ON audit_records (tenant, ts);
 CREATE INDEX audit_records_session ON audit_records (session_id, row_id) WHERE session_id IS NOT NULL;

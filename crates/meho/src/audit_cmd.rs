@@ -1,0 +1,492 @@
+//! `meho audit …`: key generation, offline verification, queries and export, against the store
+//! directly (no server needed).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use comfy_table::{Table, presets::UTF8_HORIZONTAL_ONLY};
+use meho_audit::{
+    AuditKey, AuditPublicKey, AuditStore, Filter, Page, StoredRecord, VerifyInputs, Witness,
+};
+use meho_config::Config;
+use meho_store::Store;
+use serde_json::json;
+
+use crate::Failure;
+use crate::cli::{
+    AuditCommand, ExportArgs, FilterArgs, Format, KeygenArgs, QueryArgs, ShowArgs, StoreArgs,
+    TailArgs, VerifyArgs,
+};
+
+pub(crate) fn run(command: AuditCommand) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match command {
+        AuditCommand::Keygen(args) => keygen(&args),
+        AuditCommand::Verify(args) => runtime.block_on(verify(&args)),
+        AuditCommand::Tail(args) => runtime.block_on(tail(&args)),
+        AuditCommand::Query(args) => runtime.block_on(query(&args)),
+        AuditCommand::Show(args) => runtime.block_on(show(&args)),
+        AuditCommand::Export(args) => runtime.block_on(export(&args)),
+    }
+}
+
+/// The config (or defaults), the data directory and the store URL the flags select.
+struct Resolved {
+    config: Config,
+    data_dir: PathBuf,
+    url: String,
+}
+
+impl StoreArgs {
+    fn resolve(&self) -> Result<Resolved, Failure> {
+        let config = match self.config.resolve() {
+            Some(path) => Config::load(&path)?,
+            None => Config::default_config()?,
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| config.server.data_dir.clone());
+        let url = self
+            .store
+            .clone()
+            .unwrap_or_else(|| config.store.effective_url(&data_dir));
+        Ok(Resolved {
+            config,
+            data_dir,
+            url,
+        })
+    }
+
+    /// Opens the existing store read-mostly: a missing SQLite file is an error here, never a
+    /// new empty database (an empty log would "verify").
+    async fn open(&self) -> Result<(Resolved, Store), Failure> {
+        let resolved = self.resolve()?;
+        if let Some(file) = resolved
+            .url
+            .strip_prefix("sqlite://")
+            .or_else(|| resolved.url.strip_prefix("sqlite:"))
+        {
+            let file = file.split('?').next().unwrap_or(file);
+            if !Path::new(file).exists() {
+                return Err(Failure::Usage(format!(
+                    "no audit store at `{file}` (pass --data-dir DIR, --store URL or --config FILE)"
+                )));
+            }
+        }
+        let store = Store::open(&resolved.url).await.with_context(|| {
+            format!(
+                "cannot open the store `{}`",
+                meho_store::mask_password(&resolved.url)
+            )
+        })?;
+        Ok((resolved, store))
+    }
+}
+
+#[expect(clippy::print_stdout, reason = "CLI output")]
+fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
+    let resolved = args.store.resolve()?;
+    let (private, public) = match &args.out {
+        Some(out) => {
+            let mut public = out.clone().into_os_string();
+            public.push(".pub");
+            (out.clone(), PathBuf::from(public))
+        }
+        None => (
+            resolved.config.audit.key_path(&resolved.data_dir),
+            resolved.config.audit.public_key_path(&resolved.data_dir),
+        ),
+    };
+    if private.exists() {
+        return Err(Failure::Usage(format!(
+            "`{}` already exists; refusing to replace an audit key (checkpoints signed with it could no longer be verified)",
+            private.display()
+        )));
+    }
+    let key = AuditKey::generate().context("cannot generate the audit key")?;
+    key.save(&private, &public)
+        .context("cannot write the audit key")?;
+    match args.format {
+        Format::Text => {
+            println!(
+                "private key: {} (mode 0600; keep it on the server only)",
+                private.display()
+            );
+            println!(
+                "public key:  {} (all `meho audit verify` needs)",
+                public.display()
+            );
+            println!("key id:      {}", key.public().key_id());
+        }
+        Format::Json => println!(
+            "{}",
+            json!({
+                "private_key": private,
+                "public_key": public,
+                "key_id": key.public().key_id(),
+            })
+        ),
+    }
+    Ok(())
+}
+
+#[expect(clippy::print_stdout, reason = "CLI output")]
+async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
+    let (resolved, store) = args.store.open().await?;
+    let public_path = args
+        .public_key
+        .clone()
+        .unwrap_or_else(|| resolved.config.audit.public_key_path(&resolved.data_dir));
+    if !public_path.exists() {
+        return Err(Failure::Usage(format!(
+            "no audit public key at `{}` (pass --public-key FILE); without it checkpoints cannot be checked",
+            public_path.display()
+        )));
+    }
+    let key = AuditPublicKey::load(&public_path).context("cannot read the public key")?;
+    let witness_path = args
+        .witness
+        .clone()
+        .unwrap_or_else(|| resolved.config.audit.witness_path(&resolved.data_dir));
+    let (witness, witness_errors) = Witness::new(&witness_path)
+        .read()
+        .context("cannot read the witness")?;
+    let audit_store = meho_audit::store::open(&store);
+    let started = std::time::Instant::now();
+    let report = meho_audit::verify(
+        audit_store.as_ref(),
+        VerifyInputs {
+            key: Some(&key),
+            witness: &witness,
+            witness_errors: &witness_errors,
+        },
+    )
+    .await
+    .context("verification could not read the store")?;
+    let elapsed = started.elapsed();
+    store.close().await;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            json!({
+                "ok": report.is_ok(),
+                "records": report.records(),
+                "tenants": report.tenants,
+                "problems": report.problems,
+                "witness": witness_path,
+                "witness_checkpoints": witness.len(),
+                "key_id": key.key_id(),
+            })
+        ),
+        Format::Text => {
+            println!(
+                "store {} · witness {} ({} checkpoints) · key {}",
+                store.url(),
+                witness_path.display(),
+                witness.len(),
+                key.key_id()
+            );
+            for tenant in &report.tenants {
+                println!(
+                    "tenant {}: {} records, head seq {}, signed checkpoints: {} in database, {} in witness, covering seq {}",
+                    tenant.tenant,
+                    tenant.records,
+                    tenant.head_seq,
+                    tenant.database_checkpoints,
+                    tenant.witness_checkpoints,
+                    tenant.checkpointed_seq
+                );
+            }
+            for problem in &report.problems {
+                println!("FAIL {problem}");
+            }
+            if report.is_ok() {
+                println!(
+                    "OK: {} records verified in {:.2}s",
+                    report.records(),
+                    elapsed.as_secs_f64()
+                );
+            }
+        }
+    }
+    if report.is_ok() {
+        Ok(())
+    } else {
+        Err(Failure::Silent(1))
+    }
+}
+
+fn parse_time(text: &str, now: SystemTime) -> Result<i64, Failure> {
+    let at = if let Ok(at) = humantime::parse_rfc3339_weak(text) {
+        at
+    } else if let Ok(age) = humantime::parse_duration(text) {
+        now.checked_sub(age).unwrap_or(UNIX_EPOCH)
+    } else {
+        return Err(Failure::Usage(format!(
+            "invalid time `{text}`: expected RFC 3339 (`2026-11-25T12:00:00Z`) or an age (`15m`, `2h`, `7d`)"
+        )));
+    };
+    Ok(at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
+}
+
+impl FilterArgs {
+    fn to_filter(&self) -> Result<Filter, Failure> {
+        let now = SystemTime::now();
+        Ok(Filter {
+            tenant: self.tenant.clone(),
+            principal: self.principal.clone(),
+            target: self.target.clone(),
+            action: self.action.clone(),
+            outcome: self.outcome.clone(),
+            kind: self.kind.clone(),
+            session_id: self.session.clone(),
+            approval_id: self.approval.clone(),
+            call_id: self.call.clone(),
+            since: self
+                .since
+                .as_deref()
+                .map(|t| parse_time(t, now))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| parse_time(t, now))
+                .transpose()?,
+        })
+    }
+}
+
+fn format_ts(micros: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+fn record_json(record: &StoredRecord) -> serde_json::Value {
+    json!({
+        "row": record.row,
+        "id": record.id,
+        "tenant": record.tenant,
+        "seq": record.seq,
+        "ts": record.ts,
+        "time": format_ts(record.ts),
+        "kind": record.kind,
+        "principal": record.principal,
+        "target": record.target,
+        "action": record.action,
+        "outcome": record.outcome,
+        "session_id": record.session_id,
+        "approval_id": record.approval_id,
+        "call_id": record.call_id,
+        "body": serde_json::from_str::<serde_json::Value>(&record.body).unwrap_or(serde_json::Value::Null),
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    })
+}
+
+fn table(records: &[StoredRecord]) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_HORIZONTAL_ONLY).set_header([
+        "time",
+        "tenant",
+        "seq",
+        "kind",
+        "principal",
+        "target",
+        "action",
+        "outcome",
+        "id",
+    ]);
+    for r in records {
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        table.add_row([
+            format_ts(r.ts),
+            r.tenant.clone(),
+            r.seq.to_string(),
+            r.kind.clone(),
+            r.principal.clone(),
+            dash(&r.target),
+            dash(&r.action),
+            dash(&r.outcome),
+            r.id.clone(),
+        ]);
+    }
+    table.to_string()
+}
+
+#[expect(clippy::print_stdout, reason = "CLI output")]
+fn print_records(records: &[StoredRecord], format: Format, header: bool) {
+    match format {
+        Format::Json => {
+            for record in records {
+                println!("{}", record_json(record));
+            }
+        }
+        Format::Text if records.is_empty() => {}
+        Format::Text if header => println!("{}", table(records)),
+        Format::Text => {
+            // Following: one line per record, no table borders to redraw.
+            for r in records {
+                println!(
+                    "{}  {}#{}  {}  {}  {}  {}  {}",
+                    format_ts(r.ts),
+                    r.tenant,
+                    r.seq,
+                    r.kind,
+                    r.principal,
+                    r.target.as_deref().unwrap_or("-"),
+                    r.action.as_deref().unwrap_or("-"),
+                    r.outcome.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+}
+
+async fn tail(args: &TailArgs) -> Result<(), Failure> {
+    let (_, store) = args.store.open().await?;
+    let audit = meho_audit::store::open(&store);
+    let filter = args.filter.to_filter()?;
+    let mut latest = audit
+        .query(
+            &filter,
+            Page::Newest {
+                before: None,
+                limit: args.lines,
+            },
+        )
+        .await
+        .context("cannot query the audit log")?;
+    latest.reverse();
+    print_records(&latest, args.format, true);
+    if !args.follow {
+        return Ok(());
+    }
+    let mut after = match latest.last() {
+        Some(record) => record.row,
+        None => newest_row(audit.as_ref(), &filter).await?,
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+        let fresh = audit
+            .query(&filter, Page::After { after, limit: 1000 })
+            .await
+            .context("cannot query the audit log")?;
+        if let Some(last) = fresh.last() {
+            after = last.row;
+        }
+        print_records(&fresh, args.format, false);
+    }
+}
+
+async fn newest_row(audit: &dyn AuditStore, filter: &Filter) -> Result<i64, Failure> {
+    let newest = audit
+        .query(
+            filter,
+            Page::Newest {
+                before: None,
+                limit: 1,
+            },
+        )
+        .await
+        .context("cannot query the audit log")?;
+    Ok(newest.first().map_or(0, |r| r.row))
+}
+
+#[expect(clippy::print_stdout, reason = "CLI output")]
+async fn query(args: &QueryArgs) -> Result<(), Failure> {
+    let (_, store) = args.store.open().await?;
+    let audit = meho_audit::store::open(&store);
+    let filter = args.filter.to_filter()?;
+    let limit = args.limit.clamp(1, 10_000);
+    let records = audit
+        .query(
+            &filter,
+            Page::Newest {
+                before: args.cursor,
+                limit,
+            },
+        )
+        .await
+        .context("cannot query the audit log")?;
+    let next_cursor = (records.len() == limit as usize)
+        .then(|| records.last().map(|r| r.row))
+        .flatten();
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            json!({
+                "records": records.iter().map(record_json).collect::<Vec<_>>(),
+                "next_cursor": next_cursor,
+            })
+        ),
+        Format::Text => {
+            if records.is_empty() {
+                println!("no matching records");
+            } else {
+                println!("{}", table(&records));
+            }
+            if let Some(cursor) = next_cursor {
+                println!("more: --cursor {cursor}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[expect(clippy::print_stdout, reason = "CLI output")]
+async fn show(args: &ShowArgs) -> Result<(), Failure> {
+    let (_, store) = args.store.open().await?;
+    let audit = meho_audit::store::open(&store);
+    let record = audit
+        .get(&args.id)
+        .await
+        .context("cannot query the audit log")?
+        .ok_or_else(|| Failure::Usage(format!("no audit record `{}`", args.id)))?;
+    let value = record_json(&record);
+    match args.format {
+        Format::Json => println!("{value}"),
+        Format::Text => {
+            let text = serde_json::to_string_pretty(&value).context("cannot format the record")?;
+            println!("{text}");
+        }
+    }
+    Ok(())
+}
+
+async fn export(args: &ExportArgs) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let (_, store) = args.store.open().await?;
+    let audit = meho_audit::store::open(&store);
+    let tenants = match &args.tenant {
+        Some(tenant) => vec![tenant.clone()],
+        None => audit.tenants().await.context("cannot list tenants")?,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for tenant in tenants {
+        let mut after = 0;
+        loop {
+            let rows = audit
+                .scan(&tenant, after, 5000)
+                .await
+                .context("cannot read the audit log")?;
+            let Some(last) = rows.last() else { break };
+            after = last.seq;
+            for row in &rows {
+                writeln!(out, "{}", record_json(row)).context("cannot write the export")?;
+            }
+        }
+    }
+    out.flush().context("cannot write the export")?;
+    Ok(())
+}
