@@ -144,13 +144,17 @@ impl AuditKey {
         Ok(Self::from_signing_key(key))
     }
 
-    /// Writes the private key (mode 0600) and the public key next to each other. Refuses to
-    /// overwrite an existing private key.
+    /// Writes the private key (mode 0600) and the public key. Refuses to replace either file:
+    /// checkpoints already signed can only be verified with the public key they were signed for.
     pub fn save(&self, private_path: &Path, public_path: &Path) -> Result<(), AuditError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| AuditError::io(&path, source)
-        };
+        for path in [private_path, public_path] {
+            if path.exists() {
+                return Err(AuditError::Key {
+                    path: path.to_path_buf(),
+                    message: "already exists; refusing to replace an audit key file (checkpoints signed with the old key could no longer be verified)".to_owned(),
+                });
+            }
+        }
         let pem = self
             .key
             .to_pkcs8_pem(LineEnding::LF)
@@ -158,24 +162,8 @@ impl AuditKey {
                 path: private_path.to_path_buf(),
                 message: err.to_string(),
             })?;
-        if let Some(dir) = private_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            options.mode(0o600);
-        }
-        let mut file = options.open(private_path).map_err(io(private_path))?;
-        file.write_all(pem.as_bytes()).map_err(io(private_path))?;
-        file.sync_all().map_err(io(private_path))?;
-        if let Some(dir) = public_path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        fs::write(public_path, self.public.to_pem()?).map_err(io(public_path))?;
-        Ok(())
+        write_new(private_path, pem.as_bytes(), 0o600)?;
+        write_new(public_path, self.public.to_pem()?.as_bytes(), 0o644)
     }
 
     /// The matching public key.
@@ -222,6 +210,26 @@ fn drop_torn_tail(file: &mut fs::File) -> std::io::Result<()> {
         .map_or(0, |end| end + 1);
     file.set_len(u64::try_from(keep).unwrap_or(len))?;
     file.sync_data()
+}
+
+/// Creates `path` (and its directory) with `mode`, failing if it exists, and syncs it.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AuditError> {
+    let io = |source| AuditError::io(path, source);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|source| AuditError::io(dir, source))?;
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)
 }
 
 /// The append-only witness file: one checkpoint per line, JSON.

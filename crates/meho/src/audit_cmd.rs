@@ -102,10 +102,11 @@ fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
             resolved.config.audit.public_key_path(&resolved.data_dir),
         ),
     };
-    if private.exists() {
+    // The public key too: old checkpoints are verified with it even when the private key is gone.
+    if let Some(existing) = [&private, &public].into_iter().find(|p| p.exists()) {
         return Err(Failure::Usage(format!(
             "`{}` already exists; refusing to replace an audit key (checkpoints signed with it could no longer be verified)",
-            private.display()
+            existing.display()
         )));
     }
     let key = AuditKey::generate().context("cannot generate the audit key")?;
@@ -221,19 +222,22 @@ async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     }
 }
 
+/// Unix microseconds of an RFC 3339 time (any offset) or of `now` minus an age (`15m`, `7d`).
 fn parse_time(text: &str, now: SystemTime) -> Result<i64, Failure> {
-    let at = if let Ok(at) = humantime::parse_rfc3339_weak(text) {
-        at
-    } else if let Ok(age) = humantime::parse_duration(text) {
-        now.checked_sub(age).unwrap_or(UNIX_EPOCH)
-    } else {
-        return Err(Failure::Usage(format!(
-            "invalid time `{text}`: expected RFC 3339 (`2026-11-25T12:00:00Z`) or an age (`15m`, `2h`, `7d`)"
-        )));
-    };
-    Ok(at
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
+    if let Ok(at) =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+    {
+        return Ok(i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX));
+    }
+    if let Ok(age) = humantime::parse_duration(text) {
+        let at = now.checked_sub(age).unwrap_or(UNIX_EPOCH);
+        return Ok(at
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)));
+    }
+    Err(Failure::Usage(format!(
+        "invalid time `{text}`: expected RFC 3339 with an offset (`2026-11-25T12:00:00Z`, `2026-11-25T13:00:00+01:00`) or an age (`15m`, `2h`, `7d`)"
+    )))
 }
 
 impl FilterArgs {

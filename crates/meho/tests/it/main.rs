@@ -1,5 +1,6 @@
 //! End-to-end tests of the `meho` binary: help and version, the `policy check` JSON contract,
-//! `policy explain`, `config validate` and a real `serve` process on a real socket.
+//! `policy explain`, `config validate`, a real `serve` process on a real socket, and the `audit`
+//! subcommands.
 
 // Test helpers outside `#[test]` functions are not covered by clippy.toml's test allowances.
 #![allow(
@@ -9,6 +10,7 @@
     clippy::indexing_slicing
 )]
 
+mod audit;
 mod check;
 mod cli;
 mod explain;
@@ -26,7 +28,7 @@ pub(crate) const HOST_KEY: &str =
 
 /// Environment variables that select config or state; cleared so the developer's shell cannot leak
 /// into a test.
-const MEHO_ENV: &[&str] = &["MEHO_CONFIG", "MEHO_DATA_DIR", "MEHO_LOG"];
+const MEHO_ENV: &[&str] = &["MEHO_CONFIG", "MEHO_DATA_DIR", "MEHO_LOG", "MEHO_STORE_URL"];
 
 /// A temporary working directory for one test, with helpers to write configs into it.
 pub(crate) struct Workdir {
