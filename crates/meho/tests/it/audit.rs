@@ -1324,7 +1324,12 @@ fn query_time_filters_take_rfc3339_and_ages() {
         ),
         // The same instant written with an offset.
         (
-            vec!["--since", "2021-06-02T02:00:00+02:00", "--tenant", "archive"],
+            vec![
+                "--since",
+                "2021-06-02T02:00:00+02:00",
+                "--tenant",
+                "archive",
+            ],
             Box::new(|w| w.id != old[0].id && w.record.tenant == "archive"),
         ),
         // Microsecond precision.
