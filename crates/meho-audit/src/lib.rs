@@ -42,7 +42,8 @@ pub use record::{
 pub use redact::{REDACTED, Redactor};
 pub use store::{Appended, AuditStore, Filter, Head, Page};
 pub use verify::{
-    CheckpointSource, Problem, ProblemKind, TenantSummary, VerifyInputs, VerifyReport, verify,
+    ChainChecker, CheckpointSource, Problem, ProblemKind, RowView, TenantSummary, VerifyInputs,
+    VerifyReport, verify,
 };
 pub use writer::{AuditLog, AuditOptions, IntentReceipt};
 
@@ -92,6 +93,9 @@ pub enum AuditError {
         /// What is wrong.
         message: String,
     },
+    /// The store could not be read (verification's direct SQLite reader).
+    #[error("cannot read the audit store: {0}")]
+    Read(String),
     /// The record was refused before reaching the store.
     #[error("invalid audit record: {0}")]
     Invalid(String),

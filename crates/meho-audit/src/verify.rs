@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::AuditError;
 use crate::chain::links;
 use crate::checkpoint::{AuditPublicKey, Checkpoint, WitnessLineError};
-use crate::record::GENESIS_HASH;
+use crate::record::{GENESIS_HASH, RecordFields, StoredRecord};
 use crate::store::AuditStore;
 
 /// Records fetched per round trip while verifying.
@@ -184,23 +184,8 @@ async fn verify_tenant(
     key: Option<&AuditPublicKey>,
     problems: &mut Vec<Problem>,
 ) -> Result<TenantSummary, AuditError> {
-    let mut summary = TenantSummary {
-        tenant: tenant.to_owned(),
-        database_checkpoints: database.len() as u64,
-        witness_checkpoints: witness.len() as u64,
-        head_hash: GENESIS_HASH.to_owned(),
-        ..TenantSummary::default()
-    };
-    let problem = |kind, seq, record_id: Option<&str>, message: String| Problem {
-        kind,
-        tenant: tenant.to_owned(),
-        seq,
-        record_id: record_id.map(str::to_owned),
-        message,
-    };
-
     // Only checkpoints with a valid signature vouch for anything.
-    let mut vouched: BTreeMap<i64, Vec<(CheckpointSource, &Checkpoint)>> = BTreeMap::new();
+    let mut vouched: BTreeMap<i64, Vec<(CheckpointSource, Checkpoint)>> = BTreeMap::new();
     let sources = database
         .iter()
         .map(|c| (CheckpointSource::Database, c))
@@ -208,117 +193,194 @@ async fn verify_tenant(
     for (source, checkpoint) in sources {
         match key {
             Some(key) if checkpoint.verify(key) => {
-                vouched.entry(checkpoint.seq).or_default().push((source, checkpoint));
+                vouched
+                    .entry(checkpoint.seq)
+                    .or_default()
+                    .push((source, checkpoint.clone()));
             }
-            Some(_) => problems.push(problem(
-                ProblemKind::BadSignature,
-                Some(checkpoint.seq),
-                None,
-                format!(
+            Some(_) => problems.push(Problem {
+                kind: ProblemKind::BadSignature,
+                tenant: tenant.to_owned(),
+                seq: Some(checkpoint.seq),
+                record_id: None,
+                message: format!(
                     "{source} checkpoint at seq {} has an invalid signature (forged, or signed by key `{}` instead of this audit key)",
                     checkpoint.seq, checkpoint.key_id
                 ),
-            )),
+            }),
             None => {}
         }
     }
-    summary.checkpointed_seq = vouched.keys().next_back().copied().unwrap_or(0);
+    let mut checker = ChainChecker::new(tenant, vouched);
+    checker.summary.database_checkpoints = database.len() as u64;
+    checker.summary.witness_checkpoints = witness.len() as u64;
+    let mut checker = store.check_chain(checker).await?;
+    problems.extend(checker.finish());
+    Ok(checker.summary)
+}
 
-    let mut prev_hash = GENESIS_HASH.to_owned();
-    let mut expected = 1_i64;
-    let mut broken = false;
-    let mut canonical = Vec::with_capacity(1024);
-    let mut rows = store.scan(tenant, 0, SCAN_PAGE).await?;
-    'scan: while !rows.is_empty() {
-        // Fetch the next page while this one is checked: the store works on its own thread.
-        let next_after = rows.last().map_or(0, |r| r.seq);
-        let full = rows.len() == SCAN_PAGE as usize;
-        let next = async {
-            if full {
-                store.scan(tenant, next_after, SCAN_PAGE).await
-            } else {
-                Ok(Vec::new())
-            }
+/// One record as the chain check sees it, borrowed from wherever the store keeps it.
+#[derive(Debug, Clone, Copy)]
+pub struct RowView<'a> {
+    pub(crate) fields: RecordFields<'a>,
+    pub(crate) prev_hash: &'a str,
+    pub(crate) hash: &'a str,
+}
+
+impl<'a> RowView<'a> {
+    /// A view of a stored record.
+    pub fn of(record: &'a StoredRecord) -> Self {
+        RowView {
+            fields: record.fields(),
+            prev_hash: &record.prev_hash,
+            hash: &record.hash,
+        }
+    }
+}
+
+/// Checks one tenant's chain, fed its records in sequence order by the store
+/// ([`AuditStore::check_chain`]), so each backend can read the chain its fastest way while the
+/// checks stay in one place.
+#[derive(Debug)]
+pub struct ChainChecker {
+    tenant: String,
+    vouched: BTreeMap<i64, Vec<(CheckpointSource, Checkpoint)>>,
+    prev_hash: String,
+    expected: i64,
+    canonical: Vec<u8>,
+    broken: Option<Problem>,
+    summary: TenantSummary,
+}
+
+impl ChainChecker {
+    fn new(tenant: &str, vouched: BTreeMap<i64, Vec<(CheckpointSource, Checkpoint)>>) -> Self {
+        let summary = TenantSummary {
+            tenant: tenant.to_owned(),
+            head_hash: GENESIS_HASH.to_owned(),
+            checkpointed_seq: vouched.keys().next_back().copied().unwrap_or(0),
+            ..TenantSummary::default()
         };
-        let check = async {
-            for row in &rows {
-                if row.seq != expected {
-                    let message = if row.seq > expected {
-                        format!(
-                            "records missing: expected seq {expected}, the next record is seq {} (deleted rows)",
-                            row.seq
-                        )
-                    } else {
-                        format!(
-                            "seq {} appears out of order after seq {}",
-                            row.seq,
-                            expected - 1
-                        )
-                    };
-                    return Some(problem(
-                        ProblemKind::SequenceGap,
-                        Some(expected),
-                        Some(&row.id),
+        ChainChecker {
+            tenant: tenant.to_owned(),
+            vouched,
+            prev_hash: GENESIS_HASH.to_owned(),
+            expected: 1,
+            canonical: Vec::with_capacity(1024),
+            broken: None,
+            summary,
+        }
+    }
+
+    /// The tenant being checked.
+    pub fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    /// Whether the chain already broke; the store may stop feeding records.
+    pub fn is_broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    /// Records a record that could not even be read as one (a column of the wrong type).
+    pub fn unreadable(&mut self, seq: i64, id: &str, message: String) {
+        let problem = self.problem(ProblemKind::Modified, Some(seq), Some(id), message);
+        self.broken.get_or_insert(problem);
+    }
+
+    fn problem(
+        &self,
+        kind: ProblemKind,
+        seq: Option<i64>,
+        id: Option<&str>,
+        message: String,
+    ) -> Problem {
+        Problem {
+            kind,
+            tenant: self.tenant.clone(),
+            seq,
+            record_id: id.map(str::to_owned),
+            message,
+        }
+    }
+
+    /// Checks the next record. Returns `false` once the chain is broken.
+    pub fn check(&mut self, row: RowView<'_>) -> bool {
+        if self.broken.is_some() {
+            return false;
+        }
+        let seq = row.fields.seq;
+        let id = row.fields.id;
+        let expected = self.expected;
+        if seq != expected {
+            let message = if seq > expected {
+                format!(
+                    "records missing: expected seq {expected}, the next record is seq {seq} (deleted rows)"
+                )
+            } else {
+                format!("seq {seq} appears out of order after seq {}", expected - 1)
+            };
+            self.broken =
+                Some(self.problem(ProblemKind::SequenceGap, Some(expected), Some(id), message));
+            return false;
+        }
+        if row.prev_hash != self.prev_hash {
+            self.broken = Some(self.problem(
+                ProblemKind::BrokenLink,
+                Some(seq),
+                Some(id),
+                format!(
+                    "does not link to seq {}: its prev_hash is not the hash of the record before it (records reordered, replaced or inserted)",
+                    seq - 1
+                ),
+            ));
+            return false;
+        }
+        self.canonical.clear();
+        row.fields.write_canonical(&mut self.canonical);
+        if !links(&self.prev_hash, &self.canonical, row.hash) {
+            self.broken = Some(self.problem(
+                ProblemKind::Modified,
+                Some(seq),
+                Some(id),
+                "its content does not match its hash (the record was edited)".to_owned(),
+            ));
+            return false;
+        }
+        if let Some(checkpoints) = self.vouched.get(&seq) {
+            for (source, checkpoint) in checkpoints {
+                if checkpoint.head_hash != row.hash {
+                    let message = format!(
+                        "the signed {source} checkpoint at this seq names head {}, but the chain has {} (history was rewritten)",
+                        checkpoint.head_hash, row.hash
+                    );
+                    self.broken = Some(self.problem(
+                        ProblemKind::CheckpointMismatch,
+                        Some(seq),
+                        Some(id),
                         message,
                     ));
+                    return false;
                 }
-                if row.prev_hash != prev_hash {
-                    return Some(problem(
-                        ProblemKind::BrokenLink,
-                        Some(row.seq),
-                        Some(&row.id),
-                        format!(
-                            "does not link to seq {}: its prev_hash is not the hash of the record before it (records reordered, replaced or inserted)",
-                            row.seq - 1
-                        ),
-                    ));
-                }
-                canonical.clear();
-                row.fields().write_canonical(&mut canonical);
-                if !links(&prev_hash, &canonical, &row.hash) {
-                    return Some(problem(
-                        ProblemKind::Modified,
-                        Some(row.seq),
-                        Some(&row.id),
-                        "its content does not match its hash (the record was edited)".to_owned(),
-                    ));
-                }
-                if let Some(checkpoints) = vouched.get(&row.seq) {
-                    for (source, checkpoint) in checkpoints {
-                        if checkpoint.head_hash != row.hash {
-                            return Some(problem(
-                                ProblemKind::CheckpointMismatch,
-                                Some(row.seq),
-                                Some(&row.id),
-                                format!(
-                                    "the signed {source} checkpoint at this seq names head {}, but the chain has {} (history was rewritten)",
-                                    checkpoint.head_hash, row.hash
-                                ),
-                            ));
-                        }
-                    }
-                }
-                prev_hash.clear();
-                prev_hash.push_str(&row.hash);
-                summary.records += 1;
-                summary.head_seq = row.seq;
-                expected += 1;
             }
-            None
-        };
-        let (next, found) = tokio::join!(next, check);
-        if let Some(found) = found {
-            problems.push(found);
-            broken = true;
-            break 'scan;
         }
-        rows = next?;
+        self.prev_hash.clear();
+        self.prev_hash.push_str(row.hash);
+        self.summary.records += 1;
+        self.summary.head_seq = seq;
+        self.expected += 1;
+        true
     }
-    summary.head_hash = prev_hash;
 
-    if !broken && let Some((&seq, checkpoints)) = vouched.range(expected..).next() {
+    /// The problem that broke the chain, or a truncation the checkpoints reveal.
+    fn finish(&mut self) -> Option<Problem> {
+        self.summary.head_hash.clone_from(&self.prev_hash);
+        if let Some(problem) = self.broken.take() {
+            return Some(problem);
+        }
+        let expected = self.expected;
+        let (&seq, checkpoints) = self.vouched.range(expected..).next()?;
         let sources: Vec<String> = checkpoints.iter().map(|(s, _)| s.to_string()).collect();
-        problems.push(problem(
+        Some(self.problem(
             ProblemKind::Truncated,
             Some(expected),
             None,
@@ -327,7 +389,41 @@ async fn verify_tenant(
                 expected - 1,
                 sources.join(" and ")
             ),
-        ));
+        ))
     }
-    Ok(summary)
+}
+
+/// The portable way to feed a checker: pages of [`AuditStore::scan`], the next page fetched
+/// while the current one is checked.
+pub(crate) async fn check_chain_by_pages(
+    store: &dyn AuditStore,
+    mut checker: ChainChecker,
+) -> Result<ChainChecker, AuditError> {
+    let tenant = checker.tenant.clone();
+    let mut rows = store.scan(&tenant, 0, SCAN_PAGE).await?;
+    while !rows.is_empty() {
+        let next_after = rows.last().map_or(0, |r| r.seq);
+        let full = rows.len() == SCAN_PAGE as usize;
+        let next = async {
+            if full {
+                store.scan(&tenant, next_after, SCAN_PAGE).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
+        let check = async {
+            for row in &rows {
+                if !checker.check(RowView::of(row)) {
+                    return false;
+                }
+            }
+            true
+        };
+        let (next, intact) = tokio::join!(next, check);
+        if !intact {
+            break;
+        }
+        rows = next?;
+    }
+    Ok(checker)
 }

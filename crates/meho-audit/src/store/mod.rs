@@ -3,6 +3,7 @@
 //! migrations), refuse UPDATE and DELETE inside the database, and pass the same test suite.
 
 mod sql;
+mod sqlite_scan;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::AuditError;
 use crate::checkpoint::Checkpoint;
 use crate::record::{NewRecord, StoredRecord};
+use crate::verify::ChainChecker;
 
 /// A boxed future, so the trait stays object-safe (`Arc<dyn AuditStore>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -121,6 +123,11 @@ pub trait AuditStore: Send + Sync + std::fmt::Debug {
         after_seq: i64,
         limit: u32,
     ) -> BoxFuture<'a, Result<Vec<StoredRecord>, AuditError>>;
+
+    /// Feeds `checker` every record of its tenant in sequence order, until the chain breaks, and
+    /// hands it back. Each backend reads its fastest way; the checks live in the checker.
+    fn check_chain(&self, checker: ChainChecker)
+    -> BoxFuture<'_, Result<ChainChecker, AuditError>>;
 
     /// Every tenant with at least one record.
     fn tenants(&self) -> BoxFuture<'_, Result<Vec<String>, AuditError>>;

@@ -11,6 +11,7 @@ use crate::AuditError;
 use crate::chain::link;
 use crate::checkpoint::Checkpoint;
 use crate::record::{GENESIS_HASH, RecordFields, StoredRecord};
+use crate::verify::{ChainChecker, check_chain_by_pages};
 
 /// Rows per multi-row INSERT: 15 binds each stays far below SQLite's 32766 limit.
 const INSERT_CHUNK: usize = 500;
@@ -199,6 +200,13 @@ where
 macro_rules! backend {
     ($name:ident, $pool:ty, $db:ty) => {
         impl AuditStore for $name {
+            fn check_chain(
+                &self,
+                checker: ChainChecker,
+            ) -> BoxFuture<'_, Result<ChainChecker, AuditError>> {
+                Box::pin(self.feed_chain(checker))
+            }
+
             fn append_batch<'a>(
                 &'a self,
                 batch: &'a [Stamped],
@@ -429,6 +437,19 @@ impl SqliteAudit {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// Reads the chain through its own read-only rusqlite connection (see `sqlite_scan`), or by
+    /// pages when the database has no file of its own (`:memory:`).
+    async fn feed_chain(&self, checker: ChainChecker) -> Result<ChainChecker, AuditError> {
+        let options = self.pool.connect_options();
+        let path = options.get_filename().to_path_buf();
+        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+            return check_chain_by_pages(self, checker).await;
+        }
+        tokio::task::spawn_blocking(move || super::sqlite_scan::check_chain(&path, checker))
+            .await
+            .map_err(|err| AuditError::Read(format!("the verification task failed: {err}")))?
+    }
+
     async fn lock_tenant(
         _tx: &mut Transaction<'static, Sqlite>,
         _tenant: &str,
@@ -450,6 +471,10 @@ pub(crate) struct PostgresAudit {
 impl PostgresAudit {
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    async fn feed_chain(&self, checker: ChainChecker) -> Result<ChainChecker, AuditError> {
+        check_chain_by_pages(self, checker).await
     }
 
     async fn lock_tenant(
