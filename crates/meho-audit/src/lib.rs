@@ -54,9 +54,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// shared the failed transaction.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {
-    /// The store refused or failed the operation; nothing was acknowledged.
+    /// The store refused or failed the operation; nothing was acknowledged. The source is the
+    /// driver's error (sqlx, or rusqlite on SQLite's direct paths).
     #[error("the audit store failed: {0}")]
-    Store(#[source] Arc<sqlx::Error>),
+    Store(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// The audit log's writer has stopped; nothing can be recorded.
     #[error("the audit log is not running")]
     Closed,
@@ -93,15 +94,16 @@ pub enum AuditError {
         /// What is wrong.
         message: String,
     },
-    /// The store could not be read (verification's direct SQLite reader).
-    #[error("cannot read the audit store: {0}")]
-    Read(String),
     /// The record was refused before reaching the store.
     #[error("invalid audit record: {0}")]
     Invalid(String),
 }
 
 impl AuditError {
+    pub(crate) fn store(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        AuditError::Store(Arc::new(err))
+    }
+
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
         AuditError::Io {
             path: path.to_path_buf(),

@@ -3,7 +3,7 @@
 //! migrations), refuse UPDATE and DELETE inside the database, and pass the same test suite.
 
 mod sql;
-mod sqlite_scan;
+mod sqlite_direct;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -164,7 +164,7 @@ pub trait AuditStore: Send + Sync + std::fmt::Debug {
 /// The audit store of an open `meho-store`, backend chosen by its URL.
 pub fn open(store: &Store) -> Arc<dyn AuditStore> {
     match store.pool() {
-        Pool::Sqlite(pool) => Arc::new(sql::SqliteAudit { pool: pool.clone() }),
+        Pool::Sqlite(pool) => Arc::new(sql::SqliteAudit::new(pool.clone())),
         Pool::Postgres(pool) => Arc::new(sql::PostgresAudit { pool: pool.clone() }),
     }
 }

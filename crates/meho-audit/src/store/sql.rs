@@ -3,9 +3,12 @@
 //! written once in `backend!` and instantiated per database.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool, Transaction};
 
+use super::sqlite_direct::DirectWriter;
 use super::{Appended, AuditStore, BoxFuture, Filter, Head, Page, Stamped};
 use crate::AuditError;
 use crate::chain::link;
@@ -86,19 +89,33 @@ impl From<CheckpointRow> for Checkpoint {
 }
 
 fn store_err(err: sqlx::Error) -> AuditError {
-    AuditError::Store(std::sync::Arc::new(err))
+    AuditError::store(err)
 }
 
 /// A stamped record linked into its chain, ready to insert.
-struct Linked<'a> {
-    stamped: &'a Stamped,
-    seq: i64,
-    prev_hash: String,
-    hash: String,
+pub(super) struct Linked<'a> {
+    pub(super) stamped: &'a Stamped,
+    pub(super) seq: i64,
+    pub(super) prev_hash: String,
+    pub(super) hash: String,
+}
+
+/// What the callers of a committed batch are told.
+pub(super) fn appended(linked: Vec<Linked<'_>>) -> Vec<Appended> {
+    linked
+        .into_iter()
+        .map(|l| Appended {
+            id: l.stamped.id.clone(),
+            tenant: l.stamped.record.tenant.clone(),
+            seq: l.seq,
+            hash: l.hash,
+            ts: l.stamped.ts,
+        })
+        .collect()
 }
 
 /// Assigns sequence numbers and hashes to `batch`, continuing from `heads`.
-fn link_batch<'a>(
+pub(super) fn link_batch<'a>(
     batch: &'a [Stamped],
     heads: &mut BTreeMap<String, (i64, String)>,
 ) -> Result<Vec<Linked<'a>>, AuditError> {
@@ -211,68 +228,7 @@ macro_rules! backend {
                 &'a self,
                 batch: &'a [Stamped],
             ) -> BoxFuture<'a, Result<Vec<Appended>, AuditError>> {
-                Box::pin(async move {
-                    let mut tx = self.begin().await.map_err(store_err)?;
-                    let tenants: BTreeSet<&str> =
-                        batch.iter().map(|s| s.record.tenant.as_str()).collect();
-                    let mut heads = BTreeMap::new();
-                    // Sorted order, so two writers never wait on each other's tenants crosswise.
-                    for tenant in tenants {
-                        Self::lock_tenant(&mut tx, tenant)
-                            .await
-                            .map_err(store_err)?;
-                        let head: Option<(i64, String)> = QueryBuilder::<$db>::new(
-                            "SELECT seq, hash FROM audit_records WHERE tenant = ",
-                        )
-                        .push_bind(tenant.to_owned())
-                        .push(" ORDER BY seq DESC LIMIT 1")
-                        .build_query_as()
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(store_err)?;
-                        heads.insert(
-                            tenant.to_owned(),
-                            head.unwrap_or_else(|| (0, GENESIS_HASH.to_owned())),
-                        );
-                    }
-                    let linked = link_batch(batch, &mut heads)?;
-                    for chunk in linked.chunks(INSERT_CHUNK) {
-                        let mut qb = QueryBuilder::<$db>::new(
-                            "INSERT INTO audit_records (id, tenant, seq, ts, kind, principal, target, \
-                             action, outcome, session_id, approval_id, call_id, body, prev_hash, hash) ",
-                        );
-                        qb.push_values(chunk, |mut row, l| {
-                            let r = &l.stamped.record;
-                            row.push_bind(l.stamped.id.clone())
-                                .push_bind(r.tenant.clone())
-                                .push_bind(l.seq)
-                                .push_bind(l.stamped.ts)
-                                .push_bind(r.kind.as_str().to_owned())
-                                .push_bind(r.principal.clone())
-                                .push_bind(r.target.clone())
-                                .push_bind(r.action.clone())
-                                .push_bind(r.outcome.clone())
-                                .push_bind(r.session_id.clone())
-                                .push_bind(r.approval_id.clone())
-                                .push_bind(r.call_id.clone())
-                                .push_bind(l.stamped.body_json.clone())
-                                .push_bind(l.prev_hash.clone())
-                                .push_bind(l.hash.clone());
-                        });
-                        qb.build().execute(&mut *tx).await.map_err(store_err)?;
-                    }
-                    tx.commit().await.map_err(store_err)?;
-                    Ok(linked
-                        .into_iter()
-                        .map(|l| Appended {
-                            id: l.stamped.id.clone(),
-                            tenant: l.stamped.record.tenant.clone(),
-                            seq: l.seq,
-                            hash: l.hash,
-                            ts: l.stamped.ts,
-                        })
-                        .collect())
-                })
+                Box::pin(self.append(batch))
             }
 
             fn scan<'a>(
@@ -422,6 +378,63 @@ macro_rules! backend {
                 })
             }
         }
+
+        impl $name {
+            /// Appends through sqlx: the PostgreSQL path, and SQLite's when it has no file.
+            async fn append_with_sqlx(&self, batch: &[Stamped]) -> Result<Vec<Appended>, AuditError> {
+                let mut tx = self.begin().await.map_err(store_err)?;
+                let tenants: BTreeSet<&str> =
+                    batch.iter().map(|s| s.record.tenant.as_str()).collect();
+                let mut heads = BTreeMap::new();
+                // Sorted order, so two writers never wait on each other's tenants crosswise.
+                for tenant in tenants {
+                    Self::lock_tenant(&mut tx, tenant)
+                        .await
+                        .map_err(store_err)?;
+                    let head: Option<(i64, String)> = QueryBuilder::<$db>::new(
+                        "SELECT seq, hash FROM audit_records WHERE tenant = ",
+                    )
+                    .push_bind(tenant.to_owned())
+                    .push(" ORDER BY seq DESC LIMIT 1")
+                    .build_query_as()
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(store_err)?;
+                    heads.insert(
+                        tenant.to_owned(),
+                        head.unwrap_or_else(|| (0, GENESIS_HASH.to_owned())),
+                    );
+                }
+                let linked = link_batch(batch, &mut heads)?;
+                for chunk in linked.chunks(INSERT_CHUNK) {
+                    let mut qb = QueryBuilder::<$db>::new(
+                        "INSERT INTO audit_records (id, tenant, seq, ts, kind, principal, target, \
+                         action, outcome, session_id, approval_id, call_id, body, prev_hash, hash) ",
+                    );
+                    qb.push_values(chunk, |mut row, l| {
+                        let r = &l.stamped.record;
+                        row.push_bind(l.stamped.id.clone())
+                            .push_bind(r.tenant.clone())
+                            .push_bind(l.seq)
+                            .push_bind(l.stamped.ts)
+                            .push_bind(r.kind.as_str().to_owned())
+                            .push_bind(r.principal.clone())
+                            .push_bind(r.target.clone())
+                            .push_bind(r.action.clone())
+                            .push_bind(r.outcome.clone())
+                            .push_bind(r.session_id.clone())
+                            .push_bind(r.approval_id.clone())
+                            .push_bind(r.call_id.clone())
+                            .push_bind(l.stamped.body_json.clone())
+                            .push_bind(l.prev_hash.clone())
+                            .push_bind(l.hash.clone());
+                    });
+                    qb.build().execute(&mut *tx).await.map_err(store_err)?;
+                }
+                tx.commit().await.map_err(store_err)?;
+                Ok(appended(linked))
+            }
+        }
     };
 }
 
@@ -430,24 +443,64 @@ macro_rules! backend {
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteAudit {
     pub(crate) pool: SqlitePool,
+    /// The rusqlite connection appends go through, opened on first use (see `sqlite_direct`).
+    pub(crate) direct: Arc<Mutex<Option<DirectWriter>>>,
 }
 
 impl SqliteAudit {
+    pub(crate) fn new(pool: SqlitePool) -> Self {
+        SqliteAudit {
+            pool,
+            direct: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The database file, or `None` for an in-memory database only this pool can see.
+    fn file(&self) -> Option<PathBuf> {
+        let options = self.pool.connect_options();
+        let path = options.get_filename();
+        (!path.as_os_str().is_empty() && path.as_os_str() != ":memory:").then(|| path.to_path_buf())
+    }
+
+    /// Appends through the direct rusqlite writer on a blocking thread; through sqlx when the
+    /// database has no file of its own.
+    async fn append(&self, batch: &[Stamped]) -> Result<Vec<Appended>, AuditError> {
+        let Some(path) = self.file() else {
+            return self.append_with_sqlx(batch).await;
+        };
+        let direct = self.direct.clone();
+        let batch = batch.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = direct
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let writer = match guard.as_mut() {
+                Some(writer) => writer,
+                None => guard.insert(DirectWriter::open(&path)?),
+            };
+            let result = writer.append(&batch);
+            if result.is_err() {
+                // A failed connection is reopened on the next batch rather than reused.
+                *guard = None;
+            }
+            result
+        })
+        .await
+        .map_err(AuditError::store)?
+    }
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
-    /// Reads the chain through its own read-only rusqlite connection (see `sqlite_scan`), or by
-    /// pages when the database has no file of its own (`:memory:`).
+    /// Reads the chain through its own read-only rusqlite connection (see `sqlite_direct`), or
+    /// by pages when the database has no file of its own (`:memory:`).
     async fn feed_chain(&self, checker: ChainChecker) -> Result<ChainChecker, AuditError> {
-        let options = self.pool.connect_options();
-        let path = options.get_filename().to_path_buf();
-        if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        let Some(path) = self.file() else {
             return check_chain_by_pages(self, checker).await;
-        }
-        tokio::task::spawn_blocking(move || super::sqlite_scan::check_chain(&path, checker))
+        };
+        tokio::task::spawn_blocking(move || super::sqlite_direct::check_chain(&path, checker))
             .await
-            .map_err(|err| AuditError::Read(format!("the verification task failed: {err}")))?
+            .map_err(AuditError::store)?
     }
 
     async fn lock_tenant(
@@ -475,6 +528,10 @@ impl PostgresAudit {
 
     async fn feed_chain(&self, checker: ChainChecker) -> Result<ChainChecker, AuditError> {
         check_chain_by_pages(self, checker).await
+    }
+
+    async fn append(&self, batch: &[Stamped]) -> Result<Vec<Appended>, AuditError> {
+        self.append_with_sqlx(batch).await
     }
 
     async fn lock_tenant(
