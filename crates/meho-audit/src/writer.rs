@@ -135,7 +135,7 @@ impl AuditLog {
                 state.checkpointed_seq = checkpoint.seq;
             }
         }
-        let redactor = Arc::new(options.redactor.clone());
+        let redactor = Arc::new(options.redactor);
         let (commands, inbox) = mpsc::channel(QUEUE_DEPTH);
         let writer = Writer {
             store: store.clone(),
