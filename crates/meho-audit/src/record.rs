@@ -36,11 +36,13 @@ pub enum RecordKind {
     Freeze,
     /// An agent announced what it is about to do.
     Announce,
+    /// The signer issued a credential (an SSH certificate), or answered a dry run.
+    Credential,
 }
 
 impl RecordKind {
     /// Every kind, in a stable order.
-    pub const ALL: [RecordKind; 9] = [
+    pub const ALL: [RecordKind; 10] = [
         RecordKind::Intent,
         RecordKind::Outcome,
         RecordKind::Denial,
@@ -50,6 +52,7 @@ impl RecordKind {
         RecordKind::ConfigReload,
         RecordKind::Freeze,
         RecordKind::Announce,
+        RecordKind::Credential,
     ];
 
     /// The stored name.
@@ -64,6 +67,7 @@ impl RecordKind {
             RecordKind::ConfigReload => "config_reload",
             RecordKind::Freeze => "freeze",
             RecordKind::Announce => "announce",
+            RecordKind::Credential => "credential",
         }
     }
 }

@@ -51,6 +51,12 @@ pub struct Config {
     pub command_policies: BTreeMap<String, CommandPolicy>,
     /// `[group_command_policies]`.
     pub group_command_policies: BTreeMap<String, Vec<String>>,
+    /// `[ca_keys.*]`: CA key file by host group (`_default` is the fallback).
+    pub ca_keys: BTreeMap<String, PathBuf>,
+    /// `[signer]`.
+    pub signer: SignerConfig,
+    /// `[ssh]`.
+    pub ssh: SshConfig,
     /// Findings that do not stop the config from loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -118,6 +124,85 @@ impl AuditConfig {
         self.witness_file
             .clone()
             .unwrap_or_else(|| data_dir.join("audit").join("witness.jsonl"))
+    }
+}
+
+/// The default `[signer] listen` address.
+pub const DEFAULT_SIGNER_LISTEN: &str = "127.0.0.1:8443";
+
+/// `[signer]`: the separate signing process. TLS paths are checked when the signer starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignerConfig {
+    /// Where `meho signer` listens.
+    pub listen: SocketAddr,
+    /// Server certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Server private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle for client certificates (PEM).
+    pub client_ca: Option<PathBuf>,
+    /// Client-certificate CNs allowed to call.
+    pub allowed_callers: Vec<String>,
+}
+
+/// How the broker reaches the signer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignerLocation {
+    /// The signer runs inside this process; the broker is known to it as `caller`.
+    InProcess {
+        /// The caller name the in-process signer sees.
+        caller: String,
+    },
+    /// A `meho signer` reached over mutual TLS.
+    Remote {
+        /// `https://host:port`.
+        url: String,
+        /// Client certificate (PEM).
+        tls_cert: PathBuf,
+        /// Client key (PEM).
+        tls_key: PathBuf,
+        /// CA bundle the signer's certificate must chain to (PEM).
+        signer_ca: PathBuf,
+    },
+}
+
+/// `[ssh]`: limits and wiring of the SSH broker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshConfig {
+    /// Where certificates come from.
+    pub signer: SignerLocation,
+    /// Local address outgoing connections bind to.
+    pub bind_address: Option<std::net::IpAddr>,
+    /// Per-stream output cap in bytes.
+    pub output_cap_bytes: u64,
+    /// Exec timeout.
+    pub exec_timeout_seconds: u64,
+    /// Connect plus handshake timeout per hop.
+    pub connect_timeout_seconds: u64,
+    /// Session idle timeout.
+    pub session_idle_timeout_seconds: u64,
+    /// Session lifetime cap.
+    pub session_max_lifetime_seconds: u64,
+    /// Global session cap.
+    pub max_sessions: u32,
+    /// Per-caller session cap.
+    pub max_sessions_per_caller: u32,
+    /// Recording directory; `None` means `<data_dir>/recordings`.
+    pub recording_dir: Option<PathBuf>,
+    /// Fail sessions whose recording fails.
+    pub recording_strict: bool,
+    /// File transfer cap in bytes.
+    pub file_transfer_max_bytes: u64,
+    /// Remote host-list refresh interval.
+    pub hosts_refresh_seconds: u64,
+}
+
+impl SshConfig {
+    /// The recording directory, resolving the default against `data_dir`.
+    pub fn recording_path(&self, data_dir: &Path) -> PathBuf {
+        self.recording_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("recordings"))
     }
 }
 

@@ -35,6 +35,83 @@ pub struct RawConfig {
     /// Maps a host group to the names of the policies its hosts get. `_default` applies to every host.
     #[serde(default)]
     pub group_command_policies: BTreeMap<String, Vec<String>>,
+    /// SSH certificate authorities by host group; `_default` is the fallback.
+    #[serde(default)]
+    pub ca_keys: BTreeMap<String, RawCaKey>,
+    /// `meho signer`: the separate process that holds the CA keys.
+    #[serde(default)]
+    pub signer: RawSigner,
+    /// The SSH broker: how calls reach hosts.
+    #[serde(default)]
+    pub ssh: RawSsh,
+}
+
+/// `[ca_keys.<group>]`: one SSH certificate authority.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCaKey {
+    /// Ed25519 private key in OpenSSH format (`ssh-keygen -t ed25519`, or `meho ca init --out FILE`),
+    /// unencrypted.
+    pub path: String,
+}
+
+/// `[signer]`: the signing service (`meho signer`), reached over mutual TLS.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSigner {
+    /// Address to serve on, `ip:port`. Default `127.0.0.1:8443`.
+    pub listen: Option<String>,
+    /// The signer's TLS certificate chain (PEM).
+    pub tls_cert: Option<String>,
+    /// The signer's TLS private key (PEM).
+    pub tls_key: Option<String>,
+    /// CA bundle (PEM) that broker client certificates must chain to.
+    pub client_ca: Option<String>,
+    /// Common names of the broker certificates allowed to call the signer. Required.
+    #[serde(default)]
+    pub allowed_callers: Vec<String>,
+}
+
+/// `[ssh]`: the broker side of SSH calls.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    /// URL of a remote `meho signer` (`https://host:port`). Unset: the signer runs in-process.
+    pub signer_url: Option<String>,
+    /// The broker's client certificate (PEM) for the signer.
+    pub tls_cert: Option<String>,
+    /// The broker's client key (PEM).
+    pub tls_key: Option<String>,
+    /// CA bundle (PEM) that the signer's certificate must chain to.
+    pub signer_ca: Option<String>,
+    /// The name this broker calls itself in the in-process signer (remote signers use the TLS CN).
+    /// Default `meho`.
+    pub caller: Option<String>,
+    /// Local address outgoing SSH connections bind to (like `ssh -b`). Default: the OS picks.
+    pub bind_address: Option<String>,
+    /// Cap on each of stdout and stderr per call, in bytes. Default 1048576 (1 MiB).
+    pub output_cap_bytes: Option<u64>,
+    /// How long a command may run, in seconds. Default 60.
+    pub exec_timeout_seconds: Option<u64>,
+    /// TCP plus SSH handshake timeout per hop, in seconds. Default 10.
+    pub connect_timeout_seconds: Option<u64>,
+    /// A session unused this long is closed, in seconds. Default 600.
+    pub session_idle_timeout_seconds: Option<u64>,
+    /// A session is closed this long after it opened, in seconds. Default 3600.
+    pub session_max_lifetime_seconds: Option<u64>,
+    /// Open sessions, all callers together. Default 64.
+    pub max_sessions: Option<u32>,
+    /// Open sessions per caller. Default 8.
+    pub max_sessions_per_caller: Option<u32>,
+    /// Where shell and pty sessions are recorded as asciicast v2. Default `<data_dir>/recordings`.
+    pub recording_dir: Option<String>,
+    /// Fail a session when its recording cannot be written. Default false.
+    #[serde(default)]
+    pub recording_strict: bool,
+    /// Largest file `ssh_put_file`/`ssh_get_file` move, in bytes. Default 16777216 (16 MiB).
+    pub file_transfer_max_bytes: Option<u64>,
+    /// How often a remote signer's host list is refreshed, in seconds. Default 300.
+    pub hosts_refresh_seconds: Option<u64>,
 }
 
 /// `[server]`.

@@ -12,7 +12,8 @@ use crate::location::{Locator, Segment, key_path};
 use crate::raw::{RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode};
 use crate::{
     AuditConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP, DEFAULT_LISTEN,
-    DEFAULT_MAX_TTL, Diagnostic, Host, LogConfig, MAX_TTL_CEILING, ServerConfig, StoreConfig,
+    DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, Diagnostic, Host, LogConfig, MAX_TTL_CEILING,
+    ServerConfig, SignerConfig, SignerLocation, SshConfig, StoreConfig,
 };
 
 struct Validator<'a> {
@@ -76,6 +77,9 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
     let command_policies = validate_named_policies(&mut v, &raw);
     validate_group_references(&mut v, &raw, &command_policies);
     let bastions = validate_jumps(&mut v, &raw);
+    let ca_keys = validate_ca_keys(&mut v, &raw);
+    let signer = validate_signer(&mut v, &raw);
+    let ssh = validate_ssh(&mut v, &raw);
     let mut hosts = BTreeMap::new();
     for (name, host) in &raw.hosts {
         if let Some(host) = validate_host(&mut v, &raw, &command_policies, &bastions, name, host) {
@@ -95,6 +99,9 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         hosts,
         command_policies,
         group_command_policies: raw.group_command_policies,
+        ca_keys,
+        signer,
+        ssh,
         warnings: v.warnings,
     })
 }
@@ -187,6 +194,168 @@ fn validate_audit(v: &mut Validator<'_>, raw: &RawConfig) -> AuditConfig {
         checkpoint_every_records,
         checkpoint_every_seconds,
         redact: audit.redact.clone(),
+    }
+}
+
+fn validate_ca_keys(v: &mut Validator<'_>, raw: &RawConfig) -> BTreeMap<String, PathBuf> {
+    let groups: BTreeSet<&str> = raw
+        .hosts
+        .values()
+        .flat_map(|h| h.groups.iter().map(String::as_str))
+        .collect();
+    let mut keys = BTreeMap::new();
+    for (group, key) in &raw.ca_keys {
+        if key.path.trim().is_empty() {
+            v.error(
+                &key_path!["ca_keys", group.as_str(), "path"],
+                format!("ca_keys `{group}`: path must not be empty"),
+            );
+            continue;
+        }
+        if group != DEFAULT_GROUP && !groups.contains(group.as_str()) {
+            v.warn(
+                &key_path!["ca_keys", group.as_str()],
+                format!("ca_keys `{group}` names a group no host belongs to"),
+            );
+        }
+        keys.insert(group.clone(), PathBuf::from(&key.path));
+    }
+    keys
+}
+
+fn validate_signer(v: &mut Validator<'_>, raw: &RawConfig) -> SignerConfig {
+    let signer = &raw.signer;
+    let listen_text = signer.listen.as_deref().unwrap_or(DEFAULT_SIGNER_LISTEN);
+    let listen = listen_text.parse::<SocketAddr>().unwrap_or_else(|_| {
+        v.error(
+            &key_path!["signer", "listen"],
+            format!("`{listen_text}` is not an `ip:port` socket address"),
+        );
+        SocketAddr::from(([127, 0, 0, 1], 8443))
+    });
+    for (index, caller) in signer.allowed_callers.iter().enumerate() {
+        if caller.trim().is_empty() {
+            v.error(
+                &key_path!["signer", "allowed_callers", index],
+                "allowed_callers entries must not be empty",
+            );
+        }
+    }
+    let path = |p: &Option<String>| p.as_ref().map(PathBuf::from);
+    SignerConfig {
+        listen,
+        tls_cert: path(&signer.tls_cert),
+        tls_key: path(&signer.tls_key),
+        client_ca: path(&signer.client_ca),
+        allowed_callers: signer.allowed_callers.clone(),
+    }
+}
+
+fn validate_ssh(v: &mut Validator<'_>, raw: &RawConfig) -> SshConfig {
+    let ssh = &raw.ssh;
+    let signer = match &ssh.signer_url {
+        None => {
+            for key in ["tls_cert", "tls_key", "signer_ca"] {
+                let set = match key {
+                    "tls_cert" => ssh.tls_cert.is_some(),
+                    "tls_key" => ssh.tls_key.is_some(),
+                    _ => ssh.signer_ca.is_some(),
+                };
+                if set {
+                    v.warn(
+                        &key_path!["ssh", key],
+                        format!("ssh.{key} is unused without ssh.signer_url"),
+                    );
+                }
+            }
+            SignerLocation::InProcess {
+                caller: ssh.caller.clone().unwrap_or_else(|| "meho".to_owned()),
+            }
+        }
+        Some(url) => {
+            if !url.starts_with("https://") {
+                v.error(
+                    &key_path!["ssh", "signer_url"],
+                    format!("signer_url `{url}` must be an https:// URL (the signer is reached over mutual TLS)"),
+                );
+            }
+            let mut required = |key: &str, value: &Option<String>| match value {
+                Some(value) if !value.trim().is_empty() => PathBuf::from(value),
+                _ => {
+                    v.error(
+                        &key_path!["ssh", "signer_url"],
+                        format!("ssh.signer_url needs ssh.{key} as well"),
+                    );
+                    PathBuf::new()
+                }
+            };
+            SignerLocation::Remote {
+                url: url.trim_end_matches('/').to_owned(),
+                tls_cert: required("tls_cert", &ssh.tls_cert),
+                tls_key: required("tls_key", &ssh.tls_key),
+                signer_ca: required("signer_ca", &ssh.signer_ca),
+            }
+        }
+    };
+    let bind_address = ssh.bind_address.as_ref().and_then(|text| {
+        text.parse::<IpAddr>().map_or_else(
+            |_| {
+                v.error(
+                    &key_path!["ssh", "bind_address"],
+                    format!("bind_address `{text}` is not an IP address"),
+                );
+                None
+            },
+            Some,
+        )
+    });
+    let mut positive = |key: &str, value: Option<u64>, default: u64| {
+        let value = value.unwrap_or(default);
+        if value == 0 {
+            v.error(&key_path!["ssh", key], format!("{key} must be at least 1"));
+        }
+        value
+    };
+    let output_cap_bytes = positive("output_cap_bytes", ssh.output_cap_bytes, 1 << 20);
+    let exec_timeout_seconds = positive("exec_timeout_seconds", ssh.exec_timeout_seconds, 60);
+    let connect_timeout_seconds =
+        positive("connect_timeout_seconds", ssh.connect_timeout_seconds, 10);
+    let session_idle_timeout_seconds = positive(
+        "session_idle_timeout_seconds",
+        ssh.session_idle_timeout_seconds,
+        600,
+    );
+    let session_max_lifetime_seconds = positive(
+        "session_max_lifetime_seconds",
+        ssh.session_max_lifetime_seconds,
+        3600,
+    );
+    let max_sessions = positive("max_sessions", ssh.max_sessions.map(u64::from), 64);
+    let max_sessions_per_caller = positive(
+        "max_sessions_per_caller",
+        ssh.max_sessions_per_caller.map(u64::from),
+        8,
+    );
+    let file_transfer_max_bytes = positive(
+        "file_transfer_max_bytes",
+        ssh.file_transfer_max_bytes,
+        16 << 20,
+    );
+    let hosts_refresh_seconds = positive("hosts_refresh_seconds", ssh.hosts_refresh_seconds, 300);
+    SshConfig {
+        signer,
+        bind_address,
+        output_cap_bytes,
+        exec_timeout_seconds,
+        connect_timeout_seconds,
+        session_idle_timeout_seconds,
+        session_max_lifetime_seconds,
+        max_sessions: u32::try_from(max_sessions).unwrap_or(u32::MAX),
+        max_sessions_per_caller: u32::try_from(max_sessions_per_caller).unwrap_or(u32::MAX),
+        recording_dir: ssh.recording_dir.as_ref().map(PathBuf::from),
+        recording_strict: ssh.recording_strict,
+        file_transfer_max_bytes,
+        hosts_refresh_seconds,
     }
 }
 

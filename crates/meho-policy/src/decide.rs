@@ -164,7 +164,9 @@ impl HostPolicy {
         decision
     }
 
-    fn check_elevation(&self, elevation: &Elevation) -> Result<(), &'static str> {
+    /// Checks `elevation` against the host's sudo rules alone, for calls that carry no command
+    /// (session opens, file transfers). Returns the `invalid-request:…` rule on refusal.
+    pub fn check_elevation(&self, elevation: &Elevation) -> Result<(), &'static str> {
         let Some(user) = elevation.sudo_user() else {
             return Ok(());
         };

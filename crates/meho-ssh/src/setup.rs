@@ -1,0 +1,76 @@
+//! Wiring from a validated [`Config`] to a signer and a broker, shared by `meho serve`,
+//! `meho signer`, the CLI and the tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use meho_audit::AuditLog;
+use meho_config::{Config, SignerLocation};
+
+use crate::Error;
+use crate::broker::{BrokerOptions, SshBroker};
+use crate::ca::{CaKey, CaSet};
+use crate::signer::{Signer, SignerState};
+use crate::signer_client::{LocalSigner, RemoteSigner, SignerClient};
+
+/// Where dev mode keeps its CA when `[ca_keys]` is empty.
+pub fn dev_ca_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("ca").join("ssh_ca_ed25519")
+}
+
+/// The CAs of `config`. With no `[ca_keys]` and `dev` set, a CA is created (once) in the data
+/// directory; the second value is then its public line, for the operator to give to sshd.
+pub fn load_cas(
+    config: &Config,
+    data_dir: &Path,
+    dev: bool,
+) -> Result<(CaSet, Option<String>), Error> {
+    if !config.ca_keys.is_empty() || !dev {
+        return Ok((CaSet::load(&config.ca_keys)?, None));
+    }
+    let path = dev_ca_path(data_dir);
+    let key = if path.exists() {
+        CaKey::load(&path)?
+    } else {
+        CaKey::init(&path)?
+    };
+    let line = key.public_line().to_owned();
+    Ok((CaSet::single(key), Some(line)))
+}
+
+/// The signer's state from `config` and loaded CAs.
+pub fn signer_state(config: &Config, cas: CaSet) -> SignerState {
+    SignerState {
+        hosts: config.hosts.clone(),
+        cas,
+    }
+}
+
+/// The broker `config` describes: against `local` (the in-process signer) unless `[ssh]
+/// signer_url` points at a remote one.
+pub fn broker(
+    config: &Config,
+    data_dir: &Path,
+    audit: Arc<AuditLog>,
+    local: Option<Arc<Signer>>,
+) -> Result<Arc<SshBroker>, Error> {
+    let client: Arc<dyn SignerClient> = match &config.ssh.signer {
+        SignerLocation::Remote {
+            url,
+            tls_cert,
+            tls_key,
+            signer_ca,
+        } => Arc::new(RemoteSigner::new(url, tls_cert, tls_key, signer_ca)?),
+        SignerLocation::InProcess { caller } => {
+            let signer = local.ok_or_else(|| {
+                Error::Signer("no [ssh] signer_url and no in-process signer".into())
+            })?;
+            Arc::new(LocalSigner::new(signer, caller.clone()))
+        }
+    };
+    Ok(Arc::new(SshBroker::new(
+        client,
+        audit,
+        BrokerOptions::from_config(&config.ssh, data_dir),
+    )))
+}

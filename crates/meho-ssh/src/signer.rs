@@ -1,0 +1,492 @@
+//! The signer: the only holder of the CA keys and of the host policy.
+//!
+//! It takes an [`Intent`] and a public key, decides, and (when the decision allows) signs a
+//! certificate whose constraints come from the policy alone: principal, source address, TTL
+//! ceiling, and for one-shot calls the exact `force-command` the decision shaped. Every answer is
+//! audited before it is returned; if the audit write fails, no certificate leaves.
+//!
+//! The same code runs in-process under `meho serve` and behind mutual TLS under `meho signer`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use meho_audit::{AuditLog, NewRecord, RecordKind};
+use meho_config::Host;
+use meho_core::{Decision, ReasonCode};
+use meho_policy::{Elevation, Overlay, Request};
+use russh::keys::ssh_key::{Algorithm, PublicKey};
+use serde_json::json;
+
+use crate::ca::{CaSet, CertSpec, random_bytes};
+use crate::wire::{FileOp, HostView, Intent, Purpose, Role, SessionMode, SignResponse};
+
+/// Clock skew allowance: certificates are valid from 30 s before issue.
+pub const BACKDATE_SECONDS: u64 = 30;
+
+/// Why the signer refused to answer (as opposed to answering with a refusal).
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    /// The caller may not use this host or this signer.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// No such host.
+    #[error("unknown host `{0}`")]
+    UnknownHost(String),
+    /// The intent is malformed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The signer could not do its job (no CA, audit down, …). Nothing was issued.
+    #[error("signer error: {0}")]
+    Internal(String),
+}
+
+impl SignError {
+    /// The stable code of [`crate::wire::ErrorBody`].
+    pub fn code(&self) -> &'static str {
+        match self {
+            SignError::Forbidden(_) => "forbidden",
+            SignError::UnknownHost(_) => "unknown_host",
+            SignError::BadRequest(_) => "bad_request",
+            SignError::Internal(_) => "internal",
+        }
+    }
+}
+
+/// Hosts and CAs: what a reload swaps.
+#[derive(Debug, Clone)]
+pub struct SignerState {
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, Host>,
+    /// CA keys by group.
+    pub cas: CaSet,
+}
+
+/// The signer.
+#[derive(Debug)]
+pub struct Signer {
+    state: RwLock<Arc<SignerState>>,
+    audit: Arc<AuditLog>,
+    tenant: String,
+}
+
+impl Signer {
+    /// A signer over `state` that audits into `audit` under `tenant`.
+    pub fn new(state: SignerState, audit: Arc<AuditLog>, tenant: impl Into<String>) -> Self {
+        Signer {
+            state: RwLock::new(Arc::new(state)),
+            audit,
+            tenant: tenant.into(),
+        }
+    }
+
+    /// Swaps hosts and CAs atomically; calls in flight finish on the old state.
+    pub fn reload(&self, state: SignerState) {
+        let mut guard = self
+            .state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *guard = Arc::new(state);
+    }
+
+    fn state(&self) -> Arc<SignerState> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The hosts `caller` (and, when known, a human in `end_user_groups`) may use.
+    pub fn hosts(&self, caller: &str, end_user_groups: Option<&[String]>) -> Vec<HostView> {
+        self.state()
+            .hosts
+            .values()
+            .filter(|h| access(h, caller, end_user_groups).is_ok())
+            .map(view)
+            .collect()
+    }
+
+    /// Decides `intent` for `caller` and, when allowed and not a dry run, signs its public key.
+    pub async fn sign(&self, caller: &str, intent: &Intent) -> Result<SignResponse, SignError> {
+        let state = self.state();
+        let Some(host) = state.hosts.get(&intent.host) else {
+            self.audit_refusal(caller, intent, "unknown_host", "unknown host")
+                .await?;
+            return Err(SignError::UnknownHost(intent.host.clone()));
+        };
+        if let Err(why) = access(host, caller, intent.end_user_groups.as_deref()) {
+            self.audit_refusal(caller, intent, "forbidden", &why)
+                .await?;
+            return Err(SignError::Forbidden(why));
+        }
+        let now = unix_now();
+        let elevation = Elevation::from_request(intent.sudo, intent.sudo_user.as_deref());
+        let decision = decide(host, caller, intent, &elevation, now);
+        if !decision.allowed || decision.require_approval {
+            self.audit_decision(RecordKind::Denial, caller, intent, &decision, json!({}))
+                .await?;
+            return Ok(SignResponse {
+                decision,
+                certificate: None,
+                serial: None,
+                elevation_prefix: None,
+                valid_before: None,
+            });
+        }
+        if intent.dry_run {
+            self.audit_decision(
+                RecordKind::Credential,
+                caller,
+                intent,
+                &decision,
+                json!({ "dry_run": true }),
+            )
+            .await?;
+            return Ok(SignResponse {
+                elevation_prefix: decision.elevation_prefix.clone(),
+                decision,
+                certificate: None,
+                serial: None,
+                valid_before: None,
+            });
+        }
+
+        let public_key = parse_public_key(intent.public_key.as_deref())?;
+        let Some(ca) = state.cas.for_groups(&host.groups) else {
+            return Err(SignError::Internal(format!(
+                "no CA key serves host `{}` (configure [ca_keys._default] or one of its groups)",
+                host.name
+            )));
+        };
+        let ttl = u64::from(
+            intent
+                .ttl_seconds
+                .unwrap_or(host.max_ttl_seconds)
+                .clamp(1, host.max_ttl_seconds),
+        );
+        let serial = new_serial()?;
+        let end_user = intent.end_user.as_deref().unwrap_or("-");
+        let spec = CertSpec {
+            public_key,
+            principal: host.principal.clone(),
+            key_id: format!(
+                "meho:agent={} user={} host={} serial={serial}",
+                key_id_word(caller),
+                key_id_word(end_user),
+                host.name
+            ),
+            serial,
+            valid_after: now.saturating_sub(BACKDATE_SECONDS),
+            valid_before: now + ttl,
+            force_command: match (intent.role, intent.purpose) {
+                // A bastion certificate can only tunnel: sshd still opens direct-tcpip channels
+                // under a forced command, but no shell or command ever runs.
+                (Role::Bastion, _) => Some("/bin/false".to_owned()),
+                (Role::Target, Purpose::Oneshot) => decision.force_command.clone(),
+                (Role::Target, Purpose::File) => Some("internal-sftp".to_owned()),
+                (Role::Target, Purpose::Session) => None,
+            },
+            source_address: host.source_address.clone(),
+            permit_pty: intent.role == Role::Target
+                && host.allow_pty
+                && (intent.pty || intent.session_mode == Some(SessionMode::Pty)),
+            permit_port_forwarding: intent.role == Role::Bastion,
+        };
+        let certificate = ca
+            .sign(&spec)
+            .map_err(|err| SignError::Internal(err.to_string()))?;
+        let line = certificate
+            .to_openssh()
+            .map_err(|err| SignError::Internal(format!("encode certificate: {err}")))?;
+        self.audit_decision(
+            RecordKind::Credential,
+            caller,
+            intent,
+            &decision,
+            json!({
+                "serial": serial.to_string(),
+                "key_id": spec.key_id,
+                "principal": spec.principal,
+                "valid_after": spec.valid_after,
+                "valid_before": spec.valid_before,
+                "force_command": spec.force_command,
+                "source_address": spec.source_address,
+                "permit_pty": spec.permit_pty,
+                "permit_port_forwarding": spec.permit_port_forwarding,
+                "ca_fingerprint": ca.fingerprint(),
+                "public_key_fingerprint": spec.public_key.fingerprint(Default::default()).to_string(),
+            }),
+        )
+        .await?;
+        Ok(SignResponse {
+            elevation_prefix: decision.elevation_prefix.clone(),
+            decision,
+            certificate: Some(line),
+            serial: Some(serial),
+            valid_before: Some(spec.valid_before),
+        })
+    }
+
+    async fn audit_decision(
+        &self,
+        kind: RecordKind,
+        caller: &str,
+        intent: &Intent,
+        decision: &Decision,
+        extra: serde_json::Value,
+    ) -> Result<(), SignError> {
+        let outcome = match kind {
+            RecordKind::Credential if intent.dry_run => "dry_run",
+            RecordKind::Credential => "issued",
+            _ => decision.reason_code.as_str(),
+        };
+        let record = NewRecord {
+            target: Some(intent.host.clone()),
+            action: Some("sign".to_owned()),
+            outcome: Some(outcome.to_owned()),
+            body: json!({
+                "intent": intent_summary(intent),
+                "decision": decision,
+                "certificate": extra,
+            }),
+            ..NewRecord::new(&self.tenant, kind, caller)
+        };
+        self.audit.append(record).await.map(drop).map_err(|err| {
+            SignError::Internal(format!(
+                "audit log unavailable, nothing issued (fail closed): {err}"
+            ))
+        })
+    }
+
+    /// Records that a TLS client whose CN is not an allowed caller asked for `what`.
+    pub async fn audit_caller_refused(
+        &self,
+        cn: &str,
+        what: &str,
+        why: &str,
+    ) -> Result<(), SignError> {
+        let record = NewRecord {
+            action: Some(what.to_owned()),
+            outcome: Some("forbidden".to_owned()),
+            body: json!({ "error": why }),
+            ..NewRecord::new(&self.tenant, RecordKind::Denial, cn)
+        };
+        self.audit.append(record).await.map(drop).map_err(|err| {
+            SignError::Internal(format!("audit log unavailable (fail closed): {err}"))
+        })
+    }
+
+    async fn audit_refusal(
+        &self,
+        caller: &str,
+        intent: &Intent,
+        code: &str,
+        why: &str,
+    ) -> Result<(), SignError> {
+        let record = NewRecord {
+            target: Some(intent.host.clone()),
+            action: Some("sign".to_owned()),
+            outcome: Some(code.to_owned()),
+            body: json!({ "intent": intent_summary(intent), "error": why }),
+            ..NewRecord::new(&self.tenant, RecordKind::Denial, caller)
+        };
+        self.audit.append(record).await.map(drop).map_err(|err| {
+            SignError::Internal(format!("audit log unavailable (fail closed): {err}"))
+        })
+    }
+}
+
+/// The intent without its public key (which says nothing) for the audit body.
+fn intent_summary(intent: &Intent) -> serde_json::Value {
+    json!({
+        "role": intent.role,
+        "purpose": intent.purpose,
+        "command": intent.command,
+        "session_mode": intent.session_mode,
+        "file_op": intent.file_op,
+        "path": intent.path,
+        "ttl_seconds": intent.ttl_seconds,
+        "sudo": intent.sudo,
+        "sudo_user": intent.sudo_user,
+        "pty": intent.pty,
+        "end_user": intent.end_user,
+        "dry_run": intent.dry_run,
+    })
+}
+
+/// Whether `caller` (and the human's groups, when known) may use `host`.
+fn access(host: &Host, caller: &str, end_user_groups: Option<&[String]>) -> Result<(), String> {
+    if !host.allowed_callers.is_empty() && !host.allowed_callers.iter().any(|c| c == caller) {
+        return Err(format!(
+            "caller `{caller}` is not in allowed_callers of host `{}`",
+            host.name
+        ));
+    }
+    if let Some(groups) = end_user_groups
+        && !host.groups.iter().any(|g| groups.contains(g))
+    {
+        return Err(format!(
+            "none of the user's groups may use host `{}`",
+            host.name
+        ));
+    }
+    Ok(())
+}
+
+fn view(host: &Host) -> HostView {
+    HostView {
+        name: host.name.clone(),
+        addr: host.addr.clone(),
+        user: host.user.clone(),
+        host_key: host.host_key.clone(),
+        jump: host.jump.clone(),
+        allow_sudo: host.policy.allow_sudo,
+        allow_pty: host.allow_pty,
+        allow_file_transfer: host.allow_file_transfer,
+        groups: host.groups.clone(),
+    }
+}
+
+/// The decision for one intent. Pure: no IO, no clock (the caller passes `now`).
+pub fn decide(
+    host: &Host,
+    caller: &str,
+    intent: &Intent,
+    elevation: &Elevation,
+    now: u64,
+) -> Decision {
+    let tier = host.policy.policies.default_tier();
+    let refuse = |rule: &str| Decision::refused(ReasonCode::InvalidRequest, rule, tier);
+    if intent.pty && !host.allow_pty {
+        return refuse("invalid-request:pty-not-allowed");
+    }
+    let decide_command = |command: &str, elevation: &Elevation| {
+        host.policy.decide(
+            &Request {
+                command,
+                elevation: elevation.clone(),
+                caller,
+                end_user: intent.end_user.as_deref().unwrap_or(""),
+                now,
+            },
+            Overlay::default(),
+        )
+    };
+    match (intent.role, intent.purpose) {
+        (Role::Bastion, _) => {
+            if !host.allow_as_bastion {
+                return refuse("invalid-request:not-a-bastion");
+            }
+            if *elevation != Elevation::None || intent.pty || intent.command.is_some() {
+                return refuse("invalid-request:bastion-runs-nothing");
+            }
+            allowed("bastion", tier)
+        }
+        (Role::Target, Purpose::Oneshot) => match intent.command.as_deref() {
+            Some(command) => decide_command(command, elevation),
+            None => refuse("invalid-request:command-missing"),
+        },
+        (Role::Target, Purpose::Session) => {
+            let mode = intent.session_mode.unwrap_or_default();
+            if mode != SessionMode::Exec && host.policy.policies.is_restricting() {
+                // A stateful command stream cannot be verified command by command.
+                return refuse("invalid-request:session-mode-needs-exec");
+            }
+            if mode == SessionMode::Pty && !host.allow_pty {
+                return refuse("invalid-request:pty-not-allowed");
+            }
+            match intent.command.as_deref() {
+                Some(command) => decide_command(command, elevation),
+                None => match host.policy.check_elevation(elevation) {
+                    Ok(()) => Decision {
+                        elevation_prefix: elevation.prefix(),
+                        ..allowed("session", tier)
+                    },
+                    Err(rule) => refuse(rule),
+                },
+            }
+        }
+        (Role::Target, Purpose::File) => {
+            if !host.allow_file_transfer {
+                return refuse("invalid-request:file-transfer-not-allowed");
+            }
+            if *elevation != Elevation::None {
+                return refuse("invalid-request:file-transfer-runs-unelevated");
+            }
+            let (Some(op), Some(path)) = (intent.file_op, intent.path.as_deref()) else {
+                return refuse("invalid-request:file-op-missing");
+            };
+            if !path.starts_with('/') || path.contains(['\0', '\n', '\r']) {
+                return refuse("invalid-request:file-path-invalid");
+            }
+            let mut action = String::from(match op {
+                FileOp::Put => "put ",
+                FileOp::Get => "get ",
+            });
+            meho_policy::shell::quote(path.as_bytes(), &mut action);
+            let mut decision = decide_command(&action, &Elevation::None);
+            // The certificate carries `internal-sftp`, not the action string.
+            decision.force_command = decision.allowed.then(|| "internal-sftp".to_owned());
+            decision
+        }
+    }
+}
+
+fn allowed(rule: &str, tier: meho_core::Tier) -> Decision {
+    Decision {
+        allowed: true,
+        reason_code: ReasonCode::Allowed,
+        ..Decision::refused(ReasonCode::Allowed, rule, tier)
+    }
+}
+
+fn parse_public_key(line: Option<&str>) -> Result<PublicKey, SignError> {
+    let line = line.ok_or_else(|| SignError::BadRequest("public_key is required".into()))?;
+    let key = PublicKey::from_openssh(line.trim())
+        .map_err(|err| SignError::BadRequest(format!("public_key is not an OpenSSH key: {err}")))?;
+    if key.algorithm() != Algorithm::Ed25519 {
+        return Err(SignError::BadRequest(format!(
+            "public_key must be an ephemeral Ed25519 key, not {}",
+            key.algorithm()
+        )));
+    }
+    Ok(key)
+}
+
+/// A random serial below 2^53: unique in practice, and exact in every JSON number (JavaScript
+/// clients included) and SQL integer type.
+fn new_serial() -> Result<u64, SignError> {
+    loop {
+        let bytes = random_bytes::<8>().map_err(|err| SignError::Internal(err.to_string()))?;
+        let serial = u64::from_le_bytes(bytes) >> 11;
+        if serial != 0 {
+            return Ok(serial);
+        }
+    }
+}
+
+/// Caller and user names go into the key id, which sshd logs as one string: keep them one word
+/// so a name cannot forge a `host=` field.
+fn key_id_word(text: &str) -> String {
+    let word: String = text
+        .chars()
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() || c == '"' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if word.is_empty() {
+        "-".to_owned()
+    } else {
+        word
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,171 @@
+//! A lab: a CA, an audit log on SQLite, config built from sshd instances, and the broker over an
+//! in-process signer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meho_audit::{AuditLog, AuditOptions, Filter, InProcessBus, Page, Redactor, StoredRecord};
+use meho_config::Config;
+use meho_gateway::{Caller, Connector, Gateway, ToolError};
+use meho_ssh::broker::{BrokerOptions, SshBroker, SshConnector};
+use meho_ssh::ca::{CaKey, CaSet};
+use meho_ssh::signer::{Signer, SignerState};
+use meho_ssh::signer_client::LocalSigner;
+use serde_json::Value;
+
+use crate::harness::{Sshd, SshdOptions, ensure_user};
+
+/// The login user every test host uses.
+pub const USER: &str = "mehotest";
+
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub ca_path: PathBuf,
+    pub audit: Arc<AuditLog>,
+    pub signer: Arc<Signer>,
+    pub broker: Arc<SshBroker>,
+    pub gateway: Gateway,
+    pub config: Config,
+}
+
+impl Lab {
+    /// The CA's public line and path, made before any sshd starts.
+    pub fn ca() -> (tempfile::TempDir, PathBuf, String) {
+        ensure_user(USER);
+        let dir = tempfile::Builder::new()
+            .prefix("meho-lab-")
+            .tempdir()
+            .unwrap();
+        let ca_path = dir.path().join("ca");
+        let ca = CaKey::init(&ca_path).unwrap();
+        let line = ca.public_line().to_owned();
+        (dir, ca_path, line)
+    }
+
+    /// Starts an sshd trusting `ca_line`.
+    pub fn sshd(ca_line: &str) -> Sshd {
+        Sshd::start(SshdOptions::new([ca_line]))
+    }
+
+    /// A lab over `config_toml` (which must not set `[ca_keys]`: the lab CA is added).
+    pub async fn new(
+        dir: tempfile::TempDir,
+        ca_path: PathBuf,
+        config_toml: &str,
+        tweak: impl FnOnce(&mut BrokerOptions),
+    ) -> Lab {
+        let text = format!(
+            "{config_toml}\n[ca_keys._default]\npath = \"{}\"\n",
+            ca_path.display()
+        );
+        let config = Config::parse(&text, None).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let store = meho_store::Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("meho.db").display()
+        ))
+        .await
+        .unwrap();
+        let audit = Arc::new(
+            AuditLog::start(
+                meho_audit::store::open(&store),
+                Arc::new(InProcessBus::new()),
+                AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
+            )
+            .await
+            .unwrap(),
+        );
+        let cas = CaSet::load(&config.ca_keys).unwrap();
+        let signer = Arc::new(Signer::new(
+            SignerState {
+                hosts: config.hosts.clone(),
+                cas,
+            },
+            audit.clone(),
+            "default",
+        ));
+        let mut options = BrokerOptions::from_config(&config.ssh, dir.path());
+        options.connect.connect_timeout = Duration::from_secs(10);
+        tweak(&mut options);
+        let broker = Arc::new(SshBroker::new(
+            Arc::new(LocalSigner::new(signer.clone(), "meho-test")),
+            audit.clone(),
+            options,
+        ));
+        let connector: Arc<dyn Connector> = Arc::new(SshConnector::new(broker.clone()));
+        let gateway = Gateway::new(vec![connector]).unwrap();
+        Lab {
+            dir,
+            ca_path,
+            audit,
+            signer,
+            broker,
+            gateway,
+            config,
+        }
+    }
+
+    /// Applies a new config to the running signer (a policy reload).
+    pub fn reload(&self, config_toml: &str) {
+        let text = format!(
+            "{config_toml}\n[ca_keys._default]\npath = \"{}\"\n",
+            self.ca_path.display()
+        );
+        let config = Config::parse(&text, None).unwrap();
+        self.signer.reload(SignerState {
+            hosts: config.hosts.clone(),
+            cas: CaSet::load(&config.ca_keys).unwrap(),
+        });
+    }
+
+    pub async fn call(&self, tool: &str, args: Value) -> Result<Value, ToolError> {
+        self.gateway.call(&caller(), tool, args).await
+    }
+
+    pub async fn call_as(&self, who: &Caller, tool: &str, args: Value) -> Result<Value, ToolError> {
+        self.gateway.call(who, tool, args).await
+    }
+
+    /// Every record, oldest first.
+    pub async fn records(&self) -> Vec<StoredRecord> {
+        let mut all = self
+            .audit
+            .query(
+                &Filter::default(),
+                Page::Newest {
+                    before: None,
+                    limit: 10_000,
+                },
+            )
+            .await
+            .unwrap();
+        all.reverse();
+        all
+    }
+
+    /// Records of `action`.
+    pub async fn records_of(&self, action: &str) -> Vec<StoredRecord> {
+        self.records()
+            .await
+            .into_iter()
+            .filter(|r| r.action.as_deref() == Some(action))
+            .collect()
+    }
+}
+
+pub fn caller() -> Caller {
+    Caller::agent("agent-1")
+}
+
+/// A `[hosts.NAME]` block for `sshd`, plus `extra` lines.
+pub fn host(name: &str, sshd: &Sshd, extra: &str) -> String {
+    format!(
+        "[hosts.{name}]\naddr = \"{}\"\nuser = \"{USER}\"\nhost_key = \"{}\"\n{extra}\n",
+        sshd.addr_string(),
+        sshd.host_key_line()
+    )
+}
+
+pub fn body(record: &StoredRecord) -> Value {
+    serde_json::from_str(&record.body).unwrap()
+}
