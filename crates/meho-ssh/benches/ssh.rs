@@ -1,0 +1,256 @@
+//! SSH broker figures against a real sshd on loopback (`cargo bench -p meho-ssh --bench ssh`).
+//!
+//! - `ssh_execute` latency (median, p95) against OpenSSH `ssh -i key -o BatchMode=yes` with a
+//!   static key (a key with a long-lived certificate from the same CA, so sshd does the same
+//!   work) running the same command on the same sshd;
+//! - session exec latency (exec and shell mode) against that fresh `ssh`;
+//! - RSS growth per open session.
+//!
+//! Needs root and `/usr/sbin/sshd` (scripts/test installs openssh-server). Prints figures only:
+//! timings are never asserted.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    missing_debug_implementations,
+    dead_code
+)]
+
+#[path = "../tests/it/harness.rs"]
+mod harness;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meho_audit::{AuditLog, AuditOptions, InProcessBus, Redactor};
+use meho_config::Config;
+use meho_gateway::Caller;
+use meho_ssh::broker::{
+    BrokerOptions, ExecuteArgs, SessionExecArgs, SessionOpenArgs, SshBroker,
+};
+use meho_ssh::ca::{CaKey, CertSpec, generate_ed25519};
+use meho_ssh::signer::{Signer, SignerState};
+use meho_ssh::signer_client::LocalSigner;
+use meho_ssh::wire::SessionMode;
+use russh::keys::ssh_key::LineEnding;
+
+const USER: &str = "mehotest";
+const RUNS: usize = 60;
+const COMMAND: &str = "true";
+
+fn stats(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let median = ms(samples[samples.len() / 2]);
+    let p95 = ms(samples[(samples.len() * 95 / 100).min(samples.len() - 1)]);
+    (median, p95)
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap())
+        .unwrap()
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if !harness::sshd_available() {
+        println!("SKIPPED: ssh bench needs /usr/sbin/sshd (scripts/test installs openssh-server)");
+        return;
+    }
+    harness::ensure_user(USER);
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("ca");
+    let ca = CaKey::init(&ca_path).unwrap();
+    let sshd = harness::Sshd::start(harness::SshdOptions::new([ca.public_line()]));
+
+    // The static key OpenSSH uses: written once, with a one-hour certificate next to it.
+    let static_key = generate_ed25519("static").unwrap();
+    let key_path = dir.path().join("static");
+    std::fs::write(&key_path, static_key.to_openssh(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let now = meho_ssh::signer::unix_now();
+    let cert = ca
+        .sign(&CertSpec {
+            public_key: static_key.public_key().clone(),
+            principal: USER.into(),
+            key_id: "bench-static".into(),
+            serial: 1,
+            valid_after: now - 60,
+            valid_before: now + 3600,
+            force_command: None,
+            source_address: None,
+            permit_pty: false,
+            permit_port_forwarding: false,
+        })
+        .unwrap();
+    std::fs::write(
+        dir.path().join("static-cert.pub"),
+        cert.to_openssh().unwrap(),
+    )
+    .unwrap();
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, sshd.known_hosts_line() + "\n").unwrap();
+    let ssh_once = || {
+        let started = Instant::now();
+        let out = Command::new("ssh")
+            .args(["-i", key_path.to_str().unwrap()])
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+            .args(["-p", &sshd.port().to_string()])
+            .arg(format!("{USER}@127.0.0.1"))
+            .arg(COMMAND)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        started.elapsed()
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = Config::parse(
+            &format!(
+                "[hosts.web]\naddr = \"{}\"\nuser = \"{USER}\"\nhost_key = \"{}\"\n[ca_keys._default]\npath = \"{}\"\n[ssh]\nmax_sessions = 1000\nmax_sessions_per_caller = 1000\n",
+                sshd.addr_string(),
+                sshd.host_key_line(),
+                ca_path.display()
+            ),
+            None,
+        )
+        .unwrap();
+        let store = meho_store::Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("meho.db").display()
+        ))
+        .await
+        .unwrap();
+        let audit = Arc::new(
+            AuditLog::start(
+                meho_audit::store::open(&store),
+                Arc::new(InProcessBus::new()),
+                AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
+            )
+            .await
+            .unwrap(),
+        );
+        let signer = Arc::new(Signer::new(
+            SignerState {
+                hosts: config.hosts.clone(),
+                cas: meho_ssh::ca::CaSet::load(&config.ca_keys).unwrap(),
+            },
+            audit.clone(),
+            "default",
+        ));
+        let broker = SshBroker::new(
+            Arc::new(LocalSigner::new(signer, "bench")),
+            audit,
+            BrokerOptions::from_config(&config.ssh, dir.path()),
+        );
+        let caller = Caller::agent("bench");
+        let execute = ExecuteArgs {
+            server: "web".into(),
+            command: COMMAND.into(),
+            ..Default::default()
+        };
+
+        // Warm up both paths.
+        for _ in 0..5 {
+            broker.execute(&caller, &execute).await.unwrap();
+            ssh_once();
+        }
+        let mut meho = Vec::new();
+        let mut openssh = Vec::new();
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            let out = broker.execute(&caller, &execute).await.unwrap();
+            meho.push(started.elapsed());
+            assert_eq!(out["exit_code"], 0);
+            openssh.push(tokio::task::block_in_place(ssh_once));
+        }
+        let (meho_median, meho_p95) = stats(meho);
+        let (ssh_median, ssh_p95) = stats(openssh);
+        println!("ssh_execute `{COMMAND}` ({RUNS} runs, in-process signer, SQLite audit):");
+        println!("  meho ssh_execute     median {meho_median:7.2} ms   p95 {meho_p95:7.2} ms");
+        println!("  openssh ssh -i key   median {ssh_median:7.2} ms   p95 {ssh_p95:7.2} ms");
+        println!(
+            "  ratio meho/openssh   median {:.2}   p95 {:.2}   (target <= 1.0)",
+            meho_median / ssh_median,
+            meho_p95 / ssh_p95
+        );
+
+        for mode in [SessionMode::Exec, SessionMode::Shell] {
+            let open = broker
+                .session_open(
+                    &caller,
+                    &SessionOpenArgs {
+                        server: "web".into(),
+                        mode,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            let exec = SessionExecArgs {
+                session_id: open["session_id"].as_str().unwrap().to_owned(),
+                command: COMMAND.into(),
+            };
+            for _ in 0..5 {
+                broker.session_exec(&caller, &exec).await.unwrap();
+            }
+            let mut samples = Vec::new();
+            for _ in 0..RUNS {
+                let started = Instant::now();
+                broker.session_exec(&caller, &exec).await.unwrap();
+                samples.push(started.elapsed());
+            }
+            let (median, p95) = stats(samples);
+            println!(
+                "session exec ({} mode)  median {median:7.2} ms   p95 {p95:7.2} ms   {:.1}x faster than fresh ssh (target >= 5x)",
+                mode.as_str(),
+                ssh_median / median
+            );
+        }
+
+        // RSS per open session: open N shell sessions (the heaviest kind: connection, channel,
+        // shell, recorder) and divide the growth.
+        const SESSIONS: usize = 40;
+        let before = rss_kib();
+        let mut ids = Vec::new();
+        for _ in 0..SESSIONS {
+            let open = broker
+                .session_open(
+                    &caller,
+                    &SessionOpenArgs {
+                        server: "web".into(),
+                        mode: SessionMode::Shell,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            ids.push(open["session_id"].as_str().unwrap().to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let after = rss_kib();
+        println!(
+            "RSS growth per open shell session: {:.1} KiB ({SESSIONS} sessions, {before} -> {after} KiB; target <= 1024 KiB)",
+            (after.saturating_sub(before)) as f64 / SESSIONS as f64
+        );
+        broker.shutdown().await;
+    });
+}
