@@ -193,8 +193,6 @@ pub struct SshConfig {
     pub recording_strict: bool,
     /// File transfer cap in bytes.
     pub file_transfer_max_bytes: u64,
-    /// Remote host-list refresh interval.
-    pub hosts_refresh_seconds: u64,
 }
 
 impl SshConfig {

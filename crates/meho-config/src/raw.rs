@@ -110,8 +110,6 @@ pub struct RawSsh {
     pub recording_strict: bool,
     /// Largest file `ssh_put_file`/`ssh_get_file` move, in bytes. Default 16777216 (16 MiB).
     pub file_transfer_max_bytes: Option<u64>,
-    /// How often a remote signer's host list is refreshed, in seconds. Default 300.
-    pub hosts_refresh_seconds: Option<u64>,
 }
 
 /// `[server]`.

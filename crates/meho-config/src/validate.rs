@@ -341,7 +341,6 @@ fn validate_ssh(v: &mut Validator<'_>, raw: &RawConfig) -> SshConfig {
         ssh.file_transfer_max_bytes,
         16 << 20,
     );
-    let hosts_refresh_seconds = positive("hosts_refresh_seconds", ssh.hosts_refresh_seconds, 300);
     SshConfig {
         signer,
         bind_address,
@@ -355,7 +354,6 @@ fn validate_ssh(v: &mut Validator<'_>, raw: &RawConfig) -> SshConfig {
         recording_dir: ssh.recording_dir.as_ref().map(PathBuf::from),
         recording_strict: ssh.recording_strict,
         file_transfer_max_bytes,
-        hosts_refresh_seconds,
     }
 }
 

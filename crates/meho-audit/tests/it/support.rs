@@ -450,8 +450,8 @@ async fn pg_admin(admin_url: &str) -> Option<PgConnection> {
     // seen even when the test passes.
     let _ = writeln!(
         std::io::stderr(),
-        "\n!!!!!!!!!! SKIPPED: PostgreSQL unreachable at {shown} ({why}); \
-         set {ADMIN_URL_ENV} to an admin URL to run the PostgreSQL half of this test !!!!!!!!!!\n"
+        "\nSKIPPED: PostgreSQL unreachable at {shown} ({why}); \
+         set {ADMIN_URL_ENV} to an admin URL to run the PostgreSQL half of this test\n"
     );
     None
 }

@@ -13,6 +13,7 @@ mod composition;
 mod defaults;
 mod locations;
 mod schema;
+mod ssh;
 
 use std::path::Path;
 
