@@ -30,9 +30,7 @@ use std::time::{Duration, Instant};
 use meho_audit::{AuditLog, AuditOptions, InProcessBus, Redactor};
 use meho_config::Config;
 use meho_gateway::Caller;
-use meho_ssh::broker::{
-    BrokerOptions, ExecuteArgs, SessionExecArgs, SessionOpenArgs, SshBroker,
-};
+use meho_ssh::broker::{BrokerOptions, ExecuteArgs, SessionExecArgs, SessionOpenArgs, SshBroker};
 use meho_ssh::ca::{CaKey, CertSpec, generate_ed25519};
 use meho_ssh::signer::{Signer, SignerState};
 use meho_ssh::signer_client::LocalSigner;
@@ -79,7 +77,11 @@ fn main() {
     // The static key OpenSSH uses: written once, with a one-hour certificate next to it.
     let static_key = generate_ed25519("static").unwrap();
     let key_path = dir.path().join("static");
-    std::fs::write(&key_path, static_key.to_openssh(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    std::fs::write(
+        &key_path,
+        static_key.to_openssh(LineEnding::LF).unwrap().as_bytes(),
+    )
+    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let now = meho_ssh::signer::unix_now();
@@ -116,7 +118,11 @@ fn main() {
             .arg(COMMAND)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         started.elapsed()
     };
 

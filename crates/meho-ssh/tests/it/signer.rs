@@ -519,3 +519,63 @@ async fn a_broker_with_a_remote_signer_runs_commands_on_sshd() {
     assert_eq!(credential.principal, "broker-1");
     assert_eq!(body(&credential)["certificate"]["force_command"], "id -un");
 }
+
+#[test]
+fn ca_keys_load_from_ssh_keygen_and_bad_keys_get_clear_errors() {
+    if std::process::Command::new("ssh-keygen")
+        .arg("-?")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "ssh-keygen missing under CI"
+        );
+        println!("\nSKIPPED: ssh-keygen missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let keygen = |name: &str, args: &[&str]| {
+        let path = dir.path().join(name);
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-C", "test", "-f"])
+            .arg(&path)
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        path
+    };
+    let plain = keygen("plain", &["-t", "ed25519", "-N", ""]);
+    let ca = meho_ssh::ca::CaKey::load(&plain).unwrap();
+    let public = std::fs::read_to_string(dir.path().join("plain.pub")).unwrap();
+    assert_eq!(
+        ca.public_line().split_whitespace().nth(1),
+        public.split_whitespace().nth(1),
+        "the public line is ssh-keygen's"
+    );
+    let encrypted = keygen("encrypted", &["-t", "ed25519", "-N", "secret"]);
+    let err = meho_ssh::ca::CaKey::load(&encrypted)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("passphrase-protected"), "{err}");
+    let ecdsa = keygen("ecdsa", &["-t", "ecdsa", "-N", ""]);
+    let err = meho_ssh::ca::CaKey::load(&ecdsa).unwrap_err().to_string();
+    assert!(err.contains("not Ed25519"), "{err}");
+    std::fs::write(dir.path().join("garbage"), "hello").unwrap();
+    let err = meho_ssh::ca::CaKey::load(&dir.path().join("garbage"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not an OpenSSH private key"), "{err}");
+    let err = meho_ssh::ca::CaKey::load(&dir.path().join("missing"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot read it"), "{err}");
+    // `init` never replaces a key.
+    let err = meho_ssh::ca::CaKey::init(&plain).unwrap_err().to_string();
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(
+        meho_ssh::ca::CaKey::load(&plain).unwrap().fingerprint(),
+        ca.fingerprint()
+    );
+}
