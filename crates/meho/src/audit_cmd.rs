@@ -18,6 +18,7 @@ use crate::cli::{
     AuditCommand, ExportArgs, FilterArgs, Format, KeygenArgs, QueryArgs, ShowArgs, StoreArgs,
     TailArgs, VerifyArgs,
 };
+use crate::runtime::Paths;
 
 pub(crate) fn run(command: AuditCommand) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -43,18 +44,9 @@ struct Resolved {
 
 impl StoreArgs {
     fn resolve(&self) -> Result<Resolved, Failure> {
-        let config = match self.config.resolve() {
-            Some(path) => Config::load(&path)?,
-            None => Config::default_config()?,
-        };
-        let data_dir = self
-            .data_dir
-            .clone()
-            .unwrap_or_else(|| config.server.data_dir.clone());
-        let url = self
-            .store
-            .clone()
-            .unwrap_or_else(|| config.store.effective_url(&data_dir));
+        let config = self.config.load_or_default()?;
+        let Paths { data_dir, url } =
+            Paths::new(&config, self.data_dir.as_deref(), self.store.as_deref());
         Ok(Resolved {
             config,
             data_dir,

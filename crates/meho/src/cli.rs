@@ -27,6 +27,162 @@ pub(crate) enum Command {
     /// The tamper-evident audit log: keys, verification, queries, export.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// SSH certificate authorities: create one, show the configured ones.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Run the signer: the process that holds the SSH CA keys and signs per-call certificates for
+    /// brokers over mutual TLS (`POST /v1/sign`, `GET /v1/hosts`).
+    Signer(SignerArgs),
+    /// SSH calls through the gateway, exactly as an agent makes them: decide, credential, execute,
+    /// audit.
+    #[command(subcommand)]
+    Ssh(SshCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CaCommand {
+    /// Create an Ed25519 SSH CA key (OpenSSH format, mode 0600) and its `.pub`; print the public
+    /// line for sshd's `TrustedUserCAKeys`. Never replaces an existing file.
+    Init(CaInitArgs),
+    /// Print each configured CA: its host group, fingerprint and public line.
+    Show(CaShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CaInitArgs {
+    /// Write the private key here (the public key goes to FILE.pub).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CaShowArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    /// The data directory, where `meho serve --dev` keeps its CA (default: `[server] data_dir`).
+    #[arg(long, env = "MEHO_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignerArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// Listen on this address instead of `[signer] listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SshCommand {
+    /// Run one command on a host under a certificate that permits only that command. Exits with
+    /// the remote command's status.
+    #[command(override_usage = "meho ssh exec [OPTIONS] <HOST> [--] <COMMAND>...")]
+    Exec(SshExecArgs),
+    /// List the hosts the caller may use.
+    Hosts(SshHostsArgs),
+    /// Upload a local file (`-` for stdin) to an absolute path on a host over SFTP.
+    Put(SshPutArgs),
+    /// Download a file from a host over SFTP (to stdout with `-`).
+    Get(SshGetArgs),
+}
+
+impl SshCommand {
+    /// The flags every `meho ssh` subcommand has.
+    pub(crate) fn common(&self) -> &SshCommonArgs {
+        match self {
+            SshCommand::Exec(args) => &args.common,
+            SshCommand::Hosts(args) => &args.common,
+            SshCommand::Put(args) => &args.common,
+            SshCommand::Get(args) => &args.common,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SshCommonArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// The caller (agent) identity the gateway sees and the audit log records
+    /// (default: `cli:$USER`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) caller: Option<String>,
+    /// Output format (`json` prints the tool result).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SshExecArgs {
+    #[command(flatten)]
+    pub(crate) common: SshCommonArgs,
+    /// Run the command under `sudo -n` (as root unless --sudo-user is given).
+    #[arg(long)]
+    pub(crate) sudo: bool,
+    /// Run the command under `sudo -n -u USER`; implies --sudo.
+    #[arg(long, value_name = "USER")]
+    pub(crate) sudo_user: Option<String>,
+    /// Allocate a PTY (stdout and stderr merge).
+    #[arg(long)]
+    pub(crate) pty: bool,
+    /// Certificate lifetime in seconds; clamped to the host's `max_ttl_seconds`.
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) ttl: Option<u32>,
+    /// Only decide: print the decision, issue no certificate, run nothing (a denial exits 0).
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+    /// The host, as named under `[hosts.<name>]`.
+    #[arg(value_name = "HOST")]
+    pub(crate) host: String,
+    /// The command; its words are joined with spaces (quote pipes and redirections as one word).
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SshHostsArgs {
+    #[command(flatten)]
+    pub(crate) common: SshCommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SshPutArgs {
+    #[command(flatten)]
+    pub(crate) common: SshCommonArgs,
+    /// The host.
+    #[arg(value_name = "HOST")]
+    pub(crate) host: String,
+    /// The file to upload; `-` reads stdin.
+    #[arg(value_name = "LOCAL_FILE")]
+    pub(crate) local_file: PathBuf,
+    /// The absolute path on the host.
+    #[arg(value_name = "REMOTE_PATH")]
+    pub(crate) remote_path: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SshGetArgs {
+    #[command(flatten)]
+    pub(crate) common: SshCommonArgs,
+    /// The host.
+    #[arg(value_name = "HOST")]
+    pub(crate) host: String,
+    /// The absolute path on the host.
+    #[arg(value_name = "REMOTE_PATH")]
+    pub(crate) remote_path: String,
+    /// Where to write it: a file (replaced if it exists), `-` for stdout; default: the remote
+    /// file's name in the current directory.
+    #[arg(value_name = "LOCAL_FILE")]
+    pub(crate) local_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -250,6 +406,14 @@ impl ConfigArgs {
         })?;
         Ok(meho_config::Config::load(&path)?)
     }
+
+    /// Loads the config, or the built-in defaults when there is no file.
+    pub(crate) fn load_or_default(&self) -> Result<meho_config::Config, Failure> {
+        Ok(match self.resolve() {
+            Some(path) => meho_config::Config::load(&path)?,
+            None => meho_config::Config::default_config()?,
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +481,10 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     pub(crate) store: Option<String>,
+    /// Development mode: with no `[ca_keys]`, create (once) an SSH CA in the data directory and
+    /// print its public line before the listen line.
+    #[arg(long)]
+    pub(crate) dev: bool,
 }
 
 #[expect(clippy::print_stdout, reason = "CLI output")]

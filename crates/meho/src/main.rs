@@ -5,10 +5,14 @@
 //! config error.
 
 mod audit_cmd;
+mod ca_cmd;
 mod cli;
 mod config_cmd;
 mod policy_cmd;
+mod runtime;
 mod serve;
+mod signer_cmd;
+mod ssh_cmd;
 
 use std::process::ExitCode;
 
@@ -55,6 +59,9 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Explain(args)) => policy_cmd::explain(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Audit(command) => audit_cmd::run(command),
+        Command::Ca(command) => ca_cmd::run(&command),
+        Command::Signer(args) => signer_cmd::run(&args),
+        Command::Ssh(command) => ssh_cmd::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

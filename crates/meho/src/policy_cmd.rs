@@ -57,7 +57,7 @@ fn decision_json(decision: &Decision) -> Result<String, Failure> {
         .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot encode decision: {err}")))
 }
 
-fn decision_text(decision: &Decision) -> String {
+pub(crate) fn decision_text(decision: &Decision) -> String {
     let mut out = String::new();
     let verdict = if decision.require_approval {
         "NEEDS APPROVAL"

@@ -74,12 +74,32 @@ fn bad_ssh_settings_are_located_errors() {
             "signer_url",
             "ssh.signer_ca",
         ),
-        ("[ssh]\nbind_address = \"not-an-ip\"\n", "bind_address", "not an IP"),
-        ("[ssh]\noutput_cap_bytes = 0\n", "output_cap_bytes", "at least 1"),
+        (
+            "[ssh]\nbind_address = \"not-an-ip\"\n",
+            "bind_address",
+            "not an IP",
+        ),
+        (
+            "[ssh]\noutput_cap_bytes = 0\n",
+            "output_cap_bytes",
+            "at least 1",
+        ),
         ("[ssh]\nmax_sessions = 0\n", "max_sessions", "at least 1"),
-        ("[ca_keys._default]\npath = \"\"\n", "path", "must not be empty"),
-        ("[signer]\nlisten = \"nowhere\"\n", "listen", "socket address"),
-        ("[signer]\nallowed_callers = [\"\"]\n", "\"\"", "must not be empty"),
+        (
+            "[ca_keys._default]\npath = \"\"\n",
+            "path",
+            "must not be empty",
+        ),
+        (
+            "[signer]\nlisten = \"nowhere\"\n",
+            "listen",
+            "socket address",
+        ),
+        (
+            "[signer]\nallowed_callers = [\"\"]\n",
+            "\"\"",
+            "must not be empty",
+        ),
         ("[ssh]\nsigner = \"x\"\n", "signer", "unknown field"),
     ];
     for (section, needle, words) in cases {
@@ -88,7 +108,11 @@ fn bad_ssh_settings_are_located_errors() {
         assert_eq!(diagnostics.len(), 1, "{section}: {diagnostics:#?}");
         let at = text.find(section).unwrap() + section.find(needle).unwrap();
         let expected_line = text[..at].matches('\n').count() + 1;
-        assert_eq!(diagnostics[0].line, expected_line, "{section}: {}", diagnostics[0]);
+        assert_eq!(
+            diagnostics[0].line, expected_line,
+            "{section}: {}",
+            diagnostics[0]
+        );
         assert!(
             diagnostics[0].message.contains(words),
             "{section}: `{}` should mention `{words}`",

@@ -1,6 +1,6 @@
 //! End-to-end tests of the `meho` binary: help and version, the `policy check` JSON contract,
-//! `policy explain`, `config validate`, a real `serve` process on a real socket, and the `audit`
-//! subcommands.
+//! `policy explain`, `config validate`, a real `serve` process on a real socket, the `audit`
+//! subcommands, and the SSH commands (`ca`, `signer`, `ssh`, `serve --dev`).
 
 // Test helpers outside `#[test]` functions are not covered by clippy.toml's test allowances.
 #![allow(
@@ -15,6 +15,7 @@ mod check;
 mod cli;
 mod explain;
 mod serve;
+mod ssh_cli;
 mod validate;
 
 use std::path::{Path, PathBuf};

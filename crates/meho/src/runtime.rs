@@ -1,0 +1,245 @@
+//! Process setup shared by the commands that run the backplane (`serve`, `signer`, `ssh …`):
+//! logging, the async runtime, the store and the audit log, signals, and the SSH signer and
+//! broker. Each command composes these; none of them builds its own.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use meho_audit::{
+    AuditKey, AuditLog, AuditOptions, InProcessBus, NewRecord, RecordKind, Redactor, Witness,
+};
+use meho_config::{Config, SignerLocation};
+use meho_gateway::{Connector, Gateway};
+use meho_ssh::broker::{SshBroker, SshConnector};
+use meho_ssh::signer::Signer;
+use meho_store::Store;
+use serde_json::json;
+use tracing_subscriber::EnvFilter;
+
+use crate::Failure;
+
+/// The tenant every call of this process runs in (tenants arrive with authentication).
+pub(crate) const TENANT: &str = "default";
+
+/// Logs to stderr with `MEHO_LOG`, else `level`, as the filter.
+pub(crate) fn init_tracing(level: &str) {
+    let filter = std::env::var("MEHO_LOG")
+        .ok()
+        .and_then(|directive| EnvFilter::try_new(directive).ok())
+        .or_else(|| EnvFilter::try_new(level).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// The multi-threaded tokio runtime the long-running commands use.
+pub(crate) fn tokio_runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?)
+}
+
+/// Where state lives: the data directory and the store URL, after flags and config.
+#[derive(Debug, Clone)]
+pub(crate) struct Paths {
+    /// `--data-dir` / `MEHO_DATA_DIR`, else `[server] data_dir`.
+    pub(crate) data_dir: PathBuf,
+    /// `--store` / `MEHO_STORE_URL`, else `[store] url`, else SQLite in the data directory.
+    pub(crate) url: String,
+}
+
+impl Paths {
+    /// The paths `config` and the `data_dir` and `store` flags select.
+    pub(crate) fn new(config: &Config, data_dir: Option<&Path>, store: Option<&str>) -> Self {
+        let data_dir = data_dir.map_or_else(|| config.server.data_dir.clone(), Path::to_path_buf);
+        let url = store.map_or_else(|| config.store.effective_url(&data_dir), str::to_owned);
+        Paths { data_dir, url }
+    }
+}
+
+/// The store and the audit log over it: what every governed call writes to.
+#[derive(Debug)]
+pub(crate) struct Backplane {
+    pub(crate) store: Store,
+    pub(crate) audit: Arc<AuditLog>,
+    instance: String,
+}
+
+impl Backplane {
+    /// Opens (creating and migrating) the store and starts the audit log, creating the audit key
+    /// pair on first run.
+    pub(crate) async fn open(config: &Config, paths: &Paths) -> Result<Self, Failure> {
+        let store = Store::open(&paths.url).await.with_context(|| {
+            format!(
+                "cannot open the store at `{}`",
+                meho_store::mask_password(&paths.url)
+            )
+        })?;
+        let instance = store.instance_id().await.context("cannot read the store")?;
+        tracing::info!(store = %store.url(), %instance, hosts = config.hosts.len(), "store ready");
+        let audit = match start_audit(config, &paths.data_dir, &store).await {
+            Ok(audit) => audit,
+            Err(err) => {
+                store.close().await;
+                return Err(err);
+            }
+        };
+        Ok(Backplane {
+            store,
+            audit: Arc::new(audit),
+            instance,
+        })
+    }
+
+    /// Writes the `config_reload` record that says `process` (`serve`, `signer`) started on
+    /// `config`. A process that cannot write it must not serve (fail closed).
+    pub(crate) async fn record_start(&self, config: &Config, process: &str) -> Result<(), Failure> {
+        self.audit
+            .append(NewRecord {
+                action: Some(process.to_owned()),
+                outcome: Some("loaded".to_owned()),
+                body: json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "config": config.source.as_ref().map(|p| p.display().to_string()),
+                    "hosts": config.hosts.keys().collect::<Vec<_>>(),
+                    "instance": self.instance,
+                }),
+                ..NewRecord::new(TENANT, RecordKind::ConfigReload, "meho")
+            })
+            .await
+            .context("cannot write the startup audit record")?;
+        Ok(())
+    }
+
+    /// Ends with a signed checkpoint of every chain, then closes the store.
+    pub(crate) async fn close(self) -> Result<(), Failure> {
+        let checkpoints = self
+            .audit
+            .shutdown()
+            .await
+            .context("cannot write the shutdown checkpoint");
+        self.store.close().await;
+        let checkpoints = checkpoints?;
+        tracing::info!(checkpoints = checkpoints.len(), "audit log checkpointed");
+        Ok(())
+    }
+}
+
+/// Opens the audit log over `store`, creating the audit key pair on first run.
+async fn start_audit(config: &Config, data_dir: &Path, store: &Store) -> Result<AuditLog, Failure> {
+    let key_path = config.audit.key_path(data_dir);
+    if !key_path.exists() {
+        let public_path = config.audit.public_key_path(data_dir);
+        AuditKey::generate()
+            .and_then(|key| key.save(&key_path, &public_path))
+            .context("cannot create the audit key")?;
+        tracing::info!(key = %key_path.display(), public_key = %public_path.display(), "created the audit key pair");
+    }
+    let key = AuditKey::load(&key_path).context("cannot load the audit key")?;
+    let redactor = Redactor::new(&config.audit.redact).context("invalid [audit] redact pattern")?;
+    let options = AuditOptions {
+        key: Some(key),
+        witness: Some(Witness::new(config.audit.witness_path(data_dir))),
+        checkpoint_every_records: config.audit.checkpoint_every_records,
+        checkpoint_interval: Duration::from_secs(config.audit.checkpoint_every_seconds),
+        redactor,
+    };
+    let audit = AuditLog::start(
+        meho_audit::store::open(store),
+        Arc::new(InProcessBus::new()),
+        options,
+    )
+    .await
+    .context("cannot start the audit log")?;
+    Ok(audit)
+}
+
+/// The SSH side of a process: the in-process signer (unless `[ssh] signer_url` names a remote
+/// one) and the broker every SSH tool call goes through.
+#[derive(Debug)]
+pub(crate) struct Ssh {
+    pub(crate) broker: Arc<SshBroker>,
+    /// The dev CA's public line, when dev mode created or reused one.
+    pub(crate) dev_ca: Option<String>,
+}
+
+impl Ssh {
+    /// Builds the signer and the broker. `dev` lets [`meho_ssh::setup::load_cas`] create (or
+    /// reuse) the dev CA in the data directory when `[ca_keys]` is empty. With a remote signer no
+    /// CA key is loaded here: keeping them out of this process is the point of one.
+    pub(crate) fn start(
+        config: &Config,
+        data_dir: &Path,
+        audit: &Arc<AuditLog>,
+        dev: bool,
+    ) -> Result<Self, Failure> {
+        let (signer, dev_ca) = match &config.ssh.signer {
+            SignerLocation::Remote { url, .. } => {
+                if dev {
+                    tracing::warn!(%url, "--dev has no effect with [ssh] signer_url: the remote signer holds the CAs");
+                }
+                (None, None)
+            }
+            SignerLocation::InProcess { .. } => {
+                let (cas, dev_ca) = meho_ssh::setup::load_cas(config, data_dir, dev)
+                    .context("cannot load the SSH CA keys")?;
+                if cas.is_empty() {
+                    tracing::debug!(
+                        "no SSH CA configured: certificates cannot be issued until [ca_keys._default] (or `meho serve --dev`) provides one"
+                    );
+                }
+                let state = meho_ssh::setup::signer_state(config, cas);
+                let signer = Arc::new(Signer::new(state, audit.clone(), TENANT));
+                (Some(signer), dev_ca)
+            }
+        };
+        let broker = meho_ssh::setup::broker(config, data_dir, audit.clone(), signer)
+            .context("cannot set up the SSH broker")?;
+        Ok(Ssh { broker, dev_ca })
+    }
+
+    /// The gateway over the SSH tools: the one call path MCP and the CLI share.
+    pub(crate) fn gateway(&self) -> Result<Gateway, Failure> {
+        let connector: Arc<dyn Connector> = Arc::new(SshConnector::new(self.broker.clone()));
+        Gateway::new(vec![connector])
+            .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot build the gateway: {err}")))
+    }
+}
+
+/// Installs a handler for one signal now and returns a future that resolves when it arrives
+/// (never, when the handler cannot be installed, which is logged).
+fn on_signal(
+    kind: tokio::signal::unix::SignalKind,
+    name: &'static str,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let registered = tokio::signal::unix::signal(kind)
+        .map_err(|err| tracing::error!(error = %err, "cannot listen for {name}"))
+        .ok();
+    async move {
+        match registered {
+            Some(mut signal) => {
+                signal.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Installs the ctrl-c (SIGINT) and SIGTERM handlers now and returns a future that resolves on
+/// either. Must be called inside the runtime, before anything tells a script the process is up.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::SignalKind;
+    let ctrl_c = on_signal(SignalKind::interrupt(), "ctrl-c");
+    let terminate = on_signal(SignalKind::terminate(), "SIGTERM");
+    async move {
+        tokio::select! {
+            () = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
+            () = terminate => tracing::info!("SIGTERM received, shutting down"),
+        }
+    }
+}
