@@ -357,6 +357,7 @@ impl SshBroker {
     fn base_intent(caller: &Caller, host: &str) -> Intent {
         Intent {
             host: host.to_owned(),
+            agent: Some(caller.principal.clone()),
             end_user: caller.end_user.clone(),
             end_user_groups: caller.groups.clone(),
             ..Intent::default()
@@ -507,6 +508,8 @@ impl SshBroker {
             ..Self::base_intent(caller, &args.server)
         };
         if args.dry_run {
+            // The same host resolution as a real call, so a dry run reveals nothing more.
+            self.chain(caller, &args.server).await?;
             let answer = self
                 .signer
                 .sign(&Intent {

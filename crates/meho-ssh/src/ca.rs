@@ -98,13 +98,16 @@ impl CaKey {
             },
         })?;
         let ca = Self::from_key(key, path.to_path_buf())?;
+        // The `.pub` is derived from the new key, so replacing a stale one is right. If it cannot
+        // be written, the new private key goes too: a retry must not find half a CA.
         let public_path = public_path_of(path);
-        std::fs::write(&public_path, format!("{}\n", ca.public_line)).map_err(|source| {
-            Error::CaKey {
-                path: public_path.clone(),
+        if let Err(source) = std::fs::write(&public_path, format!("{}\n", ca.public_line)) {
+            let _ = std::fs::remove_file(path);
+            return Err(Error::CaKey {
+                path: public_path,
                 message: format!("cannot write the public key: {source}"),
-            }
-        })?;
+            });
+        }
         Ok(ca)
     }
 

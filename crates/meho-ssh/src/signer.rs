@@ -308,6 +308,7 @@ fn intent_summary(intent: &Intent) -> serde_json::Value {
         "sudo": intent.sudo,
         "sudo_user": intent.sudo_user,
         "pty": intent.pty,
+        "agent": intent.agent,
         "end_user": intent.end_user,
         "dry_run": intent.dry_run,
     })

@@ -46,7 +46,9 @@ pub trait SignerClient: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Vec<HostView>, SignerFailure>>;
 }
 
-/// The signer in this process, seen as `caller`.
+/// The signer in this process. It trusts the frontend in its own process, so the caller it
+/// decides for is the intent's `agent` (the authenticated principal), or `caller` when none is
+/// given.
 #[derive(Debug, Clone)]
 pub struct LocalSigner {
     signer: Arc<Signer>,
@@ -68,7 +70,10 @@ impl SignerClient for LocalSigner {
         &'a self,
         intent: &'a Intent,
     ) -> BoxFuture<'a, Result<SignResponse, SignerFailure>> {
-        Box::pin(async move { Ok(self.signer.sign(&self.caller, intent).await?) })
+        Box::pin(async move {
+            let caller = intent.agent.as_deref().unwrap_or(&self.caller);
+            Ok(self.signer.sign(caller, intent).await?)
+        })
     }
 
     fn hosts<'a>(

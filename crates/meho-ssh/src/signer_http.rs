@@ -125,7 +125,11 @@ fn router(conn: Conn) -> Router {
         .with_state(conn)
 }
 
-/// Serves the signer on `listener` until `shutdown` resolves.
+/// How long a shutdown waits for requests in flight.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the signer on `listener` until `shutdown` resolves, then lets requests in flight finish
+/// (up to [`DRAIN_TIMEOUT`]) so their audit records are written before the caller checkpoints.
 pub async fn serve(
     listener: TcpListener,
     tls: rustls::ServerConfig,
@@ -135,10 +139,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let allowed = Arc::new(allowed_callers);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            () = &mut shutdown => return Ok(()),
+            () = &mut shutdown => {
+                if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+                    tracing::warn!("signer requests still running after the drain timeout");
+                }
+                return Ok(());
+            }
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
@@ -151,6 +161,7 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let signer = signer.clone();
         let allowed = allowed.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                 .await
@@ -176,10 +187,11 @@ pub async fn serve(
                 caller,
                 allowed,
             }));
-            if let Err(err) = auto::Builder::new(TokioExecutor::new())
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let connection = builder
                 .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
+                .into_owned();
+            if let Err(err) = watcher.watch(connection).await {
                 tracing::debug!(%peer, %err, "signer connection ended with an error");
             }
         });

@@ -104,6 +104,11 @@ pub struct Intent {
     /// Ask for `permit-pty`.
     #[serde(default)]
     pub pty: bool,
+    /// The agent (authenticated principal) the broker is calling for. An in-process signer
+    /// takes it as the caller; a remote signer authorizes the broker's TLS identity and records
+    /// this as asserted by the broker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     /// The human behind the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_user: Option<String>,

@@ -172,7 +172,7 @@ async fn ssh_execute_runs_and_is_audited_with_the_serial() {
     );
     assert_eq!(
         body(&credential)["certificate"]["key_id"],
-        format!("meho:agent=meho-test user=- host=web serial={serial}")
+        format!("meho:agent=agent-1 user=- host=web serial={serial}")
     );
     let intent = lab.records_of("ssh_execute").await;
     assert_eq!(intent.len(), 2, "intent + outcome");
