@@ -22,22 +22,19 @@
 
 #[path = "../tests/it/harness.rs"]
 mod harness;
+#[path = "../tests/it/support.rs"]
+mod support;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meho_audit::{AuditLog, AuditOptions, InProcessBus, Redactor};
-use meho_config::Config;
 use meho_gateway::Caller;
-use meho_ssh::broker::{BrokerOptions, ExecuteArgs, SessionExecArgs, SessionOpenArgs, SshBroker};
+use meho_ssh::broker::{ExecuteArgs, SessionExecArgs, SessionOpenArgs};
 use meho_ssh::ca::{CaKey, CertSpec, generate_ed25519};
-use meho_ssh::signer::{Signer, SignerState};
-use meho_ssh::signer_client::LocalSigner;
 use meho_ssh::wire::SessionMode;
 use russh::keys::ssh_key::LineEnding;
 
-const USER: &str = "mehotest";
+use support::USER;
 const RUNS: usize = 60;
 const COMMAND: &str = "true";
 
@@ -68,11 +65,9 @@ fn main() {
         println!("SKIPPED: ssh bench needs /usr/sbin/sshd (scripts/test installs openssh-server)");
         return;
     }
-    harness::ensure_user(USER);
-    let dir = tempfile::tempdir().unwrap();
-    let ca_path = dir.path().join("ca");
-    let ca = CaKey::init(&ca_path).unwrap();
-    let sshd = harness::Sshd::start(harness::SshdOptions::new([ca.public_line()]));
+    let (dir, ca_path, ca_line) = support::Lab::ca();
+    let ca = CaKey::load(&ca_path).unwrap();
+    let sshd = harness::Sshd::start(harness::SshdOptions::new([ca_line]));
 
     // The static key OpenSSH uses: written once, with a one-hour certificate next to it.
     let static_key = generate_ed25519("static").unwrap();
@@ -131,44 +126,15 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let config = Config::parse(
-            &format!(
-                "[hosts.web]\naddr = \"{}\"\nuser = \"{USER}\"\nhost_key = \"{}\"\n[ca_keys._default]\npath = \"{}\"\n[ssh]\nmax_sessions = 1000\nmax_sessions_per_caller = 1000\n",
-                sshd.addr_string(),
-                sshd.host_key_line(),
-                ca_path.display()
-            ),
-            None,
+        let lab = support::Lab::new(
+            dir,
+            ca_path,
+            &(support::host("web", &sshd, "")
+                + "[ssh]\nmax_sessions = 1000\nmax_sessions_per_caller = 1000\n"),
+            |_| {},
         )
-        .unwrap();
-        let store = meho_store::Store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("meho.db").display()
-        ))
-        .await
-        .unwrap();
-        let audit = Arc::new(
-            AuditLog::start(
-                meho_audit::store::open(&store),
-                Arc::new(InProcessBus::new()),
-                AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
-            )
-            .await
-            .unwrap(),
-        );
-        let signer = Arc::new(Signer::new(
-            SignerState {
-                hosts: config.hosts.clone(),
-                cas: meho_ssh::ca::CaSet::load(&config.ca_keys).unwrap(),
-            },
-            audit.clone(),
-            "default",
-        ));
-        let broker = SshBroker::new(
-            Arc::new(LocalSigner::new(signer, "bench")),
-            audit,
-            BrokerOptions::from_config(&config.ssh, dir.path()),
-        );
+        .await;
+        let broker = &lab.broker;
         let caller = Caller::agent("bench");
         let execute = ExecuteArgs {
             server: "web".into(),

@@ -230,6 +230,14 @@ fn refusal(decision: &Decision) -> ToolError {
     ToolError::new(code, message).with_detail(json!({ "decision": decision }))
 }
 
+/// Another caller's session answers exactly like a missing one.
+fn no_session(id: &str) -> ToolError {
+    ToolError::new(
+        "not_found",
+        format!("no open session `{id}` for this caller"),
+    )
+}
+
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -833,10 +841,7 @@ impl SshBroker {
         args: &SessionExecArgs,
     ) -> Result<Value, ToolError> {
         let Some(session) = self.sessions.get(&args.session_id, &caller.principal) else {
-            return Err(ToolError::new(
-                "not_found",
-                format!("no open session `{}` for this caller", args.session_id),
-            ));
+            return Err(no_session(&args.session_id));
         };
         let arguments = json!({ "session_id": args.session_id, "command": args.command });
         let result = self
@@ -1007,10 +1012,7 @@ impl SshBroker {
         args: &SessionCloseArgs,
     ) -> Result<Value, ToolError> {
         let Some(session) = self.sessions.remove(&args.session_id, &caller.principal) else {
-            return Err(ToolError::new(
-                "not_found",
-                format!("no open session `{}` for this caller", args.session_id),
-            ));
+            return Err(no_session(&args.session_id));
         };
         let recording = self.finish_session(&session, "closed").await;
         Ok(json!({ "session_id": session.id, "closed": true, "recording_sha256": recording }))

@@ -309,27 +309,8 @@ impl Connection {
         cap: usize,
         timeout: Duration,
     ) -> Result<ExecOutput, Error> {
-        let host = self
-            .chain
-            .last()
-            .map(|h| h.name.clone())
-            .unwrap_or_default();
-        let channel_err = |err: russh::Error| Error::Channel {
-            host: host.clone(),
-            message: err.to_string(),
-        };
-        let mut channel = self
-            .target()?
-            .channel_open_session()
-            .await
-            .map_err(channel_err)?;
-        if pty {
-            channel
-                .request_pty(true, "xterm", 120, 40, 0, 0, &[])
-                .await
-                .map_err(channel_err)?;
-        }
-        channel.exec(true, command).await.map_err(channel_err)?;
+        let host = self.host_name();
+        let mut channel = self.open_command(command, pty).await?;
         let mut out = ExecOutput::default();
         let collect = async {
             while let Some(message) = channel.wait().await {
@@ -365,17 +346,14 @@ impl Connection {
         Ok(out)
     }
 
-    /// Opens a channel for a stateful shell: `/bin/sh` (or `command`), optionally on a PTY.
-    pub(crate) async fn open_shell(
+    /// Opens a session channel running `command`, optionally on a PTY (a `dumb` terminal, so
+    /// programs print no colour or cursor codes).
+    pub(crate) async fn open_command(
         &self,
         command: &str,
         pty: bool,
     ) -> Result<russh::Channel<client::Msg>, Error> {
-        let host = self
-            .chain
-            .last()
-            .map(|h| h.name.clone())
-            .unwrap_or_default();
+        let host = self.host_name();
         let channel_err = |err: russh::Error| Error::Channel {
             host: host.clone(),
             message: err.to_string(),

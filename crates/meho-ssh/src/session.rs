@@ -36,7 +36,7 @@ impl Shell {
         pty: bool,
         timeout: Duration,
     ) -> Result<Self, Error> {
-        let channel = conn.open_shell(shell_command, pty).await?;
+        let channel = conn.open_command(shell_command, pty).await?;
         let nonce = hex::encode(crate::ca::random_bytes::<12>()?);
         let mut shell = Shell {
             channel,
