@@ -328,7 +328,7 @@ impl SshBroker {
     /// The hosts the caller may use, fresh from the signer.
     pub async fn list_servers(&self, caller: &Caller) -> Result<Vec<HostView>, ToolError> {
         self.signer
-            .hosts(caller.groups.as_deref())
+            .hosts(Some(&caller.principal), caller.groups.as_deref())
             .await
             .map_err(signer_error)
     }

@@ -39,9 +39,10 @@ pub trait SignerClient: Send + Sync + std::fmt::Debug {
     /// `POST /v1/sign`.
     fn sign<'a>(&'a self, intent: &'a Intent)
     -> BoxFuture<'a, Result<SignResponse, SignerFailure>>;
-    /// `GET /v1/hosts`.
+    /// `GET /v1/hosts` for `agent` (see [`Intent::agent`]) and the human's groups.
     fn hosts<'a>(
         &'a self,
+        agent: Option<&'a str>,
         end_user_groups: Option<&'a [String]>,
     ) -> BoxFuture<'a, Result<Vec<HostView>, SignerFailure>>;
 }
@@ -78,9 +79,13 @@ impl SignerClient for LocalSigner {
 
     fn hosts<'a>(
         &'a self,
+        agent: Option<&'a str>,
         end_user_groups: Option<&'a [String]>,
     ) -> BoxFuture<'a, Result<Vec<HostView>, SignerFailure>> {
-        Box::pin(async move { Ok(self.signer.hosts(&self.caller, end_user_groups)) })
+        Box::pin(async move {
+            let caller = agent.unwrap_or(&self.caller);
+            Ok(self.signer.hosts(caller, end_user_groups))
+        })
     }
 }
 
@@ -162,6 +167,8 @@ impl SignerClient for RemoteSigner {
 
     fn hosts<'a>(
         &'a self,
+        // The remote signer answers for the broker's TLS identity.
+        _agent: Option<&'a str>,
         end_user_groups: Option<&'a [String]>,
     ) -> BoxFuture<'a, Result<Vec<HostView>, SignerFailure>> {
         Box::pin(async move {

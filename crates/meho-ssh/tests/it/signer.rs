@@ -346,7 +346,7 @@ async fn mutual_tls_admits_only_allowed_client_certificates() {
     let r = remote(&config()).await;
     let (cert, key) = r.pki.client("broker-1");
     let good = RemoteSigner::new(&r.url, &cert, &key, &r.pki.ca_pem).unwrap();
-    let hosts = good.hosts(None).await.unwrap();
+    let hosts = good.hosts(None, None).await.unwrap();
     assert!(hosts.iter().any(|h| h.name == "web"));
     let ephemeral = generate_ed25519("k").unwrap();
     let answer = good
@@ -411,7 +411,7 @@ async fn mutual_tls_admits_only_allowed_client_certificates() {
     // A valid certificate whose CN is not allowed: 403, audited.
     let (icert, ikey) = r.pki.client("intruder");
     let intruder = RemoteSigner::new(&r.url, &icert, &ikey, &r.pki.ca_pem).unwrap();
-    let err = intruder.hosts(None).await.unwrap_err();
+    let err = intruder.hosts(None, None).await.unwrap_err();
     assert_eq!(err.code, "forbidden");
     assert!(err.message.contains("intruder"), "{err}");
     let issued_before = r

@@ -965,3 +965,121 @@ fn the_harness_kills_its_sshd_by_pid() {
         "sshd {pid} survived its harness"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn allowed_callers_name_agents_and_other_agents_see_no_host() {
+    if !require_sshd() {
+        return;
+    }
+    let (dir, ca_path, ca_line) = Lab::ca();
+    let sshd = Lab::sshd(&ca_line);
+    let lab = Lab::new(
+        dir,
+        ca_path,
+        &host("web", &sshd, "allowed_callers = [\"agent-1\"]"),
+        |_| {},
+    )
+    .await;
+    let listed = lab.call("ssh_list_servers", json!({})).await.unwrap();
+    assert_eq!(listed["servers"][0]["name"], "web");
+    let ok = lab
+        .call(
+            "ssh_execute",
+            json!({"server": "web", "command": "echo hi"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok["stdout"], "hi\n");
+
+    let other = meho_gateway::Caller::agent("agent-2");
+    let listed = lab
+        .call_as(&other, "ssh_list_servers", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(listed["servers"], json!([]));
+    let err = lab
+        .call_as(
+            &other,
+            "ssh_execute",
+            json!({"server": "web", "command": "echo hi"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "unknown_target");
+    let denial = lab
+        .records()
+        .await
+        .into_iter()
+        .find(|r| r.kind == "denial" && r.principal == "agent-2")
+        .unwrap();
+    assert_eq!(denial.outcome.as_deref(), Some("unknown_target"));
+
+    // Malformed calls are precise, audited nowhere near a host, and never panic.
+    let err = lab
+        .call("ssh_execute", json!({"server": "web"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "invalid_arguments");
+    assert!(err.message.contains("command"), "{err}");
+    let err = lab
+        .call(
+            "ssh_execute",
+            json!({"server": "web", "command": "id", "force": true}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "invalid_arguments");
+    let err = lab.call("ssh_nope", json!({})).await.unwrap_err();
+    assert_eq!(err.code, "unknown_tool");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pty_one_shots_and_elevated_exec_sessions() {
+    if !require_sshd() {
+        return;
+    }
+    ensure_sudoers(USER, "ALL=(root) NOPASSWD: ALL");
+    let (dir, ca_path, ca_line) = Lab::ca();
+    let sshd = Lab::sshd(&ca_line);
+    let lab = Lab::new(
+        dir,
+        ca_path,
+        &host("web", &sshd, "allow_pty = true\nallow_sudo = true"),
+        |o| o.sessions.max_lifetime = Duration::from_secs(2),
+    )
+    .await;
+    let tty = lab
+        .call(
+            "ssh_execute",
+            json!({"server": "web", "command": "tty; echo e >&2", "pty": true}),
+        )
+        .await
+        .unwrap();
+    let stdout = tty["stdout"].as_str().unwrap();
+    assert!(stdout.starts_with("/dev/pts/"), "{stdout}");
+    assert!(stdout.contains('e'), "a PTY merges stderr: {tty}");
+    let no_tty = lab
+        .call("ssh_execute", json!({"server": "web", "command": "tty"}))
+        .await
+        .unwrap();
+    assert_eq!(no_tty["stdout"], "not a tty\n");
+
+    let open = lab
+        .call("ssh_session_open", json!({"server": "web", "sudo": true}))
+        .await
+        .unwrap();
+    let id = open["session_id"].as_str().unwrap().to_owned();
+    let who = lab
+        .call(
+            "ssh_session_exec",
+            json!({"session_id": id, "command": "id -un"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(who["stdout"], "root\n");
+    // The lifetime cap closes even a busy session.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(lab.broker.reap().await, 1);
+    let closed = lab.records_of("ssh_session_close").await;
+    assert_eq!(body(&closed[0])["reason"], "max_lifetime");
+}
