@@ -57,6 +57,12 @@ pub struct Config {
     pub signer: SignerConfig,
     /// `[ssh]`.
     pub ssh: SshConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[tenancy] enabled`.
+    pub tenancy_enabled: bool,
+    /// `[mcp]`.
+    pub mcp: McpConfig,
     /// Findings that do not stop the config from loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -204,6 +210,77 @@ impl SshConfig {
     }
 }
 
+/// The tenant everything belongs to unless configured otherwise.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// A principal's role in its tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// READ-tier actions only.
+    ReadOnly,
+    /// Everything the policy allows.
+    Operator,
+    /// Everything the policy allows, and (later) tenant administration.
+    TenantAdmin,
+}
+
+impl Role {
+    /// Parses the claim value: `tenant_admin`, `operator` or `read_only`.
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "tenant_admin" => Some(Role::TenantAdmin),
+            "operator" => Some(Role::Operator),
+            "read_only" => Some(Role::ReadOnly),
+            _ => None,
+        }
+    }
+
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::TenantAdmin => "tenant_admin",
+            Role::Operator => "operator",
+            Role::ReadOnly => "read_only",
+        }
+    }
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// The OIDC issuer, when JWTs are accepted.
+    pub issuer: Option<String>,
+    /// The required `aud` (this server's `/mcp` URL).
+    pub audience: Option<String>,
+    /// Scopes every token needs.
+    pub required_scopes: Vec<String>,
+    /// Principal claim.
+    pub user_claim: String,
+    /// Groups claim, if any.
+    pub groups_claim: Option<String>,
+    /// Tenant claim.
+    pub tenant_claim: String,
+    /// Role claim.
+    pub role_claim: String,
+    /// Clock skew, seconds.
+    pub clock_skew_seconds: u64,
+}
+
+/// `[mcp]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpConfig {
+    /// The stdio identity's principal; `None` means the OS user.
+    pub stdio_principal: Option<String>,
+    /// The stdio identity's tenant.
+    pub stdio_tenant: String,
+    /// The stdio identity's role.
+    pub stdio_role: Role,
+    /// The stdio identity's groups.
+    pub stdio_groups: Option<Vec<String>>,
+    /// Extra allowed `Host` values for `/mcp`.
+    pub allowed_hosts: Vec<String>,
+}
+
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
@@ -226,6 +303,8 @@ pub struct Host {
     pub jump: Option<String>,
     /// Groups, for RBAC, CA selection and policy composition.
     pub groups: Vec<String>,
+    /// The owning tenant.
+    pub tenant: String,
     /// The certificate principal: `principal`, or else `user`.
     pub principal: String,
     /// The `source-address` critical option, if pinned.

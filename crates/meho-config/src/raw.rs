@@ -44,6 +44,79 @@ pub struct RawConfig {
     /// The SSH broker: how calls reach hosts.
     #[serde(default)]
     pub ssh: RawSsh,
+    /// OAuth 2.1 resource server: how HTTP MCP callers are authenticated.
+    #[serde(default)]
+    pub auth: RawAuth,
+    /// Multi-tenancy.
+    #[serde(default)]
+    pub tenancy: RawTenancy,
+    /// The MCP surface.
+    #[serde(default)]
+    pub mcp: RawMcp,
+}
+
+/// `[auth]`: bearer JWTs from an OIDC issuer.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// The OIDC issuer URL; its metadata is discovered at
+    /// `<issuer>/.well-known/openid-configuration`. Unset: only the dev token (`--dev`) works.
+    pub issuer: Option<String>,
+    /// The `aud` every token must carry: this server's MCP resource URL, e.g.
+    /// `https://meho.example/mcp`. Required with `issuer`.
+    pub audience: Option<String>,
+    /// Scopes every token must carry. `mcp:tools` is needed to call tools in any case.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    /// The claim naming the principal. Default `sub`.
+    pub user_claim: Option<String>,
+    /// The claim listing the principal's groups (host RBAC). Unset: no group filter.
+    pub groups_claim: Option<String>,
+    /// The claim naming the tenant. Default `tenant_id`.
+    pub tenant_claim: Option<String>,
+    /// The claim naming the role in the tenant: `tenant_admin`, `operator` or `read_only`.
+    /// Default `tenant_role`.
+    pub role_claim: Option<String>,
+    /// Allowed clock skew for `exp`, `nbf` and `iat`, in seconds. Default 60, at most 300.
+    pub clock_skew_seconds: Option<u64>,
+}
+
+/// `[tenancy]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenancy {
+    /// Require the tenant claim on every token (`401 missing_tenant_claim` without it). Off: a
+    /// token without the claim is in tenant `default`.
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// `[mcp]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMcp {
+    /// Who `meho mcp` (stdio) acts as. Default: the local OS user, tenant `default`,
+    /// role `tenant_admin`.
+    #[serde(default)]
+    pub stdio: RawStdioIdentity,
+    /// Extra `Host` header values `/mcp` accepts besides loopback (DNS-rebinding protection),
+    /// e.g. `meho.example` or `meho.example:8443`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+/// `[mcp.stdio]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStdioIdentity {
+    /// The principal. Default: the OS user running `meho mcp`.
+    pub principal: Option<String>,
+    /// The tenant. Default `default`.
+    pub tenant: Option<String>,
+    /// `tenant_admin` (default), `operator` or `read_only`.
+    pub role: Option<String>,
+    /// Groups, for host RBAC. Unset: no group filter.
+    pub groups: Option<Vec<String>>,
 }
 
 /// `[ca_keys.<group>]`: one SSH certificate authority.
@@ -178,6 +251,8 @@ pub struct RawHost {
     /// Groups the host belongs to: RBAC, CA selection and `group_command_policies`.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// The tenant that owns the host. Default `default`.
+    pub tenant: Option<String>,
     /// Certificate principal. Default: `user`.
     pub principal: Option<String>,
     /// `source-address` critical option: comma-separated IPs/CIDRs the certificate is valid from.

@@ -11,9 +11,10 @@ use meho_policy::{
 use crate::location::{Locator, Segment, key_path};
 use crate::raw::{RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode};
 use crate::{
-    AuditConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP, DEFAULT_LISTEN,
-    DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, Diagnostic, Host, LogConfig, MAX_TTL_CEILING,
-    ServerConfig, SignerConfig, SignerLocation, SshConfig, StoreConfig,
+    AuditConfig, AuthConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP, DEFAULT_LISTEN,
+    DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT, Diagnostic, Host, LogConfig,
+    MAX_TTL_CEILING, McpConfig, Role, ServerConfig, SignerConfig, SignerLocation, SshConfig,
+    StoreConfig,
 };
 
 struct Validator<'a> {
@@ -80,6 +81,8 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
     let ca_keys = validate_ca_keys(&mut v, &raw);
     let signer = validate_signer(&mut v, &raw);
     let ssh = validate_ssh(&mut v, &raw);
+    let auth = validate_auth(&mut v, &raw);
+    let mcp = validate_mcp(&mut v, &raw);
     let mut hosts = BTreeMap::new();
     for (name, host) in &raw.hosts {
         if let Some(host) = validate_host(&mut v, &raw, &command_policies, &bastions, name, host) {
@@ -102,6 +105,9 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         ca_keys,
         signer,
         ssh,
+        auth,
+        tenancy_enabled: raw.tenancy.enabled,
+        mcp,
         warnings: v.warnings,
     })
 }
@@ -221,6 +227,87 @@ fn validate_ca_keys(v: &mut Validator<'_>, raw: &RawConfig) -> BTreeMap<String, 
         keys.insert(group.clone(), PathBuf::from(&key.path));
     }
     keys
+}
+
+fn validate_auth(v: &mut Validator<'_>, raw: &RawConfig) -> AuthConfig {
+    let auth = &raw.auth;
+    let url_ok = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+    if let Some(issuer) = &auth.issuer {
+        if !url_ok(issuer) {
+            v.error(
+                &key_path!["auth", "issuer"],
+                format!("issuer `{issuer}` must be an http(s) URL"),
+            );
+        }
+        if auth.audience.is_none() {
+            v.error(
+                &key_path!["auth", "issuer"],
+                "[auth] issuer needs audience as well: the resource URL tokens must be issued for (e.g. https://meho.example/mcp)",
+            );
+        }
+    }
+    if let Some(audience) = &auth.audience
+        && !url_ok(audience)
+    {
+        v.error(
+            &key_path!["auth", "audience"],
+            format!("audience `{audience}` must be the http(s) URL of this server's /mcp"),
+        );
+    }
+    let skew = auth.clock_skew_seconds.unwrap_or(60);
+    if skew > 300 {
+        v.error(
+            &key_path!["auth", "clock_skew_seconds"],
+            "clock_skew_seconds must be at most 300",
+        );
+    }
+    let claim = |v: &mut Validator<'_>, key: &str, value: &Option<String>, default: &str| {
+        let value = value.clone().unwrap_or_else(|| default.to_owned());
+        if value.trim().is_empty() {
+            v.error(&key_path!["auth", key], format!("{key} must not be empty"));
+        }
+        value
+    };
+    let user_claim = claim(v, "user_claim", &auth.user_claim, "sub");
+    let tenant_claim = claim(v, "tenant_claim", &auth.tenant_claim, "tenant_id");
+    let role_claim = claim(v, "role_claim", &auth.role_claim, "tenant_role");
+    AuthConfig {
+        issuer: auth
+            .issuer
+            .as_ref()
+            .map(|i| i.trim_end_matches('/').to_owned()),
+        audience: auth.audience.clone(),
+        required_scopes: auth.required_scopes.clone(),
+        user_claim,
+        groups_claim: auth.groups_claim.clone(),
+        tenant_claim,
+        role_claim,
+        clock_skew_seconds: skew,
+    }
+}
+
+fn validate_mcp(v: &mut Validator<'_>, raw: &RawConfig) -> McpConfig {
+    let stdio = &raw.mcp.stdio;
+    let role = match stdio.role.as_deref() {
+        None => Role::TenantAdmin,
+        Some(text) => Role::parse(text).unwrap_or_else(|| {
+            v.error(
+                &key_path!["mcp", "stdio", "role"],
+                format!("role `{text}` is not one of tenant_admin, operator, read_only"),
+            );
+            Role::ReadOnly
+        }),
+    };
+    McpConfig {
+        stdio_principal: stdio.principal.clone(),
+        stdio_tenant: stdio
+            .tenant
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TENANT.to_owned()),
+        stdio_role: role,
+        stdio_groups: stdio.groups.clone(),
+        allowed_hosts: raw.mcp.allowed_hosts.clone(),
+    }
 }
 
 fn validate_signer(v: &mut Validator<'_>, raw: &RawConfig) -> SignerConfig {
@@ -753,6 +840,10 @@ fn validate_host(
         allowed_callers: host.allowed_callers.clone(),
         allow_pty: host.allow_pty,
         allow_file_transfer: host.allow_file_transfer,
+        tenant: host
+            .tenant
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TENANT.to_owned()),
         policy: HostPolicy {
             policies,
             allow_sudo: host.allow_sudo,

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub use meho_core::Tier;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -33,6 +34,8 @@ pub struct Caller {
     /// The human's groups, when an identity provider supplied them. `None` applies no group
     /// filter; `Some(empty)` can reach nothing.
     pub groups: Option<Vec<String>>,
+    /// The highest tier this caller may run (`read` for a `read_only` role).
+    pub max_tier: Tier,
 }
 
 impl Caller {
@@ -43,6 +46,7 @@ impl Caller {
             principal: principal.into(),
             end_user: None,
             groups: None,
+            max_tier: Tier::Destructive,
         }
     }
 }

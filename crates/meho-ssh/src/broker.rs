@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meho_audit::{AuditLog, CallOutcome, CallRef, NewRecord, RecordKind};
-use meho_core::Decision;
+use meho_core::{Decision, Tier};
 use meho_gateway::{BoxFuture, Caller, Connector, ToolError, ToolSpec};
 use russh::keys::ssh_key::{Certificate, PrivateKey};
 use schemars::JsonSchema;
@@ -73,7 +73,7 @@ impl BrokerOptions {
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ExecuteArgs {
-    /// The host, by name (see `ssh_list_servers`).
+    /// The host, by name (see `list_targets`).
     pub server: String,
     /// The command line.
     pub command: String,
@@ -173,7 +173,7 @@ pub struct GetFileArgs {
     pub path: String,
 }
 
-/// `ssh_list_servers` arguments (none).
+/// `list_targets` arguments (none).
 #[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ListArgs {}
@@ -228,6 +228,24 @@ fn refusal(decision: &Decision) -> ToolError {
         )
     };
     ToolError::new(code, message).with_detail(json!({ "decision": decision }))
+}
+
+/// Refuses a decision the caller's role may not act on.
+fn tier_allows(caller: &Caller, decision: &Decision) -> Result<(), ToolError> {
+    if !decision.allowed || decision.require_approval {
+        return Err(refusal(decision));
+    }
+    if decision.tier > caller.max_tier {
+        return Err(ToolError::new(
+            "denied",
+            format!(
+                "this call is {}-tier; the caller's role may run {}-tier actions only",
+                decision.tier, caller.max_tier
+            ),
+        )
+        .with_detail(json!({ "decision": decision })));
+    }
+    Ok(())
 }
 
 /// Another caller's session answers exactly like a missing one.
@@ -328,7 +346,11 @@ impl SshBroker {
     /// The hosts the caller may use, fresh from the signer.
     pub async fn list_servers(&self, caller: &Caller) -> Result<Vec<HostView>, ToolError> {
         self.signer
-            .hosts(Some(&caller.principal), caller.groups.as_deref())
+            .hosts(
+                Some(&caller.principal),
+                Some(&caller.tenant),
+                caller.groups.as_deref(),
+            )
             .await
             .map_err(signer_error)
     }
@@ -366,6 +388,7 @@ impl SshBroker {
         Intent {
             host: host.to_owned(),
             agent: Some(caller.principal.clone()),
+            tenant: Some(caller.tenant.clone()),
             end_user: caller.end_user.clone(),
             end_user_groups: caller.groups.clone(),
             ..Intent::default()
@@ -402,6 +425,25 @@ impl SshBroker {
             },
             answer,
         ))
+    }
+
+    /// A caller limited below DESTRUCTIVE (a `read_only` role) may run only what the policy rates
+    /// at or below its tier; the decision is asked for first, as a dry run, so nothing is issued
+    /// for a call it may not make.
+    async fn check_tier(&self, caller: &Caller, intent: &Intent) -> Result<(), ToolError> {
+        if caller.max_tier >= Tier::Destructive {
+            return Ok(());
+        }
+        let answer = self
+            .signer
+            .sign(&Intent {
+                dry_run: true,
+                public_key: None,
+                ..intent.clone()
+            })
+            .await
+            .map_err(signer_error)?;
+        tier_allows(caller, &answer.decision)
     }
 
     /// Signs every bastion of `chain` (all but the last hop).
@@ -533,6 +575,7 @@ impl SshBroker {
             .last()
             .cloned()
             .ok_or_else(|| ToolError::new("internal", "empty chain"))?;
+        self.check_tier(caller, &intent).await?;
         let (target, answer) = self.sign_hop(&target_view, intent).await?;
         let serial = target.certificate.serial();
         let bastions = self.sign_bastions(caller, &chain).await?;
@@ -678,6 +721,16 @@ impl SshBroker {
         self.sessions
             .check_capacity(&caller.principal)
             .map_err(|m| ToolError::new("limit", m))?;
+        if args.mode != SessionMode::Exec && caller.max_tier < Tier::Destructive {
+            return Err(ToolError::new(
+                "denied",
+                format!(
+                    "a {} session cannot be rated command by command; callers limited to {}-tier actions may open exec sessions only",
+                    args.mode.as_str(),
+                    caller.max_tier
+                ),
+            ));
+        }
         let chain = self.chain(caller, &args.server).await?;
         let target_view = chain
             .last()
@@ -909,9 +962,7 @@ impl SshBroker {
             ..Self::base_intent(caller, &session.host)
         };
         let answer = self.signer.sign(&intent).await.map_err(signer_error)?;
-        if !answer.decision.allowed || answer.decision.require_approval {
-            return Err(refusal(&answer.decision).into());
-        }
+        tier_allows(caller, &answer.decision)?;
         if args.command.contains(['\n', '\r']) {
             // The engine refuses these already; the shell protocol depends on it, so check again.
             return Err(ToolError::new(
@@ -1236,6 +1287,7 @@ impl SshBroker {
                 path: Some(path.to_owned()),
                 ..Self::base_intent(caller, server)
             };
+            self.check_tier(caller, &intent).await?;
             let (target, answer) = self.sign_hop(&target_view, intent).await?;
             let serial = target.certificate.serial();
             let bastions = self.sign_bastions(caller, &chain).await?;
@@ -1321,7 +1373,10 @@ fn spec<T: JsonSchema>(name: &str, description: &str) -> ToolSpec {
 impl Connector for SshConnector {
     fn tools(&self) -> Vec<ToolSpec> {
         vec![
-            spec::<ListArgs>("ssh_list_servers", "List the SSH hosts you may use."),
+            spec::<ListArgs>(
+                "list_targets",
+                "List the targets (SSH hosts) you may use in your tenant, with what each allows.",
+            ),
             spec::<ExecuteArgs>(
                 "ssh_execute",
                 "Run one command on a host under a per-call certificate that permits only that command. Returns stdout, stderr, exit_code, serial and warnings.",
@@ -1349,10 +1404,20 @@ impl Connector for SshConnector {
         Box::pin(async move {
             let broker = &self.broker;
             match tool {
-                "ssh_list_servers" => {
+                "list_targets" => {
                     let _: ListArgs = parse(tool, arguments)?;
                     let hosts = broker.list_servers(caller).await?;
-                    Ok(json!({ "servers": hosts }))
+                    let targets: Vec<Value> = hosts
+                        .into_iter()
+                        .map(|h| {
+                            let mut target = serde_json::to_value(h).unwrap_or(Value::Null);
+                            if let Some(object) = target.as_object_mut() {
+                                object.insert("kind".into(), json!("ssh"));
+                            }
+                            target
+                        })
+                        .collect();
+                    Ok(json!({ "targets": targets }))
                 }
                 "ssh_execute" => broker.execute(caller, &parse(tool, arguments)?).await,
                 "ssh_session_open" => broker.session_open(caller, &parse(tool, arguments)?).await,

@@ -95,11 +95,18 @@ impl Signer {
             .clone()
     }
 
-    /// The hosts `caller` (and, when known, a human in `end_user_groups`) may use.
-    pub fn hosts(&self, caller: &str, end_user_groups: Option<&[String]>) -> Vec<HostView> {
+    /// The hosts `caller` (in `tenant`, when given, and a human in `end_user_groups`, when known)
+    /// may use.
+    pub fn hosts(
+        &self,
+        caller: &str,
+        tenant: Option<&str>,
+        end_user_groups: Option<&[String]>,
+    ) -> Vec<HostView> {
         self.state()
             .hosts
             .values()
+            .filter(|h| tenant.is_none_or(|t| h.tenant == t))
             .filter(|h| access(h, caller, end_user_groups).is_ok())
             .map(view)
             .collect()
@@ -108,7 +115,12 @@ impl Signer {
     /// Decides `intent` for `caller` and, when allowed and not a dry run, signs its public key.
     pub async fn sign(&self, caller: &str, intent: &Intent) -> Result<SignResponse, SignError> {
         let state = self.state();
-        let Some(host) = state.hosts.get(&intent.host) else {
+        // Another tenant's host does not exist for this call.
+        let Some(host) = state
+            .hosts
+            .get(&intent.host)
+            .filter(|h| intent.tenant.as_deref().is_none_or(|t| h.tenant == t))
+        else {
             self.audit_refusal(caller, intent, "unknown_host", "unknown host")
                 .await?;
             return Err(SignError::UnknownHost(intent.host.clone()));
@@ -309,6 +321,7 @@ fn intent_summary(intent: &Intent) -> serde_json::Value {
         "sudo_user": intent.sudo_user,
         "pty": intent.pty,
         "agent": intent.agent,
+        "tenant": intent.tenant,
         "end_user": intent.end_user,
         "dry_run": intent.dry_run,
     })
@@ -344,6 +357,7 @@ fn view(host: &Host) -> HostView {
         allow_pty: host.allow_pty,
         allow_file_transfer: host.allow_file_transfer,
         groups: host.groups.clone(),
+        tenant: host.tenant.clone(),
     }
 }
 

@@ -39,10 +39,11 @@ pub trait SignerClient: Send + Sync + std::fmt::Debug {
     /// `POST /v1/sign`.
     fn sign<'a>(&'a self, intent: &'a Intent)
     -> BoxFuture<'a, Result<SignResponse, SignerFailure>>;
-    /// `GET /v1/hosts` for `agent` (see [`Intent::agent`]) and the human's groups.
+    /// `GET /v1/hosts` for `agent` (see [`Intent::agent`]) in `tenant`, and the human's groups.
     fn hosts<'a>(
         &'a self,
         agent: Option<&'a str>,
+        tenant: Option<&'a str>,
         end_user_groups: Option<&'a [String]>,
     ) -> BoxFuture<'a, Result<Vec<HostView>, SignerFailure>>;
 }
@@ -80,11 +81,12 @@ impl SignerClient for LocalSigner {
     fn hosts<'a>(
         &'a self,
         agent: Option<&'a str>,
+        tenant: Option<&'a str>,
         end_user_groups: Option<&'a [String]>,
     ) -> BoxFuture<'a, Result<Vec<HostView>, SignerFailure>> {
         Box::pin(async move {
             let caller = agent.unwrap_or(&self.caller);
-            Ok(self.signer.hosts(caller, end_user_groups))
+            Ok(self.signer.hosts(caller, tenant, end_user_groups))
         })
     }
 }
@@ -169,12 +171,16 @@ impl SignerClient for RemoteSigner {
         &'a self,
         // The remote signer answers for the broker's TLS identity.
         _agent: Option<&'a str>,
+        tenant: Option<&'a str>,
         end_user_groups: Option<&'a [String]>,
     ) -> BoxFuture<'a, Result<Vec<HostView>, SignerFailure>> {
         Box::pin(async move {
             let mut request = self.http.get(format!("{}/v1/hosts", self.url));
             if let Some(groups) = end_user_groups {
                 request = request.query(&[("groups", groups.join(","))]);
+            }
+            if let Some(tenant) = tenant {
+                request = request.query(&[("tenant", tenant)]);
             }
             let hosts: HostsResponse = self.answer(request).await?;
             Ok(hosts.hosts)

@@ -95,6 +95,8 @@ async fn sign(State(conn): State<Conn>, body: Bytes) -> Response {
 struct HostsQuery {
     /// Comma-separated groups of the human behind the call; absent applies no group filter.
     groups: Option<String>,
+    /// Only this tenant's hosts.
+    tenant: Option<String>,
 }
 
 async fn hosts(State(conn): State<Conn>, Query(query): Query<HostsQuery>) -> Response {
@@ -110,7 +112,9 @@ async fn hosts(State(conn): State<Conn>, Query(query): Query<HostsQuery>) -> Res
             .collect()
     });
     axum::Json(HostsResponse {
-        hosts: conn.signer.hosts(&caller, groups.as_deref()),
+        hosts: conn
+            .signer
+            .hosts(&caller, query.tenant.as_deref(), groups.as_deref()),
     })
     .into_response()
 }

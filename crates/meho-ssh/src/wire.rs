@@ -109,6 +109,9 @@ pub struct Intent {
     /// this as asserted by the broker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// The tenant the call is made in; a host of another tenant does not exist for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// The human behind the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_user: Option<String>,
@@ -163,6 +166,13 @@ pub struct HostView {
     pub allow_file_transfer: bool,
     /// Groups, for the broker's listing filter.
     pub groups: Vec<String>,
+    /// The owning tenant.
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+}
+
+fn default_tenant() -> String {
+    meho_config::DEFAULT_TENANT.to_owned()
 }
 
 /// `GET /v1/hosts`.

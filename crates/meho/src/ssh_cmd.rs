@@ -189,21 +189,14 @@ async fn exec(gateway: &Gateway, caller: &Caller, args: &SshExecArgs) -> Result<
 }
 
 async fn hosts(gateway: &Gateway, caller: &Caller, common: &SshCommonArgs) -> Result<u8, Failure> {
-    let result = tool(
-        gateway,
-        caller,
-        common.format,
-        "ssh_list_servers",
-        json!({}),
-    )
-    .await?;
+    let result = tool(gateway, caller, common.format, "list_targets", json!({})).await?;
     if common.format == Format::Json {
         print_json(&result)?;
         return Ok(0);
     }
     let hosts: Vec<HostView> =
-        serde_json::from_value(result.get("servers").cloned().unwrap_or(Value::Null))
-            .map_err(|err| unreadable("ssh_list_servers", &err))?;
+        serde_json::from_value(result.get("targets").cloned().unwrap_or(Value::Null))
+            .map_err(|err| unreadable("list_targets", &err))?;
     let mut table = Table::new();
     table.load_preset(UTF8_HORIZONTAL_ONLY).set_header([
         "host", "addr", "user", "jump", "groups", "sudo", "pty", "files",

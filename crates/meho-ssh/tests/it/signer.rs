@@ -289,7 +289,7 @@ async fn the_signer_refuses_bad_intents_and_audits_every_answer() {
             .any(|r| r.principal == "stranger" && r.outcome.as_deref() == Some("forbidden"))
     );
     // The host list never reveals the policy.
-    let hosts = serde_json::to_string(&lab.signer.hosts("meho-test", None)).unwrap();
+    let hosts = serde_json::to_string(&lab.signer.hosts("meho-test", None, None)).unwrap();
     for secret in [
         "deploy-principal",
         "10.0.0.0/8",
@@ -300,7 +300,7 @@ async fn the_signer_refuses_bad_intents_and_audits_every_answer() {
     }
     assert!(
         lab.signer
-            .hosts("stranger", None)
+            .hosts("stranger", None, None)
             .iter()
             .all(|h| h.name != "web")
     );
@@ -346,7 +346,7 @@ async fn mutual_tls_admits_only_allowed_client_certificates() {
     let r = remote(&config()).await;
     let (cert, key) = r.pki.client("broker-1");
     let good = RemoteSigner::new(&r.url, &cert, &key, &r.pki.ca_pem).unwrap();
-    let hosts = good.hosts(None, None).await.unwrap();
+    let hosts = good.hosts(None, None, None).await.unwrap();
     assert!(hosts.iter().any(|h| h.name == "web"));
     let ephemeral = generate_ed25519("k").unwrap();
     let answer = good
@@ -411,7 +411,7 @@ async fn mutual_tls_admits_only_allowed_client_certificates() {
     // A valid certificate whose CN is not allowed: 403, audited.
     let (icert, ikey) = r.pki.client("intruder");
     let intruder = RemoteSigner::new(&r.url, &icert, &ikey, &r.pki.ca_pem).unwrap();
-    let err = intruder.hosts(None, None).await.unwrap_err();
+    let err = intruder.hosts(None, None, None).await.unwrap_err();
     assert_eq!(err.code, "forbidden");
     assert!(err.message.contains("intruder"), "{err}");
     let issued_before = r

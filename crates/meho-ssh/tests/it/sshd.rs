@@ -23,6 +23,7 @@ fn view(name: &str, sshd: &Sshd) -> HostView {
         allow_pty: false,
         allow_file_transfer: false,
         groups: vec![],
+        tenant: "default".to_owned(),
     }
 }
 
@@ -980,8 +981,8 @@ async fn allowed_callers_name_agents_and_other_agents_see_no_host() {
         |_| {},
     )
     .await;
-    let listed = lab.call("ssh_list_servers", json!({})).await.unwrap();
-    assert_eq!(listed["servers"][0]["name"], "web");
+    let listed = lab.call("list_targets", json!({})).await.unwrap();
+    assert_eq!(listed["targets"][0]["name"], "web");
     let ok = lab
         .call(
             "ssh_execute",
@@ -993,10 +994,10 @@ async fn allowed_callers_name_agents_and_other_agents_see_no_host() {
 
     let other = meho_gateway::Caller::agent("agent-2");
     let listed = lab
-        .call_as(&other, "ssh_list_servers", json!({}))
+        .call_as(&other, "list_targets", json!({}))
         .await
         .unwrap();
-    assert_eq!(listed["servers"], json!([]));
+    assert_eq!(listed["targets"], json!([]));
     let err = lab
         .call_as(
             &other,
@@ -1082,4 +1083,129 @@ async fn pty_one_shots_and_elevated_exec_sessions() {
     assert_eq!(lab.broker.reap().await, 1);
     let closed = lab.records_of("ssh_session_close").await;
     assert_eq!(body(&closed[0])["reason"], "max_lifetime");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_never_see_each_others_hosts_and_read_only_runs_reads_only() {
+    if !require_sshd() {
+        return;
+    }
+    let (dir, ca_path, ca_line) = Lab::ca();
+    let sshd = Lab::sshd(&ca_line);
+    let config = host(
+        "reads",
+        &sshd,
+        "tenant = \"a\"\n[hosts.reads.command_policy]\nmode = \"allowlist\"\nallow = ['^uptime$']\ntier = \"read\"\n",
+    ) + &host("writes", &sshd, "tenant = \"a\"")
+        + &host("other", &sshd, "tenant = \"b\"");
+    let lab = Lab::new(dir, ca_path, &config, |_| {}).await;
+    let a = meho_gateway::Caller {
+        tenant: "a".into(),
+        ..meho_gateway::Caller::agent("alice")
+    };
+    let listed = lab.call_as(&a, "list_targets", json!({})).await.unwrap();
+    let names: Vec<&str> = listed["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["reads", "writes"]);
+    assert!(
+        listed["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["kind"] == "ssh" && t["tenant"] == "a")
+    );
+    let err = lab
+        .call_as(
+            &a,
+            "ssh_execute",
+            json!({"server": "other", "command": "id"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code, "unknown_target",
+        "another tenant's host does not exist"
+    );
+    // The signer refuses it too, whatever the broker does.
+    let key = generate_ed25519("k").unwrap();
+    let refused = lab
+        .signer
+        .sign(
+            "alice",
+            &Intent {
+                host: "other".into(),
+                tenant: Some("a".into()),
+                command: Some("id".into()),
+                public_key: Some(key.public_key().to_openssh().unwrap()),
+                ..Intent::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        refused,
+        meho_ssh::signer::SignError::UnknownHost(_)
+    ));
+
+    let reader = meho_gateway::Caller {
+        max_tier: meho_gateway::Tier::Read,
+        ..a.clone()
+    };
+    let up = lab
+        .call_as(
+            &reader,
+            "ssh_execute",
+            json!({"server": "reads", "command": "uptime"}),
+        )
+        .await
+        .unwrap();
+    assert!(up["stdout"].as_str().unwrap().contains("load average"));
+    let issued_before = lab
+        .records()
+        .await
+        .iter()
+        .filter(|r| r.kind == "credential" && body(r)["certificate"]["serial"].is_string())
+        .count();
+    let write = lab
+        .call_as(
+            &reader,
+            "ssh_execute",
+            json!({"server": "writes", "command": "touch /tmp/x"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(write.code, "denied");
+    assert!(write.message.contains("write-tier"), "{write}");
+    let issued_after = lab
+        .records()
+        .await
+        .iter()
+        .filter(|r| r.kind == "credential" && body(r)["certificate"]["serial"].is_string())
+        .count();
+    assert_eq!(
+        issued_before, issued_after,
+        "no certificate for a call the role may not make"
+    );
+    let shell = lab
+        .call_as(
+            &reader,
+            "ssh_session_open",
+            json!({"server": "writes", "mode": "shell"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(shell.code, "denied");
+    let put = lab
+        .call_as(
+            &reader,
+            "ssh_put_file",
+            json!({"server": "writes", "path": "/tmp/x", "content": "x"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(put.code, "denied");
 }

@@ -458,7 +458,7 @@ fn hosts_lists_the_configured_hosts() {
     let output = ssh(&work, &config, &["hosts", "--format", "json"]);
     assert!(output.status.success(), "{}", stderr_of(&output));
     let hosts: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
-    let servers = hosts["servers"].as_array().unwrap();
+    let servers = hosts["targets"].as_array().unwrap();
     assert_eq!(servers.len(), 1, "{hosts}");
     assert_eq!(servers[0]["name"], "web");
     assert_eq!(servers[0]["addr"], "127.0.0.1:1");
@@ -710,7 +710,7 @@ fn wait_for_hosts(work: &Workdir, config: &Path, want: impl Fn(&[String]) -> boo
         let output = ssh(work, config, &["hosts", "--format", "json"]);
         assert!(output.status.success(), "{}", stderr_of(&output));
         let hosts: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
-        let names: Vec<String> = hosts["servers"]
+        let names: Vec<String> = hosts["targets"]
             .as_array()
             .unwrap()
             .iter()
