@@ -1,10 +1,17 @@
-//! The only crate that knows HTTP. Today it serves the operational endpoints: `/healthz`, `/ready`
-//! and `/metrics`. MCP, the REST API and the console join here.
+//! The only crate that knows HTTP (and MCP). It serves the operational endpoints (`/healthz`,
+//! `/ready`, `/metrics`), MCP over Streamable HTTP at `/mcp` behind the OAuth 2.1 resource server
+//! ([`auth`]), its RFC 9728 metadata, and the live feed at `/api/v1/feed`. The same MCP handler
+//! ([`mcp::MehoMcp`]) serves stdio.
 //!
 //! Invariants:
 //! - [`app`] builds the whole router from a [`State`]; tests drive it with `oneshot`, no socket.
 //! - Every error becomes a JSON body with a stable `error` code; nothing internal leaks.
+//! - Nothing under `/mcp` or `/api` runs before the bearer token is verified; the verified
+//!   [`auth::Principal`] travels in the request's extensions and is the only identity handlers use.
 
+pub mod auth;
+mod feed;
+pub mod mcp;
 mod metrics;
 
 use std::future::Future;
@@ -33,6 +40,8 @@ pub struct State {
     pub store: Store,
     /// The Prometheus registry.
     pub metrics: Arc<Metrics>,
+    /// MCP, the resource server and the feed; `None` serves the operational endpoints only.
+    pub mcp: Option<Arc<McpState>>,
 }
 
 impl State {
@@ -41,13 +50,52 @@ impl State {
         State {
             store,
             metrics: Arc::new(Metrics::new()),
+            mcp: None,
         }
+    }
+}
+
+/// The MCP side of the server.
+#[derive(Debug)]
+pub struct McpState {
+    /// Tools and their call path.
+    pub context: Arc<mcp::McpContext>,
+    /// Bearer token checks.
+    pub auth: Arc<auth::Authenticator>,
+    /// This server's MCP resource URL (`[auth] audience`, or `http://<listen>/mcp`).
+    pub resource: String,
+    /// `Host` values `/mcp` accepts besides loopback.
+    pub allowed_hosts: Vec<String>,
+    /// Ends open MCP streams at shutdown.
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl McpState {
+    /// `<origin>/.well-known/oauth-protected-resource`.
+    pub fn metadata_url(&self) -> String {
+        format!(
+            "{}/.well-known/oauth-protected-resource",
+            origin(&self.resource)
+        )
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url.get(after_scheme..).and_then(|rest| rest.find('/')) {
+        Some(slash) => url.get(..after_scheme + slash).unwrap_or(url),
+        None => url,
     }
 }
 
 /// The whole HTTP surface.
 pub fn app(state: State) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if let Some(mcp) = &state.mcp {
+        router = router.merge(mcp_routes(mcp.clone()));
+    }
+    router
         .route("/healthz", get(healthz))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
@@ -69,6 +117,119 @@ pub async fn serve(
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Largest `/mcp` request body.
+pub const MAX_MCP_BODY_BYTES: usize = 1024 * 1024;
+
+fn mcp_routes(mcp: Arc<McpState>) -> Router<State> {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let mut config = StreamableHttpServerConfig::default();
+    config.cancellation_token = mcp.shutdown.child_token();
+    config
+        .allowed_hosts
+        .extend(mcp.allowed_hosts.iter().cloned());
+    if let Some(host) = url_authority(&mcp.resource) {
+        config.allowed_hosts.push(host.to_owned());
+        if let Some((name, _)) = host.rsplit_once(':') {
+            config.allowed_hosts.push(name.to_owned());
+        }
+    }
+    let context = mcp.context.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(mcp::MehoMcp::http(context.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    let guarded = Router::new()
+        .nest_service("/mcp", service)
+        .route("/api/v1/feed", get(feed::stream))
+        .layer(middleware::from_fn_with_state(mcp.clone(), authenticate))
+        .layer(middleware::from_fn(limit_body))
+        .with_state(mcp.clone());
+    Router::new()
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(protected_resource),
+        )
+        .with_state(mcp)
+        .merge(guarded)
+}
+
+fn url_authority(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+/// RFC 9728 protected resource metadata.
+async fn protected_resource(AxumState(mcp): AxumState<Arc<McpState>>) -> Json<serde_json::Value> {
+    Json(json!({
+        "resource": mcp.resource,
+        "authorization_servers": mcp.auth.issuer().map(|i| vec![i.to_owned()]).unwrap_or_default(),
+        "scopes_supported": [auth::SCOPE_TOOLS, auth::SCOPE_FEED],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "meho",
+    }))
+}
+
+/// Verifies the bearer token and hands the principal to what follows; nothing runs otherwise.
+async fn authenticate(
+    AxumState(mcp): AxumState<Arc<McpState>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let principal = match mcp.auth.authenticate(request.headers()).await {
+        Ok(principal) => principal,
+        Err(err) => {
+            tracing::info!(path = request.uri().path(), error = %err, "request refused by the resource server");
+            return err.response(&mcp.metadata_url());
+        }
+    };
+    let path = request.uri().path();
+    let needed = if path.starts_with("/mcp") {
+        Some(auth::SCOPE_TOOLS)
+    } else if principal.has_scope(auth::SCOPE_FEED) {
+        None
+    } else {
+        Some(auth::SCOPE_TOOLS)
+    };
+    if let Some(scope) = needed
+        && !principal.has_scope(scope)
+    {
+        return auth::AuthError::InsufficientScope(scope.to_owned()).response(&mcp.metadata_url());
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+/// Refuses bodies over [`MAX_MCP_BODY_BYTES`]: by `Content-Length` up front, and by counting
+/// for streamed bodies.
+async fn limit_body(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_MCP_BODY_BYTES) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Json(json!({
+                "error": "payload_too_large",
+                "message": format!("request bodies are limited to {MAX_MCP_BODY_BYTES} bytes"),
+            })),
+        )
+            .into_response();
+    }
+    let (parts, body) = request.into_parts();
+    let limited = axum::body::Body::new(http_body_util::Limited::new(body, MAX_MCP_BODY_BYTES));
+    next.run(Request::from_parts(parts, limited)).await
 }
 
 async fn healthz() -> Json<serde_json::Value> {

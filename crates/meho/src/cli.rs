@@ -24,6 +24,9 @@ pub(crate) enum Command {
     Policy(PolicyCommand),
     /// Run the server: health, readiness and metrics on `[server] listen`.
     Serve(ServeArgs),
+    /// Serve MCP over stdio for a local client (`claude mcp add meho -- meho mcp`). Acts as the
+    /// local OS user (or `[mcp.stdio]`) in tenant `default`; logs go to stderr.
+    Mcp(McpArgs),
     /// The tamper-evident audit log: keys, verification, queries, export.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -481,10 +484,27 @@ pub(crate) struct ServeArgs {
         hide_env_values = true
     )]
     pub(crate) store: Option<String>,
-    /// Development mode: with no `[ca_keys]`, create (once) an SSH CA in the data directory and
-    /// print its public line before the listen line.
+    /// Development mode: loopback only; creates (once) an SSH CA and a dev bearer token in the
+    /// data directory, prints `MEHO_TOKEN=<token>` and how to connect Claude Code and Cursor.
     #[arg(long)]
     pub(crate) dev: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct McpArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    /// Keep state here instead of `[server] data_dir`.
+    #[arg(long, env = "MEHO_DATA_DIR", value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Use this store instead of `[store] url`.
+    #[arg(
+        long,
+        env = "MEHO_STORE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) store: Option<String>,
 }
 
 #[expect(clippy::print_stdout, reason = "CLI output")]

@@ -8,6 +8,7 @@ mod audit_cmd;
 mod ca_cmd;
 mod cli;
 mod config_cmd;
+mod mcp_cmd;
 mod policy_cmd;
 mod runtime;
 mod serve;
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check(args)) => policy_cmd::check(&args),
         Command::Policy(PolicyCommand::Explain(args)) => policy_cmd::explain(&args),
         Command::Serve(args) => serve::run(&args),
+        Command::Mcp(args) => mcp_cmd::run(&args),
         Command::Audit(command) => audit_cmd::run(command),
         Command::Ca(command) => ca_cmd::run(&command),
         Command::Signer(args) => signer_cmd::run(&args),

@@ -1,4 +1,6 @@
 use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -34,9 +36,55 @@ async fn serve(args: &ServeArgs, config: Config) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The dev bearer token: `<data_dir>/dev-token` (mode 0600), created with 32 random bytes on
+/// first run and reused after. The file and the `MEHO_TOKEN=` line are a contract.
+fn dev_token(data_dir: &Path) -> Result<String, Failure> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let path = data_dir.join("dev-token");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => {
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            if mode & 0o077 != 0 {
+                return Err(Failure::Runtime(anyhow::anyhow!(
+                    "{} is readable by others (mode {mode:o}); fix it with chmod 600 or delete it",
+                    path.display()
+                )));
+            }
+            return Ok(text.trim().to_owned());
+        }
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => {
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "cannot read {}: {err}",
+                path.display()
+            )));
+        }
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|err| Failure::Runtime(anyhow::anyhow!("OS RNG: {err}")))?;
+    let token = format!("meho_dev_{}", hex::encode(bytes));
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(format!("{token}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(token)
+}
+
 #[expect(
     clippy::print_stdout,
-    reason = "the dev CA and listen lines are CLI output scripts read"
+    reason = "the dev CA, token, connect and listen lines are CLI output scripts read"
 )]
 async fn serve_on(
     args: &ServeArgs,
@@ -44,11 +92,21 @@ async fn serve_on(
     paths: &Paths,
     backplane: &Backplane,
 ) -> Result<(), Failure> {
+    let listen = args.listen.unwrap_or(config.server.listen);
+    if args.dev && !listen.ip().is_loopback() {
+        return Err(Failure::Usage(format!(
+            "--dev serves a well-known token and binds to loopback only; `{listen}` is not a loopback address"
+        )));
+    }
     // Fail closed: a server that cannot write its first audit record does not serve.
     backplane.record_start(config, "serve").await?;
     let ssh = Ssh::start(config, &paths.data_dir, &backplane.audit, args.dev)?;
+    let dev_token = if args.dev {
+        Some(dev_token(&paths.data_dir)?)
+    } else {
+        None
+    };
 
-    let listen = args.listen.unwrap_or(config.server.listen);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on `{listen}`"))?;
@@ -57,16 +115,62 @@ async fn serve_on(
         .context("cannot read the bound address")?;
     // Handlers are installed before the listen line: a SIGTERM sent as soon as a script reads it
     // must shut down cleanly, not kill the process with the default action.
-    let shutdown = runtime::shutdown_signal();
+    let signal = runtime::shutdown_signal();
+    let resource = config
+        .auth
+        .audience
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}/mcp"));
+    let authenticator = meho_server::auth::Authenticator::new(
+        config.auth.clone(),
+        config.tenancy_enabled,
+        dev_token.clone(),
+    )
+    .map_err(|err| Failure::Runtime(anyhow::anyhow!(err)))?;
+    if !authenticator.enabled() {
+        tracing::warn!(
+            "/mcp refuses every request: configure [auth] issuer and audience, or run with --dev"
+        );
+    }
+    let mcp_shutdown = tokio_util::sync::CancellationToken::new();
+    let mut state = State::new(backplane.store.clone());
+    state.mcp = Some(Arc::new(meho_server::McpState {
+        context: Arc::new(meho_server::mcp::McpContext {
+            gateway: ssh.gateway()?,
+            audit: backplane.audit.clone(),
+        }),
+        auth: Arc::new(authenticator),
+        resource: resource.clone(),
+        allowed_hosts: config.mcp.allowed_hosts.clone(),
+        shutdown: mcp_shutdown.clone(),
+    }));
     if let Some(line) = &ssh.dev_ca {
         println!("meho dev CA (add to sshd TrustedUserCAKeys): {line}");
     }
+    if let Some(token) = &dev_token {
+        println!("MEHO_TOKEN={token}");
+        println!(
+            "claude mcp add --transport http meho {resource} --header \"Authorization: Bearer {token}\""
+        );
+        println!(
+            "cursor ~/.cursor/mcp.json: {}",
+            serde_json::json!({ "mcpServers": { "meho": {
+                "url": resource,
+                "headers": { "Authorization": format!("Bearer {token}") },
+            }}})
+        );
+    }
     println!("meho listening on http://{bound}");
     let _ = std::io::stdout().flush();
-    tracing::info!(addr = %bound, "listening");
+    tracing::info!(addr = %bound, %resource, "listening");
     let reaper = ssh.broker.spawn_reaper(REAP_EVERY);
 
-    let served = meho_server::serve(listener, State::new(backplane.store.clone()), shutdown)
+    // Streams (MCP, the feed) end when the signal comes, so the graceful drain can finish.
+    let shutdown = async move {
+        signal.await;
+        mcp_shutdown.cancel();
+    };
+    let served = meho_server::serve(listener, state, shutdown)
         .await
         .context("the HTTP server failed");
     // Open sessions are closed (and their closing records written) before the audit log is.
