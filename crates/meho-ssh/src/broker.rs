@@ -355,6 +355,28 @@ impl SshBroker {
             .map_err(signer_error)
     }
 
+    /// `list_targets`: the caller's hosts, with the listing audited (what an agent learned is
+    /// part of what it did).
+    pub async fn list_targets(&self, caller: &Caller) -> Result<Vec<HostView>, ToolError> {
+        let hosts = self.list_servers(caller).await?;
+        let record = NewRecord {
+            action: Some("list_targets".to_owned()),
+            outcome: Some("ok".to_owned()),
+            body: json!({
+                "count": hosts.len(),
+                "targets": hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
+            }),
+            ..NewRecord::new(&caller.tenant, RecordKind::Outcome, &caller.principal)
+        };
+        self.audit.append(record).await.map_err(|err| {
+            ToolError::new(
+                "internal",
+                format!("the audit log is unavailable, so nothing is listed: {err}"),
+            )
+        })?;
+        Ok(hosts)
+    }
+
     /// Resolves `server` and its jump chain against a fresh host view, bastions first. New
     /// connections never use a stale view: if the signer cannot be asked, the call fails.
     async fn chain(&self, caller: &Caller, server: &str) -> Result<Vec<HostView>, ToolError> {
@@ -1406,7 +1428,7 @@ impl Connector for SshConnector {
             match tool {
                 "list_targets" => {
                     let _: ListArgs = parse(tool, arguments)?;
-                    let hosts = broker.list_servers(caller).await?;
+                    let hosts = broker.list_targets(caller).await?;
                     let targets: Vec<Value> = hosts
                         .into_iter()
                         .map(|h| {
