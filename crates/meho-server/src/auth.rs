@@ -164,7 +164,7 @@ pub struct Authenticator {
     tenancy: bool,
     dev_token: Option<String>,
     http: reqwest::Client,
-    jwks: tokio::sync::Mutex<Jwks>,
+    jwks: tokio::sync::RwLock<Jwks>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -201,7 +201,7 @@ impl Authenticator {
             tenancy,
             dev_token,
             http,
-            jwks: tokio::sync::Mutex::new(Jwks {
+            jwks: tokio::sync::RwLock::new(Jwks {
                 keys: JwkSet { keys: Vec::new() },
                 fetched: None,
             }),
@@ -394,7 +394,11 @@ impl Authenticator {
 
     /// The JWK for `kid`, refreshing the cached set once when it is unknown.
     async fn key(&self, kid: &str) -> Result<Jwk, AuthError> {
-        let mut jwks = self.jwks.lock().await;
+        if let Some(key) = self.jwks.read().await.keys.find(kid) {
+            return Ok(key.clone());
+        }
+        // One refresher at a time; whoever waited re-checks what the last one fetched.
+        let mut jwks = self.jwks.write().await;
         if let Some(key) = jwks.keys.find(kid) {
             return Ok(key.clone());
         }
