@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod auth;
 mod composition;
 mod defaults;
 mod locations;

@@ -1,0 +1,56 @@
+//! `[auth]`, `[tenancy]`, `[mcp]` and host tenants.
+
+use meho_config::Role;
+
+use crate::{host, parse_err, parse_ok};
+
+#[test]
+fn auth_defaults_and_full_settings() {
+    let config = parse_ok(&host("web", ""));
+    assert_eq!(config.auth.issuer, None);
+    assert_eq!(config.auth.user_claim, "sub");
+    assert_eq!(config.auth.tenant_claim, "tenant_id");
+    assert_eq!(config.auth.role_claim, "tenant_role");
+    assert_eq!(config.auth.groups_claim, None);
+    assert_eq!(config.auth.clock_skew_seconds, 60);
+    assert!(!config.tenancy_enabled);
+    assert_eq!(config.hosts["web"].tenant, "default");
+    assert_eq!(config.mcp.stdio_tenant, "default");
+    assert_eq!(config.mcp.stdio_role, Role::TenantAdmin);
+
+    let config = parse_ok(&format!(
+        "{}\n[auth]\nissuer = \"https://idp.example/\"\naudience = \"https://meho.example/mcp\"\n\
+         required_scopes = [\"mcp:tools\"]\ngroups_claim = \"groups\"\nclock_skew_seconds = 30\n\
+         [tenancy]\nenabled = true\n[mcp.stdio]\nprincipal = \"alice\"\nrole = \"read_only\"\n",
+        host("web", "tenant = \"acme\"")
+    ));
+    assert_eq!(config.auth.issuer.as_deref(), Some("https://idp.example"));
+    assert_eq!(config.auth.groups_claim.as_deref(), Some("groups"));
+    assert!(config.tenancy_enabled);
+    assert_eq!(config.hosts["web"].tenant, "acme");
+    assert_eq!(config.mcp.stdio_principal.as_deref(), Some("alice"));
+    assert_eq!(config.mcp.stdio_role, Role::ReadOnly);
+}
+
+#[test]
+fn bad_auth_settings_are_errors() {
+    let cases = [
+        ("[auth]\nissuer = \"https://idp.example\"\n", "needs audience"),
+        (
+            "[auth]\nissuer = \"idp.example\"\naudience = \"https://m/mcp\"\n",
+            "http(s) URL",
+        ),
+        ("[auth]\naudience = \"m/mcp\"\n", "http(s) URL"),
+        ("[auth]\nclock_skew_seconds = 3600\n", "at most 300"),
+        ("[auth]\nuser_claim = \"\"\n", "must not be empty"),
+        ("[mcp.stdio]\nrole = \"root\"\n", "not one of"),
+        ("[tenancy]\nenabled = \"yes\"\n", "invalid type"),
+    ];
+    for (section, words) in cases {
+        let diagnostics = parse_err(&format!("{}\n{section}", host("web", "")));
+        assert!(
+            diagnostics.iter().any(|d| d.message.contains(words)),
+            "{section}: {diagnostics:#?}"
+        );
+    }
+}
