@@ -212,6 +212,15 @@ impl SshConfig {
 
 /// The tenant everything belongs to unless configured otherwise.
 pub const DEFAULT_TENANT: &str = "default";
+/// The chain meho's own records (startup, reloads, signer housekeeping) go to. Names starting
+/// with `_` are reserved: no host, token or stdio identity may claim them, so no tenant's feed
+/// ever carries another tenant's (or the process's) records.
+pub const SYSTEM_TENANT: &str = "_system";
+
+/// Whether `tenant` is a name a host or a principal may have.
+pub fn is_valid_tenant(tenant: &str) -> bool {
+    !tenant.is_empty() && !tenant.starts_with('_') && !tenant.chars().any(char::is_control)
+}
 
 /// A principal's role in its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

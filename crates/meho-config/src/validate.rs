@@ -298,6 +298,14 @@ fn validate_mcp(v: &mut Validator<'_>, raw: &RawConfig) -> McpConfig {
             Role::ReadOnly
         }),
     };
+    if let Some(tenant) = &stdio.tenant
+        && !crate::is_valid_tenant(tenant)
+    {
+        v.error(
+            &key_path!["mcp", "stdio", "tenant"],
+            format!("tenant `{tenant}` is empty or reserved (names starting with `_`)"),
+        );
+    }
     McpConfig {
         stdio_principal: stdio.principal.clone(),
         stdio_tenant: stdio
@@ -840,10 +848,18 @@ fn validate_host(
         allowed_callers: host.allowed_callers.clone(),
         allow_pty: host.allow_pty,
         allow_file_transfer: host.allow_file_transfer,
-        tenant: host
-            .tenant
-            .clone()
-            .unwrap_or_else(|| DEFAULT_TENANT.to_owned()),
+        tenant: match &host.tenant {
+            None => DEFAULT_TENANT.to_owned(),
+            Some(tenant) => {
+                if !crate::is_valid_tenant(tenant) {
+                    v.error(
+                        &at("tenant"),
+                        format!("host `{name}`: tenant `{tenant}` is empty or reserved (names starting with `_`)"),
+                    );
+                }
+                tenant.clone()
+            }
+        },
         policy: HostPolicy {
             policies,
             allow_sudo: host.allow_sudo,

@@ -121,7 +121,17 @@ impl AuthError {
     pub fn response(&self, resource_metadata: &str) -> Response {
         let mut challenge = format!("Bearer resource_metadata=\"{resource_metadata}\"");
         if !matches!(self, AuthError::Missing) {
-            let description = self.to_string().replace(['"', '\\'], "'");
+            // Token contents can be quoted in the message; keep the header value valid whatever
+            // they hold, so a 401 never loses its challenge.
+            let description: String = self
+                .to_string()
+                .chars()
+                .map(|c| match c {
+                    '"' | '\\' => '\'',
+                    ' '..='~' => c,
+                    _ => '?',
+                })
+                .collect();
             challenge.push_str(&format!(
                 ", error=\"{}\", error_description=\"{description}\"",
                 match self {
@@ -226,9 +236,11 @@ impl Authenticator {
         let value = value.to_str().map_err(|_| {
             AuthError::InvalidRequest("the Authorization header is not ASCII".into())
         })?;
+        // The scheme is case-insensitive (RFC 7235).
         let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| {
                 AuthError::InvalidRequest(
                     "the Authorization header must be `Bearer <token>`".into(),
@@ -329,7 +341,12 @@ impl Authenticator {
             }
         }
         let tenant = match claims.get(&self.config.tenant_claim) {
-            Some(Value::String(tenant)) if !tenant.is_empty() => tenant.clone(),
+            Some(Value::String(tenant)) if meho_config::is_valid_tenant(tenant) => tenant.clone(),
+            Some(Value::String(tenant)) if !tenant.is_empty() => {
+                return Err(AuthError::InvalidToken(format!(
+                    "tenant `{tenant}` is reserved"
+                )));
+            }
             Some(_) => {
                 return Err(AuthError::InvalidToken(format!(
                     "the `{}` claim must be a non-empty string",
@@ -406,8 +423,10 @@ impl Authenticator {
             .fetched
             .is_none_or(|at| at.elapsed() >= JWKS_REFRESH_MIN);
         if stale {
-            jwks.keys = self.fetch_jwks().await?;
+            // Stamped before the fetch: while the issuer is down, one caller per interval waits
+            // for it, not every request with an unknown kid.
             jwks.fetched = Some(Instant::now());
+            jwks.keys = self.fetch_jwks().await?;
             if let Some(key) = jwks.keys.find(kid) {
                 return Ok(key.clone());
             }
@@ -524,8 +543,12 @@ fn scopes(claims: &Value) -> Vec<String> {
         Some(Value::String(text)) => text.split_whitespace().map(str::to_owned).collect(),
         _ => Vec::new(),
     };
-    if let Some(Value::Array(list)) = claims.get("scp") {
-        out.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+    match claims.get("scp") {
+        Some(Value::Array(list)) => {
+            out.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+        Some(Value::String(text)) => out.extend(text.split_whitespace().map(str::to_owned)),
+        _ => {}
     }
     let mut seen = HashSet::new();
     out.retain(|s| seen.insert(s.clone()));

@@ -60,6 +60,11 @@ pub(crate) async fn stream(
         },
         Some(Err(_)) => return bad_request("Last-Event-ID is not ASCII".into()),
     };
+    if let Some(after) = query.after
+        && after < 0
+    {
+        return bad_request(format!("after `{after}` is not a sequence number"));
+    }
     let tenant = principal.tenant.clone();
     let after = match resume.or(query.after) {
         Some(seq) => seq,

@@ -155,8 +155,9 @@ fn mcp_routes(mcp: Arc<McpState>) -> Router<State> {
     let guarded = Router::new()
         .nest_service("/mcp", service)
         .route("/api/v1/feed", get(feed::stream))
-        .layer(middleware::from_fn_with_state(mcp.clone(), authenticate))
+        // Layers run outside-in: the token is checked before any body is read.
         .layer(middleware::from_fn(limit_body))
+        .layer(middleware::from_fn_with_state(mcp.clone(), authenticate))
         .with_state(mcp.clone());
     Router::new()
         .route(
@@ -217,6 +218,17 @@ async fn authenticate(
     next.run(request).await
 }
 
+fn too_large_response() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Json(json!({
+            "error": "payload_too_large",
+            "message": format!("request bodies are limited to {MAX_MCP_BODY_BYTES} bytes"),
+        })),
+    )
+        .into_response()
+}
+
 /// Refuses bodies over [`MAX_MCP_BODY_BYTES`]: by `Content-Length` up front, and by counting
 /// for streamed bodies.
 async fn limit_body(request: Request, next: Next) -> Response {
@@ -226,18 +238,35 @@ async fn limit_body(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|len| len > MAX_MCP_BODY_BYTES) {
-        return (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Json(json!({
-                "error": "payload_too_large",
-                "message": format!("request bodies are limited to {MAX_MCP_BODY_BYTES} bytes"),
-            })),
-        )
-            .into_response();
+        return too_large_response();
+    }
+    if request.method() != axum::http::Method::POST {
+        // GET (SSE) and DELETE carry no body worth buffering.
+        return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let limited = axum::body::Body::new(http_body_util::Limited::new(body, MAX_MCP_BODY_BYTES));
-    next.run(Request::from_parts(parts, limited)).await
+    match axum::body::to_bytes(body, MAX_MCP_BODY_BYTES).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(err) => {
+            let too_large = std::error::Error::source(&err)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                too_large_response()
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({
+                        "error": "bad_request",
+                        "message": format!("cannot read the request body: {err}"),
+                    })),
+                )
+                    .into_response()
+            }
+        }
+    }
 }
 
 async fn healthz() -> Json<serde_json::Value> {

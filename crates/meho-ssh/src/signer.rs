@@ -238,6 +238,16 @@ impl Signer {
         })
     }
 
+    /// The audit chain a record about `intent` joins: its tenant's, so a tenant's feed shows its
+    /// own certificates and nobody else's; the signer's own chain when the intent names none.
+    fn chain_for<'a>(&'a self, intent: &'a Intent) -> &'a str {
+        intent
+            .tenant
+            .as_deref()
+            .filter(|t| meho_config::is_valid_tenant(t))
+            .unwrap_or(&self.tenant)
+    }
+
     async fn audit_decision(
         &self,
         kind: RecordKind,
@@ -260,7 +270,7 @@ impl Signer {
                 "decision": decision,
                 "certificate": extra,
             }),
-            ..NewRecord::new(&self.tenant, kind, caller)
+            ..NewRecord::new(self.chain_for(intent), kind, caller)
         };
         self.audit.append(record).await.map(drop).map_err(|err| {
             SignError::Internal(format!(
@@ -299,7 +309,7 @@ impl Signer {
             action: Some("sign".to_owned()),
             outcome: Some(code.to_owned()),
             body: json!({ "intent": intent_summary(intent), "error": why }),
-            ..NewRecord::new(&self.tenant, RecordKind::Denial, caller)
+            ..NewRecord::new(self.chain_for(intent), RecordKind::Denial, caller)
         };
         self.audit.append(record).await.map(drop).map_err(|err| {
             SignError::Internal(format!("audit log unavailable (fail closed): {err}"))

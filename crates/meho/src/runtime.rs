@@ -20,8 +20,9 @@ use tracing_subscriber::EnvFilter;
 
 use crate::Failure;
 
-/// The tenant every call of this process runs in (tenants arrive with authentication).
-pub(crate) const TENANT: &str = "default";
+/// meho's own records (startup, reloads, certificates for calls that name no tenant) go to the
+/// reserved system chain, never into a tenant's feed.
+pub(crate) const TENANT: &str = meho_config::SYSTEM_TENANT;
 
 /// Logs to stderr with `MEHO_LOG`, else `level`, as the filter.
 pub(crate) fn init_tracing(level: &str) {

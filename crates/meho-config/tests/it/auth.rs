@@ -35,7 +35,10 @@ fn auth_defaults_and_full_settings() {
 #[test]
 fn bad_auth_settings_are_errors() {
     let cases = [
-        ("[auth]\nissuer = \"https://idp.example\"\n", "needs audience"),
+        (
+            "[auth]\nissuer = \"https://idp.example\"\n",
+            "needs audience",
+        ),
         (
             "[auth]\nissuer = \"idp.example\"\naudience = \"https://m/mcp\"\n",
             "http(s) URL",
@@ -53,4 +56,21 @@ fn bad_auth_settings_are_errors() {
             "{section}: {diagnostics:#?}"
         );
     }
+}
+
+#[test]
+fn reserved_tenant_names_are_refused() {
+    for text in [
+        host("web", "tenant = \"_system\""),
+        format!("{}\n[mcp.stdio]\ntenant = \"_x\"\n", host("web", "")),
+        host("web", "tenant = \"\""),
+    ] {
+        let diagnostics = parse_err(&text);
+        assert!(
+            diagnostics.iter().any(|d| d.message.contains("reserved")),
+            "{text}: {diagnostics:#?}"
+        );
+    }
+    assert!(!meho_config::is_valid_tenant(meho_config::SYSTEM_TENANT));
+    assert!(meho_config::is_valid_tenant("acme"));
 }

@@ -8,7 +8,11 @@
     clippy::indexing_slicing
 )]
 
+mod auth;
+mod feed;
+mod mcp;
 mod routes;
+mod support;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

@@ -1728,7 +1728,8 @@ fn serve_writes_a_config_reload_record_and_a_checkpoint_that_verify_accepts() {
         assert_eq!(report["records"], records, "{report}");
         assert_eq!(report["key_id"], key_id_of(&public_pem).as_str());
         let tenant = &report["tenants"][0];
-        assert_eq!(tenant["tenant"], "default", "{report}");
+        // meho's own records go to the reserved system chain, never into a tenant's.
+        assert_eq!(tenant["tenant"], "_system", "{report}");
         // Every clean shutdown checkpointed the chain head, in the database and the witness.
         assert_eq!(tenant["checkpointed_seq"], records, "{report}");
         assert_eq!(tenant["database_checkpoints"], records, "{report}");
@@ -1739,7 +1740,7 @@ fn serve_writes_a_config_reload_record_and_a_checkpoint_that_verify_accepts() {
     assert_eq!(records.len(), 1);
     let reload = &records[0];
     assert_eq!(reload["kind"], "config_reload", "{reload}");
-    assert_eq!(reload["tenant"], "default");
+    assert_eq!(reload["tenant"], "_system");
     assert_eq!(reload["seq"], 1);
     assert_eq!(reload["principal"], "meho");
     assert_eq!(reload["action"], "serve");

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `meho` binary: help and version, the `policy check` JSON contract,
 //! `policy explain`, `config validate`, a real `serve` process on a real socket, the `audit`
-//! subcommands, and the SSH commands (`ca`, `signer`, `ssh`, `serve --dev`).
+//! subcommands, the SSH commands (`ca`, `signer`, `ssh`, `serve --dev`), and MCP over stdio and
+//! Streamable HTTP with real clients, a real OpenID provider and a real sshd.
 
 // Test helpers outside `#[test]` functions are not covered by clippy.toml's test allowances.
 #![allow(
@@ -14,10 +15,12 @@ mod audit;
 mod check;
 mod cli;
 mod explain;
+mod mcp;
 #[allow(dead_code)] // helpers for the MCP tests; not every one is used yet
 mod peers;
 mod serve;
 mod ssh_cli;
+mod support;
 mod validate;
 
 use std::path::{Path, PathBuf};

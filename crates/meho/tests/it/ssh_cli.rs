@@ -3,36 +3,17 @@
 //! runs need no sshd), `meho serve --dev`, and, when OpenSSH's sshd is installed and the tests run
 //! as root, real calls whose exit status and output the CLI passes through.
 
-use std::fs::File;
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{MEHO_ENV, Workdir, stderr_of, stdout_of};
-
-/// Hang guards: generous bounds that only stop a broken build from blocking the suite.
-const STARTUP_LIMIT: Duration = Duration::from_secs(60);
-const EXIT_LIMIT: Duration = Duration::from_secs(10);
-
-/// `meho ca init --out <dir>/<name>`; returns the key path and the printed public line.
-fn ca_init(work: &Workdir, name: &str) -> (PathBuf, String) {
-    let path = work.path().join(name);
-    let output = work
-        .meho()
-        .args(["ca", "init", "--out"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr_of(&output));
-    let line = stdout_of(&output).trim_end().to_owned();
-    (path, line)
-}
+use crate::support::{
+    Daemon, EXIT_LIMIT, Sshd, ca_init, meho_ca_pub, os, require_sshd, ssh_keygen_available,
+};
+use crate::{Workdir, stderr_of, stdout_of};
 
 /// A config with a `_default` CA and one host `web` whose inline policy allows only `uptime` and
 /// `ls`.
@@ -180,15 +161,6 @@ fn ca_init_never_replaces_an_existing_key() {
         before,
         "the key is untouched"
     );
-}
-
-fn ssh_keygen_available() -> bool {
-    Command::new("ssh-keygen")
-        .arg("-?")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
 }
 
 #[test]
@@ -474,119 +446,6 @@ fn hosts_lists_the_configured_hosts() {
 
 // --- long-running processes ------------------------------------------------------------------
 
-/// A running `meho` daemon whose first stdout lines were read; killed on drop so a failing test
-/// leaves no process behind.
-struct Daemon {
-    child: Child,
-    lines: Vec<String>,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    /// Starts `meho ARGS` in `work` and waits until its stdout has a line starting with `last`.
-    fn start(work: &Workdir, args: &[&std::ffi::OsStr], last: &str) -> Daemon {
-        let log = work.path().join(format!(
-            "daemon-{}.log",
-            args.first().and_then(|a| a.to_str()).unwrap_or("meho")
-        ));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_meho"));
-        command
-            .args(args)
-            .current_dir(work.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(File::create(&log).unwrap());
-        for var in MEHO_ENV {
-            command.env_remove(var);
-        }
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut daemon = Daemon {
-            child,
-            lines: Vec::new(),
-            log,
-        };
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            loop {
-                let mut line = String::new();
-                match reader.read_line(&mut line) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        if tx.send(line.trim_end().to_owned()).is_err() {
-                            // Keep draining so the daemon never blocks on a full pipe.
-                            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        let deadline = Instant::now() + STARTUP_LIMIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.starts_with(last);
-                    daemon.lines.push(line);
-                    if done {
-                        return daemon;
-                    }
-                }
-                Err(_) => panic!(
-                    "no `{last}` line; got {:?}; log:\n{}",
-                    daemon.lines,
-                    daemon.log_text()
-                ),
-            }
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{name} failed");
-    }
-
-    /// Sends SIGTERM and waits, within the hang guard, for the process to exit.
-    fn terminate(&mut self) -> ExitStatus {
-        self.signal("TERM");
-        let deadline = Instant::now() + EXIT_LIMIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit within {EXIT_LIMIT:?} of SIGTERM; log:\n{}",
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn os(s: &(impl AsRef<std::ffi::OsStr> + ?Sized)) -> &std::ffi::OsStr {
-    s.as_ref()
-}
-
 #[test]
 fn serve_dev_prints_the_dev_ca_before_the_listen_line_and_reuses_it() {
     let work = Workdir::new();
@@ -604,13 +463,20 @@ fn serve_dev_prints_the_dev_ca_before_the_listen_line_and_reuses_it() {
     let mut first_line = String::new();
     for round in 0..2 {
         let mut daemon = Daemon::start(&work, &args, "meho listening on ");
-        assert_eq!(daemon.lines.len(), 2, "round {round}: {:?}", daemon.lines);
+        // The dev CA line comes first, then the dev token and its connect lines (checked in
+        // mcp.rs), then the listen line.
+        assert_eq!(daemon.lines.len(), 5, "round {round}: {:?}", daemon.lines);
+        assert!(
+            daemon.lines[1].starts_with("MEHO_TOKEN="),
+            "{:?}",
+            daemon.lines
+        );
         let line = daemon.lines[0]
             .strip_prefix(prefix)
             .unwrap_or_else(|| panic!("round {round}: {:?}", daemon.lines))
             .to_owned();
         assert!(line.starts_with("ssh-ed25519 AAAA"), "{line}");
-        assert!(daemon.lines[1].starts_with("meho listening on http://"));
+        assert!(daemon.lines[4].starts_with("meho listening on http://"));
         let key = data_dir.join("ca").join("ssh_ca_ed25519");
         let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -863,125 +729,9 @@ command_policy = {{ mode = "allowlist", allow = ['^uptime$'] }}
 
 // --- against a real sshd ---------------------------------------------------------------------
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|rest| rest.split_whitespace().next())
-            == Some("0")
-    })
-}
-
-/// Whether the sshd test can run; when not, says so in the `SKIPPED:` line `scripts/test` counts
-/// (past the output capture), or fails under CI, where `scripts/test` installs OpenSSH.
-fn require_sshd() -> bool {
-    let why = if !Path::new("/usr/sbin/sshd").is_file() || !ssh_keygen_available() {
-        "/usr/sbin/sshd or ssh-keygen is not installed; install openssh-server (scripts/test does)"
-    } else if !is_root() {
-        "the CLI's sshd test logs in as root and must run as root"
-    } else {
-        return true;
-    };
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "under CI the sshd test must run: {why}"
-    );
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "\nSKIPPED: meho ssh CLI against sshd: {why}");
-    let _ = out.flush();
-    false
-}
-
-/// An sshd on a random loopback port that trusts one user CA; killed on drop.
-struct Sshd {
-    child: Child,
-    port: u16,
-    host_key: String,
-    log: PathBuf,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sshd {
-    fn start(dir: &Path, ca_pub: &Path) -> Sshd {
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let host_key = dir.join("host_key");
-        let keygen = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&host_key)
-            .output()
-            .unwrap();
-        assert!(keygen.status.success(), "{}", stderr_of(&keygen));
-        let host_line = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
-        let host_line = host_line.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        let log = dir.join("sshd.log");
-        for _attempt in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.join("sshd_config");
-            std::fs::write(
-                &config,
-                format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nTrustedUserCAKeys {}\n\
-                     PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                     AuthorizedKeysFile none\nStrictModes no\nUsePAM no\n\
-                     PidFile {}\nSubsystem sftp internal-sftp\n",
-                    host_key.display(),
-                    ca_pub.display(),
-                    dir.join("sshd.pid").display()
-                ),
-            )
-            .unwrap();
-            let child = Command::new("/usr/sbin/sshd")
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&log).unwrap())
-                .spawn()
-                .unwrap();
-            let mut sshd = Sshd {
-                child,
-                port,
-                host_key: host_line.clone(),
-                log: log.clone(),
-            };
-            let deadline = Instant::now() + EXIT_LIMIT;
-            while Instant::now() < deadline {
-                if matches!(sshd.child.try_wait(), Ok(Some(_))) {
-                    break; // the port was taken in between: try another
-                }
-                if std::fs::read_to_string(&sshd.log)
-                    .unwrap_or_default()
-                    .contains("Server listening")
-                {
-                    return sshd;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = sshd.child.kill();
-        }
-        panic!(
-            "sshd did not start; log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    }
-}
-
 #[test]
 fn exec_put_and_get_against_sshd_pass_output_and_exit_status_through() {
-    if !require_sshd() {
+    if !require_sshd("meho ssh CLI") {
         return;
     }
     let work = Workdir::new();
@@ -1070,11 +820,4 @@ fn exec_put_and_get_against_sshd_pass_output_and_exit_status_through() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
-}
-
-/// The `.pub` `meho ca init` wrote beside `key`.
-fn meho_ca_pub(key: &Path) -> PathBuf {
-    let mut name = key.as_os_str().to_owned();
-    name.push(".pub");
-    PathBuf::from(name)
 }

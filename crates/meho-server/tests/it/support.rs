@@ -1,0 +1,918 @@
+//! Shared fixtures for the MCP, resource-server and feed tests: a test OIDC issuer, signing keys,
+//! a counting connector, a server on a loopback socket, and small MCP and SSE clients.
+//!
+//! Why not oidc-provider (the IdP the end-to-end tests in `crates/meho` run): these tests forge
+//! tokens on purpose (wrong `iss`/`aud`, expired, tampered, `alg: none`, HMAC keyed with the public
+//! key, a foreign key under a known `kid`, …). That needs signing keys the test holds and claims it
+//! chooses freely, which a real IdP will not hand out. So the issuer here is a few lines of axum
+//! serving discovery metadata and a JWKS built from keys generated per test binary.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use meho_audit::{AuditLog, AuditOptions, InProcessBus, NewRecord, RecordKind, Redactor};
+use meho_config::AuthConfig;
+use meho_gateway::{BoxFuture, Caller, Connector, Gateway, ToolError, ToolSpec};
+use meho_server::McpState;
+use meho_server::auth::Authenticator;
+use meho_server::mcp::McpContext;
+use meho_store::Store;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// How long a test waits for any one network answer before failing (never a timing assertion:
+/// only a guard against hanging forever).
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+/// The MCP protocol revision the test client speaks (a session-based one).
+const PROTOCOL: &str = "2025-06-18";
+
+/// rustls needs a process-wide crypto provider before any client is built.
+fn crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A plain HTTP client for the tests (no proxies: everything is on loopback).
+pub(crate) fn http_client() -> reqwest::Client {
+    crypto_provider();
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(WAIT)
+        .build()
+        .unwrap()
+}
+
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub(crate) fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys
+
+/// A signing key the test holds, with its public JWK.
+#[derive(Clone)]
+pub(crate) struct TestKey {
+    pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
+    pub(crate) encoding: EncodingKey,
+    /// The public JWK, `kid` included.
+    pub(crate) jwk: Value,
+    /// For RSA keys: the public key as SPKI PEM, PKCS#1 PEM and PKCS#1 DER (HMAC-confusion
+    /// secrets).
+    pub(crate) public_forms: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TestKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestKey {
+    /// A fresh RSA 2048 key (slow unoptimized: use [`keys`] for the shared ones).
+    pub(crate) fn rsa(kid: &str) -> Self {
+        use rsa::pkcs1::{EncodeRsaPrivateKey as _, EncodeRsaPublicKey as _};
+        use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+        use rsa::traits::PublicKeyParts as _;
+        let private = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let public = private.to_public_key();
+        let der = private.to_pkcs1_der().unwrap();
+        TestKey {
+            kid: kid.to_owned(),
+            alg: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+            // No `alg` member: many IdPs leave it out, and the key type alone must decide.
+            jwk: json!({
+                "kty": "RSA",
+                "use": "sig",
+                "kid": kid,
+                "n": b64(&public.n().to_bytes_be()),
+                "e": b64(&public.e().to_bytes_be()),
+            }),
+            public_forms: vec![
+                public
+                    .to_public_key_pem(LineEnding::LF)
+                    .unwrap()
+                    .into_bytes(),
+                public.to_pkcs1_pem(LineEnding::LF).unwrap().into_bytes(),
+                public.to_pkcs1_der().unwrap().as_bytes().to_vec(),
+            ],
+        }
+    }
+
+    /// A fresh P-256 key.
+    pub(crate) fn ec(kid: &str) -> Self {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        // Uncompressed SEC1 point: 0x04 || x || y.
+        let point = pair.public_key_raw();
+        assert_eq!(point.len(), 65);
+        TestKey {
+            kid: kid.to_owned(),
+            alg: Algorithm::ES256,
+            encoding: EncodingKey::from_ec_der(&pair.serialize_der()),
+            jwk: json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "use": "sig",
+                "alg": "ES256",
+                "kid": kid,
+                "x": b64(&point[1..33]),
+                "y": b64(&point[33..65]),
+            }),
+            public_forms: Vec::new(),
+        }
+    }
+
+    /// A fresh Ed25519 key.
+    pub(crate) fn ed(kid: &str) -> Self {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        TestKey {
+            kid: kid.to_owned(),
+            alg: Algorithm::EdDSA,
+            encoding: EncodingKey::from_ed_der(&pair.serialize_der()),
+            jwk: json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "use": "sig",
+                "alg": "EdDSA",
+                "kid": kid,
+                "x": b64(pair.public_key_raw()),
+            }),
+            public_forms: Vec::new(),
+        }
+    }
+
+    /// Signs `claims` with this key, its algorithm and its `kid`.
+    pub(crate) fn sign(&self, claims: &Value) -> String {
+        self.sign_as(self.alg, Some(&self.kid), claims)
+    }
+
+    /// Signs `claims` with this key, claiming `alg` and `kid` in the header.
+    pub(crate) fn sign_as(&self, alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
+    }
+}
+
+/// The keys every test shares, generated once per test binary (RSA generation is seconds in an
+/// unoptimized build).
+#[derive(Debug)]
+pub(crate) struct Keys {
+    /// In the issuer's JWKS.
+    pub(crate) rsa: TestKey,
+    pub(crate) ec: TestKey,
+    pub(crate) ed: TestKey,
+    /// Another issuer's keys, under the same `kid`s as ours.
+    pub(crate) foreign_rsa: TestKey,
+    pub(crate) foreign_ec: TestKey,
+}
+
+pub(crate) fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        // The two RSA keys take seconds each in a debug build: make them side by side.
+        let (rsa, foreign_rsa) = std::thread::scope(|scope| {
+            let foreign = scope.spawn(|| TestKey::rsa("rsa-1"));
+            (TestKey::rsa("rsa-1"), foreign.join().unwrap())
+        });
+        Keys {
+            rsa,
+            ec: TestKey::ec("ec-1"),
+            ed: TestKey::ed("ed-1"),
+            foreign_rsa,
+            foreign_ec: TestKey::ec("ec-1"),
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issuer
+
+/// A minimal OIDC issuer on a loopback port: discovery metadata and a mutable JWKS.
+#[derive(Debug)]
+pub(crate) struct Issuer {
+    /// `http://127.0.0.1:<port>`, no trailing slash.
+    pub(crate) url: String,
+    jwks: Arc<Mutex<Vec<Value>>>,
+    jwks_hits: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Issuer {
+    /// Serves the shared RSA, P-256 and Ed25519 public keys.
+    pub(crate) async fn start() -> Self {
+        let keys = keys();
+        Self::start_with(vec![
+            keys.rsa.jwk.clone(),
+            keys.ec.jwk.clone(),
+            keys.ed.jwk.clone(),
+        ])
+        .await
+    }
+
+    pub(crate) async fn start_with(jwks: Vec<Value>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let jwks = Arc::new(Mutex::new(jwks));
+        let jwks_hits = Arc::new(AtomicUsize::new(0));
+        let metadata = json!({
+            "issuer": url,
+            "jwks_uri": format!("{url}/jwks"),
+            "authorization_endpoint": format!("{url}/authorize"),
+            "token_endpoint": format!("{url}/token"),
+            "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        });
+        let router = Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || {
+                    let metadata = metadata.clone();
+                    async move { Json(metadata) }
+                }),
+            )
+            .route(
+                "/jwks",
+                get({
+                    let jwks = jwks.clone();
+                    let hits = jwks_hits.clone();
+                    move || {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        let keys = jwks.lock().unwrap().clone();
+                        async move { Json(json!({ "keys": keys })) }
+                    }
+                }),
+            );
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        Issuer {
+            url,
+            jwks,
+            jwks_hits,
+            task,
+        }
+    }
+
+    /// Publishes one more key (rotation).
+    pub(crate) fn add_key(&self, jwk: Value) {
+        self.jwks.lock().unwrap().push(jwk);
+    }
+
+    /// How often the JWKS was fetched.
+    pub(crate) fn jwks_hits(&self) -> usize {
+        self.jwks_hits.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connector
+
+/// One call the test connector saw.
+#[derive(Debug, Clone)]
+pub(crate) struct SeenCall {
+    pub(crate) caller: Caller,
+    pub(crate) tool: String,
+    pub(crate) arguments: Value,
+}
+
+/// A connector that records every call. Tools: `list_targets` (one target `x`, none in tenant
+/// `lonely`), `ssh_execute` (fails with `denied` for commands starting `rm`) and `ssh_put_file`.
+#[derive(Debug, Default)]
+pub(crate) struct TestConnector {
+    calls: Mutex<Vec<SeenCall>>,
+}
+
+impl TestConnector {
+    pub(crate) fn calls(&self) -> Vec<SeenCall> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+
+    pub(crate) fn count_of(&self, tool: &str) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.tool == tool)
+            .count()
+    }
+}
+
+fn object_schema(properties: Value, required: &[&str]) -> Value {
+    json!({
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+impl Connector for TestConnector {
+    fn tools(&self) -> Vec<ToolSpec> {
+        vec![
+            ToolSpec {
+                name: "list_targets".into(),
+                description: "Lists the targets the caller may reach.".into(),
+                input_schema: object_schema(json!({}), &[]),
+            },
+            ToolSpec {
+                name: "ssh_execute".into(),
+                description: "Runs one command on a host.".into(),
+                input_schema: object_schema(
+                    json!({
+                        "server": { "type": "string" },
+                        "command": { "type": "string" },
+                        "args": { "type": "array", "items": { "type": "string" } },
+                    }),
+                    &["server", "command"],
+                ),
+            },
+            ToolSpec {
+                name: "ssh_put_file".into(),
+                description: "Writes a file on a host.".into(),
+                input_schema: object_schema(
+                    json!({
+                        "server": { "type": "string" },
+                        "path": { "type": "string" },
+                        "content": { "type": "string" },
+                    }),
+                    &["server", "path", "content"],
+                ),
+            },
+        ]
+    }
+
+    fn call<'a>(
+        &'a self,
+        caller: &'a Caller,
+        tool: &'a str,
+        arguments: Value,
+    ) -> BoxFuture<'a, Result<Value, ToolError>> {
+        Box::pin(async move {
+            self.calls.lock().unwrap().push(SeenCall {
+                caller: caller.clone(),
+                tool: tool.to_owned(),
+                arguments: arguments.clone(),
+            });
+            match tool {
+                "list_targets" if caller.tenant == "lonely" => Ok(json!({ "targets": [] })),
+                "list_targets" => Ok(json!({ "targets": [{ "name": "x" }] })),
+                "ssh_execute" => {
+                    let command = arguments
+                        .get("command")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    if command.starts_with("rm") {
+                        Err(ToolError::new(
+                            "denied",
+                            format!("`{command}` is refused by rule `no_rm` on `x`"),
+                        )
+                        .with_detail(json!({ "rule": "no_rm" })))
+                    } else {
+                        Ok(json!({ "exit_status": 0, "stdout": "ok\n" }))
+                    }
+                }
+                "ssh_put_file" => Ok(json!({ "written": true })),
+                other => Err(ToolError::new(
+                    "unknown_tool",
+                    format!("no tool named `{other}`"),
+                )),
+            }
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+
+/// How the server under test is configured.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) tenancy: bool,
+    pub(crate) groups_claim: Option<String>,
+    pub(crate) required_scopes: Vec<String>,
+    pub(crate) clock_skew_seconds: u64,
+    /// Overrides the issuer URL in `[auth]` (an unreachable one, say).
+    pub(crate) issuer_override: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tenancy: true,
+            groups_claim: Some("groups".into()),
+            required_scopes: Vec::new(),
+            clock_skew_seconds: 60,
+            issuer_override: None,
+        }
+    }
+}
+
+/// meho's HTTP surface on a loopback socket, with the test issuer and connector behind it.
+#[derive(Debug)]
+pub(crate) struct Server {
+    /// `http://127.0.0.1:<port>`.
+    pub(crate) base: String,
+    /// The configured audience: `<base>/mcp`.
+    pub(crate) audience: String,
+    pub(crate) issuer: Issuer,
+    pub(crate) connector: Arc<TestConnector>,
+    pub(crate) audit: Arc<AuditLog>,
+    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) options: Options,
+    pub(crate) http: reqwest::Client,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+    _dir: TempDir,
+}
+
+impl Server {
+    pub(crate) async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub(crate) async fn start_with(options: Options) -> Self {
+        let issuer = Issuer::start().await;
+        Self::start_with_issuer(options, issuer).await
+    }
+
+    pub(crate) async fn start_with_issuer(options: Options, issuer: Issuer) -> Self {
+        crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!(
+            "sqlite://{}",
+            dir.path().join("meho.db").display()
+        ))
+        .await
+        .unwrap();
+        let audit = Arc::new(
+            AuditLog::start(
+                meho_audit::store::open(&store),
+                Arc::new(InProcessBus::new()),
+                AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
+            )
+            .await
+            .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let audience = format!("{base}/mcp");
+        let auth = Arc::new(
+            Authenticator::new(
+                AuthConfig {
+                    issuer: Some(
+                        options
+                            .issuer_override
+                            .clone()
+                            .unwrap_or_else(|| issuer.url.clone()),
+                    ),
+                    audience: Some(audience.clone()),
+                    required_scopes: options.required_scopes.clone(),
+                    user_claim: "sub".into(),
+                    groups_claim: options.groups_claim.clone(),
+                    tenant_claim: "tenant_id".into(),
+                    role_claim: "tenant_role".into(),
+                    clock_skew_seconds: options.clock_skew_seconds,
+                },
+                options.tenancy,
+                None,
+            )
+            .unwrap(),
+        );
+        let connector = Arc::new(TestConnector::default());
+        let gateway = Gateway::new(vec![connector.clone() as Arc<dyn Connector>]).unwrap();
+        let stop = CancellationToken::new();
+        let mut state = meho_server::State::new(store);
+        state.mcp = Some(Arc::new(McpState {
+            context: Arc::new(McpContext {
+                gateway,
+                audit: audit.clone(),
+            }),
+            auth: auth.clone(),
+            resource: audience.clone(),
+            allowed_hosts: vec!["meho.test".into()],
+            shutdown: stop.clone(),
+        }));
+        let shutdown = stop.clone();
+        let task = tokio::spawn(async move {
+            meho_server::serve(listener, state, shutdown.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        Server {
+            base,
+            audience,
+            issuer,
+            connector,
+            audit,
+            auth,
+            options,
+            http: http_client(),
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+
+    /// `<origin>/.well-known/oauth-protected-resource`, as every challenge must name it.
+    pub(crate) fn metadata_url(&self) -> String {
+        format!("{}/.well-known/oauth-protected-resource", self.base)
+    }
+
+    /// Claims of a valid token for `sub` in tenant `tenant`, operator, scope `mcp:tools`.
+    pub(crate) fn claims(&self, sub: &str, tenant: &str) -> Value {
+        let now = now();
+        json!({
+            "iss": self.issuer.url,
+            "aud": self.audience,
+            "sub": sub,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            "scope": "openid mcp:tools",
+            "tenant_id": tenant,
+            "tenant_role": "operator",
+            "groups": ["ops"],
+            "client_id": "test-client",
+        })
+    }
+
+    /// A valid RS256 token for `sub` in `tenant`.
+    pub(crate) fn token(&self, sub: &str, tenant: &str) -> String {
+        keys().rsa.sign(&self.claims(sub, tenant))
+    }
+
+    /// A valid token for `sub` in `tenant` with `role`.
+    pub(crate) fn token_with_role(&self, sub: &str, tenant: &str, role: &str) -> String {
+        keys()
+            .rsa
+            .sign(&with(self.claims(sub, tenant), "tenant_role", json!(role)))
+    }
+
+    /// POSTs one JSON-RPC message to `/mcp`.
+    pub(crate) async fn post_mcp(
+        &self,
+        token: Option<&str>,
+        session: Option<&str>,
+        body: &Value,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(format!("{}/mcp", self.base))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(serde_json::to_vec(body).unwrap());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(session) = session {
+            request = request
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", PROTOCOL);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// An initialized MCP session for `token`.
+    pub(crate) async fn connect(&self, token: &str) -> Mcp<'_> {
+        let response = self
+            .post_mcp(Some(token), None, &initialize_request(1))
+            .await;
+        assert_eq!(response.status(), 200, "initialize was refused");
+        let session = response
+            .headers()
+            .get("mcp-session-id")
+            .expect("initialize answers with a session id")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let init = read_jsonrpc(response, 1).await;
+        assert!(init["result"]["serverInfo"]["name"] == "meho", "{init}");
+        let mut mcp = Mcp {
+            server: self,
+            token: token.to_owned(),
+            session,
+            next_id: 2,
+        };
+        let ack = mcp
+            .notify("notifications/initialized", json!({}))
+            .await
+            .status();
+        assert_eq!(ack, 202, "notifications/initialized");
+        mcp
+    }
+
+    /// Opens the feed.
+    pub(crate) async fn feed(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .get(format!("{}/api/v1/feed{query}", self.base))
+            .header("accept", "text/event-stream");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// Appends one record to `tenant`'s chain; returns its sequence number.
+    pub(crate) async fn append(
+        &self,
+        tenant: &str,
+        kind: RecordKind,
+        principal: &str,
+        target: Option<&str>,
+    ) -> i64 {
+        let record = NewRecord {
+            target: target.map(str::to_owned),
+            action: Some("test".into()),
+            body: json!({ "note": format!("{kind} by {principal}") }),
+            ..NewRecord::new(tenant, kind, principal)
+        };
+        self.audit.append(record).await.unwrap().seq
+    }
+}
+
+impl Server {
+    /// Shuts the server down as `meho serve` does on SIGTERM: open streams end, in-flight
+    /// requests drain.
+    pub(crate) fn shutdown(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.task.abort();
+    }
+}
+
+/// `claims` with `key` set to `value`.
+pub(crate) fn with(mut claims: Value, key: &str, value: Value) -> Value {
+    claims[key] = value;
+    claims
+}
+
+/// `claims` without `key`.
+pub(crate) fn without(mut claims: Value, key: &str) -> Value {
+    claims.as_object_mut().unwrap().remove(key);
+    claims
+}
+
+pub(crate) fn initialize_request(id: u64) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL,
+            "capabilities": {},
+            "clientInfo": { "name": "meho-it", "version": "0" },
+        },
+    })
+}
+
+/// One MCP session.
+#[derive(Debug)]
+pub(crate) struct Mcp<'a> {
+    server: &'a Server,
+    pub(crate) token: String,
+    pub(crate) session: String,
+    next_id: u64,
+}
+
+impl Mcp<'_> {
+    /// The JSON-RPC request body for `method`, with a fresh id.
+    pub(crate) fn message(&mut self, method: &str, params: Value) -> (u64, Value) {
+        let id = self.next_id;
+        self.next_id += 1;
+        (
+            id,
+            json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }),
+        )
+    }
+
+    /// Sends `method` with this session's token; returns the whole JSON-RPC answer.
+    pub(crate) async fn request(&mut self, method: &str, params: Value) -> Value {
+        let token = self.token.clone();
+        self.request_as(&token, method, params).await
+    }
+
+    /// Sends `method` on this session with another token.
+    pub(crate) async fn request_as(&mut self, token: &str, method: &str, params: Value) -> Value {
+        let (id, body) = self.message(method, params);
+        let response = self
+            .server
+            .post_mcp(Some(token), Some(&self.session), &body)
+            .await;
+        assert_eq!(response.status(), 200, "{method} was refused");
+        read_jsonrpc(response, id).await
+    }
+
+    pub(crate) async fn notify(&mut self, method: &str, params: Value) -> reqwest::Response {
+        let body = json!({ "jsonrpc": "2.0", "method": method, "params": params });
+        self.server
+            .post_mcp(Some(&self.token), Some(&self.session), &body)
+            .await
+    }
+
+    /// `tools/call`; returns the JSON-RPC answer (a `result` or an `error`).
+    pub(crate) async fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        self.request(
+            "tools/call",
+            json!({ "name": name, "arguments": arguments }),
+        )
+        .await
+    }
+
+    /// `tools/list`; returns the tools.
+    pub(crate) async fn list_tools(&mut self) -> Vec<Value> {
+        let answer = self.request("tools/list", json!({})).await;
+        answer["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("tools/list: {answer}"))
+            .clone()
+    }
+}
+
+/// The text of a tool result's first content block.
+pub(crate) fn result_text(answer: &Value) -> String {
+    answer["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text content in {answer}"))
+        .to_owned()
+}
+
+/// Reads a `/mcp` answer (JSON or an SSE stream) until the JSON-RPC message answering `id`.
+pub(crate) async fn read_jsonrpc(response: reqwest::Response, id: u64) -> Value {
+    let is_json = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response.json().await.unwrap();
+    }
+    let mut events = SseReader::new(response);
+    loop {
+        let event = events
+            .next()
+            .await
+            .unwrap_or_else(|| panic!("the stream ended before the answer to request {id}"));
+        let Ok(message) = serde_json::from_str::<Value>(&event.data) else {
+            continue;
+        };
+        if message["id"] == json!(id)
+            && (message.get("result").is_some() || message.get("error").is_some())
+        {
+            return message;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SSE
+
+/// One server-sent event.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SseEvent {
+    pub(crate) id: Option<String>,
+    pub(crate) event: Option<String>,
+    pub(crate) data: String,
+}
+
+impl SseEvent {
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|err| panic!("event data is not JSON ({err}): {}", self.data))
+    }
+}
+
+/// Reads events from a streaming response, chunk by chunk.
+#[derive(Debug)]
+pub(crate) struct SseReader {
+    response: reqwest::Response,
+    buffer: String,
+    done: bool,
+}
+
+impl SseReader {
+    pub(crate) fn new(response: reqwest::Response) -> Self {
+        SseReader {
+            response,
+            buffer: String::new(),
+            done: false,
+        }
+    }
+
+    /// The next event with a `data` field (comments and bare `retry`/`id` primers are skipped),
+    /// or `None` when the stream ends. Panics if nothing arrives within [`WAIT`].
+    pub(crate) async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(event) = self.take_event() {
+                if event.data.is_empty() {
+                    continue;
+                }
+                return Some(event);
+            }
+            if self.done {
+                return None;
+            }
+            let chunk = tokio::time::timeout(WAIT, self.response.chunk())
+                .await
+                .expect("no event within the wait limit")
+                .unwrap();
+            match chunk {
+                Some(bytes) => self
+                    .buffer
+                    .push_str(&String::from_utf8_lossy(&bytes).replace("\r\n", "\n")),
+                None => self.done = true,
+            }
+        }
+    }
+
+    fn take_event(&mut self) -> Option<SseEvent> {
+        let end = self.buffer.find("\n\n")?;
+        let block: String = self.buffer.drain(..end + 2).collect();
+        let mut event = SseEvent::default();
+        let mut data = Vec::new();
+        for line in block.lines() {
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = line.split_once(':').unwrap_or((line, ""));
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match field {
+                "id" => event.id = Some(value.to_owned()),
+                "event" => event.event = Some(value.to_owned()),
+                "data" => data.push(value.to_owned()),
+                _ => {}
+            }
+        }
+        event.data = data.join("\n");
+        Some(event)
+    }
+}
+
+/// The `WWW-Authenticate` challenge's parameters (`Bearer k="v", …`).
+pub(crate) fn challenge(response: &reqwest::Response) -> HashMap<String, String> {
+    let value = response
+        .headers()
+        .get("www-authenticate")
+        .unwrap_or_else(|| panic!("no WWW-Authenticate on a {}", response.status()))
+        .to_str()
+        .unwrap()
+        .to_owned();
+    parse_challenge(&value)
+}
+
+pub(crate) fn parse_challenge(value: &str) -> HashMap<String, String> {
+    let rest = value
+        .strip_prefix("Bearer ")
+        .unwrap_or_else(|| panic!("not a Bearer challenge: {value}"));
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once('=').unwrap();
+        let after = after.strip_prefix('"').unwrap();
+        let close = after.find('"').unwrap();
+        params.insert(key.trim().to_owned(), after[..close].to_owned());
+        rest = after[close + 1..].trim_start_matches(',').trim();
+    }
+    params
+}
