@@ -441,3 +441,57 @@ async fn each_request_on_a_session_acts_as_its_own_token() {
     assert_eq!(seen.caller.tenant, "b");
     assert_eq!(seen.caller.max_tier, meho_gateway::Tier::Read);
 }
+
+/// The first JSON-RPC response in a Streamable HTTP body (JSON or SSE `data:` lines).
+fn first_response(body: &str) -> Value {
+    if let Ok(value) = serde_json::from_str::<Value>(body) {
+        return value;
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .find_map(|d| {
+            serde_json::from_str::<Value>(d.trim())
+                .ok()
+                .filter(|v| v.get("id").is_some())
+        })
+        .unwrap_or_else(|| panic!("no JSON-RPC response in {body:?}"))
+}
+
+#[tokio::test]
+async fn every_protocol_version_rmcp_knows_is_answered_as_asked() {
+    let server = Server::start().await;
+    let token = server.token("alice", "a");
+    let initialize_versions = rmcp::model::ProtocolVersion::KNOWN_VERSIONS
+        .iter()
+        .filter(|v| **v <= rmcp::model::ProtocolVersion::LATEST_WITH_INITIALIZE);
+    let mut asked = 0;
+    for version in initialize_versions {
+        let mut request = initialize_request(1);
+        request["params"]["protocolVersion"] = json!(version.to_string());
+        let response = server.post_mcp(Some(&token), None, &request).await;
+        assert_eq!(response.status(), 200, "{version}");
+        let reply = first_response(&response.text().await.unwrap());
+        assert_eq!(
+            reply["result"]["protocolVersion"],
+            version.to_string(),
+            "asked for {version}: {reply}"
+        );
+        asked += 1;
+    }
+    assert!(asked >= 4, "rmcp knows at least four initialize versions");
+    // A version nobody knows gets one the server supports (the spec's rule), never an error.
+    let mut request = initialize_request(1);
+    request["params"]["protocolVersion"] = json!("1999-01-01");
+    let response = server.post_mcp(Some(&token), None, &request).await;
+    let reply = first_response(&response.text().await.unwrap());
+    let answered = reply["result"]["protocolVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        rmcp::model::ProtocolVersion::KNOWN_VERSIONS
+            .iter()
+            .any(|v| v.to_string() == answered),
+        "{reply}"
+    );
+}
