@@ -493,18 +493,7 @@ pub(crate) struct ServeArgs {
 #[derive(Debug, Args)]
 pub(crate) struct McpArgs {
     #[command(flatten)]
-    pub(crate) config: ConfigArgs,
-    /// Keep state here instead of `[server] data_dir`.
-    #[arg(long, env = "MEHO_DATA_DIR", value_name = "DIR")]
-    pub(crate) data_dir: Option<PathBuf>,
-    /// Use this store instead of `[store] url`.
-    #[arg(
-        long,
-        env = "MEHO_STORE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
-    pub(crate) store: Option<String>,
+    pub(crate) store: StoreArgs,
 }
 
 #[expect(clippy::print_stdout, reason = "CLI output")]

@@ -15,7 +15,7 @@ use crate::cli::McpArgs;
 use crate::runtime::{self, Backplane, Paths, Ssh};
 
 pub(crate) fn run(args: &McpArgs) -> Result<(), Failure> {
-    let config = args.config.load_or_default()?;
+    let config = args.store.config.load_or_default()?;
     runtime::init_tracing(&config.log.level);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -46,7 +46,11 @@ fn os_user() -> String {
 }
 
 async fn serve(args: &McpArgs, config: Config) -> Result<(), Failure> {
-    let paths = Paths::new(&config, args.data_dir.as_deref(), args.store.as_deref());
+    let paths = Paths::new(
+        &config,
+        args.store.data_dir.as_deref(),
+        args.store.store.as_deref(),
+    );
     let backplane = Backplane::open(&config, &paths).await?;
     let served = serve_on(&config, &paths, &backplane).await;
     let closed = backplane.close().await;
