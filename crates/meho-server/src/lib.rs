@@ -157,7 +157,10 @@ fn mcp_routes(mcp: Arc<McpState>) -> Router<State> {
         .route("/api/v1/feed", get(feed::stream))
         // Layers run outside-in: the token is checked before any body is read.
         .layer(middleware::from_fn(limit_body))
-        .layer(middleware::from_fn_with_state(mcp.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            (mcp.clone(), Arc::new(SessionOwners::default())),
+            authenticate,
+        ))
         .with_state(mcp.clone());
     Router::new()
         .route(
@@ -189,8 +192,31 @@ async fn protected_resource(AxumState(mcp): AxumState<Arc<McpState>>) -> Json<se
 }
 
 /// Verifies the bearer token and hands the principal to what follows; nothing runs otherwise.
+/// Which principal opened each MCP session: a session id only works with a token of the same
+/// tenant and subject (the MCP spec's binding of sessions to users).
+#[derive(Debug, Default)]
+struct SessionOwners(std::sync::Mutex<std::collections::HashMap<String, SessionOwner>>);
+
+#[derive(Debug)]
+struct SessionOwner {
+    tenant: String,
+    subject: String,
+    opened: std::time::Instant,
+}
+
+/// Owners are forgotten after this long (rmcp ends idle sessions well before).
+const SESSION_OWNER_TTL: Duration = Duration::from_secs(24 * 3600);
+
+impl SessionOwners {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, SessionOwner>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 async fn authenticate(
-    AxumState(mcp): AxumState<Arc<McpState>>,
+    AxumState((mcp, owners)): AxumState<(Arc<McpState>, Arc<SessionOwners>)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -214,8 +240,50 @@ async fn authenticate(
     {
         return auth::AuthError::InsufficientScope(scope.to_owned()).response(&mcp.metadata_url());
     }
+    let session = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session {
+        let foreign = owners.lock().get(id).is_some_and(|owner| {
+            owner.tenant != principal.tenant || owner.subject != principal.subject
+        });
+        if foreign {
+            // Indistinguishable from a session that does not exist.
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": "session_not_found", "message": "no such MCP session" })),
+            )
+                .into_response();
+        }
+    }
+    let deleting = request.method() == axum::http::Method::DELETE;
+    let owner = SessionOwner {
+        tenant: principal.tenant.clone(),
+        subject: principal.subject.clone(),
+        opened: std::time::Instant::now(),
+    };
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    let response = next.run(request).await;
+    match &session {
+        None => {
+            if let Some(id) = response
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                let mut owners = owners.lock();
+                owners.retain(|_, o| o.opened.elapsed() < SESSION_OWNER_TTL);
+                owners.insert(id.to_owned(), owner);
+            }
+        }
+        Some(id) if deleting && response.status().is_success() => {
+            owners.lock().remove(id);
+        }
+        Some(_) => {}
+    }
+    response
 }
 
 fn too_large_response() -> Response {

@@ -416,7 +416,7 @@ async fn the_host_header_must_be_loopback_the_resource_host_or_allowed() {
 }
 
 #[tokio::test]
-async fn each_request_on_a_session_acts_as_its_own_token() {
+async fn sessions_are_bound_to_the_principal_that_opened_them() {
     let server = Server::start().await;
     let mut mcp = server.connect(&server.token("alice", "a")).await;
     let answer = mcp.call_tool("list_targets", json!({})).await;
@@ -426,15 +426,37 @@ async fn each_request_on_a_session_acts_as_its_own_token() {
         "alice"
     );
 
-    // Bob, holding alice's session id, is still bob (and in his own tenant).
-    let bob = server.token_with_role("bob", "b", "read_only");
+    // A fresh token for alice (another request, another token) uses the session as alice.
+    let again = server.token("alice", "a");
     let answer = mcp
         .request_as(
-            &bob,
+            &again,
             "tools/call",
             json!({ "name": "list_targets", "arguments": {} }),
         )
         .await;
+    assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
+    assert_eq!(
+        server.connector.calls().pop().unwrap().caller.principal,
+        "alice"
+    );
+
+    // Bob, holding alice's session id, cannot use it: the session is bound to alice, and to bob
+    // it does not exist. Nothing reaches the connector.
+    let before = server.connector.count();
+    let bob = server.token_with_role("bob", "b", "read_only");
+    let (_, body) = mcp.message(
+        "tools/call",
+        json!({ "name": "list_targets", "arguments": {} }),
+    );
+    let response = server.post_mcp(Some(&bob), Some(&mcp.session), &body).await;
+    assert_eq!(response.status(), 404);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"], "session_not_found");
+    assert_eq!(server.connector.count(), before);
+    // Bob's own session works, as bob in his tenant.
+    let mut own = server.connect(&bob).await;
+    let answer = own.call_tool("list_targets", json!({})).await;
     assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
     let seen = server.connector.calls().pop().unwrap();
     assert_eq!(seen.caller.principal, "bob");
