@@ -1,0 +1,547 @@
+//! Call-bound approvals: the groundwork of issue #6's human in the loop.
+//!
+//! An approval is bound to one exact call: the sha256 of the canonical JSON (RFC 8785) of
+//! `{tenant, requester, target, tool, arguments}`, sudo state included in the arguments. Any
+//! change is another call and needs another approval.
+//!
+//! States: `pending → approved | denied | expired`, then `approved → consumed`, exactly once.
+//! Every transition is a single conditional `UPDATE`, so two approvers or two collectors racing
+//! each other cannot both win. Expiry is evaluated against the clock on every read and write:
+//! a pending approval expires `ttl` after it was created, an approved one `ttl` after the decision.
+//!
+//! Four eyes: the requester cannot approve their own call (unless `allow_self_approval`, which
+//! the row records); the approver must hold one of `approver_roles` in the same tenant. A row of
+//! another tenant does not exist for the caller.
+//!
+//! Not yet here (issue #6): wiring into the tool path, the REST API, notifications, the console.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use meho_config::Role;
+use meho_core::Tier;
+use meho_store::Pool;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+/// Where an approval is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for a human.
+    Pending,
+    /// Approved; the call may run once.
+    Approved,
+    /// Denied.
+    Denied,
+    /// Not decided, or not collected, in time.
+    Expired,
+    /// Approved and run.
+    Consumed,
+}
+
+impl Status {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Denied => "denied",
+            Status::Expired => "expired",
+            Status::Consumed => "consumed",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            Status::Pending,
+            Status::Approved,
+            Status::Denied,
+            Status::Expired,
+            Status::Consumed,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| format!("unknown approval status `{s}`"))
+    }
+}
+
+/// The call an approval is for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// The tenant.
+    pub tenant: String,
+    /// Who asked (the `sub` that must not approve it).
+    pub requester: String,
+    /// The target.
+    pub target: String,
+    /// The tool.
+    pub tool: String,
+    /// The arguments exactly as they will run, sudo state included.
+    pub arguments: Value,
+}
+
+impl Call {
+    /// The binding: sha256 (hex) of the canonical JSON of the call.
+    pub fn hash(&self) -> String {
+        let canonical = serde_json_canonicalizer::to_vec(&json!({
+            "tenant": self.tenant,
+            "requester": self.requester,
+            "target": self.target,
+            "tool": self.tool,
+            "arguments": self.arguments,
+        }))
+        .unwrap_or_default();
+        hex::encode(Sha256::digest(&canonical))
+    }
+}
+
+/// One approval as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// `apr-…`.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// Who asked.
+    pub requester: String,
+    /// The target.
+    pub target: String,
+    /// The tool.
+    pub tool: String,
+    /// The call binding.
+    pub call_hash: String,
+    /// The arguments, for the approver to read.
+    pub arguments: Value,
+    /// One line for humans.
+    pub summary: String,
+    /// The rule that asked for approval.
+    pub rule: String,
+    /// The tier of the call.
+    pub tier: Tier,
+    /// The state, with expiry applied.
+    pub status: Status,
+    /// Unix microseconds.
+    pub created_at_us: i64,
+    /// When it expires (pending: from creation; approved: from the decision).
+    pub expires_at_us: i64,
+    /// When it was decided.
+    pub decided_at_us: Option<i64>,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+    /// Whether the requester approved it (only with `allow_self_approval`).
+    pub self_approved: bool,
+    /// Approve-and-learn: the waiver lifetime the approver asked for.
+    pub learn_ttl_seconds: Option<i64>,
+    /// When it was consumed.
+    pub consumed_at_us: Option<i64>,
+}
+
+/// The human deciding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    /// Their `sub`.
+    pub subject: String,
+    /// Their tenant.
+    pub tenant: String,
+    /// Their role there.
+    pub role: Role,
+}
+
+/// `[approvals]` rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    /// How long a pending approval waits, and an approved one stays collectable.
+    pub ttl: Duration,
+    /// Roles that may decide. Default `tenant_admin`.
+    pub approver_roles: Vec<Role>,
+    /// Let requesters approve their own calls (audited as such).
+    pub allow_self_approval: bool,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        ApprovalPolicy {
+            ttl: Duration::from_secs(600),
+            approver_roles: vec![Role::TenantAdmin],
+            allow_self_approval: false,
+        }
+    }
+}
+
+/// Why an approval operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    /// No such approval in the caller's tenant.
+    #[error("no approval `{0}` in your tenant")]
+    NotFound(String),
+    /// A four-eyes rule refused the approver (HTTP 403).
+    #[error("four eyes: {0}")]
+    FourEyes(String),
+    /// The approval is not in the state the operation needs.
+    #[error("approval `{id}` is {status}")]
+    WrongState {
+        /// The approval.
+        id: String,
+        /// Its state.
+        status: Status,
+    },
+    /// The call presented is not the call that was approved.
+    #[error("approval `{0}` is for a different call; any change needs a new approval")]
+    DifferentCall(String),
+    /// The store failed.
+    #[error("approvals store: {0}")]
+    Store(#[from] sqlx::Error),
+    /// A row could not be read back.
+    #[error("approvals store: unreadable row: {0}")]
+    Corrupt(String),
+}
+
+/// The approvals of one store.
+#[derive(Debug, Clone)]
+pub struct Approvals {
+    pool: Pool,
+    policy: ApprovalPolicy,
+}
+
+/// Unix microseconds now.
+pub fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+const COLUMNS: &str = "id, tenant, requester, target, tool, call_hash, arguments, summary, rule, tier, status, created_at_us, expires_at_us, decided_at_us, decided_by, reason, self_approved, learn_ttl_seconds, consumed_at_us";
+
+/// One bind value; the two backends take the same list.
+enum Bind {
+    Text(String),
+    Int(i64),
+    OptInt(Option<i64>),
+    Bool(bool),
+}
+
+/// Runs `sql` (written with `$1…` placeholders; SQLite gets `?1…`) with `binds`; returns rows
+/// affected.
+macro_rules! bound {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                Bind::Text(v) => query.bind(v),
+                Bind::Int(v) => query.bind(v),
+                Bind::OptInt(v) => query.bind(v),
+                Bind::Bool(v) => query.bind(v),
+            };
+        }
+        query
+    }};
+}
+
+macro_rules! read_row {
+    ($row:expr) => {{
+        use sqlx::Row as _;
+        let row = $row;
+        let text = |name: &str| row.try_get::<String, _>(name);
+        let arguments: String = text("arguments")?;
+        Approval {
+            id: text("id")?,
+            tenant: text("tenant")?,
+            requester: text("requester")?,
+            target: text("target")?,
+            tool: text("tool")?,
+            call_hash: text("call_hash")?,
+            arguments: serde_json::from_str(&arguments)
+                .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
+            summary: text("summary")?,
+            rule: text("rule")?,
+            tier: text("tier")?
+                .parse()
+                .map_err(|e: meho_core::ParseTierError| ApprovalError::Corrupt(e.to_string()))?,
+            status: text("status")?.parse().map_err(ApprovalError::Corrupt)?,
+            created_at_us: row.try_get("created_at_us")?,
+            expires_at_us: row.try_get("expires_at_us")?,
+            decided_at_us: row.try_get("decided_at_us")?,
+            decided_by: row.try_get("decided_by")?,
+            reason: row.try_get("reason")?,
+            self_approved: row.try_get("self_approved")?,
+            learn_ttl_seconds: row.try_get("learn_ttl_seconds")?,
+            consumed_at_us: row.try_get("consumed_at_us")?,
+        }
+    }};
+}
+
+/// The statements here are constants of this file (only placeholders vary), so asserting them
+/// SQL-safe is sound; every value goes through a bind.
+fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl Approvals {
+    /// Approvals in `store`'s database, under `policy`.
+    pub fn new(pool: Pool, policy: ApprovalPolicy) -> Self {
+        Approvals { pool, policy }
+    }
+
+    /// The rules in force.
+    pub fn policy(&self) -> &ApprovalPolicy {
+        &self.policy
+    }
+
+    async fn execute(&self, sql: &str, binds: Vec<Bind>) -> Result<u64, ApprovalError> {
+        Ok(match &self.pool {
+            Pool::Sqlite(pool) => bound!(sqlx::query(sqlx::AssertSqlSafe(sqlite_sql(sql))), binds)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+            Pool::Postgres(pool) => bound!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), binds)
+                .execute(pool)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    async fn fetch(&self, sql: &str, binds: Vec<Bind>) -> Result<Vec<Approval>, ApprovalError> {
+        let mut out = Vec::new();
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                for row in bound!(sqlx::query(sqlx::AssertSqlSafe(sqlite_sql(sql))), binds)
+                    .fetch_all(pool)
+                    .await?
+                {
+                    out.push(read_row!(&row));
+                }
+            }
+            Pool::Postgres(pool) => {
+                for row in bound!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), binds)
+                    .fetch_all(pool)
+                    .await?
+                {
+                    out.push(read_row!(&row));
+                }
+            }
+        }
+        let now = now_us();
+        for approval in &mut out {
+            // Expiry is a matter of the clock; the row catches up on its next write.
+            if matches!(approval.status, Status::Pending | Status::Approved)
+                && approval.expires_at_us <= now
+            {
+                approval.status = Status::Expired;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records a new pending approval for `call`.
+    pub async fn create(
+        &self,
+        call: &Call,
+        summary: &str,
+        rule: &str,
+        tier: Tier,
+    ) -> Result<Approval, ApprovalError> {
+        let id = format!("apr-{}", uuid::Uuid::now_v7().simple());
+        let now = now_us();
+        let ttl = i64::try_from(self.policy.ttl.as_micros()).unwrap_or(i64::MAX);
+        let sql = format!(
+            "INSERT INTO approvals ({COLUMNS}, ttl_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, $14, NULL, NULL, $15)"
+        );
+        self.execute(
+            &sql,
+            vec![
+                Bind::Text(id.clone()),
+                Bind::Text(call.tenant.clone()),
+                Bind::Text(call.requester.clone()),
+                Bind::Text(call.target.clone()),
+                Bind::Text(call.tool.clone()),
+                Bind::Text(call.hash()),
+                Bind::Text(call.arguments.to_string()),
+                Bind::Text(summary.to_owned()),
+                Bind::Text(rule.to_owned()),
+                Bind::Text(tier.as_str().to_owned()),
+                Bind::Text(Status::Pending.as_str().to_owned()),
+                Bind::Int(now),
+                Bind::Int(now.saturating_add(ttl)),
+                Bind::Bool(false),
+                Bind::Int(ttl),
+            ],
+        )
+        .await?;
+        self.get(&call.tenant, &id).await
+    }
+
+    /// The approval `id` of `tenant`.
+    pub async fn get(&self, tenant: &str, id: &str) -> Result<Approval, ApprovalError> {
+        let sql = format!("SELECT {COLUMNS} FROM approvals WHERE id = $1 AND tenant = $2");
+        self.fetch(
+            &sql,
+            vec![Bind::Text(id.to_owned()), Bind::Text(tenant.to_owned())],
+        )
+        .await?
+        .pop()
+        .ok_or_else(|| ApprovalError::NotFound(id.to_owned()))
+    }
+
+    /// `tenant`'s approvals, newest first, optionally only those in `status`.
+    pub async fn list(
+        &self,
+        tenant: &str,
+        status: Option<Status>,
+        limit: u32,
+    ) -> Result<Vec<Approval>, ApprovalError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM approvals WHERE tenant = $1 ORDER BY created_at_us DESC LIMIT $2"
+        );
+        let all = self
+            .fetch(
+                &sql,
+                vec![Bind::Text(tenant.to_owned()), Bind::Int(i64::from(limit))],
+            )
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|a| status.is_none_or(|s| a.status == s))
+            .collect())
+    }
+
+    /// Approves or denies `id` as `approver`, under the four-eyes rules.
+    pub async fn decide(
+        &self,
+        approver: &Approver,
+        id: &str,
+        approve: bool,
+        reason: &str,
+        learn_ttl_seconds: Option<i64>,
+    ) -> Result<Approval, ApprovalError> {
+        let current = self.get(&approver.tenant, id).await?;
+        if !self.policy.approver_roles.contains(&approver.role) {
+            return Err(ApprovalError::FourEyes(format!(
+                "role `{}` may not decide approvals (approver_roles: {})",
+                approver.role.as_str(),
+                self.policy
+                    .approver_roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let self_approval = current.requester == approver.subject;
+        if self_approval && !self.policy.allow_self_approval {
+            return Err(ApprovalError::FourEyes(format!(
+                "`{}` requested this call and cannot decide it",
+                approver.subject
+            )));
+        }
+        if current.status != Status::Pending {
+            return Err(ApprovalError::WrongState {
+                id: id.to_owned(),
+                status: current.status,
+            });
+        }
+        let now = now_us();
+        let (status, expires) = if approve {
+            // Collectable for one TTL after the decision.
+            (
+                Status::Approved,
+                now.saturating_add(i64::try_from(self.policy.ttl.as_micros()).unwrap_or(i64::MAX)),
+            )
+        } else {
+            (Status::Denied, current.expires_at_us)
+        };
+        let changed = self
+            .execute(
+                "UPDATE approvals SET status = $1, decided_at_us = $2, decided_by = $3, reason = $4, \
+                 self_approved = $5, learn_ttl_seconds = $6, expires_at_us = $7 \
+                 WHERE id = $8 AND tenant = $9 AND status = 'pending' AND expires_at_us > $10",
+                vec![
+                    Bind::Text(status.as_str().to_owned()),
+                    Bind::Int(now),
+                    Bind::Text(approver.subject.clone()),
+                    Bind::Text(reason.to_owned()),
+                    Bind::Bool(self_approval),
+                    Bind::OptInt(if approve { learn_ttl_seconds } else { None }),
+                    Bind::Int(expires),
+                    Bind::Text(id.to_owned()),
+                    Bind::Text(approver.tenant.clone()),
+                    Bind::Int(now),
+                ],
+            )
+            .await?;
+        let after = self.get(&approver.tenant, id).await?;
+        if changed == 1 {
+            Ok(after)
+        } else {
+            // Someone else decided first, or it expired in between.
+            Err(ApprovalError::WrongState {
+                id: id.to_owned(),
+                status: after.status,
+            })
+        }
+    }
+
+    /// Collects an approved call exactly once. `call` must be the call that was approved.
+    pub async fn consume(&self, id: &str, call: &Call) -> Result<Approval, ApprovalError> {
+        let current = self.get(&call.tenant, id).await?;
+        if current.call_hash != call.hash() {
+            return Err(ApprovalError::DifferentCall(id.to_owned()));
+        }
+        let now = now_us();
+        let changed = self
+            .execute(
+                "UPDATE approvals SET status = 'consumed', consumed_at_us = $1 \
+                 WHERE id = $2 AND tenant = $3 AND call_hash = $4 AND status = 'approved' AND expires_at_us > $5",
+                vec![
+                    Bind::Int(now),
+                    Bind::Text(id.to_owned()),
+                    Bind::Text(call.tenant.clone()),
+                    Bind::Text(call.hash()),
+                    Bind::Int(now),
+                ],
+            )
+            .await?;
+        let after = self.get(&call.tenant, id).await?;
+        if changed == 1 {
+            Ok(after)
+        } else {
+            Err(ApprovalError::WrongState {
+                id: id.to_owned(),
+                status: after.status,
+            })
+        }
+    }
+
+    /// Writes `expired` into rows whose time ran out; returns how many.
+    pub async fn expire_due(&self) -> Result<u64, ApprovalError> {
+        self.execute(
+            "UPDATE approvals SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at_us <= $1",
+            vec![Bind::Int(now_us())],
+        )
+        .await
+    }
+
+    #[doc(hidden)]
+    /// Test support: sets `id`'s expiry (unix microseconds).
+    pub async fn set_expiry_for_tests(&self, id: &str, at_us: i64) -> Result<(), ApprovalError> {
+        self.execute(
+            "UPDATE approvals SET expires_at_us = $1 WHERE id = $2",
+            vec![Bind::Int(at_us), Bind::Text(id.to_owned())],
+        )
+        .await
+        .map(drop)
+    }
+}

@@ -1,0 +1,394 @@
+//! The approval state machine and four-eyes rules, on SQLite and on PostgreSQL.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::print_stdout
+)]
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use meho_approvals::{ApprovalError, ApprovalPolicy, Approvals, Approver, Call, Status, now_us};
+use meho_config::Role;
+use meho_core::Tier;
+use meho_store::Store;
+use serde_json::json;
+use sqlx::Connection as _;
+
+fn admin_url() -> String {
+    std::env::var("MEHO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Closes the stores and drops the PostgreSQL test databases they used.
+async fn cleanup(stores: Vec<(String, Store)>) {
+    for (backend, store) in stores {
+        let name = store
+            .url()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        store.close().await;
+        if backend == "postgres" {
+            let mut conn = sqlx::PgConnection::connect(&admin_url()).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+/// The stores to run every test against: SQLite always, PostgreSQL when reachable (a failure
+/// under `CI=true`).
+async fn stores(dir: &std::path::Path) -> Vec<(String, Store)> {
+    let mut out = vec![(
+        "sqlite".to_owned(),
+        Store::open(&format!("sqlite://{}", dir.join("a.db").display()))
+            .await
+            .unwrap(),
+    )];
+    let admin = admin_url();
+    match sqlx::PgConnection::connect(&admin).await {
+        Ok(mut conn) => {
+            let name = format!("meho_apr_{}", uuid::Uuid::now_v7().simple());
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let (base, _) = admin.rsplit_once('/').unwrap();
+            out.push((
+                "postgres".to_owned(),
+                Store::open(&format!("{base}/{name}")).await.unwrap(),
+            ));
+        }
+        Err(err) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL unreachable under CI=true: {err}"
+            );
+            let _ = writeln!(
+                std::io::stdout(),
+                "\nSKIPPED: approvals on PostgreSQL: {err}"
+            );
+        }
+    }
+    out
+}
+
+fn call(requester: &str, command: &str) -> Call {
+    Call {
+        tenant: "a".into(),
+        requester: requester.into(),
+        target: "web".into(),
+        tool: "ssh_execute".into(),
+        arguments: json!({"server": "web", "command": command, "sudo": false}),
+    }
+}
+
+fn admin(subject: &str, tenant: &str) -> Approver {
+    Approver {
+        subject: subject.into(),
+        tenant: tenant.into(),
+        role: Role::TenantAdmin,
+    }
+}
+
+#[tokio::test]
+async fn an_approval_is_bound_to_its_call_and_consumed_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = stores(dir.path()).await;
+    for (backend, store) in all.clone() {
+        let approvals = Approvals::new(store.pool().clone(), ApprovalPolicy::default());
+        let asked = call("alice", "systemctl restart nginx");
+        let pending = approvals
+            .create(
+                &asked,
+                "restart nginx on web",
+                "require_approval:^systemctl",
+                Tier::Write,
+            )
+            .await
+            .unwrap();
+        assert_eq!(pending.status, Status::Pending, "{backend}");
+        assert!(pending.id.starts_with("apr-"));
+        assert_eq!(pending.call_hash, asked.hash());
+        assert_eq!(
+            approvals
+                .list("a", Some(Status::Pending), 10)
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{backend}"
+        );
+
+        // Four eyes: the requester cannot approve; an operator is not an approver; another
+        // tenant's admin does not even see it.
+        let own = approvals
+            .decide(&admin("alice", "a"), &pending.id, true, "mine", None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(own, ApprovalError::FourEyes(_)),
+            "{backend}: {own}"
+        );
+        let operator = Approver {
+            role: Role::Operator,
+            ..admin("bob", "a")
+        };
+        let err = approvals
+            .decide(&operator, &pending.id, true, "ok", None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApprovalError::FourEyes(_)),
+            "{backend}: {err}"
+        );
+        let err = approvals
+            .decide(&admin("mallory", "b"), &pending.id, true, "ok", None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ApprovalError::NotFound(_)),
+            "{backend}: {err}"
+        );
+
+        let approved = approvals
+            .decide(
+                &admin("bob", "a"),
+                &pending.id,
+                true,
+                "planned change",
+                Some(7200),
+            )
+            .await
+            .unwrap();
+        assert_eq!(approved.status, Status::Approved);
+        assert_eq!(approved.decided_by.as_deref(), Some("bob"));
+        assert_eq!(approved.learn_ttl_seconds, Some(7200));
+        assert!(!approved.self_approved);
+        // Deciding twice is refused.
+        let again = approvals
+            .decide(&admin("carol", "a"), &pending.id, false, "late", None)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            again,
+            ApprovalError::WrongState {
+                status: Status::Approved,
+                ..
+            }
+        ));
+
+        // A changed argument (sudo on) is another call.
+        let mut changed = asked.clone();
+        changed.arguments["sudo"] = json!(true);
+        let err = approvals.consume(&pending.id, &changed).await.unwrap_err();
+        assert!(
+            matches!(err, ApprovalError::DifferentCall(_)),
+            "{backend}: {err}"
+        );
+        let mut other_requester = asked.clone();
+        other_requester.requester = "bob".into();
+        assert!(matches!(
+            approvals
+                .consume(&pending.id, &other_requester)
+                .await
+                .unwrap_err(),
+            ApprovalError::DifferentCall(_)
+        ));
+
+        let consumed = approvals.consume(&pending.id, &asked).await.unwrap();
+        assert_eq!(consumed.status, Status::Consumed);
+        let twice = approvals.consume(&pending.id, &asked).await.unwrap_err();
+        assert!(
+            matches!(
+                twice,
+                ApprovalError::WrongState {
+                    status: Status::Consumed,
+                    ..
+                }
+            ),
+            "{backend}: {twice}"
+        );
+    }
+    cleanup(all).await;
+}
+
+#[tokio::test]
+async fn denials_and_expiry_fail_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = stores(dir.path()).await;
+    for (backend, store) in all.clone() {
+        let approvals = Approvals::new(store.pool().clone(), ApprovalPolicy::default());
+        let asked = call("alice", "rm -rf /srv/cache");
+        let denied = approvals
+            .create(&asked, "s", "r", Tier::Destructive)
+            .await
+            .unwrap();
+        let after = approvals
+            .decide(&admin("bob", "a"), &denied.id, false, "not today", None)
+            .await
+            .unwrap();
+        assert_eq!(after.status, Status::Denied, "{backend}");
+        assert_eq!(after.reason.as_deref(), Some("not today"));
+        assert!(approvals.consume(&denied.id, &asked).await.is_err());
+
+        // A pending approval past its time cannot be approved…
+        let late = approvals
+            .create(&asked, "s", "r", Tier::Write)
+            .await
+            .unwrap();
+        approvals
+            .set_expiry_for_tests(&late.id, now_us() - 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            approvals.get("a", &late.id).await.unwrap().status,
+            Status::Expired
+        );
+        let err = approvals
+            .decide(&admin("bob", "a"), &late.id, true, "ok", None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApprovalError::WrongState {
+                    status: Status::Expired,
+                    ..
+                }
+            ),
+            "{backend}"
+        );
+        // …and an approved one not collected in time cannot be consumed.
+        let uncollected = approvals
+            .create(&asked, "s", "r", Tier::Write)
+            .await
+            .unwrap();
+        approvals
+            .decide(&admin("bob", "a"), &uncollected.id, true, "ok", None)
+            .await
+            .unwrap();
+        approvals
+            .set_expiry_for_tests(&uncollected.id, now_us() - 1)
+            .await
+            .unwrap();
+        let err = approvals
+            .consume(&uncollected.id, &asked)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ApprovalError::WrongState {
+                    status: Status::Expired,
+                    ..
+                }
+            ),
+            "{backend}"
+        );
+        assert!(approvals.expire_due().await.unwrap() >= 2, "{backend}");
+    }
+    cleanup(all).await;
+}
+
+#[tokio::test]
+async fn self_approval_only_when_policy_allows_and_it_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = stores(dir.path()).await;
+    let (_, store) = all.remove(0);
+    cleanup(all).await;
+    let approvals = Approvals::new(
+        store.pool().clone(),
+        ApprovalPolicy {
+            allow_self_approval: true,
+            approver_roles: vec![Role::TenantAdmin, Role::Operator],
+            ttl: Duration::from_secs(60),
+        },
+    );
+    let asked = call("alice", "systemctl reload nginx");
+    let pending = approvals
+        .create(&asked, "s", "r", Tier::Write)
+        .await
+        .unwrap();
+    assert!(pending.expires_at_us - pending.created_at_us <= 60_000_000);
+    let approved = approvals
+        .decide(
+            &Approver {
+                role: Role::Operator,
+                ..admin("alice", "a")
+            },
+            &pending.id,
+            true,
+            "my own",
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(approved.self_approved);
+    // Read-only is never an approver unless listed.
+    let other = approvals
+        .create(&asked, "s", "r", Tier::Write)
+        .await
+        .unwrap();
+    let err = approvals
+        .decide(
+            &Approver {
+                role: Role::ReadOnly,
+                ..admin("bob", "a")
+            },
+            &other.id,
+            true,
+            "ok",
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApprovalError::FourEyes(_)));
+}
+
+#[test]
+fn the_call_hash_covers_every_field() {
+    let base = call("alice", "id");
+    let hashes: std::collections::BTreeSet<String> = [
+        base.clone(),
+        Call {
+            tenant: "b".into(),
+            ..base.clone()
+        },
+        Call {
+            requester: "bob".into(),
+            ..base.clone()
+        },
+        Call {
+            target: "db".into(),
+            ..base.clone()
+        },
+        Call {
+            tool: "ssh_session_exec".into(),
+            ..base.clone()
+        },
+        Call {
+            arguments: json!({"server": "web", "command": "id", "sudo": true}),
+            ..base.clone()
+        },
+    ]
+    .iter()
+    .map(Call::hash)
+    .collect();
+    assert_eq!(hashes.len(), 6);
+    // Key order does not matter: the hash is over canonical JSON.
+    let reordered = Call {
+        arguments: json!({"sudo": false, "command": "id", "server": "web"}),
+        ..base.clone()
+    };
+    assert_eq!(reordered.hash(), base.hash());
+}
