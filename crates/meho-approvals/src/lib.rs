@@ -172,6 +172,17 @@ pub struct ApprovalPolicy {
     pub allow_self_approval: bool,
 }
 
+impl ApprovalPolicy {
+    /// The rules `[approvals]` configures.
+    pub fn from_config(config: &meho_config::ApprovalsConfig) -> Self {
+        ApprovalPolicy {
+            ttl: Duration::from_secs(config.ttl_seconds),
+            approver_roles: config.approver_roles.clone(),
+            allow_self_approval: config.allow_self_approval,
+        }
+    }
+}
+
 impl Default for ApprovalPolicy {
     fn default() -> Self {
         ApprovalPolicy {

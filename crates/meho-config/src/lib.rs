@@ -63,6 +63,8 @@ pub struct Config {
     pub tenancy_enabled: bool,
     /// `[mcp]`.
     pub mcp: McpConfig,
+    /// `[approvals]`.
+    pub approvals: ApprovalsConfig,
     /// Findings that do not stop the config from loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -273,6 +275,17 @@ pub struct AuthConfig {
     pub role_claim: String,
     /// Clock skew, seconds.
     pub clock_skew_seconds: u64,
+}
+
+/// `[approvals]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalsConfig {
+    /// Pending and collectable lifetime.
+    pub ttl_seconds: u64,
+    /// Roles that may decide.
+    pub approver_roles: Vec<Role>,
+    /// Whether requesters may approve their own calls.
+    pub allow_self_approval: bool,
 }
 
 /// `[mcp]`.

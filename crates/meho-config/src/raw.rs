@@ -53,6 +53,23 @@ pub struct RawConfig {
     /// The MCP surface.
     #[serde(default)]
     pub mcp: RawMcp,
+    /// Human approval of calls that policy marks `require_approval`.
+    #[serde(default)]
+    pub approvals: RawApprovals,
+}
+
+/// `[approvals]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApprovals {
+    /// How long a pending approval waits for a decision, and an approved call stays collectable
+    /// after it, in seconds. Default 600.
+    pub ttl_seconds: Option<u64>,
+    /// Roles that may approve or deny, in the requester's tenant. Default `["tenant_admin"]`.
+    pub approver_roles: Option<Vec<String>>,
+    /// Let a requester approve their own call (audited as self-approval). Default false.
+    #[serde(default)]
+    pub allow_self_approval: bool,
 }
 
 /// `[auth]`: bearer JWTs from an OIDC issuer.

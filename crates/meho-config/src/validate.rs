@@ -11,10 +11,10 @@ use meho_policy::{
 use crate::location::{Locator, Segment, key_path};
 use crate::raw::{RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode};
 use crate::{
-    AuditConfig, AuthConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP, DEFAULT_LISTEN,
-    DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT, Diagnostic, Host, LogConfig,
-    MAX_TTL_CEILING, McpConfig, Role, ServerConfig, SignerConfig, SignerLocation, SshConfig,
-    StoreConfig,
+    ApprovalsConfig, AuditConfig, AuthConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP,
+    DEFAULT_LISTEN, DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT, Diagnostic, Host,
+    LogConfig, MAX_TTL_CEILING, McpConfig, Role, ServerConfig, SignerConfig, SignerLocation,
+    SshConfig, StoreConfig,
 };
 
 struct Validator<'a> {
@@ -83,6 +83,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
     let ssh = validate_ssh(&mut v, &raw);
     let auth = validate_auth(&mut v, &raw);
     let mcp = validate_mcp(&mut v, &raw);
+    let approvals = validate_approvals(&mut v, &raw);
     let mut hosts = BTreeMap::new();
     for (name, host) in &raw.hosts {
         if let Some(host) = validate_host(&mut v, &raw, &command_policies, &bastions, name, host) {
@@ -108,6 +109,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         auth,
         tenancy_enabled: raw.tenancy.enabled,
         mcp,
+        approvals,
         warnings: v.warnings,
     })
 }
@@ -283,6 +285,49 @@ fn validate_auth(v: &mut Validator<'_>, raw: &RawConfig) -> AuthConfig {
         tenant_claim,
         role_claim,
         clock_skew_seconds: skew,
+    }
+}
+
+fn validate_approvals(v: &mut Validator<'_>, raw: &RawConfig) -> ApprovalsConfig {
+    let approvals = &raw.approvals;
+    let ttl_seconds = approvals.ttl_seconds.unwrap_or(600);
+    if !(10..=86_400).contains(&ttl_seconds) {
+        v.error(
+            &key_path!["approvals", "ttl_seconds"],
+            "ttl_seconds must be between 10 and 86400",
+        );
+    }
+    let mut approver_roles = Vec::new();
+    match &approvals.approver_roles {
+        None => approver_roles.push(Role::TenantAdmin),
+        Some(names) => {
+            for (index, name) in names.iter().enumerate() {
+                match Role::parse(name) {
+                    Some(role) => approver_roles.push(role),
+                    None => v.error(
+                        &key_path!["approvals", "approver_roles", index],
+                        format!("role `{name}` is not one of tenant_admin, operator, read_only"),
+                    ),
+                }
+            }
+            if names.is_empty() {
+                v.error(
+                    &key_path!["approvals", "approver_roles"],
+                    "approver_roles must name at least one role, or nobody could approve",
+                );
+            }
+        }
+    }
+    if approvals.allow_self_approval {
+        v.warn(
+            &key_path!["approvals", "allow_self_approval"],
+            "allow_self_approval lets a requester approve their own calls (four eyes off; each is audited as self-approval)",
+        );
+    }
+    ApprovalsConfig {
+        ttl_seconds,
+        approver_roles,
+        allow_self_approval: approvals.allow_self_approval,
     }
 }
 

@@ -392,3 +392,19 @@ fn the_call_hash_covers_every_field() {
     };
     assert_eq!(reordered.hash(), base.hash());
 }
+
+#[test]
+fn the_policy_comes_from_approvals_config() {
+    let config = meho_config::Config::parse(
+        "[approvals]\nttl_seconds = 90\napprover_roles = [\"operator\"]\n",
+        None,
+    )
+    .unwrap();
+    let policy = ApprovalPolicy::from_config(&config.approvals);
+    assert_eq!(policy.ttl, Duration::from_secs(90));
+    assert_eq!(policy.approver_roles, [Role::Operator]);
+    assert!(!policy.allow_self_approval);
+    let defaults =
+        ApprovalPolicy::from_config(&meho_config::Config::default_config().unwrap().approvals);
+    assert_eq!(defaults, ApprovalPolicy::default());
+}

@@ -74,3 +74,39 @@ fn reserved_tenant_names_are_refused() {
     assert!(!meho_config::is_valid_tenant(meho_config::SYSTEM_TENANT));
     assert!(meho_config::is_valid_tenant("acme"));
 }
+
+#[test]
+fn approvals_settings() {
+    let config = parse_ok(&host("web", ""));
+    assert_eq!(config.approvals.ttl_seconds, 600);
+    assert_eq!(config.approvals.approver_roles, [Role::TenantAdmin]);
+    assert!(!config.approvals.allow_self_approval);
+    let config = parse_ok(&format!(
+        "{}\n[approvals]\nttl_seconds = 120\napprover_roles = [\"tenant_admin\", \"operator\"]\nallow_self_approval = true\n",
+        host("web", "")
+    ));
+    assert_eq!(config.approvals.ttl_seconds, 120);
+    assert_eq!(
+        config.approvals.approver_roles,
+        [Role::TenantAdmin, Role::Operator]
+    );
+    assert!(config.approvals.allow_self_approval);
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("allow_self_approval")),
+        "self-approval is warned about"
+    );
+    for (section, words) in [
+        ("[approvals]\nttl_seconds = 1\n", "between 10 and 86400"),
+        ("[approvals]\napprover_roles = [\"root\"]\n", "not one of"),
+        ("[approvals]\napprover_roles = []\n", "at least one role"),
+    ] {
+        let diagnostics = parse_err(&format!("{}\n{section}", host("web", "")));
+        assert!(
+            diagnostics.iter().any(|d| d.message.contains(words)),
+            "{section}: {diagnostics:#?}"
+        );
+    }
+}
