@@ -493,11 +493,22 @@ impl Approvals {
                 ],
             )
             .await?;
-        let after = self.get(&approver.tenant, id).await?;
+        // Zero rows: someone else decided first, or it expired in between.
+        self.settled(changed, &approver.tenant, id).await
+    }
+
+    /// The row after a conditional transition: the new state when the `UPDATE` changed it, the
+    /// state that stopped it otherwise.
+    async fn settled(
+        &self,
+        changed: u64,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Approval, ApprovalError> {
+        let after = self.get(tenant, id).await?;
         if changed == 1 {
             Ok(after)
         } else {
-            // Someone else decided first, or it expired in between.
             Err(ApprovalError::WrongState {
                 id: id.to_owned(),
                 status: after.status,
@@ -525,15 +536,7 @@ impl Approvals {
                 ],
             )
             .await?;
-        let after = self.get(&call.tenant, id).await?;
-        if changed == 1 {
-            Ok(after)
-        } else {
-            Err(ApprovalError::WrongState {
-                id: id.to_owned(),
-                status: after.status,
-            })
-        }
+        self.settled(changed, &call.tenant, id).await
     }
 
     /// Writes `expired` into rows whose time ran out; returns how many.
