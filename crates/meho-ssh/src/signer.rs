@@ -272,11 +272,7 @@ impl Signer {
             }),
             ..NewRecord::new(self.chain_for(intent), kind, caller)
         };
-        self.audit.append(record).await.map(drop).map_err(|err| {
-            SignError::Internal(format!(
-                "audit log unavailable, nothing issued (fail closed): {err}"
-            ))
-        })
+        self.append(record).await
     }
 
     /// Records that a TLS client whose CN is not an allowed caller asked for `what`.
@@ -292,8 +288,15 @@ impl Signer {
             body: json!({ "error": why }),
             ..NewRecord::new(&self.tenant, RecordKind::Denial, cn)
         };
+        self.append(record).await
+    }
+
+    /// Appends `record`; when the audit log cannot take it, the signer answers nothing.
+    async fn append(&self, record: NewRecord) -> Result<(), SignError> {
         self.audit.append(record).await.map(drop).map_err(|err| {
-            SignError::Internal(format!("audit log unavailable (fail closed): {err}"))
+            SignError::Internal(format!(
+                "audit log unavailable, nothing issued (fail closed): {err}"
+            ))
         })
     }
 
@@ -311,9 +314,7 @@ impl Signer {
             body: json!({ "intent": intent_summary(intent), "error": why }),
             ..NewRecord::new(self.chain_for(intent), RecordKind::Denial, caller)
         };
-        self.audit.append(record).await.map(drop).map_err(|err| {
-            SignError::Internal(format!("audit log unavailable (fail closed): {err}"))
-        })
+        self.append(record).await
     }
 }
 
