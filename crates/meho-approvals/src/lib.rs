@@ -414,19 +414,26 @@ impl Approvals {
         status: Option<Status>,
         limit: u32,
     ) -> Result<Vec<Approval>, ApprovalError> {
+        // The status is filtered in SQL, before the limit, with expiry judged by the clock as
+        // everywhere else; `$3` is now.
+        let condition = match status {
+            None => "",
+            Some(Status::Pending) => "AND status = 'pending' AND expires_at_us > $3",
+            Some(Status::Approved) => "AND status = 'approved' AND expires_at_us > $3",
+            Some(Status::Expired) => {
+                "AND (status = 'expired' OR (status IN ('pending', 'approved') AND expires_at_us <= $3))"
+            }
+            Some(Status::Denied) => "AND status = 'denied'",
+            Some(Status::Consumed) => "AND status = 'consumed'",
+        };
         let sql = format!(
-            "SELECT {COLUMNS} FROM approvals WHERE tenant = $1 ORDER BY created_at_us DESC LIMIT $2"
+            "SELECT {COLUMNS} FROM approvals WHERE tenant = $1 {condition} ORDER BY created_at_us DESC LIMIT $2"
         );
-        let all = self
-            .fetch(
-                &sql,
-                vec![Bind::Text(tenant.to_owned()), Bind::Int(i64::from(limit))],
-            )
-            .await?;
-        Ok(all
-            .into_iter()
-            .filter(|a| status.is_none_or(|s| a.status == s))
-            .collect())
+        let mut binds = vec![Bind::Text(tenant.to_owned()), Bind::Int(i64::from(limit))];
+        if condition.contains("$3") {
+            binds.push(Bind::Int(now_us()));
+        }
+        self.fetch(&sql, binds).await
     }
 
     /// Approves or denies `id` as `approver`, under the four-eyes rules.
