@@ -65,6 +65,10 @@ pub struct Config {
     pub mcp: McpConfig,
     /// `[approvals]`.
     pub approvals: ApprovalsConfig,
+    /// `[console]`.
+    pub console: ConsoleConfig,
+    /// `[[notifications.webhooks]]`.
+    pub webhooks: Vec<WebhookConfig>,
     /// Findings that do not stop the config from loading.
     pub warnings: Vec<Diagnostic>,
 }
@@ -76,6 +80,87 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Where meho keeps its state.
     pub data_dir: PathBuf,
+    /// The URL people reach this server at, when configured (no trailing slash).
+    pub public_url: Option<String>,
+    /// Browser origins allowed to call `/api`.
+    pub cors_origins: Vec<String>,
+}
+
+impl ServerConfig {
+    /// `[server] public_url`, or `http://<listen>`.
+    pub fn effective_public_url(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+/// `[console]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleConfig {
+    /// The OAuth public client id.
+    pub client_id: String,
+    /// Scopes requested at login.
+    pub scopes: Vec<String>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            client_id: "meho-console".to_owned(),
+            scopes: vec!["openid".to_owned(), "mcp:tools".to_owned()],
+        }
+    }
+}
+
+/// A webhook's message format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFormat {
+    /// meho's own JSON.
+    Generic,
+    /// Slack incoming webhook (`text` and `blocks`).
+    Slack,
+    /// Microsoft Teams: a message carrying an Adaptive Card.
+    Teams,
+}
+
+impl WebhookFormat {
+    /// The config name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Generic => "generic",
+            WebhookFormat::Slack => "slack",
+            WebhookFormat::Teams => "teams",
+        }
+    }
+}
+
+/// `[[notifications.webhooks]]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// The name used in logs and audit records.
+    pub name: String,
+    /// Where to POST (a secret: never logged).
+    pub url: String,
+    /// The message format.
+    pub format: WebhookFormat,
+    /// Delivery attempts.
+    pub max_attempts: u32,
+    /// Per-attempt timeout.
+    pub timeout_seconds: u64,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL of a Slack or Teams webhook is its credential.
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &"<redacted>")
+            .field("format", &self.format)
+            .field("max_attempts", &self.max_attempts)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .finish()
+    }
 }
 
 /// `[store]`.

@@ -56,6 +56,51 @@ pub struct RawConfig {
     /// Human approval of calls that policy marks `require_approval`.
     #[serde(default)]
     pub approvals: RawApprovals,
+    /// The web console at `/console`.
+    #[serde(default)]
+    pub console: RawConsole,
+    /// Where new pending approvals are announced.
+    #[serde(default)]
+    pub notifications: RawNotifications,
+}
+
+/// `[console]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    /// The console's OAuth client id at `[auth] issuer`: a public client using the
+    /// authorization code flow with PKCE, whose redirect URI is `<public_url>/console/`.
+    /// Default `meho-console`.
+    pub client_id: Option<String>,
+    /// Scopes the console asks for. Default `["openid", "mcp:tools"]`.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// `[notifications]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifications {
+    /// Webhooks that receive every new pending approval.
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+}
+
+/// `[[notifications.webhooks]]`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    /// A name for logs and audit records (the URL itself is treated as a secret and never
+    /// logged).
+    pub name: String,
+    /// Where to POST; `http` or `https`.
+    pub url: String,
+    /// `generic` (meho's JSON), `slack` (incoming webhook) or `teams` (Adaptive Card).
+    /// Default `generic`.
+    pub format: Option<String>,
+    /// Delivery attempts before giving up (with exponential backoff). Default 5, at most 20.
+    pub max_attempts: Option<u32>,
+    /// Per-attempt timeout, in seconds. Default 10, at most 120.
+    pub timeout_seconds: Option<u64>,
 }
 
 /// `[approvals]`.
@@ -211,6 +256,13 @@ pub struct RawServer {
     /// Directory for meho's state (SQLite store, keys). Default `.meho`; `MEHO_DATA_DIR` and
     /// `--data-dir` override it.
     pub data_dir: Option<String>,
+    /// The URL people reach this server at, e.g. `https://meho.example.com`. Links in
+    /// notifications point there, and HSTS is sent when it is `https`. Default
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Origins (`scheme://host[:port]`) allowed to call `/api` from a browser (CORS). No
+    /// wildcard; default none (the console is same-origin and needs none).
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// `[store]`.

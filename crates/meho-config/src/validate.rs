@@ -84,6 +84,8 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
     let auth = validate_auth(&mut v, &raw);
     let mcp = validate_mcp(&mut v, &raw);
     let approvals = validate_approvals(&mut v, &raw);
+    let console = validate_console(&mut v, &raw);
+    let webhooks = validate_webhooks(&mut v, &raw);
     let mut hosts = BTreeMap::new();
     for (name, host) in &raw.hosts {
         if let Some(host) = validate_host(&mut v, &raw, &command_policies, &bastions, name, host) {
@@ -110,6 +112,8 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         tenancy_enabled: raw.tenancy.enabled,
         mcp,
         approvals,
+        console,
+        webhooks,
         warnings: v.warnings,
     })
 }
@@ -118,6 +122,8 @@ fn default_server() -> ServerConfig {
     ServerConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
         data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+        public_url: None,
+        cors_origins: Vec::new(),
     }
 }
 
@@ -141,10 +147,131 @@ fn validate_server(v: &mut Validator<'_>, raw: &RawConfig) -> Option<ServerConfi
         );
         return None;
     }
+    let public_url = raw.server.public_url.as_deref().map(|url| {
+        let url = url.trim_end_matches('/');
+        if !is_origin_like(url, true) {
+            v.error(
+                &key_path!["server", "public_url"],
+                format!("`{url}` is not an absolute http(s) URL"),
+            );
+        }
+        url.to_owned()
+    });
+    let mut cors_origins = Vec::new();
+    for (index, origin) in raw.server.cors_origins.iter().flatten().enumerate() {
+        if origin.contains('*') {
+            v.error(
+                &key_path!["server", "cors_origins", index],
+                "wildcards are not allowed in cors_origins; list each origin",
+            );
+        } else if !is_origin_like(origin, false) {
+            v.error(
+                &key_path!["server", "cors_origins", index],
+                format!("`{origin}` is not an origin (`scheme://host[:port]`, no path)"),
+            );
+        } else {
+            cors_origins.push(origin.clone());
+        }
+    }
     Some(ServerConfig {
         listen,
         data_dir: PathBuf::from(data_dir),
+        public_url,
+        cors_origins,
     })
+}
+
+/// `http(s)://host[:port]`, with a path only when `path_ok`.
+fn is_origin_like(url: &str, path_ok: bool) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    !authority.is_empty()
+        && !authority.contains(['@', ' ', '?', '#'])
+        && (path_ok || path.is_empty())
+        && !url.contains(char::is_whitespace)
+}
+
+fn validate_console(v: &mut Validator<'_>, raw: &RawConfig) -> crate::ConsoleConfig {
+    let mut console = crate::ConsoleConfig::default();
+    if let Some(id) = &raw.console.client_id {
+        if id.trim().is_empty() {
+            v.error(
+                &key_path!["console", "client_id"],
+                "client_id must not be empty",
+            );
+        }
+        console.client_id = id.clone();
+    }
+    if let Some(scopes) = &raw.console.scopes {
+        if scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+            v.error(
+                &key_path!["console", "scopes"],
+                "scopes must be non-empty words without spaces",
+            );
+        }
+        console.scopes = scopes.clone();
+    }
+    console
+}
+
+fn validate_webhooks(v: &mut Validator<'_>, raw: &RawConfig) -> Vec<crate::WebhookConfig> {
+    use crate::{WebhookConfig, WebhookFormat};
+    let mut out = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (index, hook) in raw.notifications.webhooks.iter().enumerate() {
+        let at = |key: &str| key_path!["notifications", "webhooks", index, key];
+        let mut ok = true;
+        if hook.name.trim().is_empty() || !names.insert(hook.name.clone()) {
+            v.error(&at("name"), "webhook names must be non-empty and unique");
+            ok = false;
+        }
+        if !is_origin_like(&hook.url, true) {
+            // Never echo the URL: it is the webhook's credential.
+            v.error(&at("url"), "url must be an absolute http(s) URL");
+            ok = false;
+        }
+        let format = match hook.format.as_deref().unwrap_or("generic") {
+            "generic" => WebhookFormat::Generic,
+            "slack" => WebhookFormat::Slack,
+            "teams" => WebhookFormat::Teams,
+            other => {
+                v.error(
+                    &at("format"),
+                    format!("format `{other}` is not one of generic, slack, teams"),
+                );
+                ok = false;
+                WebhookFormat::Generic
+            }
+        };
+        let max_attempts = hook.max_attempts.unwrap_or(5);
+        if !(1..=20).contains(&max_attempts) {
+            v.error(&at("max_attempts"), "max_attempts must be between 1 and 20");
+            ok = false;
+        }
+        let timeout_seconds = hook.timeout_seconds.unwrap_or(10);
+        if !(1..=120).contains(&timeout_seconds) {
+            v.error(
+                &at("timeout_seconds"),
+                "timeout_seconds must be between 1 and 120",
+            );
+            ok = false;
+        }
+        if ok {
+            out.push(WebhookConfig {
+                name: hook.name.clone(),
+                url: hook.url.clone(),
+                format,
+                max_attempts,
+                timeout_seconds,
+            });
+        }
+    }
+    out
 }
 
 fn validate_store(v: &mut Validator<'_>, raw: &RawConfig) -> StoreConfig {

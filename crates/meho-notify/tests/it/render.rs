@@ -1,0 +1,269 @@
+//! The message bodies, checked as data: what each receiver needs, escaping and size limits.
+
+use meho_notify::{WebhookFormat, render};
+use serde_json::{Value, json};
+
+use crate::support::approval;
+
+/// Every string anywhere in `value`, joined.
+fn all_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(all_text).collect::<Vec<_>>().join("\n"),
+        Value::Object(map) => map.values().map(all_text).collect::<Vec<_>>().join("\n"),
+        other => other.to_string(),
+    }
+}
+
+fn blocks_of(kind: &str, body: &Value) -> Vec<Value> {
+    body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == kind)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn generic_carries_every_field_under_its_event_type() {
+    let approval = approval("apr-1");
+    let body = render(WebhookFormat::Generic, &approval);
+    assert_eq!(body["type"], "approval.pending");
+    assert_eq!(
+        body["approval"],
+        json!({
+            "id": "apr-1", "tenant": "acme", "requester": "alice", "target": "web-1",
+            "tool": "ssh_execute",
+            "summary": "ssh_execute on web-1: systemctl restart nginx (sudo)",
+            "rule": "approve:^systemctl restart ", "tier": "write",
+            "arguments": approval.arguments,
+            "created_at": approval.created_at, "expires_at": approval.expires_at,
+            "console_url": "http://127.0.0.1:8080/console/#/approvals/apr-1",
+        })
+    );
+    let back: meho_notify::PendingApproval =
+        serde_json::from_value(body["approval"].clone()).unwrap();
+    assert_eq!(back, approval);
+}
+
+#[test]
+fn slack_has_fallback_text_fields_command_and_console_button() {
+    let body = render(WebhookFormat::Slack, &approval("apr-1"));
+    let text = body["text"].as_str().unwrap();
+    assert!(text.contains("systemctl restart nginx"), "{text}");
+    assert!(
+        text.contains("<http://127.0.0.1:8080/console/#/approvals/apr-1|"),
+        "{text}"
+    );
+
+    let sections = blocks_of("section", &body);
+    let summary = &sections[0];
+    assert_eq!(summary["text"]["type"], "mrkdwn");
+    assert_eq!(
+        summary["text"]["text"],
+        "ssh_execute on web-1: systemctl restart nginx (sudo)"
+    );
+    let fields: Vec<&str> = summary["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!(f["type"], "mrkdwn");
+            f["text"].as_str().unwrap()
+        })
+        .collect();
+    for expected in [
+        "*Target*\nweb-1",
+        "*Requester*\nalice",
+        "*Tool*\nssh_execute",
+        "*Rule*\n`approve:^systemctl restart `",
+        "*Tier*\nwrite",
+        "*Expires*\n2026-11-25T17:13:04.123456Z",
+        "*Sudo*\nas root",
+    ] {
+        assert!(fields.contains(&expected), "{expected:?} not in {fields:?}");
+    }
+    assert!(fields.len() <= 10, "Slack allows 10 fields");
+    assert_eq!(sections[1]["text"]["text"], "```systemctl restart nginx```");
+
+    let actions = blocks_of("actions", &body);
+    let button = &actions[0]["elements"][0];
+    assert_eq!(button["type"], "button");
+    assert_eq!(button["text"]["type"], "plain_text");
+    assert_eq!(
+        button["url"],
+        "http://127.0.0.1:8080/console/#/approvals/apr-1"
+    );
+    assert_eq!(blocks_of("header", &body)[0]["text"]["type"], "plain_text");
+}
+
+#[test]
+fn slack_escapes_control_characters_in_user_data() {
+    let mut approval = approval("apr-1");
+    approval.summary = "<!channel> look & <https://evil.example|click>".into();
+    approval.requester = "<@U123>".into();
+    approval.arguments = json!({ "command": "echo a>b && cat <x ```; ls" });
+    let body = render(WebhookFormat::Slack, &approval);
+    let text = all_text(&body);
+    for raw in ["<!channel>", "<@U123>", "<https://evil", "a>b", "&& ", "<x"] {
+        assert!(!text.contains(raw), "{raw:?} unescaped in {text}");
+    }
+    assert!(text.contains("&lt;!channel&gt; look &amp; &lt;https://evil.example|click&gt;"));
+    let command = blocks_of("section", &body)[1]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        command.starts_with("```echo a&gt;b &amp;&amp; cat &lt;x "),
+        "{command}"
+    );
+    assert!(command.ends_with("; ls```"), "{command}");
+    // The command's own fence cannot close the code block early.
+    assert_eq!(command.matches("```").count(), 2, "{command}");
+}
+
+#[test]
+fn teams_sends_an_adaptive_card_with_facts_command_and_open_url() {
+    let body = render(WebhookFormat::Teams, &approval("apr-1"));
+    assert_eq!(body["type"], "message");
+    let attachments = body["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 1);
+    assert_eq!(
+        attachments[0]["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    let card = &attachments[0]["content"];
+    assert_eq!(card["type"], "AdaptiveCard");
+    assert_eq!(card["version"], "1.4");
+    assert_eq!(
+        card["$schema"],
+        "http://adaptivecards.io/schemas/adaptive-card.json"
+    );
+    let items = card["body"].as_array().unwrap();
+    assert_eq!(items[0]["type"], "TextBlock");
+    assert_eq!(items[0]["weight"], "Bolder");
+    let facts: Vec<(String, String)> =
+        items.iter().find(|i| i["type"] == "FactSet").unwrap()["facts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["title"].as_str().unwrap().to_owned(),
+                    f["value"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+    for (title, value) in [
+        ("Target", "web-1"),
+        ("Requester", "alice"),
+        ("Tool", "ssh_execute"),
+        ("Rule", "approve:^systemctl restart "),
+        ("Tier", "write"),
+        ("Expires", "2026-11-25T17:13:04.123456Z"),
+        ("Sudo", "as root"),
+    ] {
+        assert!(
+            facts.contains(&(title.to_owned(), value.to_owned())),
+            "{title}: {value} not in {facts:?}"
+        );
+    }
+    let command = items.iter().find(|i| i["fontType"] == "Monospace").unwrap();
+    assert_eq!(command["type"], "TextBlock");
+    assert_eq!(command["text"], "systemctl restart nginx");
+    let action = &card["actions"][0];
+    assert_eq!(action["type"], "Action.OpenUrl");
+    assert_eq!(
+        action["url"],
+        "http://127.0.0.1:8080/console/#/approvals/apr-1"
+    );
+}
+
+#[test]
+fn teams_breaks_markdown_links_in_user_data() {
+    let mut approval = approval("apr-1");
+    approval.summary = "[Approve now](https://evil.example)".into();
+    approval.arguments = json!({ "command": "echo [x](https://evil.example)" });
+    let body = render(WebhookFormat::Teams, &approval);
+    let text = all_text(&body["attachments"][0]["content"]["body"]);
+    assert!(!text.contains("]("), "{text}");
+    assert!(text.contains("Approve now"));
+}
+
+#[test]
+fn long_values_are_cut_to_receiver_limits() {
+    let mut approval = approval("apr-1");
+    approval.summary = "s".repeat(10_000);
+    approval.target = "t".repeat(10_000);
+    approval.arguments = json!({ "command": "<".repeat(10_000) });
+    let slack = render(WebhookFormat::Slack, &approval);
+    for block in slack["blocks"].as_array().unwrap() {
+        if let Some(text) = block["text"]["text"].as_str() {
+            assert!(text.chars().count() <= 3000, "section text over 3000");
+        }
+        for field in block["fields"].as_array().into_iter().flatten() {
+            assert!(field["text"].as_str().unwrap().chars().count() <= 2000);
+        }
+    }
+    let command = blocks_of("section", &slack)[1]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(command.contains('…'));
+    assert!(
+        !command.contains("&l…") && !command.contains("&lt…"),
+        "escape cut in half"
+    );
+    assert!(slack.to_string().len() < 40_000);
+
+    let teams = render(WebhookFormat::Teams, &approval);
+    assert!(teams.to_string().len() < 28_000, "Teams accepts 28 KB");
+
+    // The generic format keeps everything.
+    let generic = render(WebhookFormat::Generic, &approval);
+    assert_eq!(
+        generic["approval"]["summary"].as_str().unwrap().len(),
+        10_000
+    );
+}
+
+#[test]
+fn tools_without_a_command_show_their_arguments() {
+    let mut approval = approval("apr-1");
+    approval.tool = "ssh_put_file".into();
+    approval.arguments = json!({ "server": "web-1", "path": "/etc/motd" });
+    let slack = render(WebhookFormat::Slack, &approval);
+    let code = blocks_of("section", &slack)[1]["text"]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(code.contains("/etc/motd"), "{code}");
+    let teams = render(WebhookFormat::Teams, &approval);
+    let text = all_text(&teams);
+    assert!(text.contains("/etc/motd"));
+    assert!(!text.contains("Sudo"), "no sudo fact without sudo");
+}
+
+#[test]
+fn odd_arguments_never_panic() {
+    for arguments in [
+        Value::Null,
+        json!([1, 2, 3]),
+        json!("text"),
+        json!({ "command": 42, "sudo": "yes", "sudo_user": 7 }),
+        json!({ "command": "", "sudo": true, "sudo_user": "" }),
+    ] {
+        let mut approval = approval("");
+        approval.arguments = arguments;
+        approval.console_url = String::new();
+        for format in [
+            WebhookFormat::Generic,
+            WebhookFormat::Slack,
+            WebhookFormat::Teams,
+        ] {
+            let body = render(format, &approval);
+            assert!(body.is_object());
+        }
+    }
+}
