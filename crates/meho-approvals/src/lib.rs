@@ -13,7 +13,8 @@
 //! the row records); the approver must hold one of `approver_roles` in the same tenant. A row of
 //! another tenant does not exist for the caller.
 //!
-//! Not yet here (issue #6): wiring into the tool path, the REST API, notifications, the console.
+//! Beside approvals the crate keeps the rest of the human-in-the-loop state: approve-and-learn
+//! waivers and runtime grants ([`Grants`]) and freezes ([`Freezes`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,6 +24,14 @@ use meho_config::Role;
 use meho_core::Tier;
 use meho_store::Pool;
 use serde::{Deserialize, Serialize};
+
+mod db;
+mod freezes;
+mod grants;
+
+use db::{Bind, Db, Row};
+pub use freezes::{Freeze, FreezeKind, Freezes, Subject};
+pub use grants::{GrantRow, Grants, NewGrant, WaiverRow};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -122,8 +131,11 @@ pub struct Approval {
     pub tool: String,
     /// The call binding.
     pub call_hash: String,
-    /// The arguments, for the approver to read.
+    /// The arguments, for the approver to read (and bound by `call_hash`).
     pub arguments: Value,
+    /// The tool arguments exactly as the agent sent them, replayed when the call is collected.
+    #[serde(skip)]
+    pub request: Option<Value>,
     /// One line for humans.
     pub summary: String,
     /// The rule that asked for approval.
@@ -196,8 +208,8 @@ impl Default for ApprovalPolicy {
 /// Why an approval operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ApprovalError {
-    /// No such approval in the caller's tenant.
-    #[error("no approval `{0}` in your tenant")]
+    /// No such approval (grant, freeze) in the caller's tenant.
+    #[error("no {kind} `{id}` in your tenant", kind = kind_of(.0), id = .0)]
     NotFound(String),
     /// A four-eyes rule refused the approver (HTTP 403).
     #[error("four eyes: {0}")]
@@ -216,15 +228,31 @@ pub enum ApprovalError {
     /// The store failed.
     #[error("approvals store: {0}")]
     Store(#[from] sqlx::Error),
+    /// The request is not acceptable (a bad pattern, an out-of-range TTL, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// The row is not in a state the operation can change (revoked, lifted).
+    #[error("{0}")]
+    Conflict(String),
     /// A row could not be read back.
     #[error("approvals store: unreadable row: {0}")]
     Corrupt(String),
 }
 
+/// What an id names, from its prefix.
+fn kind_of(id: &str) -> &'static str {
+    match id.split('-').next() {
+        Some("grt") => "grant",
+        Some("frz") => "freeze",
+        Some("wvr") => "waiver",
+        _ => "approval",
+    }
+}
+
 /// The approvals of one store.
 #[derive(Debug, Clone)]
 pub struct Approvals {
-    pool: Pool,
+    db: Db,
     policy: ApprovalPolicy,
 }
 
@@ -235,76 +263,52 @@ pub fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-const COLUMNS: &str = "id, tenant, requester, target, tool, call_hash, arguments, summary, rule, tier, status, created_at_us, expires_at_us, decided_at_us, decided_by, reason, self_approved, learn_ttl_seconds, consumed_at_us";
+const COLUMNS: &str = "id, tenant, requester, target, tool, call_hash, arguments, summary, rule, tier, status, created_at_us, expires_at_us, decided_at_us, decided_by, reason, self_approved, learn_ttl_seconds, consumed_at_us, request";
 
-/// One bind value; the two backends take the same list.
-enum Bind {
-    Text(String),
-    Int(i64),
-    OptInt(Option<i64>),
-    Bool(bool),
-}
-
-/// Runs `sql` (written with `$1…` placeholders; SQLite gets `?1…`) with `binds`; returns rows
-/// affected.
-macro_rules! bound {
-    ($query:expr, $binds:expr) => {{
-        let mut query = $query;
-        for bind in $binds {
-            query = match bind {
-                Bind::Text(v) => query.bind(v),
-                Bind::Int(v) => query.bind(v),
-                Bind::OptInt(v) => query.bind(v),
-                Bind::Bool(v) => query.bind(v),
-            };
-        }
-        query
-    }};
-}
-
-macro_rules! read_row {
-    ($row:expr) => {{
-        use sqlx::Row as _;
-        let row = $row;
-        let text = |name: &str| row.try_get::<String, _>(name);
-        let arguments: String = text("arguments")?;
-        Approval {
-            id: text("id")?,
-            tenant: text("tenant")?,
-            requester: text("requester")?,
-            target: text("target")?,
-            tool: text("tool")?,
-            call_hash: text("call_hash")?,
-            arguments: serde_json::from_str(&arguments)
-                .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
-            summary: text("summary")?,
-            rule: text("rule")?,
-            tier: text("tier")?
-                .parse()
-                .map_err(|e: meho_core::ParseTierError| ApprovalError::Corrupt(e.to_string()))?,
-            status: text("status")?.parse().map_err(ApprovalError::Corrupt)?,
-            created_at_us: row.try_get("created_at_us")?,
-            expires_at_us: row.try_get("expires_at_us")?,
-            decided_at_us: row.try_get("decided_at_us")?,
-            decided_by: row.try_get("decided_by")?,
-            reason: row.try_get("reason")?,
-            self_approved: row.try_get("self_approved")?,
-            learn_ttl_seconds: row.try_get("learn_ttl_seconds")?,
-            consumed_at_us: row.try_get("consumed_at_us")?,
-        }
-    }};
-}
-
-/// The statements here are constants of this file (only placeholders vary), so asserting them
-/// SQL-safe is sound; every value goes through a bind.
-fn sqlite_sql(sql: &str) -> String {
-    sql.replace('$', "?")
+fn read_approval(row: &dyn Row) -> Result<Approval, ApprovalError> {
+    let arguments = row.text("arguments")?;
+    let request = row.opt_text("request")?;
+    Ok(Approval {
+        id: row.text("id")?,
+        tenant: row.text("tenant")?,
+        requester: row.text("requester")?,
+        target: row.text("target")?,
+        tool: row.text("tool")?,
+        call_hash: row.text("call_hash")?,
+        arguments: serde_json::from_str(&arguments)
+            .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
+        request: request
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
+        summary: row.text("summary")?,
+        rule: row.text("rule")?,
+        tier: row
+            .text("tier")?
+            .parse()
+            .map_err(|e: meho_core::ParseTierError| ApprovalError::Corrupt(e.to_string()))?,
+        status: row
+            .text("status")?
+            .parse()
+            .map_err(ApprovalError::Corrupt)?,
+        created_at_us: row.int("created_at_us")?,
+        expires_at_us: row.int("expires_at_us")?,
+        decided_at_us: row.opt_int("decided_at_us")?,
+        decided_by: row.opt_text("decided_by")?,
+        reason: row.opt_text("reason")?,
+        self_approved: row.boolean("self_approved")?,
+        learn_ttl_seconds: row.opt_int("learn_ttl_seconds")?,
+        consumed_at_us: row.opt_int("consumed_at_us")?,
+    })
 }
 
 impl Approvals {
     /// Approvals in `store`'s database, under `policy`.
     pub fn new(pool: Pool, policy: ApprovalPolicy) -> Self {
-        Approvals { pool, policy }
+        Approvals {
+            db: Db::new(pool),
+            policy,
+        }
     }
 
     /// The rules in force.
@@ -313,38 +317,11 @@ impl Approvals {
     }
 
     async fn execute(&self, sql: &str, binds: Vec<Bind>) -> Result<u64, ApprovalError> {
-        Ok(match &self.pool {
-            Pool::Sqlite(pool) => bound!(sqlx::query(sqlx::AssertSqlSafe(sqlite_sql(sql))), binds)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-            Pool::Postgres(pool) => bound!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), binds)
-                .execute(pool)
-                .await?
-                .rows_affected(),
-        })
+        Ok(self.db.execute(sql, binds).await?)
     }
 
     async fn fetch(&self, sql: &str, binds: Vec<Bind>) -> Result<Vec<Approval>, ApprovalError> {
-        let mut out = Vec::new();
-        match &self.pool {
-            Pool::Sqlite(pool) => {
-                for row in bound!(sqlx::query(sqlx::AssertSqlSafe(sqlite_sql(sql))), binds)
-                    .fetch_all(pool)
-                    .await?
-                {
-                    out.push(read_row!(&row));
-                }
-            }
-            Pool::Postgres(pool) => {
-                for row in bound!(sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())), binds)
-                    .fetch_all(pool)
-                    .await?
-                {
-                    out.push(read_row!(&row));
-                }
-            }
-        }
+        let mut out = self.db.fetch(sql, binds, read_approval).await?;
         let now = now_us();
         for approval in &mut out {
             // Expiry is a matter of the clock; the row catches up on its next write.
@@ -357,10 +334,26 @@ impl Approvals {
         Ok(out)
     }
 
-    /// Records a new pending approval for `call`.
+    /// Records a new pending approval for `call`; approvers are shown `call.arguments`.
     pub async fn create(
         &self,
         call: &Call,
+        request: Option<&Value>,
+        summary: &str,
+        rule: &str,
+        tier: Tier,
+    ) -> Result<Approval, ApprovalError> {
+        self.create_shown(call, &call.arguments, request, summary, rule, tier)
+            .await
+    }
+
+    /// Records a new pending approval bound to `call` (its hash), showing approvers `shown` (the
+    /// arguments with secrets redacted) and keeping `request` (what the agent sent) to replay.
+    pub async fn create_shown(
+        &self,
+        call: &Call,
+        shown: &Value,
+        request: Option<&Value>,
         summary: &str,
         rule: &str,
         tier: Tier,
@@ -369,7 +362,7 @@ impl Approvals {
         let now = now_us();
         let ttl = i64::try_from(self.policy.ttl.as_micros()).unwrap_or(i64::MAX);
         let sql = format!(
-            "INSERT INTO approvals ({COLUMNS}, ttl_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, $14, NULL, NULL, $15)"
+            "INSERT INTO approvals ({COLUMNS}, ttl_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, $14, NULL, NULL, $16, $15)"
         );
         self.execute(
             &sql,
@@ -380,7 +373,7 @@ impl Approvals {
                 Bind::Text(call.target.clone()),
                 Bind::Text(call.tool.clone()),
                 Bind::Text(call.hash()),
-                Bind::Text(call.arguments.to_string()),
+                Bind::Text(shown.to_string()),
                 Bind::Text(summary.to_owned()),
                 Bind::Text(rule.to_owned()),
                 Bind::Text(tier.as_str().to_owned()),
@@ -389,6 +382,7 @@ impl Approvals {
                 Bind::Int(now.saturating_add(ttl)),
                 Bind::Bool(false),
                 Bind::Int(ttl),
+                Bind::OptText(request.map(Value::to_string)),
             ],
         )
         .await?;
@@ -546,13 +540,31 @@ impl Approvals {
         self.settled(changed, &call.tenant, id).await
     }
 
-    /// Writes `expired` into rows whose time ran out; returns how many.
-    pub async fn expire_due(&self) -> Result<u64, ApprovalError> {
-        self.execute(
-            "UPDATE approvals SET status = 'expired' WHERE status IN ('pending', 'approved') AND expires_at_us <= $1",
-            vec![Bind::Int(now_us())],
-        )
-        .await
+    /// Writes `expired` into rows whose time ran out; returns the approvals this call expired
+    /// (each exactly once, even with several sweepers racing).
+    pub async fn expire_due(&self) -> Result<Vec<Approval>, ApprovalError> {
+        let now = now_us();
+        let due = self
+            .fetch(
+                &format!(
+                    "SELECT {COLUMNS} FROM approvals WHERE status IN ('pending', 'approved') AND expires_at_us <= $1 ORDER BY created_at_us LIMIT 500"
+                ),
+                vec![Bind::Int(now)],
+            )
+            .await?;
+        let mut expired = Vec::new();
+        for approval in due {
+            let changed = self
+                .execute(
+                    "UPDATE approvals SET status = 'expired' WHERE id = $1 AND status IN ('pending', 'approved') AND expires_at_us <= $2",
+                    vec![Bind::Text(approval.id.clone()), Bind::Int(now)],
+                )
+                .await?;
+            if changed == 1 {
+                expired.push(approval);
+            }
+        }
+        Ok(expired)
     }
 
     #[doc(hidden)]

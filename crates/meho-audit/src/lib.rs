@@ -43,7 +43,7 @@ pub use redact::{REDACTED, Redactor};
 pub use store::{Appended, AuditStore, Filter, Head, Page};
 pub use verify::{
     ChainChecker, CheckpointSource, Problem, ProblemKind, RowView, TenantSummary, VerifyInputs,
-    VerifyReport, verify,
+    VerifyReport, verify, verify_tenant_chain,
 };
 pub use writer::{AuditLog, AuditOptions, IntentReceipt};
 

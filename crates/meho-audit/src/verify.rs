@@ -176,6 +176,33 @@ pub async fn verify(
     Ok(report)
 }
 
+/// Verifies one tenant's chain: what a tenant may see of [`verify`] (the REST verify status).
+pub async fn verify_tenant_chain(
+    store: &dyn AuditStore,
+    tenant: &str,
+    inputs: VerifyInputs<'_>,
+) -> Result<VerifyReport, AuditError> {
+    let mut report = VerifyReport::default();
+    let database = store.checkpoints(tenant).await?;
+    let witness: Vec<Checkpoint> = inputs
+        .witness
+        .iter()
+        .filter(|c| c.tenant == tenant)
+        .cloned()
+        .collect();
+    let summary = verify_tenant(
+        store,
+        tenant,
+        &database,
+        &witness,
+        inputs.key,
+        &mut report.problems,
+    )
+    .await?;
+    report.tenants.push(summary);
+    Ok(report)
+}
+
 async fn verify_tenant(
     store: &dyn AuditStore,
     tenant: &str,

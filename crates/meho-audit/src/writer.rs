@@ -157,6 +157,12 @@ impl AuditLog {
         })
     }
 
+    /// The redactor every record passes; other places that show call text to humans (approval
+    /// views, notifications) use the same one.
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
     /// Redacts `record`, appends it to its tenant's chain, and returns once it is durable.
     pub async fn append(&self, mut record: NewRecord) -> Result<Appended, AuditError> {
         if record.tenant.is_empty() || record.principal.is_empty() {

@@ -89,6 +89,9 @@ pub struct Decision {
     /// The waiver that lifted the approval requirement, if one did.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub waiver_id: Option<String>,
+    /// The approval that let this call through, when a human approved it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub approval_id: Option<String>,
 }
 
 impl Decision {
@@ -107,6 +110,7 @@ impl Decision {
             elevation_prefix: None,
             grant_id: None,
             waiver_id: None,
+            approval_id: None,
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct Caller {
     pub groups: Option<Vec<String>>,
     /// The highest tier this caller may run (`read` for a `read_only` role).
     pub max_tier: Tier,
+    /// The approval this call is collecting, when it replays an approved call. The signer
+    /// checks it against the call and consumes it exactly once as it mints the credential.
+    pub approval_id: Option<String>,
 }
 
 impl Caller {
@@ -47,6 +50,7 @@ impl Caller {
             end_user: None,
             groups: None,
             max_tier: Tier::Destructive,
+            approval_id: None,
         }
     }
 }
@@ -93,6 +97,17 @@ impl ToolError {
     }
 }
 
+/// What a freeze stops, as connectors see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frozen<'a> {
+    /// Every call and session of this principal.
+    Principal(&'a str),
+    /// This session.
+    Session(&'a str),
+    /// The credential with this serial, and any session built on it.
+    Serial(u64),
+}
+
 /// A target kind: its tools and how a call runs.
 pub trait Connector: Send + Sync + std::fmt::Debug {
     /// The tools this connector serves.
@@ -105,6 +120,13 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
         tool: &'a str,
         arguments: Value,
     ) -> BoxFuture<'a, Result<Value, ToolError>>;
+
+    /// Ends whatever `frozen` names in `tenant` (open sessions, say); returns how many ended.
+    /// Connectors without long-lived state have nothing to end.
+    fn freeze<'a>(&'a self, tenant: &'a str, frozen: Frozen<'a>) -> BoxFuture<'a, usize> {
+        let _ = (tenant, frozen);
+        Box::pin(async { 0 })
+    }
 }
 
 /// Routes tool calls to connectors.
@@ -136,6 +158,21 @@ impl Gateway {
     /// Every tool, in connector order.
     pub fn tools(&self) -> &[ToolSpec] {
         &self.tools
+    }
+
+    /// Ends what `frozen` names on every connector; returns how many sessions ended.
+    pub async fn freeze(&self, tenant: &str, frozen: Frozen<'_>) -> usize {
+        let mut connectors: Vec<&Arc<dyn Connector>> = Vec::new();
+        for connector in self.by_tool.values() {
+            if !connectors.iter().any(|c| Arc::ptr_eq(c, connector)) {
+                connectors.push(connector);
+            }
+        }
+        let mut ended = 0;
+        for connector in connectors {
+            ended += connector.freeze(tenant, frozen).await;
+        }
+        ended
     }
 
     /// Runs one tool call.

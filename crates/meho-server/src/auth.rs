@@ -59,6 +59,7 @@ impl Principal {
                 Role::ReadOnly => Tier::Read,
                 Role::Operator | Role::TenantAdmin => Tier::Destructive,
             },
+            approval_id: None,
         }
     }
 

@@ -9,8 +9,11 @@
 //! - Nothing under `/mcp` or `/api` runs before the bearer token is verified; the verified
 //!   [`auth::Principal`] travels in the request's extensions and is the only identity handlers use.
 
+pub mod api;
 pub mod auth;
+pub mod console;
 mod feed;
+pub mod hitl;
 pub mod mcp;
 mod metrics;
 
@@ -68,6 +71,19 @@ pub struct McpState {
     pub allowed_hosts: Vec<String>,
     /// Ends open MCP streams at shutdown.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// What `/api/v1/audit/verify` checks checkpoints with.
+    pub verify: AuditVerify,
+    /// The web console's settings (its routes, CSP, CORS).
+    pub console: Arc<console::ConsoleSettings>,
+}
+
+/// The audit public key and witness file the verify status uses.
+#[derive(Debug, Clone, Default)]
+pub struct AuditVerify {
+    /// The public audit key; without it checkpoints are not checked.
+    pub public_key: Option<meho_audit::AuditPublicKey>,
+    /// The witness file.
+    pub witness: Option<std::path::PathBuf>,
 }
 
 impl McpState {
@@ -92,10 +108,14 @@ fn origin(url: &str) -> &str {
 /// The whole HTTP surface.
 pub fn app(state: State) -> Router {
     let mut router = Router::new();
+    let mut console = None;
     if let Some(mcp) = &state.mcp {
-        router = router.merge(mcp_routes(mcp.clone()));
+        router = router
+            .merge(mcp_routes(mcp.clone()))
+            .merge(console::routes(mcp.console.clone()));
+        console = Some(mcp.console.clone());
     }
-    router
+    let mut router = router
         .route("/healthz", get(healthz))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
@@ -105,7 +125,19 @@ pub fn app(state: State) -> Router {
             state.clone(),
             count_requests,
         ))
-        .with_state(state)
+        .with_state(state);
+    if let Some(settings) = console {
+        // Outermost: CORS answers preflights before authentication; every response gets the
+        // security headers.
+        if let Some(cors) = console::cors_layer(&settings) {
+            router = router.layer(cors);
+        }
+        router = router.layer(middleware::from_fn_with_state(
+            settings,
+            console::security_headers,
+        ));
+    }
+    router
 }
 
 /// Serves `app(state)` on `listener` until `shutdown` resolves, then drains in-flight requests.
@@ -122,9 +154,13 @@ pub async fn serve(
             tracing::debug!(%err, "cannot set TCP_NODELAY");
         }
     });
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer address reaches handlers (audit records say where a human acted from).
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Largest `/mcp` request body.
@@ -155,6 +191,7 @@ fn mcp_routes(mcp: Arc<McpState>) -> Router<State> {
     let guarded = Router::new()
         .nest_service("/mcp", service)
         .route("/api/v1/feed", get(feed::stream))
+        .merge(api::guarded())
         // Layers run outside-in: the token is checked before any body is read.
         .layer(middleware::from_fn(limit_body))
         .layer(middleware::from_fn_with_state(
@@ -171,6 +208,7 @@ fn mcp_routes(mcp: Arc<McpState>) -> Router<State> {
             "/.well-known/oauth-protected-resource/mcp",
             get(protected_resource),
         )
+        .merge(api::public())
         .with_state(mcp)
         .merge(guarded)
 }
@@ -228,7 +266,12 @@ async fn authenticate(
         }
     };
     let path = request.uri().path();
-    let needed = if path.starts_with("/mcp") {
+    let reads = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let needed = if path.starts_with("/mcp") || !reads {
+        // Anything that acts (tools, approvals, grants, freezes) takes the tools scope.
         Some(auth::SCOPE_TOOLS)
     } else if principal.has_scope(auth::SCOPE_FEED) {
         None

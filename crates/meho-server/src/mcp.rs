@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use meho_audit::{AuditLog, Filter, Page};
+use meho_audit::AuditLog;
 use meho_core::Tier;
 use meho_gateway::{Caller, Gateway, ToolError, ToolSpec};
 use rmcp::ErrorData as McpError;
@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Principal, SCOPE_TOOLS};
+use crate::hitl::Governance;
 
 /// Longest accepted text field in tool arguments.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
@@ -31,8 +32,10 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub struct McpContext {
     /// The call path.
     pub gateway: Gateway,
-    /// For `announce` and `approval_status`.
+    /// For `announce`.
     pub audit: Arc<AuditLog>,
+    /// Freezes and approvals: every tool call passes through it.
+    pub governance: Arc<Governance>,
 }
 
 /// The MCP handler. For stdio it carries its principal; over HTTP each request brings one.
@@ -60,8 +63,36 @@ pub struct AnnounceArgs {
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalStatusArgs {
-    /// The approval id a `needs_approval` result named.
+    /// The approval id a `pending_approval` result named.
     pub approval_id: String,
+    /// How long to wait for a decision, 0 to 60 seconds (default 0: answer at once). Progress
+    /// notifications are sent while waiting.
+    #[serde(default)]
+    pub wait_seconds: u32,
+}
+
+/// Sends MCP progress notifications for one request.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    peer: rmcp::Peer<RoleServer>,
+    token: rmcp::model::ProgressToken,
+}
+
+impl Progress {
+    fn send(&self, done: std::time::Duration, total: std::time::Duration, message: String) {
+        let param = rmcp::model::ProgressNotificationParam::new(
+            self.token.clone(),
+            done.as_secs_f64().floor(),
+        )
+        .with_total(total.as_secs_f64().floor())
+        .with_message(message);
+        let peer = self.peer.clone();
+        tokio::spawn(async move {
+            if let Err(err) = peer.notify_progress(param).await {
+                tracing::debug!(%err, "progress notification not delivered");
+            }
+        });
+    }
 }
 
 fn schema<T: JsonSchema>() -> Arc<JsonObject> {
@@ -186,7 +217,7 @@ impl MehoMcp {
         let mut tools: Vec<Tool> = self.context.gateway.tools().iter().map(spec_tool).collect();
         tools.push(tool(
             "approval_status",
-            "The state of an approval a `needs_approval` result named.",
+            "Wait for (up to wait_seconds) and collect a call that went to a human: pending calls answer `pending_approval`; once approved, the call runs under your identity and its result is returned; denied or expired calls are errors with the reason.",
             schema::<ApprovalStatusArgs>(),
         ));
         tools.push(tool(
@@ -227,6 +258,18 @@ impl MehoMcp {
         name: &str,
         arguments: Value,
     ) -> Result<CallToolResult, McpError> {
+        self.call_with_progress(principal, name, arguments, None)
+            .await
+    }
+
+    /// Runs one tool call for `principal`, reporting progress of long waits to `progress`.
+    pub async fn call_with_progress(
+        &self,
+        principal: &Principal,
+        name: &str,
+        arguments: Value,
+        progress: Option<Progress>,
+    ) -> Result<CallToolResult, McpError> {
         if !principal.has_scope(SCOPE_TOOLS) {
             return Ok(error_result(&ToolError::new(
                 "forbidden",
@@ -239,7 +282,7 @@ impl MehoMcp {
         let caller = principal.caller();
         let outcome = match name {
             "announce" => self.announce(&caller, arguments).await,
-            "approval_status" => self.approval_status(&caller, arguments).await,
+            "approval_status" => self.approval_status(&caller, arguments, progress).await,
             _ if self.context.gateway.tools().iter().any(|t| t.name == name) => {
                 if caller.max_tier < Tier::Write && needs_more_than_read(name) {
                     Err(ToolError::new(
@@ -247,7 +290,10 @@ impl MehoMcp {
                         format!("`{name}` changes the target; a read_only role cannot use it"),
                     ))
                 } else {
-                    self.context.gateway.call(&caller, name, arguments).await
+                    self.context
+                        .governance
+                        .call(&self.context.gateway, &caller, name, arguments)
+                        .await
                 }
             }
             _ => {
@@ -294,40 +340,36 @@ impl MehoMcp {
         Ok(json!({ "announced": true, "id": appended.id, "seq": appended.seq }))
     }
 
-    async fn approval_status(&self, caller: &Caller, arguments: Value) -> Result<Value, ToolError> {
+    async fn approval_status(
+        &self,
+        caller: &Caller,
+        arguments: Value,
+        progress: Option<Progress>,
+    ) -> Result<Value, ToolError> {
         let args: ApprovalStatusArgs = serde_json::from_value(arguments)
             .map_err(|e| ToolError::new("invalid_arguments", format!("approval_status: {e}")))?;
-        let records = self
-            .context
-            .audit
-            .query(
-                &Filter {
-                    tenant: Some(caller.tenant.clone()),
-                    approval_id: Some(args.approval_id.clone()),
-                    kind: Some("approval".into()),
-                    ..Filter::default()
-                },
-                Page::Newest {
-                    before: None,
-                    limit: 1,
-                },
+        if args.wait_seconds > 60 {
+            return Err(ToolError::new(
+                "invalid_arguments",
+                "wait_seconds must be between 0 and 60",
+            ));
+        }
+        let id = args.approval_id.clone();
+        let tick = move |done: std::time::Duration, total: std::time::Duration| {
+            if let Some(progress) = &progress {
+                progress.send(done, total, format!("waiting for a human to decide {id}"));
+            }
+        };
+        self.context
+            .governance
+            .status(
+                &self.context.gateway,
+                caller,
+                &args.approval_id,
+                std::time::Duration::from_secs(u64::from(args.wait_seconds)),
+                &tick,
             )
             .await
-            .map_err(|e| {
-                ToolError::new("internal", format!("the audit log is unavailable: {e}"))
-            })?;
-        match records.first() {
-            Some(latest) => Ok(json!({
-                "approval_id": args.approval_id,
-                "status": latest.outcome,
-                "target": latest.target,
-                "updated_at_us": latest.ts,
-            })),
-            None => Err(ToolError::new(
-                "not_found",
-                format!("no approval `{}` in your tenant", args.approval_id),
-            )),
-        }
     }
 }
 
@@ -358,7 +400,11 @@ impl ServerHandler for MehoMcp {
     ) -> Result<CallToolResponse, McpError> {
         let principal = self.principal(&context)?;
         let arguments = Value::Object(request.arguments.unwrap_or_default());
-        self.call(&principal, &request.name, arguments)
+        let progress = context.meta.get_progress_token().map(|token| Progress {
+            peer: context.peer.clone(),
+            token,
+        });
+        self.call_with_progress(&principal, &request.name, arguments, progress)
             .await
             .map(CallToolResponse::from)
     }

@@ -214,8 +214,27 @@ fn refusal(decision: &Decision) -> ToolError {
         (
             "needs_approval",
             format!(
-                "the call needs a human's approval (rule `{}`); approvals are not available yet, so it was not run",
+                "the call needs a human's approval (rule `{}`)",
                 decision.rule
+            ),
+        )
+    } else if let Some(problem) = decision.rule.strip_prefix("approval:") {
+        (
+            "approval_refused",
+            format!(
+                "the approval `{}` cannot authorize this call: {}",
+                decision.approval_id.as_deref().unwrap_or("?"),
+                match problem {
+                    "different-call" => {
+                        "it was given for a different call; any change needs a new approval"
+                    }
+                    "consumed" => "it was already used",
+                    "expired" => "it expired",
+                    "denied" => "it was denied",
+                    "pending" => "nobody has approved it yet",
+                    "not-found" => "no such approval in this tenant",
+                    _ => "approvals cannot be checked here",
+                }
             ),
         )
     } else {
@@ -246,6 +265,25 @@ fn tier_allows(caller: &Caller, decision: &Decision) -> Result<(), ToolError> {
         .with_detail(json!({ "decision": decision })));
     }
     Ok(())
+}
+
+/// A `needs_approval` refusal carries the call an approval must be bound to: the tool, the
+/// target and the canonical arguments (what the signer checks the approval against later).
+fn bind_call(error: ToolError, tool: &str, target: &str, arguments: &Value) -> ToolError {
+    if error.code != "needs_approval" {
+        return error;
+    }
+    let mut detail = error.detail.clone().unwrap_or_else(|| json!({}));
+    if let Some(object) = detail.as_object_mut() {
+        object.insert(
+            "call".into(),
+            json!({ "tool": tool, "target": target, "arguments": arguments }),
+        );
+    }
+    ToolError {
+        detail: Some(detail),
+        ..error
+    }
 }
 
 /// Another caller's session answers exactly like a missing one.
@@ -417,6 +455,18 @@ impl SshBroker {
         }
     }
 
+    /// The approval the caller is collecting, bound to `tool` and its canonical `arguments`.
+    fn claim(caller: &Caller, tool: &str, arguments: &Value) -> Option<crate::wire::ApprovalClaim> {
+        caller
+            .approval_id
+            .as_ref()
+            .map(|id| crate::wire::ApprovalClaim {
+                id: id.clone(),
+                tool: tool.to_owned(),
+                arguments: arguments.clone(),
+            })
+    }
+
     /// Signs one hop with a fresh ephemeral key.
     async fn sign_hop(
         &self,
@@ -549,18 +599,12 @@ impl SshBroker {
         match result {
             Ok(value) => Ok(value),
             Err(failure) => {
+                let error = bind_call(failure.error, action, target, &arguments);
                 if !failure.audited {
-                    self.deny(
-                        caller,
-                        action,
-                        target,
-                        session_id,
-                        arguments,
-                        &failure.error,
-                    )
-                    .await;
+                    self.deny(caller, action, target, session_id, arguments, &error)
+                        .await;
                 }
-                Err(failure.error)
+                Err(error)
             }
         }
     }
@@ -577,6 +621,7 @@ impl SshBroker {
             sudo: args.sudo,
             sudo_user: args.sudo_user.clone(),
             pty: args.pty,
+            approval: Self::claim(caller, "ssh_execute", arguments),
             ..Self::base_intent(caller, &args.server)
         };
         if args.dry_run {
@@ -663,7 +708,7 @@ impl SshBroker {
             action,
             call_id: &call_id,
             session_id,
-            approval_id: None,
+            approval_id: decision.approval_id.as_deref(),
         };
         let receipt = self
             .audit
@@ -918,7 +963,11 @@ impl SshBroker {
         let Some(session) = self.sessions.get(&args.session_id, &caller.principal) else {
             return Err(no_session(&args.session_id));
         };
-        let arguments = json!({ "session_id": args.session_id, "command": args.command });
+        // The session's host and sudo state are part of the call an approval is bound to.
+        let arguments = json!({
+            "session_id": args.session_id, "command": args.command, "server": session.host,
+            "mode": session.mode, "sudo": session.sudo, "sudo_user": session.sudo_user,
+        });
         let result = self
             .session_exec_inner(caller, &session, args, &arguments)
             .await;
@@ -981,6 +1030,7 @@ impl SshBroker {
             sudo_user: session.sudo_user.clone(),
             pty: session.mode == SessionMode::Pty,
             dry_run: true,
+            approval: Self::claim(caller, "ssh_session_exec", arguments),
             ..Self::base_intent(caller, &session.host)
         };
         let answer = self.signer.sign(&intent).await.map_err(signer_error)?;
@@ -1172,6 +1222,24 @@ impl SshBroker {
         }
     }
 
+    /// Closes the sessions a freeze names in `tenant`; returns how many.
+    pub async fn freeze(&self, tenant: &str, frozen: meho_gateway::Frozen<'_>) -> usize {
+        use meho_gateway::Frozen;
+        let ended = self.sessions.take_matching(|s| {
+            s.tenant == tenant
+                && match frozen {
+                    Frozen::Principal(p) => s.caller == p,
+                    Frozen::Session(id) => s.id == id,
+                    Frozen::Serial(serial) => s.serial == serial,
+                }
+        });
+        let count = ended.len();
+        for session in ended {
+            self.finish_session(&session, "frozen").await;
+        }
+        count
+    }
+
     /// How many sessions are open.
     pub fn open_sessions(&self) -> usize {
         self.sessions.len()
@@ -1307,6 +1375,7 @@ impl SshBroker {
                 purpose: Purpose::File,
                 file_op: Some(op),
                 path: Some(path.to_owned()),
+                approval: Self::claim(caller, action, arguments),
                 ..Self::base_intent(caller, server)
             };
             self.check_tier(caller, &intent).await?;
@@ -1344,18 +1413,12 @@ impl SshBroker {
         match inner.await {
             Ok(done) => Ok(done),
             Err(failure) => {
+                let error = bind_call(failure.error, action, server, arguments);
                 if !failure.audited {
-                    self.deny(
-                        caller,
-                        action,
-                        server,
-                        None,
-                        arguments.clone(),
-                        &failure.error,
-                    )
-                    .await;
+                    self.deny(caller, action, server, None, arguments.clone(), &error)
+                        .await;
                 }
-                Err(failure.error)
+                Err(error)
             }
         }
     }
@@ -1453,5 +1516,13 @@ impl Connector for SshConnector {
                 )),
             }
         })
+    }
+
+    fn freeze<'a>(
+        &'a self,
+        tenant: &'a str,
+        frozen: meho_gateway::Frozen<'a>,
+    ) -> BoxFuture<'a, usize> {
+        Box::pin(self.broker.freeze(tenant, frozen))
     }
 }

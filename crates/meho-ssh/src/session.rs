@@ -476,6 +476,17 @@ impl SessionTable {
             .collect()
     }
 
+    /// Removes and returns the sessions `matches` picks (a freeze).
+    pub fn take_matching(&self, matches: impl Fn(&Session) -> bool) -> Vec<Arc<Session>> {
+        let mut sessions = self.lock();
+        let ids: Vec<String> = sessions
+            .values()
+            .filter(|s| matches(s))
+            .map(|s| s.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| sessions.remove(id)).collect()
+    }
+
     /// Removes every session (shutdown).
     pub fn drain(&self) -> Vec<Arc<Session>> {
         self.lock().drain().map(|(_, s)| s).collect()

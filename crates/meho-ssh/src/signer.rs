@@ -61,12 +61,23 @@ pub struct SignerState {
     pub cas: CaSet,
 }
 
+/// The human-in-the-loop state the signer reads: approvals to redeem, and the grants and
+/// waivers that overlay host policies.
+#[derive(Debug, Clone)]
+pub struct SignerStore {
+    /// Approvals, consumed as calls are authorized.
+    pub approvals: meho_approvals::Approvals,
+    /// Grants and waivers.
+    pub grants: meho_approvals::Grants,
+}
+
 /// The signer.
 #[derive(Debug)]
 pub struct Signer {
     state: RwLock<Arc<SignerState>>,
     audit: Arc<AuditLog>,
     tenant: String,
+    store: Option<SignerStore>,
 }
 
 impl Signer {
@@ -76,6 +87,128 @@ impl Signer {
             state: RwLock::new(Arc::new(state)),
             audit,
             tenant: tenant.into(),
+            store: None,
+        }
+    }
+
+    /// Reads approvals, grants and waivers from `store`. Without one, no approval can be redeemed
+    /// (calls that need one stay refused) and host policies apply without overlay.
+    #[must_use]
+    pub fn with_store(mut self, store: SignerStore) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The grants and waivers in force for the target of `intent`. They only ever widen the
+    /// baseline, so when the store cannot be read the decision goes on without them (narrower,
+    /// never wider) and says so.
+    async fn overlay(
+        &self,
+        intent: &Intent,
+    ) -> (
+        Vec<meho_policy::Grant>,
+        Vec<meho_policy::Waiver>,
+        Option<String>,
+    ) {
+        let Some(store) = &self.store else {
+            return (Vec::new(), Vec::new(), None);
+        };
+        if intent.role != Role::Target {
+            return (Vec::new(), Vec::new(), None);
+        }
+        match store
+            .grants
+            .overlay(self.chain_for(intent), &intent.host)
+            .await
+        {
+            Ok((grants, waivers)) => (grants, waivers, None),
+            Err(err) => {
+                tracing::warn!(%err, "grants and waivers unavailable; deciding on the baseline");
+                (
+                    Vec::new(),
+                    Vec::new(),
+                    Some(format!(
+                        "runtime grants and waivers could not be read ({err}); decided on the baseline policy"
+                    )),
+                )
+            }
+        }
+    }
+
+    /// Turns a `require_approval` decision into an allowed one when the intent carries an
+    /// approval for exactly this call, consuming it at the moment of authorization: the issue of
+    /// a certificate, or a session command's preflight. A pure dry run (the tier check before a
+    /// real sign) only verifies it.
+    async fn redeem(
+        &self,
+        caller: &str,
+        intent: &Intent,
+        mut decision: Decision,
+    ) -> Result<Decision, SignError> {
+        let Some(claim) = intent.approval.as_ref() else {
+            return Ok(decision);
+        };
+        if !(decision.allowed && decision.require_approval) {
+            return Ok(decision);
+        }
+        let refuse = |rule: &str, decision: &Decision| Decision {
+            approval_id: Some(claim.id.clone()),
+            ..Decision::refused(ReasonCode::NeedsApproval, rule, decision.tier)
+        };
+        let Some(store) = &self.store else {
+            return Ok(refuse("approval:unavailable", &decision));
+        };
+        if let Err(why) = claim_matches(intent, claim) {
+            tracing::info!(approval = %claim.id, %why, "approval presented for another call");
+            return Ok(refuse("approval:different-call", &decision));
+        }
+        let call = meho_approvals::Call {
+            tenant: self.chain_for(intent).to_owned(),
+            requester: intent.agent.clone().unwrap_or_else(|| caller.to_owned()),
+            target: intent.host.clone(),
+            tool: claim.tool.clone(),
+            arguments: claim.arguments.clone(),
+        };
+        let consume =
+            !intent.dry_run || (intent.purpose == Purpose::Session && intent.command.is_some());
+        let redeemed = if consume {
+            store.approvals.consume(&claim.id, &call).await
+        } else {
+            match store.approvals.get(&call.tenant, &claim.id).await {
+                Ok(a) if a.call_hash != call.hash() => Err(
+                    meho_approvals::ApprovalError::DifferentCall(claim.id.clone()),
+                ),
+                Ok(a) if a.status != meho_approvals::Status::Approved => {
+                    Err(meho_approvals::ApprovalError::WrongState {
+                        id: claim.id.clone(),
+                        status: a.status,
+                    })
+                }
+                other => other,
+            }
+        };
+        use meho_approvals::ApprovalError as E;
+        match redeemed {
+            Ok(approval) => {
+                // Allowed now, by a human; the rule that asked stays on the decision.
+                decision.require_approval = false;
+                decision.reason_code = ReasonCode::Allowed;
+                decision.approval_id = Some(approval.id.clone());
+                decision.warnings.push(format!(
+                    "approved by {} ({})",
+                    approval.decided_by.as_deref().unwrap_or("?"),
+                    approval.id
+                ));
+                Ok(decision)
+            }
+            Err(E::DifferentCall(_)) => Ok(refuse("approval:different-call", &decision)),
+            Err(E::WrongState { status, .. }) => {
+                Ok(refuse(&format!("approval:{status}"), &decision))
+            }
+            Err(E::NotFound(_)) => Ok(refuse("approval:not-found", &decision)),
+            Err(err) => Err(SignError::Internal(format!(
+                "approvals unavailable, nothing issued (fail closed): {err}"
+            ))),
         }
     }
 
@@ -132,7 +265,20 @@ impl Signer {
         }
         let now = unix_now();
         let elevation = Elevation::from_request(intent.sudo, intent.sudo_user.as_deref());
-        let decision = decide(host, caller, intent, &elevation, now);
+        let (grants, waivers, overlay_warning) = self.overlay(intent).await;
+        let mut decision = decide(
+            host,
+            caller,
+            intent,
+            &elevation,
+            now,
+            Overlay {
+                grants: &grants,
+                waivers: &waivers,
+            },
+        );
+        decision.warnings.extend(overlay_warning);
+        let decision = self.redeem(caller, intent, decision).await?;
         if !decision.allowed || decision.require_approval {
             self.audit_decision(RecordKind::Denial, caller, intent, &decision, json!({}))
                 .await?;
@@ -270,6 +416,7 @@ impl Signer {
                 "decision": decision,
                 "certificate": extra,
             }),
+            approval_id: decision.approval_id.clone(),
             ..NewRecord::new(self.chain_for(intent), kind, caller)
         };
         self.append(record).await
@@ -335,7 +482,41 @@ fn intent_summary(intent: &Intent) -> serde_json::Value {
         "tenant": intent.tenant,
         "end_user": intent.end_user,
         "dry_run": intent.dry_run,
+        "approval_id": intent.approval.as_ref().map(|a| &a.id),
     })
+}
+
+/// Whether the approved arguments describe exactly this intent: the tool matches its purpose,
+/// and host, command, path and sudo state are the same.
+fn claim_matches(intent: &Intent, claim: &crate::wire::ApprovalClaim) -> Result<(), String> {
+    use serde_json::Value;
+    let expected = match (intent.purpose, intent.file_op) {
+        (Purpose::Oneshot, _) => "ssh_execute",
+        (Purpose::Session, _) => "ssh_session_exec",
+        (Purpose::File, Some(FileOp::Put)) => "ssh_put_file",
+        (Purpose::File, _) => "ssh_get_file",
+    };
+    let args = &claim.arguments;
+    let text = |key: &str| args.get(key).and_then(Value::as_str);
+    let checks = [
+        (claim.tool == expected, "tool"),
+        (intent.role == Role::Target, "role"),
+        (text("server") == Some(intent.host.as_str()), "server"),
+        (text("command") == intent.command.as_deref(), "command"),
+        (text("path") == intent.path.as_deref(), "path"),
+        (
+            args.get("sudo").and_then(Value::as_bool).unwrap_or(false) == intent.sudo,
+            "sudo",
+        ),
+        (
+            text("sudo_user") == intent.sudo_user.as_deref(),
+            "sudo_user",
+        ),
+    ];
+    match checks.iter().find(|(ok, _)| !ok) {
+        Some((_, field)) => Err(format!("`{field}` differs from the approved call")),
+        None => Ok(()),
+    }
 }
 
 /// Whether `caller` (and the human's groups, when known) may use `host`.
@@ -379,6 +560,7 @@ pub fn decide(
     intent: &Intent,
     elevation: &Elevation,
     now: u64,
+    overlay: Overlay<'_>,
 ) -> Decision {
     let tier = host.policy.policies.default_tier();
     let refuse = |rule: &str| Decision::refused(ReasonCode::InvalidRequest, rule, tier);
@@ -394,7 +576,7 @@ pub fn decide(
                 end_user: intent.end_user.as_deref().unwrap_or(""),
                 now,
             },
-            Overlay::default(),
+            overlay,
         )
     };
     match (intent.role, intent.purpose) {

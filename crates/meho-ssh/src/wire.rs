@@ -121,6 +121,22 @@ pub struct Intent {
     /// Decide only; issue nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// The approval this call collects, when policy requires one: the signer checks that the
+    /// approval is for exactly this call and consumes it once, as it authorizes the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalClaim>,
+}
+
+/// An approved call, as the broker presents it to the signer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalClaim {
+    /// The approval id.
+    pub id: String,
+    /// The tool the approval was for.
+    pub tool: String,
+    /// The canonical call arguments the approval is bound to (its `call_hash`).
+    pub arguments: serde_json::Value,
 }
 
 /// `POST /v1/sign`: the answer. A refusal is an answer (`decision.allowed == false`, no

@@ -274,11 +274,18 @@ fn main() {
             .unwrap(),
         );
         let (cas, _) = meho_ssh::setup::load_cas(&config, dir.path(), false).unwrap();
-        let signer = Arc::new(meho_ssh::signer::Signer::new(
-            meho_ssh::setup::signer_state(&config, cas),
-            audit.clone(),
-            "default",
-        ));
+        let pool = store.pool().clone();
+        let signer = Arc::new(
+            meho_ssh::signer::Signer::new(
+                meho_ssh::setup::signer_state(&config, cas),
+                audit.clone(),
+                "default",
+            )
+            .with_store(meho_ssh::signer::SignerStore {
+                approvals: meho_approvals::Approvals::new(pool.clone(), Default::default()),
+                grants: meho_approvals::Grants::new(pool),
+            }),
+        );
         let broker =
             meho_ssh::setup::broker(&config, dir.path(), audit.clone(), Some(signer)).unwrap();
         let connector: Arc<dyn Connector> = Arc::new(SshConnector::new(broker));
@@ -287,6 +294,13 @@ fn main() {
             context: Arc::new(McpContext {
                 gateway: Gateway::new(vec![connector]).unwrap(),
                 audit: audit.clone(),
+                governance: Arc::new(meho_server::hitl::Governance::new(
+                    &store,
+                    Default::default(),
+                    audit.clone(),
+                    &resource,
+                    config.hosts.clone(),
+                )),
             }),
             auth: Arc::new(
                 meho_server::auth::Authenticator::new(config.auth.clone(), false, None).unwrap(),
@@ -294,6 +308,16 @@ fn main() {
             resource: resource.clone(),
             allowed_hosts: vec![],
             shutdown: tokio_util::sync::CancellationToken::new(),
+            verify: Default::default(),
+            console: Arc::new(meho_server::console::ConsoleSettings {
+                issuer: None,
+                client_id: "meho-console".into(),
+                scopes: vec![],
+                resource: resource.clone(),
+                dev: true,
+                public_url: resource.clone(),
+                cors_origins: vec![],
+            }),
         }));
         tokio::spawn(meho_server::serve(listener, state, std::future::pending()));
         let _ = MehoMcp::http; // the handler under test is the one `serve` mounts

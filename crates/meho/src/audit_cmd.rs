@@ -1,5 +1,6 @@
 //! `meho audit …`: key generation, offline verification, queries and export, against the store
-//! directly (no server needed).
+//! directly (no server needed). `query` and `show` with `--server` (or `MEHO_SERVER`) ask a meho
+//! server instead (`GET /api/v1/audit`), for the token's tenant.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +19,7 @@ use crate::cli::{
     AuditCommand, ExportArgs, FilterArgs, Format, KeygenArgs, QueryArgs, ShowArgs, StoreArgs,
     TailArgs, VerifyArgs,
 };
+use crate::remote::{self, Remote};
 use crate::runtime::Paths;
 
 pub(crate) fn run(command: AuditCommand) -> Result<(), Failure> {
@@ -29,6 +31,12 @@ pub(crate) fn run(command: AuditCommand) -> Result<(), Failure> {
         AuditCommand::Keygen(args) => keygen(&args),
         AuditCommand::Verify(args) => runtime.block_on(verify(&args)),
         AuditCommand::Tail(args) => runtime.block_on(tail(&args)),
+        AuditCommand::Query(args) if args.remote.wants_remote() => {
+            runtime.block_on(remote_query(&args))
+        }
+        AuditCommand::Show(args) if args.remote.wants_remote() => {
+            runtime.block_on(remote_show(&args))
+        }
         AuditCommand::Query(args) => runtime.block_on(query(&args)),
         AuditCommand::Show(args) => runtime.block_on(show(&args)),
         AuditCommand::Export(args) => runtime.block_on(export(&args)),
@@ -287,6 +295,23 @@ fn record_json(record: &StoredRecord) -> serde_json::Value {
 }
 
 fn table(records: &[StoredRecord]) -> String {
+    records_table(records.iter().map(|r| {
+        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        [
+            format_ts(r.ts),
+            r.tenant.clone(),
+            r.seq.to_string(),
+            r.kind.clone(),
+            r.principal.clone(),
+            dash(&r.target),
+            dash(&r.action),
+            dash(&r.outcome),
+            r.id.clone(),
+        ]
+    }))
+}
+
+fn records_table(rows: impl Iterator<Item = [String; 9]>) -> String {
     let mut table = Table::new();
     table.load_preset(UTF8_HORIZONTAL_ONLY).set_header([
         "time",
@@ -299,19 +324,8 @@ fn table(records: &[StoredRecord]) -> String {
         "outcome",
         "id",
     ]);
-    for r in records {
-        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-        table.add_row([
-            format_ts(r.ts),
-            r.tenant.clone(),
-            r.seq.to_string(),
-            r.kind.clone(),
-            r.principal.clone(),
-            dash(&r.target),
-            dash(&r.action),
-            dash(&r.outcome),
-            r.id.clone(),
-        ]);
+    for row in rows {
+        table.add_row(row);
     }
     table.to_string()
 }
@@ -485,4 +499,109 @@ async fn export(args: &ExportArgs) -> Result<(), Failure> {
     }
     out.flush().context("cannot write the export")?;
     Ok(())
+}
+
+/// A record as `GET /api/v1/audit` lists it (the fields the table shows).
+#[derive(Debug, serde::Deserialize)]
+struct RemoteRecord {
+    id: String,
+    tenant: String,
+    seq: i64,
+    ts: i64,
+    kind: String,
+    principal: String,
+    target: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RemotePage {
+    records: Vec<RemoteRecord>,
+    next_before: Option<i64>,
+}
+
+/// `meho audit query --server`: the same filters as the local query, sent as
+/// `GET /api/v1/audit`; ages in `--since`/`--until` become RFC 3339 times here.
+async fn remote_query(args: &QueryArgs) -> Result<(), Failure> {
+    let remote = Remote::new(&args.remote, args.format)?;
+    let filter = &args.filter;
+    if filter.tenant.is_some() {
+        return Err(Failure::Usage(
+            "--tenant does not go with --server: the server answers for the token's tenant".into(),
+        ));
+    }
+    let now = SystemTime::now();
+    let mut query = Vec::new();
+    for (name, value) in [
+        ("principal", &filter.principal),
+        ("target", &filter.target),
+        ("action", &filter.action),
+        ("outcome", &filter.outcome),
+        ("kind", &filter.kind),
+        ("session_id", &filter.session),
+        ("approval_id", &filter.approval),
+        ("call_id", &filter.call),
+    ] {
+        if let Some(value) = value {
+            query.push((name, value.clone()));
+        }
+    }
+    for (name, value) in [("since", &filter.since), ("until", &filter.until)] {
+        if let Some(text) = value {
+            query.push((name, rfc3339(parse_time(text, now)?)));
+        }
+    }
+    query.push(("limit", args.limit.clamp(1, 1000).to_string()));
+    if let Some(before) = args.cursor {
+        query.push(("before", before.to_string()));
+    }
+    let answer = remote.get(&["api", "v1", "audit"], &query).await?;
+    if args.format == Format::Json {
+        return answer.print();
+    }
+    let page: RemotePage = answer.parse()?;
+    let mut text = if page.records.is_empty() {
+        "no matching records".to_owned()
+    } else {
+        records_table(page.records.iter().map(|r| {
+            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+            [
+                format_ts(r.ts),
+                r.tenant.clone(),
+                r.seq.to_string(),
+                r.kind.clone(),
+                r.principal.clone(),
+                dash(&r.target),
+                dash(&r.action),
+                dash(&r.outcome),
+                r.id.clone(),
+            ]
+        }))
+    };
+    if let Some(before) = page.next_before {
+        text.push_str(&format!("\nmore: --cursor {before}"));
+    }
+    remote::print_text(&text)
+}
+
+/// `meho audit show --server`: `GET /api/v1/audit/{id}`.
+async fn remote_show(args: &ShowArgs) -> Result<(), Failure> {
+    let remote = Remote::new(&args.remote, args.format)?;
+    let id = remote::id_segment("audit record", &args.id)?;
+    let answer = remote.get(&["api", "v1", "audit", id], &[]).await?;
+    match args.format {
+        Format::Json => answer.print(),
+        Format::Text => {
+            let text =
+                serde_json::to_string_pretty(answer.value()).context("cannot format the record")?;
+            remote::print_text(&text)
+        }
+    }
+}
+
+/// Unix microseconds as RFC 3339 in UTC.
+fn rfc3339(micros: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0));
+    humantime::format_rfc3339_micros(at).to_string()
 }

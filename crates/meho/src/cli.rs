@@ -1,8 +1,9 @@
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::Failure;
+use crate::remote::Token;
 
 /// meho: a governance backplane between AI agents and the infrastructure they operate.
 #[derive(Debug, Parser)]
@@ -13,6 +14,10 @@ pub(crate) struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only add noise to the dispatch"
+)]
 pub(crate) enum Command {
     /// Print the version of this build.
     Version(VersionArgs),
@@ -40,6 +45,280 @@ pub(crate) enum Command {
     /// audit.
     #[command(subcommand)]
     Ssh(SshCommand),
+    /// Call-bound approvals on a meho server (`--server`/`MEHO_SERVER`): list, show, approve, deny.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// Runtime grants on a meho server: TTL'd allow patterns that widen an allowlist host.
+    #[command(subcommand)]
+    Grants(GrantsCommand),
+    /// The kill switch on a meho server: freeze a principal, an SSH session or a credential
+    /// serial (every later call from it is denied, its sessions closed), or list freezes with
+    /// --list.
+    Freeze(FreezeArgs),
+    /// Lift a freeze on a meho server.
+    Unfreeze(UnfreezeArgs),
+}
+
+/// Where the remote commands send their requests, and the bearer token they send.
+#[derive(Debug, Args)]
+pub(crate) struct RemoteArgs {
+    /// The meho server's base URL, e.g. `https://meho.example` or `http://127.0.0.1:8080`.
+    #[arg(long, env = "MEHO_SERVER", value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// The bearer token: an access token from `[auth] issuer`, or the `MEHO_TOKEN` that
+    /// `meho serve --dev` prints. Prefer the environment variable: other local users can read
+    /// command lines.
+    #[arg(long, env = "MEHO_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<Token>,
+}
+
+impl RemoteArgs {
+    /// Whether a server was named (an empty `MEHO_SERVER` names none).
+    pub(crate) fn wants_remote(&self) -> bool {
+        self.server.as_deref().is_some_and(|s| !s.is_empty())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApprovalsCommand {
+    /// List approvals in the token's tenant, newest first.
+    List(ApprovalListArgs),
+    /// Print one approval in full: the exact call, rule, tier, state and decision.
+    Show(ApprovalShowArgs),
+    /// Approve a pending call (four eyes: not your own). With --learn --ttl, also mint a waiver
+    /// for that exact command, elevation, caller and end user.
+    Approve(ApprovalApproveArgs),
+    /// Deny a pending call.
+    Deny(ApprovalDenyArgs),
+}
+
+/// An approval's state, for `approvals list --status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ApprovalStatus {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    Consumed,
+}
+
+impl ApprovalStatus {
+    /// The API's name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ApprovalStatus::Pending => "pending",
+            ApprovalStatus::Approved => "approved",
+            ApprovalStatus::Denied => "denied",
+            ApprovalStatus::Expired => "expired",
+            ApprovalStatus::Consumed => "consumed",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApprovalListArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// Only approvals in this state.
+    #[arg(long, value_enum)]
+    pub(crate) status: Option<ApprovalStatus>,
+    /// At most this many (1-500; the server's default is 50).
+    #[arg(long, value_name = "N")]
+    pub(crate) limit: Option<u32>,
+    /// Output format (`json` prints the server's answer).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApprovalShowArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// The approval id (`apr-…`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Output format (`json` prints the server's answer).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApprovalApproveArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// The approval id (`apr-…`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Why you approve; recorded in the audit log (1-1024 characters).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reason: String,
+    /// Approve and learn: also mint a waiver so the same command, elevation, caller and end user
+    /// runs without approval for --ttl.
+    #[arg(long, requires = "ttl")]
+    pub(crate) learn: bool,
+    /// How long the waiver lasts (`30m`, `2h`, `7d`; the server accepts 1m to 7d). Only with
+    /// --learn.
+    #[arg(long, requires = "learn", value_name = "DURATION", value_parser = duration)]
+    pub(crate) ttl: Option<std::time::Duration>,
+    /// Output format (`json` prints the server's answer).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApprovalDenyArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// The approval id (`apr-…`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Why you deny; the requester sees it (1-1024 characters).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reason: String,
+    /// Output format (`json` prints the server's answer).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+/// A duration such as `90s`, `30m`, `2h` or `7d`.
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|err| format!("{err} (expected a duration such as `90s`, `30m`, `2h` or `7d`)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GrantsCommand {
+    /// Grant a TTL'd allow pattern on a host whose baseline policy is an allowlist (grants only
+    /// widen; a host without an allowlist is refused).
+    Create(GrantCreateArgs),
+    /// List grants in force (all of them, revoked and expired too, with --all).
+    List(GrantListArgs),
+    /// Print one grant.
+    Show(GrantIdArgs),
+    /// Revoke a grant at once.
+    Revoke(GrantIdArgs),
+}
+
+/// The tier a grant allows its commands at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum GrantTier {
+    Read,
+    Write,
+    Destructive,
+}
+
+impl GrantTier {
+    /// The API's name.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            GrantTier::Read => "read",
+            GrantTier::Write => "write",
+            GrantTier::Destructive => "destructive",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GrantCreateArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// The host, as named under `[hosts.<name>]`.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) target: String,
+    /// The regex the whole command must match, as in an allowlist (`^journalctl -u nginx$`).
+    #[arg(long, value_name = "REGEX", allow_hyphen_values = true)]
+    pub(crate) pattern: String,
+    /// The tier of the commands it allows.
+    #[arg(long, value_enum)]
+    pub(crate) tier: GrantTier,
+    /// How long it lasts (`15m`, `1h`, `7d`; the server accepts 1m to 7d).
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) ttl: std::time::Duration,
+    /// Why; recorded in the audit log.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reason: String,
+    /// Output format (`json` prints the server's answer).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GrantListArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// Only grants on this host.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) target: Option<String>,
+    /// Also revoked and expired grants.
+    #[arg(long)]
+    pub(crate) all: bool,
+    /// Output format (`json` prints the server's answer).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GrantIdArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// The grant id (`grt-…`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Output format (`json` prints the server's answer).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    group(ArgGroup::new("subject").required(true).args(["principal", "session", "serial", "list"])),
+    override_usage = "meho freeze [OPTIONS] (--principal <PRINCIPAL> | --session <SESSION_ID> | --serial <SERIAL>) --reason <TEXT>\n       meho freeze --list [--all] [OPTIONS]"
+)]
+pub(crate) struct FreezeArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// Freeze this principal (an agent's or user's `sub`): its calls are denied, its sessions
+    /// closed.
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub(crate) principal: Option<String>,
+    /// Freeze this SSH session (its id from `ssh_session_open`): it is closed and stays closed.
+    #[arg(long, value_name = "SESSION_ID")]
+    pub(crate) session: Option<String>,
+    /// Freeze this certificate serial (from the audit log): the session it opened is closed.
+    #[arg(long, value_name = "SERIAL")]
+    pub(crate) serial: Option<u64>,
+    /// Why; recorded in the audit log. Required to freeze.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        required_unless_present = "list",
+        conflicts_with = "list"
+    )]
+    pub(crate) reason: Option<String>,
+    /// List the freezes in force instead of creating one.
+    #[arg(long)]
+    pub(crate) list: bool,
+    /// With --list: also the lifted ones.
+    #[arg(long, conflicts_with_all = ["principal", "session", "serial", "reason"])]
+    pub(crate) all: bool,
+    /// Output format (`json` prints the server's answer).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UnfreezeArgs {
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
+    /// The freeze id (`frz-…`, from `meho freeze --list`).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Why it is lifted; recorded in the audit log.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reason: Option<String>,
+    /// Output format (`json` prints the server's answer).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,9 +476,10 @@ pub(crate) enum AuditCommand {
     Verify(VerifyArgs),
     /// Print the latest records; with -f, keep printing new ones.
     Tail(TailArgs),
-    /// Search records by tenant, principal, target, action, outcome, time, session or approval.
+    /// Search records by tenant, principal, target, action, outcome, time, session or approval;
+    /// with --server, on a meho server.
     Query(QueryArgs),
-    /// Print one record in full.
+    /// Print one record in full; with --server, from a meho server.
     Show(ShowArgs),
     /// Write every record, in chain order, for another tool to re-verify.
     Export(ExportArgs),
@@ -309,12 +589,17 @@ pub(crate) struct TailArgs {
 pub(crate) struct QueryArgs {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    /// With --server (or `MEHO_SERVER`), ask that meho server (`GET /api/v1/audit`) for the
+    /// token's tenant instead of reading the store.
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
     #[command(flatten)]
     pub(crate) filter: FilterArgs,
-    /// Records per page.
+    /// Records per page (at most 1000 with --server).
     #[arg(long, default_value_t = 50)]
     pub(crate) limit: u32,
-    /// Continue after this cursor (the `next_cursor` of the previous page).
+    /// Continue after this cursor (the `next_cursor` of the previous page; `next_before` with
+    /// --server).
     #[arg(long)]
     pub(crate) cursor: Option<i64>,
     /// Output format.
@@ -326,6 +611,10 @@ pub(crate) struct QueryArgs {
 pub(crate) struct ShowArgs {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
+    /// With --server (or `MEHO_SERVER`), ask that meho server (`GET /api/v1/audit/{id}`)
+    /// instead of reading the store.
+    #[command(flatten)]
+    pub(crate) remote: RemoteArgs,
     /// The record id.
     pub(crate) id: String,
     /// Output format.

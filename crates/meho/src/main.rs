@@ -4,12 +4,16 @@
 //! Exit codes: 0 success (a policy denial is a successful answer), 1 runtime failure, 2 usage or
 //! config error.
 
+mod approvals_cmd;
 mod audit_cmd;
 mod ca_cmd;
 mod cli;
 mod config_cmd;
+mod freeze_cmd;
+mod grants_cmd;
 mod mcp_cmd;
 mod policy_cmd;
+mod remote;
 mod runtime;
 mod serve;
 mod signer_cmd;
@@ -64,6 +68,10 @@ fn main() -> ExitCode {
         Command::Ca(command) => ca_cmd::run(&command),
         Command::Signer(args) => signer_cmd::run(&args),
         Command::Ssh(command) => ssh_cmd::run(&command),
+        Command::Approvals(command) => approvals_cmd::run(command),
+        Command::Grants(command) => grants_cmd::run(command),
+        Command::Freeze(args) => freeze_cmd::freeze(&args),
+        Command::Unfreeze(args) => freeze_cmd::unfreeze(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -61,10 +61,12 @@ async fn serve(args: &McpArgs, config: Config) -> Result<(), Failure> {
 
 async fn serve_on(config: &Config, paths: &Paths, backplane: &Backplane) -> Result<(), Failure> {
     backplane.record_start(config, "mcp").await?;
-    let ssh = Ssh::start(config, &paths.data_dir, &backplane.audit, false)?;
+    let ssh = Ssh::start(config, &paths.data_dir, backplane, false)?;
+    let governance = backplane.governance(config, &config.server.effective_public_url())?;
     let context = Arc::new(McpContext {
         gateway: ssh.gateway()?,
         audit: backplane.audit.clone(),
+        governance: governance.clone(),
     });
     let principal = stdio_principal(config);
     tracing::info!(principal = %principal.subject, tenant = %principal.tenant, "serving MCP on stdio");
@@ -82,5 +84,8 @@ async fn serve_on(config: &Config, paths: &Paths, backplane: &Backplane) -> Resu
         () = shutdown => {}
     }
     ssh.broker.shutdown().await;
+    if let Some(notifier) = governance.notifier() {
+        notifier.drain(std::time::Duration::from_secs(10)).await;
+    }
     Ok(())
 }

@@ -117,6 +117,39 @@ impl Backplane {
         Ok(())
     }
 
+    /// What the signer reads from the store: approvals to redeem, grants and waivers.
+    pub(crate) fn signer_store(&self, config: &Config) -> meho_ssh::signer::SignerStore {
+        let pool = self.store.pool().clone();
+        meho_ssh::signer::SignerStore {
+            approvals: meho_approvals::Approvals::new(
+                pool.clone(),
+                meho_approvals::ApprovalPolicy::from_config(&config.approvals),
+            ),
+            grants: meho_approvals::Grants::new(pool),
+        }
+    }
+
+    /// The human-in-the-loop state over this store, announcing to the configured webhooks.
+    pub(crate) fn governance(
+        &self,
+        config: &Config,
+        public_url: &str,
+    ) -> Result<Arc<meho_server::hitl::Governance>, Failure> {
+        let mut governance = meho_server::hitl::Governance::new(
+            &self.store,
+            meho_approvals::ApprovalPolicy::from_config(&config.approvals),
+            self.audit.clone(),
+            public_url,
+            config.hosts.clone(),
+        );
+        if !config.webhooks.is_empty() {
+            let notifier = meho_notify::Notifier::new(config.webhooks.clone(), self.audit.clone())
+                .context("cannot set up the approval webhooks")?;
+            governance = governance.with_notifier(notifier);
+        }
+        Ok(Arc::new(governance))
+    }
+
     /// Ends with a signed checkpoint of every chain, then closes the store.
     pub(crate) async fn close(self) -> Result<(), Failure> {
         let checkpoints = self
@@ -176,9 +209,10 @@ impl Ssh {
     pub(crate) fn start(
         config: &Config,
         data_dir: &Path,
-        audit: &Arc<AuditLog>,
+        backplane: &Backplane,
         dev: bool,
     ) -> Result<Self, Failure> {
+        let audit = &backplane.audit;
         let (signer, dev_ca) = match &config.ssh.signer {
             SignerLocation::Remote { url, .. } => {
                 if dev {
@@ -195,7 +229,10 @@ impl Ssh {
                     );
                 }
                 let state = meho_ssh::setup::signer_state(config, cas);
-                let signer = Arc::new(Signer::new(state, audit.clone(), TENANT));
+                let signer = Arc::new(
+                    Signer::new(state, audit.clone(), TENANT)
+                        .with_store(backplane.signer_store(config)),
+                );
                 (Some(signer), dev_ca)
             }
         };

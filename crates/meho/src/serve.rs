@@ -100,7 +100,7 @@ async fn serve_on(
     }
     // Fail closed: a server that cannot write its first audit record does not serve.
     backplane.record_start(config, "serve").await?;
-    let ssh = Ssh::start(config, &paths.data_dir, &backplane.audit, args.dev)?;
+    let ssh = Ssh::start(config, &paths.data_dir, backplane, args.dev)?;
     let dev_token = if args.dev {
         Some(dev_token(&paths.data_dir)?)
     } else {
@@ -133,16 +133,41 @@ async fn serve_on(
         );
     }
     let mcp_shutdown = tokio_util::sync::CancellationToken::new();
+    let public_url = config
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{bound}"));
+    let governance = backplane.governance(config, &public_url)?;
+    let public_key_path = config.audit.public_key_path(&paths.data_dir);
+    let verify = meho_server::AuditVerify {
+        public_key: meho_audit::AuditPublicKey::load(&public_key_path)
+            .map_err(|err| tracing::warn!(%err, "audit verify status runs without the public key"))
+            .ok(),
+        witness: Some(config.audit.witness_path(&paths.data_dir)),
+    };
+    let console = meho_server::console::ConsoleSettings {
+        issuer: config.auth.issuer.clone(),
+        client_id: config.console.client_id.clone(),
+        scopes: config.console.scopes.clone(),
+        resource: resource.clone(),
+        dev: args.dev,
+        public_url: public_url.clone(),
+        cors_origins: config.server.cors_origins.clone(),
+    };
     let mut state = State::new(backplane.store.clone());
     state.mcp = Some(Arc::new(meho_server::McpState {
         context: Arc::new(meho_server::mcp::McpContext {
             gateway: ssh.gateway()?,
             audit: backplane.audit.clone(),
+            governance: governance.clone(),
         }),
         auth: Arc::new(authenticator),
         resource: resource.clone(),
         allowed_hosts: config.mcp.allowed_hosts.clone(),
         shutdown: mcp_shutdown.clone(),
+        verify,
+        console: Arc::new(console),
     }));
     if let Some(line) = &ssh.dev_ca {
         println!("meho dev CA (add to sshd TrustedUserCAKeys): {line}");
@@ -162,8 +187,20 @@ async fn serve_on(
     }
     println!("meho listening on http://{bound}");
     let _ = std::io::stdout().flush();
-    tracing::info!(addr = %bound, %resource, "listening");
+    tracing::info!(addr = %bound, %resource, console = %format!("{public_url}/console/"), "listening");
     let reaper = ssh.broker.spawn_reaper(REAP_EVERY);
+    let sweeper = tokio::spawn({
+        let governance = governance.clone();
+        async move {
+            let mut tick = tokio::time::interval(REAP_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(err) = governance.sweep().await {
+                    tracing::warn!(%err, "could not expire timed-out approvals");
+                }
+            }
+        }
+    });
 
     // Streams (MCP, the feed) end when the signal comes, so the graceful drain can finish.
     let shutdown = async move {
@@ -176,6 +213,11 @@ async fn serve_on(
     // Open sessions are closed (and their closing records written) before the audit log is.
     ssh.broker.shutdown().await;
     reaper.abort();
+    sweeper.abort();
+    // Deliveries still running write their audit records before the log closes.
+    if let Some(notifier) = governance.notifier() {
+        notifier.drain(Duration::from_secs(10)).await;
+    }
     served?;
     Ok(())
 }

@@ -124,11 +124,16 @@ async fn serve(
     let bound = listener
         .local_addr()
         .context("cannot read the bound address")?;
-    let signer = Arc::new(Signer::new(
-        meho_ssh::setup::signer_state(&config, cas),
-        backplane.audit.clone(),
-        TENANT,
-    ));
+    // Approvals are redeemed against this process's store: share it with the servers (one
+    // PostgreSQL) or approved calls stay refused here (fail closed).
+    let signer = Arc::new(
+        Signer::new(
+            meho_ssh::setup::signer_state(&config, cas),
+            backplane.audit.clone(),
+            TENANT,
+        )
+        .with_store(backplane.signer_store(&config)),
+    );
     let allowed_callers = config.signer.allowed_callers.clone();
 
     // Every handler is installed before the listen line: a signal sent as soon as a script reads

@@ -61,8 +61,11 @@ async fn call(
     // With no `[ca_keys]`, the dev CA `meho serve --dev` made in this data directory is the one
     // sshd was told to trust; it is used when present, never created here.
     let dev = config.ca_keys.is_empty() && meho_ssh::setup::dev_ca_path(&paths.data_dir).is_file();
-    let ssh = Ssh::start(config, &paths.data_dir, &backplane.audit, dev)?;
-    let gateway = ssh.gateway()?;
+    let ssh = Ssh::start(config, &paths.data_dir, backplane, dev)?;
+    let gateway = Governed {
+        gateway: ssh.gateway()?,
+        governance: backplane.governance(config, &config.server.effective_public_url())?,
+    };
     let caller = Caller::agent(caller_name(command.common()));
     let status = match command {
         SshCommand::Exec(args) => exec(&gateway, &caller, args).await,
@@ -72,6 +75,28 @@ async fn call(
     };
     ssh.broker.shutdown().await;
     status
+}
+
+/// The gateway behind the freeze check: a frozen principal cannot act from the CLI either. A
+/// call that needs approval is refused here (the CLI has no way to wait for one); agents ask
+/// through MCP.
+struct Governed {
+    gateway: Gateway,
+    governance: std::sync::Arc<meho_server::hitl::Governance>,
+}
+
+impl Governed {
+    async fn call(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        self.governance
+            .check_frozen(caller, tool, &arguments)
+            .await?;
+        self.gateway.call(caller, tool, arguments).await
+    }
 }
 
 /// `--caller`, else `cli:$USER`.
@@ -87,7 +112,7 @@ fn caller_name(common: &SshCommonArgs) -> String {
 /// Runs one tool; a [`ToolError`] is reported (as JSON on stdout too, with `--format json`) and
 /// becomes exit 2 for `invalid_arguments`, else exit 1.
 async fn tool(
-    gateway: &Gateway,
+    gateway: &Governed,
     caller: &Caller,
     format: Format,
     name: &str,
@@ -142,7 +167,7 @@ fn unreadable(tool: &str, err: &serde_json::Error) -> Failure {
     ))
 }
 
-async fn exec(gateway: &Gateway, caller: &Caller, args: &SshExecArgs) -> Result<u8, Failure> {
+async fn exec(gateway: &Governed, caller: &Caller, args: &SshExecArgs) -> Result<u8, Failure> {
     let format = args.common.format;
     let arguments = json!({
         "server": args.host,
@@ -188,7 +213,7 @@ async fn exec(gateway: &Gateway, caller: &Caller, args: &SshExecArgs) -> Result<
         .unwrap_or(1))
 }
 
-async fn hosts(gateway: &Gateway, caller: &Caller, common: &SshCommonArgs) -> Result<u8, Failure> {
+async fn hosts(gateway: &Governed, caller: &Caller, common: &SshCommonArgs) -> Result<u8, Failure> {
     let result = tool(gateway, caller, common.format, "list_targets", json!({})).await?;
     if common.format == Format::Json {
         print_json(&result)?;
@@ -222,7 +247,7 @@ fn is_dash(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-async fn put(gateway: &Gateway, caller: &Caller, args: &SshPutArgs) -> Result<u8, Failure> {
+async fn put(gateway: &Governed, caller: &Caller, args: &SshPutArgs) -> Result<u8, Failure> {
     let data = if is_dash(&args.local_file) {
         let mut data = Vec::new();
         std::io::stdin()
@@ -279,7 +304,7 @@ fn destination(args: &SshGetArgs) -> Result<Option<PathBuf>, Failure> {
     }
 }
 
-async fn get(gateway: &Gateway, caller: &Caller, args: &SshGetArgs) -> Result<u8, Failure> {
+async fn get(gateway: &Governed, caller: &Caller, args: &SshGetArgs) -> Result<u8, Failure> {
     let destination = destination(args)?;
     let format = args.common.format;
     let arguments = json!({ "server": args.host, "path": args.remote_path });

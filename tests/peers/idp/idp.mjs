@@ -3,6 +3,8 @@
 //
 //   node idp.mjs [PORT]        # PORT from argv[2], else $IDP_PORT, else 0 (a free port)
 //   MEHO_RESOURCE=http://127.0.0.1:8080/mcp   # the default resource (token audience)
+//   MEHO_CONSOLE_REDIRECT=http://127.0.0.1:8080/console/   # the console's redirect URI(s),
+//                              # comma-separated; default: the origin of MEHO_RESOURCE + /console/
 //
 // It listens on 127.0.0.1 only, with issuer `http://127.0.0.1:<port>`, prints exactly one line
 // `IDP READY <issuer>` on stdout once it accepts connections (everything else goes to stderr), and
@@ -28,6 +30,8 @@
 // Clients (all confidential, `client_secret_post`, secret `<client_id>-secret`, client_credentials):
 //   tenant-a-admin   tenant_id "a", tenant_role "tenant_admin", groups ["ops"]       RS256
 //   tenant-a-reader  tenant_id "a", tenant_role "read_only",    groups ["ops"]       RS256
+//   tenant-a-agent   tenant_id "a", tenant_role "operator",     groups ["ops"]       RS256
+//                    (an agent that may ask for approvals but is not an approver)
 //   tenant-b-admin   tenant_id "b", tenant_role "tenant_admin", groups ["ops"]       RS256
 //   no-tenant        groups ["ops"] only                                              RS256
 //   tenant-a-es256   like tenant-a-admin                                              ES256 (P-256)
@@ -45,6 +49,17 @@
 // at /interaction/<uid> with prompt=login&login=tenant-a-admin&password=x, then the consent form
 // with prompt=consent; then POST /token grant_type=urn:ietf:params:oauth:grant-type:device_code
 // &device_code=…&client_id=meho-cli gives a JWT for $MEHO_RESOURCE (scope mcp:tools) and an ID token.
+//
+// The web console logs in as the public client `meho-console` (no secret): authorization code
+// with PKCE (S256, required), redirect URIs from $MEHO_CONSOLE_REDIRECT, and CORS on the token
+// endpoint for exactly the origins of those redirect URIs (discovery and JWKS answer any origin).
+// The browser goes to GET /auth?client_id=meho-console&response_type=code&redirect_uri=…
+// &scope=openid mcp:tools&state=…&code_challenge=…&code_challenge_method=S256&resource=<meho /mcp>,
+// signs in through the same development forms (login name `tenant-a-admin` gets tenant a's admin
+// claims; the password is ignored), consents, and comes back to the redirect URI with ?code=…;
+// POST /token grant_type=authorization_code&code=…&redirect_uri=…&client_id=meho-console
+// &code_verifier=…&resource=<meho /mcp> gives a JWT access token for meho (sub = the login name,
+// scope mcp:tools, the profile's claims) and an ID token.
 
 import * as crypto from 'node:crypto';
 
@@ -61,6 +76,10 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.exit(2);
 }
 const defaultResourceUrl = process.env.MEHO_RESOURCE || 'http://127.0.0.1:8080/mcp';
+const consoleRedirects = (process.env.MEHO_CONSOLE_REDIRECT || `${new URL(defaultResourceUrl).origin}/console/`)
+  .split(',')
+  .map((uri) => uri.trim())
+  .filter(Boolean);
 
 // --- keys ----------------------------------------------------------------------------------------
 
@@ -85,6 +104,7 @@ const TENANT_A_ADMIN = { tenant_id: 'a', tenant_role: 'tenant_admin', groups: ['
 const PROFILES = {
   'tenant-a-admin': { claims: TENANT_A_ADMIN },
   'tenant-a-reader': { claims: { tenant_id: 'a', tenant_role: 'read_only', groups: ['ops'] } },
+  'tenant-a-agent': { claims: { tenant_id: 'a', tenant_role: 'operator', groups: ['ops'] } },
   'tenant-b-admin': { claims: { tenant_id: 'b', tenant_role: 'tenant_admin', groups: ['ops'] } },
   'no-tenant': { claims: { groups: ['ops'] } },
   'tenant-a-es256': { claims: TENANT_A_ADMIN, alg: 'ES256' },
@@ -110,7 +130,22 @@ const clients = [
     response_types: [],
     redirect_uris: [],
   },
+  {
+    client_id: 'meho-console',
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    redirect_uris: consoleRedirects,
+  },
 ];
+
+function originOf(uri) {
+  try {
+    return new URL(uri).origin;
+  } catch {
+    return undefined;
+  }
+}
 
 // --- the provider --------------------------------------------------------------------------------
 
@@ -119,8 +154,12 @@ const configuration = {
   jwks,
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   scopes: ['openid', 'offline_access'],
+  // The console's token request comes from the browser: allow exactly its redirect URIs' origins.
+  clientBasedCORS(_ctx, origin, client) {
+    return client.redirectUris.some((uri) => originOf(uri) === origin);
+  },
   claims: { openid: ['sub'], tenant: ['tenant_id', 'tenant_role', 'groups'] },
-  // Device-flow logins: any name; known names carry the matching profile's claims.
+  // Device-flow and console logins: any name; known names carry the matching profile's claims.
   async findAccount(_ctx, id) {
     return {
       accountId: id,

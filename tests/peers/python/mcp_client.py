@@ -22,7 +22,8 @@ It prints ONE JSON object on stdout and exits:
        {"protocol_version": "2025-11-25", "server_name": "...", "server_version": "...",
         "tools": ["name", ...], "tools_full": [{"name", "inputSchema", "annotations", ...}],
         "call": {"is_error": false, "structured_content": {...} | null, "text": "joined text",
-                 "content": [...]}}
+                 "content": [...], "progress": [{"progress", "total", "message"}, ...]}}
+       (`progress`: the progress notifications the server sent during the call)
        ("tools"/"tools_full" only with --list-tools, "call" only with --call)
     3  the connection or an HTTP request failed (refused, 401, 403, bad handshake ...):
        {"error": "message", "status": 401, "www_authenticate": "Bearer ..."}
@@ -174,13 +175,21 @@ async def run(args: argparse.Namespace, out: dict[str, Any], trace: HttpTrace) -
             if args.call:
                 step = "tools/call"
                 trace.status = None
-                result = await session.call_tool(args.call, args.arguments)
+                progress: list[dict[str, Any]] = []
+
+                async def on_progress(done: float, total: float | None, message: str | None) -> None:
+                    progress.append({"progress": done, "total": total, "message": message})
+
+                result = await session.call_tool(
+                    args.call, args.arguments, progress_callback=on_progress
+                )
                 content = [dump(c) for c in result.content]
                 out["call"] = {
                     "is_error": bool(result.is_error),
                     "structured_content": result.structured_content,
                     "text": "\n".join(c["text"] for c in content if c.get("type") == "text"),
                     "content": content,
+                    "progress": progress,
                 }
         except MCPError as e:
             if trace.status is not None:

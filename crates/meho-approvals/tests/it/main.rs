@@ -110,6 +110,7 @@ async fn an_approval_is_bound_to_its_call_and_consumed_exactly_once() {
         let pending = approvals
             .create(
                 &asked,
+                None,
                 "restart nginx on web",
                 "require_approval:^systemctl",
                 Tier::Write,
@@ -230,7 +231,7 @@ async fn denials_and_expiry_fail_closed() {
         let approvals = Approvals::new(store.pool().clone(), ApprovalPolicy::default());
         let asked = call("alice", "rm -rf /srv/cache");
         let denied = approvals
-            .create(&asked, "s", "r", Tier::Destructive)
+            .create(&asked, None, "s", "r", Tier::Destructive)
             .await
             .unwrap();
         let after = approvals
@@ -243,7 +244,7 @@ async fn denials_and_expiry_fail_closed() {
 
         // A pending approval past its time cannot be approved…
         let late = approvals
-            .create(&asked, "s", "r", Tier::Write)
+            .create(&asked, None, "s", "r", Tier::Write)
             .await
             .unwrap();
         approvals
@@ -270,7 +271,7 @@ async fn denials_and_expiry_fail_closed() {
         );
         // …and an approved one not collected in time cannot be consumed.
         let uncollected = approvals
-            .create(&asked, "s", "r", Tier::Write)
+            .create(&asked, None, "s", "r", Tier::Write)
             .await
             .unwrap();
         approvals
@@ -295,7 +296,10 @@ async fn denials_and_expiry_fail_closed() {
             ),
             "{backend}"
         );
-        assert!(approvals.expire_due().await.unwrap() >= 2, "{backend}");
+        assert!(
+            approvals.expire_due().await.unwrap().len() >= 2,
+            "{backend}"
+        );
     }
     cleanup(all).await;
 }
@@ -316,7 +320,7 @@ async fn self_approval_only_when_policy_allows_and_it_is_recorded() {
     );
     let asked = call("alice", "systemctl reload nginx");
     let pending = approvals
-        .create(&asked, "s", "r", Tier::Write)
+        .create(&asked, None, "s", "r", Tier::Write)
         .await
         .unwrap();
     assert!(pending.expires_at_us - pending.created_at_us <= 60_000_000);
@@ -336,7 +340,7 @@ async fn self_approval_only_when_policy_allows_and_it_is_recorded() {
     assert!(approved.self_approved);
     // Read-only is never an approver unless listed.
     let other = approvals
-        .create(&asked, "s", "r", Tier::Write)
+        .create(&asked, None, "s", "r", Tier::Write)
         .await
         .unwrap();
     let err = approvals

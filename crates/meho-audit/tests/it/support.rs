@@ -375,6 +375,7 @@ pub fn allowed_decision() -> meho_core::Decision {
         elevation_prefix: None,
         grant_id: None,
         waiver_id: None,
+        approval_id: None,
     }
 }
 

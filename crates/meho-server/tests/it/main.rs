@@ -9,6 +9,7 @@
 )]
 
 mod auth;
+mod console;
 mod feed;
 mod mcp;
 mod routes;

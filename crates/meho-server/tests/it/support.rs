@@ -509,16 +509,34 @@ impl Server {
         let connector = Arc::new(TestConnector::default());
         let gateway = Gateway::new(vec![connector.clone() as Arc<dyn Connector>]).unwrap();
         let stop = CancellationToken::new();
+        let governance = Arc::new(meho_server::hitl::Governance::new(
+            &store,
+            meho_approvals::ApprovalPolicy::default(),
+            audit.clone(),
+            &base,
+            Default::default(),
+        ));
         let mut state = meho_server::State::new(store);
         state.mcp = Some(Arc::new(McpState {
             context: Arc::new(McpContext {
                 gateway,
                 audit: audit.clone(),
+                governance,
             }),
             auth: auth.clone(),
             resource: audience.clone(),
             allowed_hosts: vec!["meho.test".into()],
             shutdown: stop.clone(),
+            verify: Default::default(),
+            console: Arc::new(meho_server::console::ConsoleSettings {
+                issuer: Some(issuer.url.clone()),
+                client_id: "meho-console".into(),
+                scopes: vec!["openid".into(), "mcp:tools".into()],
+                resource: audience.clone(),
+                dev: false,
+                public_url: base.clone(),
+                cors_origins: Vec::new(),
+            }),
         }));
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {

@@ -8,6 +8,7 @@
     missing_debug_implementations
 )]
 
+mod approvals;
 mod harness;
 mod pki;
 mod signer;

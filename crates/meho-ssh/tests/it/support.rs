@@ -22,6 +22,8 @@ pub const USER: &str = "mehotest";
 pub struct Lab {
     pub dir: tempfile::TempDir,
     pub ca_path: PathBuf,
+    /// The approvals the signer redeems (same store).
+    pub approvals: meho_approvals::Approvals,
     pub audit: Arc<AuditLog>,
     pub signer: Arc<Signer>,
     pub broker: Arc<SshBroker>,
@@ -76,14 +78,24 @@ impl Lab {
             .unwrap(),
         );
         let cas = CaSet::load(&config.ca_keys).unwrap();
-        let signer = Arc::new(Signer::new(
-            SignerState {
-                hosts: config.hosts.clone(),
-                cas,
-            },
-            audit.clone(),
-            "default",
-        ));
+        let approvals = meho_approvals::Approvals::new(
+            store.pool().clone(),
+            meho_approvals::ApprovalPolicy::default(),
+        );
+        let signer = Arc::new(
+            Signer::new(
+                SignerState {
+                    hosts: config.hosts.clone(),
+                    cas,
+                },
+                audit.clone(),
+                "default",
+            )
+            .with_store(meho_ssh::signer::SignerStore {
+                approvals: approvals.clone(),
+                grants: meho_approvals::Grants::new(store.pool().clone()),
+            }),
+        );
         let mut options = BrokerOptions::from_config(&config.ssh, dir.path());
         options.connect.connect_timeout = Duration::from_secs(10);
         tweak(&mut options);
@@ -97,6 +109,7 @@ impl Lab {
         Lab {
             dir,
             ca_path,
+            approvals,
             audit,
             signer,
             broker,

@@ -14,10 +14,13 @@
 mod audit;
 mod check;
 mod cli;
+mod console_e2e;
 mod explain;
+mod hitl;
 mod mcp;
 #[allow(dead_code)] // helpers for the MCP tests; not every one is used yet
 mod peers;
+mod remote_cli;
 mod serve;
 mod ssh_cli;
 mod support;
@@ -34,7 +37,14 @@ pub(crate) const HOST_KEY: &str =
 
 /// Environment variables that select config or state; cleared so the developer's shell cannot leak
 /// into a test.
-const MEHO_ENV: &[&str] = &["MEHO_CONFIG", "MEHO_DATA_DIR", "MEHO_LOG", "MEHO_STORE_URL"];
+const MEHO_ENV: &[&str] = &[
+    "MEHO_CONFIG",
+    "MEHO_DATA_DIR",
+    "MEHO_LOG",
+    "MEHO_STORE_URL",
+    "MEHO_SERVER",
+    "MEHO_TOKEN",
+];
 
 /// A temporary working directory for one test, with helpers to write configs into it.
 pub(crate) struct Workdir {

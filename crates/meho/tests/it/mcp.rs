@@ -39,7 +39,7 @@ const FEED_LIMIT: Duration = Duration::from_secs(60);
 
 const MEHO: &str = env!("CARGO_BIN_EXE_meho");
 
-fn require_python() -> bool {
+pub(crate) fn require_python() -> bool {
     peers::require(
         "the MCP Python SDK peer (tests/peers/python/.venv; scripts/test installs it)",
         peers::python_available(),
@@ -53,7 +53,7 @@ fn require_inspector() -> bool {
     )
 }
 
-fn require_curl() -> bool {
+pub(crate) fn require_curl() -> bool {
     peers::require(
         "curl (scripts/test installs it)",
         Command::new("curl")
@@ -68,15 +68,15 @@ fn require_curl() -> bool {
 // --- the lab: a CA, an sshd that trusts it, configs ------------------------------------------
 
 /// A work directory with a CA (`meho ca init`) and, when asked for, a real sshd trusting it.
-struct Lab {
-    work: Workdir,
+pub(crate) struct Lab {
+    pub(crate) work: Workdir,
     ca: PathBuf,
     sshd: Option<Sshd>,
 }
 
 impl Lab {
     /// With an sshd.
-    fn with_sshd() -> Lab {
+    pub(crate) fn with_sshd() -> Lab {
         let work = Workdir::new();
         let (ca, _) = ca_init(&work, "ca_key");
         let sshd = Sshd::start(work.path(), &meho_ca_pub(&ca));
@@ -98,17 +98,17 @@ impl Lab {
         }
     }
 
-    fn state(&self) -> PathBuf {
+    pub(crate) fn state(&self) -> PathBuf {
         self.work.path().join("state")
     }
 
     /// `[ca_keys._default]` naming the lab's CA.
-    fn ca_section(&self) -> String {
+    pub(crate) fn ca_section(&self) -> String {
         format!("[ca_keys._default]\npath = \"{}\"\n", self.ca.display())
     }
 
     /// `[hosts.NAME]` on the lab's sshd (logging in as root), followed by `extra` lines.
-    fn host(&self, name: &str, extra: &str) -> String {
+    pub(crate) fn host(&self, name: &str, extra: &str) -> String {
         let (addr, key) = match &self.sshd {
             Some(sshd) => (format!("127.0.0.1:{}", sshd.port), sshd.host_key.clone()),
             None => ("127.0.0.1:1".to_owned(), HOST_KEY.to_owned()),
@@ -118,12 +118,12 @@ impl Lab {
         )
     }
 
-    fn sshd_log(&self) -> String {
+    pub(crate) fn sshd_log(&self) -> String {
         self.sshd.as_ref().map(Sshd::log_text).unwrap_or_default()
     }
 
     /// `meho audit query --format json --limit 1000 --data-dir <state> FILTERS`: the records.
-    fn audit(&self, filters: &[&str]) -> Vec<Value> {
+    pub(crate) fn audit(&self, filters: &[&str]) -> Vec<Value> {
         let output = self
             .work
             .meho()
@@ -139,7 +139,7 @@ impl Lab {
     }
 
     /// `meho audit verify --data-dir <state>` passes.
-    fn assert_audit_verifies(&self) {
+    pub(crate) fn assert_audit_verifies(&self) {
         let output = self
             .work
             .meho()
@@ -173,17 +173,17 @@ fn free_port() -> u16 {
 }
 
 /// A running `meho serve`.
-struct Served {
-    daemon: Daemon,
+pub(crate) struct Served {
+    pub(crate) daemon: Daemon,
     /// `http://ADDR`.
-    base: String,
+    pub(crate) base: String,
     /// `http://ADDR/mcp`.
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Served {
     /// SIGTERM, and the server exits 0.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let status = self.daemon.terminate();
         assert!(
             status.success(),
@@ -196,7 +196,11 @@ impl Served {
 /// `meho serve --config <file> --data-dir <state> --listen 127.0.0.1:PORT EXTRA` with the config
 /// `config(resource)` where `resource` is `http://127.0.0.1:PORT/mcp`: the port is picked first so
 /// the audience can name it (and picked again if another process took it in between).
-fn serve_on_a_port(lab: &Lab, config: impl Fn(&str) -> String, extra: &[&str]) -> Served {
+pub(crate) fn serve_on_a_port(
+    lab: &Lab,
+    config: impl Fn(&str) -> String,
+    extra: &[&str],
+) -> Served {
     let mut last = String::new();
     for _attempt in 0..5 {
         let port = free_port();
@@ -236,7 +240,7 @@ fn serve_on_a_port(lab: &Lab, config: impl Fn(&str) -> String, extra: &[&str]) -
 // --- clients ---------------------------------------------------------------------------------
 
 /// `mcp_client.py http URL [--token TOKEN] ACTIONS`.
-fn py_http(url: &str, token: Option<&str>, actions: &[&str]) -> (i32, Value) {
+pub(crate) fn py_http(url: &str, token: Option<&str>, actions: &[&str]) -> (i32, Value) {
     let mut args = vec!["http", url];
     if let Some(token) = token {
         args.extend(["--token", token]);
@@ -255,7 +259,7 @@ fn py_stdio(command: &[String], actions: &[&str]) -> (i32, Value) {
 }
 
 /// `--call TOOL --args JSON` for [`py_http`] / [`py_stdio`].
-fn call_args(tool: &str, arguments: &Value) -> [String; 4] {
+pub(crate) fn call_args(tool: &str, arguments: &Value) -> [String; 4] {
     [
         "--call".to_owned(),
         tool.to_owned(),
@@ -265,7 +269,7 @@ fn call_args(tool: &str, arguments: &Value) -> [String; 4] {
 }
 
 /// A successful tool call over HTTP: its structured result.
-fn call_ok(url: &str, token: &str, tool: &str, arguments: &Value) -> Value {
+pub(crate) fn call_ok(url: &str, token: &str, tool: &str, arguments: &Value) -> Value {
     let (code, out) = call(url, token, tool, arguments);
     assert_eq!(code, 0, "{tool} {arguments}: {out}");
     assert_eq!(out["call"]["is_error"], false, "{tool} {arguments}: {out}");
@@ -273,14 +277,19 @@ fn call_ok(url: &str, token: &str, tool: &str, arguments: &Value) -> Value {
 }
 
 /// A tool call over HTTP: the client's exit code and answer.
-fn call(url: &str, token: &str, tool: &str, arguments: &Value) -> (i32, Value) {
+pub(crate) fn call(url: &str, token: &str, tool: &str, arguments: &Value) -> (i32, Value) {
     let actions = call_args(tool, arguments);
     let actions: Vec<&str> = actions.iter().map(String::as_str).collect();
     py_http(url, Some(token), &actions)
 }
 
 /// A tool call that came back as a tool error (`isError`): its code and its text.
-fn call_refused(url: &str, token: &str, tool: &str, arguments: &Value) -> (String, String) {
+pub(crate) fn call_refused(
+    url: &str,
+    token: &str,
+    tool: &str,
+    arguments: &Value,
+) -> (String, String) {
     let (code, out) = call(url, token, tool, arguments);
     assert_eq!(code, 0, "a tool error is a result: {out}");
     assert_eq!(out["call"]["is_error"], true, "{tool} {arguments}: {out}");

@@ -1,0 +1,912 @@
+//! The human in the loop: freezes, call-bound approvals, grants, and the audit trail of each.
+//!
+//! Every tool call of every frontend (MCP over stdio or HTTP) goes through [`Governance::call`]:
+//! a frozen principal or session is refused before anything else; a call whose decision says
+//! `require_approval` becomes a pending approval, announced to the webhooks, and the tool answers
+//! at once. [`Governance::status`] lets the requester wait for the decision and, once approved,
+//! runs the call under the requester's identity, with the approval attached: the signer checks
+//! that the approval is for exactly this call and consumes it as it mints the credential.
+//!
+//! Invariants:
+//! - Every transition (requested, approved, denied, expired, consumed, refused by four eyes) is
+//!   an `approval` audit record with the approval id, which also puts it on the live feed.
+//! - When the store cannot answer a freeze check or hold a call, the call does not run.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use meho_approvals::{
+    Approval, ApprovalError, Approvals, Approver, Call, Freeze, FreezeKind, Freezes, GrantRow,
+    Grants, NewGrant, Status, Subject, WaiverRow,
+};
+use meho_audit::{AuditLog, NewRecord, RecordKind};
+use meho_config::{Host, Role};
+use meho_gateway::{Caller, Frozen, Gateway, ToolError};
+use meho_policy::Elevation;
+use serde_json::{Value, json};
+
+/// Longest `approval_status` wait.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// How often a waiting `approval_status` looks at the store (decisions made by this process
+/// wake it at once).
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// Where a human acted from, for the audit record.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The peer address.
+    pub ip: Option<String>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<String>,
+}
+
+/// Who is acting on the REST API.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// Their `sub`.
+    pub subject: String,
+    /// Their tenant.
+    pub tenant: String,
+    /// Their role there.
+    pub role: Role,
+    /// Where from.
+    pub origin: Origin,
+}
+
+/// Why a governance operation failed; the REST layer maps these to statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum GovError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 403 `forbidden`.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 403 `four_eyes`.
+    #[error("{0}")]
+    FourEyes(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409 `wrong_state`.
+    #[error("{0}")]
+    WrongState(String),
+    /// 409 `grant_needs_allowlist`.
+    #[error("{0}")]
+    NeedsAllowlist(String),
+    /// 500: the store or the audit log failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ApprovalError> for GovError {
+    fn from(err: ApprovalError) -> Self {
+        match err {
+            ApprovalError::NotFound(_) => GovError::NotFound(err.to_string()),
+            ApprovalError::FourEyes(_) => GovError::FourEyes(err.to_string()),
+            ApprovalError::WrongState { .. } | ApprovalError::Conflict(_) => {
+                GovError::WrongState(err.to_string())
+            }
+            ApprovalError::Invalid(_) | ApprovalError::DifferentCall(_) => {
+                GovError::BadRequest(err.to_string())
+            }
+            ApprovalError::Store(_) | ApprovalError::Corrupt(_) => {
+                GovError::Internal(err.to_string())
+            }
+        }
+    }
+}
+
+/// RFC 3339 (UTC, microseconds) of unix microseconds.
+pub fn rfc3339(us: i64) -> String {
+    let nanos = i128::from(us) * 1000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| us.to_string())
+}
+
+/// The human-in-the-loop state of one server.
+#[derive(Debug)]
+pub struct Governance {
+    /// Approvals.
+    pub approvals: Approvals,
+    /// Grants and waivers.
+    pub grants: Grants,
+    /// Freezes.
+    pub freezes: Freezes,
+    audit: Arc<AuditLog>,
+    notifier: Option<meho_notify::Notifier>,
+    public_url: String,
+    hosts: RwLock<Arc<BTreeMap<String, Host>>>,
+    decided: tokio::sync::Notify,
+}
+
+impl Governance {
+    /// Governance over `store`'s tables, auditing into `audit`. `public_url` is where the console
+    /// lives (links in notifications); `hosts` are the configured targets (grant checks).
+    pub fn new(
+        store: &meho_store::Store,
+        policy: meho_approvals::ApprovalPolicy,
+        audit: Arc<AuditLog>,
+        public_url: &str,
+        hosts: BTreeMap<String, Host>,
+    ) -> Self {
+        let pool = store.pool().clone();
+        Governance {
+            approvals: Approvals::new(pool.clone(), policy),
+            grants: Grants::new(pool.clone()),
+            freezes: Freezes::new(pool),
+            audit,
+            notifier: None,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            hosts: RwLock::new(Arc::new(hosts)),
+            decided: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Announces new pending approvals through `notifier`.
+    #[must_use]
+    pub fn with_notifier(mut self, notifier: meho_notify::Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The notifier, if webhooks are configured.
+    pub fn notifier(&self) -> Option<&meho_notify::Notifier> {
+        self.notifier.as_ref()
+    }
+
+    /// Replaces the configured hosts (a reload).
+    pub fn set_hosts(&self, hosts: BTreeMap<String, Host>) {
+        *self
+            .hosts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(hosts);
+    }
+
+    fn hosts(&self) -> Arc<BTreeMap<String, Host>> {
+        self.hosts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The console link of an approval.
+    pub fn console_url(&self, id: &str) -> String {
+        format!("{}/console/#/approvals/{id}", self.public_url)
+    }
+
+    async fn append(&self, record: NewRecord) -> Result<(), GovError> {
+        self.audit
+            .append(record)
+            .await
+            .map(drop)
+            .map_err(|e| GovError::Internal(format!("the audit log is unavailable: {e}")))
+    }
+
+    // --- the tool path --------------------------------------------------------------------------
+
+    /// Runs one governed tool call: freeze check, then the gateway; a call that needs approval
+    /// becomes a pending approval.
+    pub async fn call(
+        &self,
+        gateway: &Gateway,
+        caller: &Caller,
+        tool: &str,
+        arguments: Value,
+    ) -> Result<Value, ToolError> {
+        self.check_frozen(caller, tool, &arguments).await?;
+        match gateway.call(caller, tool, arguments.clone()).await {
+            Err(error) if error.code == "needs_approval" && caller.approval_id.is_none() => {
+                self.hold(caller, tool, arguments, &error).await
+            }
+            other => other,
+        }
+    }
+
+    /// Refuses (and audits) a call from a frozen principal or session.
+    pub async fn check_frozen(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        arguments: &Value,
+    ) -> Result<(), ToolError> {
+        let session = arguments.get("session_id").and_then(Value::as_str);
+        let found = self
+            .freezes
+            .check(
+                &caller.tenant,
+                Subject {
+                    principal: &caller.principal,
+                    session,
+                    serial: None,
+                },
+            )
+            .await
+            .map_err(|e| {
+                ToolError::new(
+                    "internal",
+                    format!("freezes cannot be checked, so nothing runs (fail closed): {e}"),
+                )
+            })?;
+        let Some(freeze) = found else { return Ok(()) };
+        let error = ToolError::new(
+            "frozen",
+            format!(
+                "{} `{}` is frozen ({}: {}); nothing runs until an operator lifts it",
+                freeze.kind, freeze.value, freeze.id, freeze.reason
+            ),
+        )
+        .with_detail(json!({ "freeze_id": freeze.id, "kind": freeze.kind }));
+        let record = NewRecord {
+            action: Some(tool.to_owned()),
+            outcome: Some("frozen".to_owned()),
+            session_id: session.map(str::to_owned),
+            approval_id: caller.approval_id.clone(),
+            body: json!({ "freeze_id": freeze.id, "kind": freeze.kind, "value": freeze.value, "error": error.message }),
+            ..NewRecord::new(&caller.tenant, RecordKind::Denial, &caller.principal)
+        };
+        if let Err(err) = self.audit.append(record).await {
+            tracing::error!(%err, "could not audit a frozen call");
+        }
+        Err(error)
+    }
+
+    /// Turns a `needs_approval` refusal into a pending approval and answers at once.
+    async fn hold(
+        &self,
+        caller: &Caller,
+        tool: &str,
+        request: Value,
+        error: &ToolError,
+    ) -> Result<Value, ToolError> {
+        let detail = error.detail.clone().unwrap_or(Value::Null);
+        let bound = detail.get("call").cloned().unwrap_or(Value::Null);
+        let decision = detail.get("decision").cloned().unwrap_or(Value::Null);
+        let target = bound
+            .get("target")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let arguments = bound.get("arguments").cloned().unwrap_or(Value::Null);
+        let rule = decision
+            .get("rule")
+            .and_then(Value::as_str)
+            .unwrap_or("require_approval")
+            .to_owned();
+        let tier = decision
+            .get("tier")
+            .cloned()
+            .and_then(|t| serde_json::from_value(t).ok())
+            .unwrap_or(meho_core::Tier::Destructive);
+        if target.is_empty() || arguments.is_null() {
+            // A connector that asks for approval must say which call; without it nothing can
+            // be bound, so nothing is held.
+            return Err(ToolError::new(
+                "internal",
+                "the connector asked for approval without naming the call",
+            ));
+        }
+        // Approvers, webhooks and the feed see the arguments through the audit redactor; the
+        // binding (call hash) is over the real ones, and the request is kept to replay.
+        let mut shown = arguments.clone();
+        self.audit.redactor().redact_value(&mut shown);
+        let summary = summarize(tool, &target, &shown);
+        let call = Call {
+            tenant: caller.tenant.clone(),
+            requester: caller.principal.clone(),
+            target: target.clone(),
+            tool: tool.to_owned(),
+            arguments: arguments.clone(),
+        };
+        let approval = self
+            .approvals
+            .create_shown(&call, &shown, Some(&request), &summary, &rule, tier)
+            .await
+            .map_err(|e| {
+                ToolError::new(
+                    "internal",
+                    format!("the call needs approval, but approvals are unavailable: {e}"),
+                )
+            })?;
+        let expires_at = rfc3339(approval.expires_at_us);
+        let record = NewRecord {
+            target: Some(target.clone()),
+            action: Some("request".to_owned()),
+            outcome: Some("pending".to_owned()),
+            approval_id: Some(approval.id.clone()),
+            body: json!({
+                "tool": tool, "arguments": shown, "summary": summary, "rule": rule,
+                "tier": tier, "call_hash": approval.call_hash, "expires_at": expires_at,
+                "requester": caller.principal,
+            }),
+            ..NewRecord::new(&caller.tenant, RecordKind::Approval, &caller.principal)
+        };
+        self.audit.append(record).await.map_err(|e| {
+            ToolError::new(
+                "internal",
+                format!("the audit log is unavailable, so the call was not held: {e}"),
+            )
+        })?;
+        if let Some(notifier) = &self.notifier {
+            notifier.notify_pending(&meho_notify::PendingApproval {
+                id: approval.id.clone(),
+                tenant: approval.tenant.clone(),
+                requester: approval.requester.clone(),
+                target: approval.target.clone(),
+                tool: approval.tool.clone(),
+                summary: approval.summary.clone(),
+                rule: approval.rule.clone(),
+                tier: approval.tier,
+                arguments: approval.arguments.clone(),
+                created_at: rfc3339(approval.created_at_us),
+                expires_at: expires_at.clone(),
+                console_url: self.console_url(&approval.id),
+            });
+        }
+        Ok(pending(&approval, &self.console_url(&approval.id)))
+    }
+
+    /// `approval_status`: the state of an approval, waiting up to `wait` for a decision. Once
+    /// approved, the requester's call runs (exactly once) and its result is returned. `tick` is
+    /// called about once a second while waiting (MCP progress notifications).
+    pub async fn status(
+        &self,
+        gateway: &Gateway,
+        caller: &Caller,
+        id: &str,
+        wait: Duration,
+        tick: &(dyn Fn(Duration, Duration) + Send + Sync),
+    ) -> Result<Value, ToolError> {
+        let wait = wait.min(MAX_WAIT);
+        let started = Instant::now();
+        let mut last_tick = Instant::now();
+        loop {
+            let approval = self
+                .approvals
+                .get(&caller.tenant, id)
+                .await
+                .map_err(|e| match e {
+                    ApprovalError::NotFound(_) => ToolError::new("not_found", e.to_string()),
+                    other => ToolError::new("internal", other.to_string()),
+                })?;
+            match approval.status {
+                Status::Pending => {
+                    let waited = started.elapsed();
+                    if waited >= wait {
+                        return Ok(pending(&approval, &self.console_url(id)));
+                    }
+                    if last_tick.elapsed() >= Duration::from_secs(1) {
+                        tick(waited, wait);
+                        last_tick = Instant::now();
+                    }
+                    let nap = POLL_EVERY.min(wait.saturating_sub(waited));
+                    let _ = tokio::time::timeout(nap, self.decided.notified()).await;
+                }
+                Status::Approved if approval.requester != caller.principal => {
+                    return Ok(json!({
+                        "approval_id": id,
+                        "status": "approved",
+                        "message": format!("approved; only the requester `{}` can run it", approval.requester),
+                    }));
+                }
+                Status::Approved => return self.collect(gateway, caller, &approval).await,
+                Status::Denied => {
+                    return Err(ToolError::new(
+                        "approval_denied",
+                        format!(
+                            "`{}` denied the call: {}",
+                            approval.decided_by.as_deref().unwrap_or("?"),
+                            approval.reason.as_deref().unwrap_or("no reason given")
+                        ),
+                    )
+                    .with_detail(view_json(&approval, &self.console_url(id))));
+                }
+                Status::Expired => {
+                    return Err(ToolError::new(
+                        "approval_expired",
+                        if approval.decided_at_us.is_some() {
+                            "the call was approved but not collected in time; ask again"
+                        } else {
+                            "nobody decided in time; the call did not run; ask again"
+                        },
+                    )
+                    .with_detail(view_json(&approval, &self.console_url(id))));
+                }
+                Status::Consumed => {
+                    return Err(ToolError::new(
+                        "approval_consumed",
+                        "the approved call already ran; an approval runs its call once",
+                    )
+                    .with_detail(view_json(&approval, &self.console_url(id))));
+                }
+            }
+        }
+    }
+
+    /// Runs an approved call as its requester, with the approval attached for the signer.
+    async fn collect(
+        &self,
+        gateway: &Gateway,
+        caller: &Caller,
+        approval: &Approval,
+    ) -> Result<Value, ToolError> {
+        let as_approved = Caller {
+            approval_id: Some(approval.id.clone()),
+            ..caller.clone()
+        };
+        let request = approval
+            .request
+            .clone()
+            .unwrap_or_else(|| approval.arguments.clone());
+        let outcome = async {
+            self.check_frozen(&as_approved, &approval.tool, &request)
+                .await?;
+            gateway.call(&as_approved, &approval.tool, request).await
+        }
+        .await;
+        // The signer consumed it if the call was authorized; record the transition.
+        if let Ok(after) = self.approvals.get(&caller.tenant, &approval.id).await
+            && after.status == Status::Consumed
+        {
+            let record = NewRecord {
+                target: Some(approval.target.clone()),
+                action: Some("consume".to_owned()),
+                outcome: Some("consumed".to_owned()),
+                approval_id: Some(approval.id.clone()),
+                body: json!({ "tool": approval.tool, "ok": outcome.is_ok(), "call_hash": approval.call_hash }),
+                ..NewRecord::new(&caller.tenant, RecordKind::Approval, &caller.principal)
+            };
+            if let Err(err) = self.audit.append(record).await {
+                tracing::error!(%err, "could not audit an approval's consumption");
+            }
+        }
+        let result = outcome?;
+        Ok(json!({
+            "approval_id": approval.id,
+            "status": "executed",
+            "result": result,
+        }))
+    }
+
+    // --- decisions ------------------------------------------------------------------------------
+
+    /// Approves or denies as `actor`, under the four-eyes rules; a refusal is audited too. With
+    /// `learn_ttl`, an approval also mints a waiver for exactly that command.
+    pub async fn decide(
+        &self,
+        actor: &Actor,
+        id: &str,
+        approve: bool,
+        reason: &str,
+        learn_ttl: Option<Duration>,
+    ) -> Result<(Approval, Option<WaiverRow>), GovError> {
+        let reason = reason.trim();
+        if reason.is_empty() || reason.chars().count() > 1024 {
+            return Err(GovError::BadRequest(
+                "`reason` is required (1 to 1024 characters)".into(),
+            ));
+        }
+        if let Some(ttl) = learn_ttl
+            && !approve
+        {
+            let _ = ttl;
+            return Err(GovError::BadRequest(
+                "`learn_ttl_seconds` only goes with approve".into(),
+            ));
+        }
+        let approver = Approver {
+            subject: actor.subject.clone(),
+            tenant: actor.tenant.clone(),
+            role: actor.role,
+        };
+        let action = if approve { "approve" } else { "deny" };
+        let learn_secs = learn_ttl.map(|t| i64::try_from(t.as_secs()).unwrap_or(i64::MAX));
+        let decided = self
+            .approvals
+            .decide(&approver, id, approve, reason, learn_secs)
+            .await;
+        let approval = match decided {
+            Ok(approval) => approval,
+            Err(err) => {
+                if matches!(
+                    err,
+                    ApprovalError::FourEyes(_) | ApprovalError::WrongState { .. }
+                ) {
+                    let outcome = if matches!(err, ApprovalError::FourEyes(_)) {
+                        "refused_four_eyes"
+                    } else {
+                        "refused_wrong_state"
+                    };
+                    let record = NewRecord {
+                        action: Some(action.to_owned()),
+                        outcome: Some(outcome.to_owned()),
+                        approval_id: Some(id.to_owned()),
+                        body: json!({
+                            "error": err.to_string(), "reason": reason, "role": actor.role.as_str(),
+                            "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
+                        }),
+                        ..NewRecord::new(&actor.tenant, RecordKind::Approval, &actor.subject)
+                    };
+                    self.append(record).await?;
+                }
+                return Err(err.into());
+            }
+        };
+        let waiver = match learn_ttl {
+            Some(ttl) if approve => Some(self.learn(actor, &approval, ttl).await?),
+            _ => None,
+        };
+        let record = NewRecord {
+            target: Some(approval.target.clone()),
+            action: Some(action.to_owned()),
+            outcome: Some(approval.status.as_str().to_owned()),
+            approval_id: Some(approval.id.clone()),
+            body: json!({
+                "reason": reason, "requester": approval.requester, "tool": approval.tool,
+                "call_hash": approval.call_hash, "self_approved": approval.self_approved,
+                "learn_ttl_seconds": approval.learn_ttl_seconds,
+                "waiver_id": waiver.as_ref().map(|w| &w.id),
+                "role": actor.role.as_str(), "ip": actor.origin.ip,
+                "user_agent": actor.origin.user_agent,
+            }),
+            ..NewRecord::new(&actor.tenant, RecordKind::Approval, &actor.subject)
+        };
+        self.append(record).await?;
+        self.decided.notify_waiters();
+        Ok((approval, waiver))
+    }
+
+    async fn learn(
+        &self,
+        actor: &Actor,
+        approval: &Approval,
+        ttl: Duration,
+    ) -> Result<WaiverRow, GovError> {
+        let args = &approval.arguments;
+        // The command as it runs (the shown arguments may be redacted).
+        let command = approval
+            .request
+            .as_ref()
+            .unwrap_or(args)
+            .get("command")
+            .and_then(Value::as_str)
+            .filter(|_| matches!(approval.tool.as_str(), "ssh_execute" | "ssh_session_exec"))
+            .ok_or_else(|| {
+                GovError::BadRequest(format!(
+                    "approve-and-learn applies to commands; `{}` calls have none",
+                    approval.tool
+                ))
+            })?;
+        let elevation = Elevation::from_request(
+            args.get("sudo").and_then(Value::as_bool).unwrap_or(false),
+            args.get("sudo_user").and_then(Value::as_str),
+        );
+        let waiver = self
+            .grants
+            .learn(
+                &approval.tenant,
+                &approval.target,
+                command,
+                &elevation,
+                &approval.requester,
+                &approval.requester,
+                &approval.id,
+                &actor.subject,
+                ttl,
+            )
+            .await?;
+        let record = NewRecord {
+            target: Some(approval.target.clone()),
+            action: Some("learn".to_owned()),
+            outcome: Some("minted".to_owned()),
+            approval_id: Some(approval.id.clone()),
+            body: json!({
+                "waiver_id": waiver.id, "command": waiver.command, "elevation": elevation.to_string(),
+                "caller": waiver.caller, "end_user": waiver.end_user,
+                "expires_at": rfc3339(waiver.expires_at_us),
+                "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
+            }),
+            ..NewRecord::new(&actor.tenant, RecordKind::Waiver, &actor.subject)
+        };
+        self.append(record).await?;
+        Ok(waiver)
+    }
+
+    /// Marks timed-out approvals expired and audits each; run it periodically.
+    pub async fn sweep(&self) -> Result<usize, GovError> {
+        let expired = self.approvals.expire_due().await?;
+        for approval in &expired {
+            let record = NewRecord {
+                target: Some(approval.target.clone()),
+                action: Some("expire".to_owned()),
+                outcome: Some("expired".to_owned()),
+                approval_id: Some(approval.id.clone()),
+                body: json!({ "was": approval.status, "expires_at": rfc3339(approval.expires_at_us) }),
+                ..NewRecord::new(&approval.tenant, RecordKind::Approval, "meho")
+            };
+            self.append(record).await?;
+        }
+        if !expired.is_empty() {
+            self.decided.notify_waiters();
+        }
+        Ok(expired.len())
+    }
+
+    // --- grants ---------------------------------------------------------------------------------
+
+    /// Creates a runtime grant (operators only; widen-only; audited).
+    pub async fn create_grant(
+        &self,
+        actor: &Actor,
+        target: &str,
+        pattern: &str,
+        tier: meho_core::Tier,
+        ttl: Duration,
+        reason: &str,
+    ) -> Result<GrantRow, GovError> {
+        require_operator(actor, "create grants")?;
+        let hosts = self.hosts();
+        let host = hosts
+            .get(target)
+            .filter(|h| h.tenant == actor.tenant)
+            .ok_or_else(|| GovError::NotFound(format!("no target `{target}` in your tenant")))?;
+        host.policy
+            .check_grantable(target)
+            .map_err(|e| GovError::NeedsAllowlist(e.to_string()))?;
+        let grant = self
+            .grants
+            .create(&NewGrant {
+                tenant: actor.tenant.clone(),
+                target: target.to_owned(),
+                pattern: pattern.to_owned(),
+                tier,
+                ttl,
+                reason: reason.trim().to_owned(),
+                created_by: actor.subject.clone(),
+            })
+            .await?;
+        self.audit_grant(actor, &grant, "create", "created").await?;
+        Ok(grant)
+    }
+
+    /// Revokes a grant (operators only; audited).
+    pub async fn revoke_grant(&self, actor: &Actor, id: &str) -> Result<GrantRow, GovError> {
+        require_operator(actor, "revoke grants")?;
+        let grant = self
+            .grants
+            .revoke(&actor.tenant, id, &actor.subject)
+            .await?;
+        self.audit_grant(actor, &grant, "revoke", "revoked").await?;
+        Ok(grant)
+    }
+
+    async fn audit_grant(
+        &self,
+        actor: &Actor,
+        grant: &GrantRow,
+        action: &str,
+        outcome: &str,
+    ) -> Result<(), GovError> {
+        let record = NewRecord {
+            target: Some(grant.target.clone()),
+            action: Some(action.to_owned()),
+            outcome: Some(outcome.to_owned()),
+            body: json!({
+                "grant_id": grant.id, "pattern": grant.pattern, "tier": grant.tier,
+                "reason": grant.reason, "expires_at": rfc3339(grant.expires_at_us),
+                "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
+            }),
+            ..NewRecord::new(&actor.tenant, RecordKind::Grant, &actor.subject)
+        };
+        self.append(record).await
+    }
+
+    // --- freezes --------------------------------------------------------------------------------
+
+    /// Freezes a principal, session or serial: later calls are refused, open sessions close.
+    /// Returns the freeze and how many sessions it closed.
+    pub async fn freeze(
+        &self,
+        gateway: &Gateway,
+        actor: &Actor,
+        kind: FreezeKind,
+        value: &str,
+        reason: &str,
+    ) -> Result<(Freeze, usize), GovError> {
+        require_operator(actor, "freeze")?;
+        let freeze = self
+            .freezes
+            .create(&actor.tenant, kind, value, reason.trim(), &actor.subject)
+            .await?;
+        let closed = match kind {
+            FreezeKind::Principal => {
+                gateway
+                    .freeze(&actor.tenant, Frozen::Principal(&freeze.value))
+                    .await
+            }
+            FreezeKind::Session => {
+                gateway
+                    .freeze(&actor.tenant, Frozen::Session(&freeze.value))
+                    .await
+            }
+            FreezeKind::Serial => match freeze.value.parse() {
+                Ok(serial) => gateway.freeze(&actor.tenant, Frozen::Serial(serial)).await,
+                Err(_) => 0,
+            },
+        };
+        let record = NewRecord {
+            action: Some("freeze".to_owned()),
+            outcome: Some("frozen".to_owned()),
+            session_id: (kind == FreezeKind::Session).then(|| freeze.value.clone()),
+            body: json!({
+                "freeze_id": freeze.id, "kind": kind, "value": freeze.value,
+                "reason": freeze.reason, "closed_sessions": closed,
+                "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
+            }),
+            ..NewRecord::new(&actor.tenant, RecordKind::Freeze, &actor.subject)
+        };
+        self.append(record).await?;
+        Ok((freeze, closed))
+    }
+
+    /// Lifts a freeze (operators only; audited).
+    pub async fn unfreeze(
+        &self,
+        actor: &Actor,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<Freeze, GovError> {
+        require_operator(actor, "lift freezes")?;
+        let freeze = self
+            .freezes
+            .lift(&actor.tenant, id, &actor.subject, reason)
+            .await?;
+        let record = NewRecord {
+            action: Some("unfreeze".to_owned()),
+            outcome: Some("lifted".to_owned()),
+            body: json!({
+                "freeze_id": freeze.id, "kind": freeze.kind, "value": freeze.value,
+                "reason": reason, "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
+            }),
+            ..NewRecord::new(&actor.tenant, RecordKind::Freeze, &actor.subject)
+        };
+        self.append(record).await?;
+        Ok(freeze)
+    }
+}
+
+fn require_operator(actor: &Actor, what: &str) -> Result<(), GovError> {
+    match actor.role {
+        Role::Operator | Role::TenantAdmin => Ok(()),
+        Role::ReadOnly => Err(GovError::Forbidden(format!(
+            "role `{}` may not {what}; it takes operator or tenant_admin",
+            actor.role.as_str()
+        ))),
+    }
+}
+
+/// One line for humans: tool, target, and what it runs.
+fn summarize(tool: &str, target: &str, arguments: &Value) -> String {
+    let text = |key: &str| arguments.get(key).and_then(Value::as_str);
+    let what = text("command")
+        .map(str::to_owned)
+        .or_else(|| text("path").map(|p| format!("path {p}")))
+        .unwrap_or_default();
+    let sudo = match (
+        arguments
+            .get("sudo")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        text("sudo_user"),
+    ) {
+        (_, Some(user)) => format!(" (sudo -u {user})"),
+        (true, None) => " (sudo)".to_owned(),
+        (false, None) => String::new(),
+    };
+    let mut line = format!("{tool} on {target}: {what}{sudo}");
+    if line.len() > 300 {
+        let mut cut = 297;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str("...");
+    }
+    line
+}
+
+/// The tool answer for a held call.
+fn pending(approval: &Approval, console_url: &str) -> Value {
+    json!({
+        "status": "pending_approval",
+        "approval_id": approval.id,
+        "expires_at": rfc3339(approval.expires_at_us),
+        "summary": approval.summary,
+        "console_url": console_url,
+    })
+}
+
+/// The REST view of an approval (docs/api.md).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ApprovalView {
+    /// `apr-…`.
+    pub id: String,
+    /// The tenant.
+    pub tenant: String,
+    /// Who asked (cannot approve it, unless `allow_self_approval`).
+    pub requester: String,
+    /// The target.
+    pub target: String,
+    /// The tool.
+    pub tool: String,
+    /// sha256 of the canonical call the approval is bound to.
+    pub call_hash: String,
+    /// The call's arguments, exactly as they will run.
+    #[schema(value_type = Object)]
+    pub arguments: Value,
+    /// One line for humans.
+    pub summary: String,
+    /// The policy rule that asked for approval.
+    pub rule: String,
+    /// `read`, `write` or `destructive`.
+    #[schema(value_type = String)]
+    pub tier: meho_core::Tier,
+    /// `pending`, `approved`, `denied`, `expired` or `consumed`.
+    #[schema(value_type = String)]
+    pub status: Status,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339: pending ones expire a TTL after creation, approved ones a TTL after the decision.
+    pub expires_at: String,
+    /// RFC 3339.
+    pub decided_at: Option<String>,
+    /// The approver.
+    pub decided_by: Option<String>,
+    /// The approver's reason.
+    pub reason: Option<String>,
+    /// Whether the requester approved their own call (only with `allow_self_approval`).
+    pub self_approved: bool,
+    /// Approve-and-learn waiver lifetime, when one was asked for.
+    pub learn_ttl_seconds: Option<i64>,
+    /// RFC 3339.
+    pub consumed_at: Option<String>,
+    /// The approval in the console.
+    pub console_url: String,
+}
+
+/// The REST view of an approval.
+pub fn view(approval: &Approval, console_url: &str) -> ApprovalView {
+    ApprovalView {
+        id: approval.id.clone(),
+        tenant: approval.tenant.clone(),
+        requester: approval.requester.clone(),
+        target: approval.target.clone(),
+        tool: approval.tool.clone(),
+        call_hash: approval.call_hash.clone(),
+        arguments: approval.arguments.clone(),
+        summary: approval.summary.clone(),
+        rule: approval.rule.clone(),
+        tier: approval.tier,
+        status: approval.status,
+        created_at: rfc3339(approval.created_at_us),
+        expires_at: rfc3339(approval.expires_at_us),
+        decided_at: approval.decided_at_us.map(rfc3339),
+        decided_by: approval.decided_by.clone(),
+        reason: approval.reason.clone(),
+        self_approved: approval.self_approved,
+        learn_ttl_seconds: approval.learn_ttl_seconds,
+        consumed_at: approval.consumed_at_us.map(rfc3339),
+        console_url: console_url.to_owned(),
+    }
+}
+
+fn view_json(approval: &Approval, console_url: &str) -> Value {
+    serde_json::to_value(view(approval, console_url)).unwrap_or(Value::Null)
+}
