@@ -13,8 +13,9 @@ use meho_gateway::{Caller, Gateway, ToolError, ToolSpec};
 use rmcp::ErrorData as McpError;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, InitializeResult,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, GetTaskResult, Implementation,
+    InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
+    Tool, ToolAnnotations,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use schemars::JsonSchema;
@@ -36,6 +37,41 @@ pub struct McpContext {
     pub audit: Arc<AuditLog>,
     /// Freezes and approvals: every tool call passes through it.
     pub governance: Arc<Governance>,
+    /// Results of approved calls collected through MCP Tasks (`tasks/get`).
+    pub tasks: TaskResults,
+}
+
+/// The results of held calls collected through `tasks/get`, so a client that asks again gets the
+/// same completed task (the approval itself runs once). Bounded: the oldest are forgotten.
+#[derive(Debug, Default)]
+pub struct TaskResults(std::sync::Mutex<std::collections::VecDeque<(String, String, JsonObject)>>);
+
+/// How many completed task results are kept.
+const TASK_RESULTS: usize = 1024;
+
+impl TaskResults {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<(String, String, JsonObject)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, tenant: &str, id: &str) -> Option<JsonObject> {
+        self.lock()
+            .iter()
+            .find(|(t, i, _)| t == tenant && i == id)
+            .map(|(_, _, result)| result.clone())
+    }
+
+    fn put(&self, tenant: &str, id: &str, result: JsonObject) {
+        let mut results = self.lock();
+        if results.len() >= TASK_RESULTS {
+            results.pop_front();
+        }
+        results.push_back((tenant.to_owned(), id.to_owned(), result));
+    }
 }
 
 /// The MCP handler. For stdio it carries its principal; over HTTP each request brings one.
@@ -373,9 +409,118 @@ impl MehoMcp {
     }
 }
 
+/// The MCP task of a held call: its id is the approval id.
+fn task_of(approval: &meho_approvals::Approval) -> rmcp::model::Task {
+    use crate::hitl::rfc3339;
+    let status = match approval.status {
+        meho_approvals::Status::Pending | meho_approvals::Status::Approved => {
+            rmcp::model::TaskStatus::Working
+        }
+        _ => rmcp::model::TaskStatus::Completed,
+    };
+    let updated = approval
+        .consumed_at_us
+        .or(approval.decided_at_us)
+        .unwrap_or(approval.created_at_us);
+    rmcp::model::Task::new(
+        approval.id.clone(),
+        status,
+        rfc3339(approval.created_at_us),
+        rfc3339(updated),
+    )
+    .with_status_message(format!("{}: {}", approval.status, approval.summary))
+    .with_ttl_ms(
+        u64::try_from(
+            approval
+                .expires_at_us
+                .saturating_sub(approval.created_at_us)
+                / 1000,
+        )
+        .unwrap_or(0),
+    )
+    .with_poll_interval_ms(2000)
+}
+
+fn as_object(result: &CallToolResult) -> JsonObject {
+    serde_json::to_value(result)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default()
+}
+
+impl MehoMcp {
+    /// `tasks/get`: a held call is `working` until a human decides; then the requester's
+    /// `tasks/get` runs it (exactly as `approval_status` does) and the task completes with the
+    /// tool's result, or with the `isError` result of a denial or expiry.
+    async fn task(&self, principal: &Principal, id: &str) -> Result<GetTaskResult, McpError> {
+        use rmcp::model::{DetailedTask, TaskPayload};
+        let caller = principal.caller();
+        let governance = &self.context.governance;
+        let approval = governance
+            .approvals
+            .get(&caller.tenant, id)
+            .await
+            .map_err(|e| match e {
+                meho_approvals::ApprovalError::NotFound(_) => {
+                    McpError::invalid_params(format!("no task `{id}`"), None)
+                }
+                other => McpError::internal_error(other.to_string(), None),
+            })?;
+        let task = task_of(&approval);
+        if approval.requester != caller.principal {
+            return Ok(GetTaskResult::new(DetailedTask::new(
+                task,
+                TaskPayload::Working,
+            )));
+        }
+        if let Some(result) = self.context.tasks.get(&caller.tenant, id) {
+            return Ok(GetTaskResult::new(DetailedTask::new(
+                task,
+                TaskPayload::Completed { result },
+            )));
+        }
+        let outcome = governance
+            .status(
+                &self.context.gateway,
+                &caller,
+                id,
+                std::time::Duration::ZERO,
+                &|_, _| {},
+            )
+            .await;
+        let result = match outcome {
+            Ok(value) if value.get("status").and_then(Value::as_str) != Some("executed") => {
+                return Ok(GetTaskResult::new(DetailedTask::new(
+                    task,
+                    TaskPayload::Working,
+                )));
+            }
+            Ok(value) => CallToolResult::structured(value),
+            Err(error) => error_result(&error),
+        };
+        let result = as_object(&result);
+        self.context.tasks.put(&caller.tenant, id, result.clone());
+        let after = governance
+            .approvals
+            .get(&caller.tenant, id)
+            .await
+            .map(|a| task_of(&a))
+            .unwrap_or(task);
+        Ok(GetTaskResult::new(DetailedTask::new(
+            after,
+            TaskPayload::Completed { result },
+        )))
+    }
+}
+
 impl ServerHandler for MehoMcp {
     fn get_info(&self) -> InitializeResult {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        InitializeResult::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build(),
+        )
             .with_server_info(Implementation::new("meho", env!("CARGO_PKG_VERSION")))
             .with_instructions(
                 "meho governs infrastructure calls: list_targets shows what you may reach; every call is decided by policy, runs under a per-call credential and is audited. Announce larger plans with `announce` first.",
@@ -404,8 +549,42 @@ impl ServerHandler for MehoMcp {
             peer: context.peer.clone(),
             token,
         });
-        self.call_with_progress(&principal, &request.name, arguments, progress)
-            .await
-            .map(CallToolResponse::from)
+        let tasks = context
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks());
+        let result = self
+            .call_with_progress(&principal, &request.name, arguments, progress)
+            .await?;
+        // A held call is a task for clients that speak the tasks extension: `tasks/get` waits
+        // for the human and collects it.
+        let held = result
+            .structured_content
+            .as_ref()
+            .filter(|v| v.get("status").and_then(Value::as_str) == Some("pending_approval"))
+            .and_then(|v| v.get("approval_id").and_then(Value::as_str));
+        if let (true, Some(id), false) = (tasks, held, result.is_error.unwrap_or(false)) {
+            let caller = principal.caller();
+            if let Ok(approval) = self
+                .context
+                .governance
+                .approvals
+                .get(&caller.tenant, id)
+                .await
+            {
+                return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
+                    task_of(&approval),
+                )));
+            }
+        }
+        Ok(CallToolResponse::from(result))
+    }
+
+    async fn get_task(
+        &self,
+        request: rmcp::model::GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, McpError> {
+        let principal = self.principal(&context)?;
+        self.task(&principal, &request.task_id).await
     }
 }

@@ -301,6 +301,7 @@ fn main() {
                     &resource,
                     config.hosts.clone(),
                 )),
+                tasks: Default::default(),
             }),
             auth: Arc::new(
                 meho_server::auth::Authenticator::new(config.auth.clone(), false, None).unwrap(),

@@ -161,6 +161,7 @@ async fn serve_on(
             gateway: ssh.gateway()?,
             audit: backplane.audit.clone(),
             governance: governance.clone(),
+            tasks: Default::default(),
         }),
         auth: Arc::new(authenticator),
         resource: resource.clone(),

@@ -14,6 +14,7 @@ mod feed;
 mod mcp;
 mod routes;
 mod support;
+mod tasks;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

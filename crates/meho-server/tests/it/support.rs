@@ -389,7 +389,21 @@ impl Connector for TestConnector {
                         .get("command")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    if command.starts_with("rm") {
+                    if command.starts_with("hold") && caller.approval_id.is_none() {
+                        // What a connector answers when policy wants a human: the decision and
+                        // the canonical call to bind the approval to.
+                        Err(ToolError::new("needs_approval", "the call needs a human")
+                            .with_detail(json!({
+                                "decision": { "rule": "require_approval:^hold", "tier": "write" },
+                                "call": {
+                                    "tool": tool,
+                                    "target": arguments.get("server").cloned().unwrap_or_default(),
+                                    "arguments": arguments,
+                                },
+                            })))
+                    } else if command.starts_with("hold") {
+                        Ok(json!({ "exit_status": 0, "stdout": format!("ran {command}\n") }))
+                    } else if command.starts_with("rm") {
                         Err(ToolError::new(
                             "denied",
                             format!("`{command}` is refused by rule `no_rm` on `x`"),
@@ -522,6 +536,7 @@ impl Server {
                 gateway,
                 audit: audit.clone(),
                 governance,
+                tasks: Default::default(),
             }),
             auth: auth.clone(),
             resource: audience.clone(),
@@ -620,9 +635,14 @@ impl Server {
 
     /// An initialized MCP session for `token`.
     pub(crate) async fn connect(&self, token: &str) -> Mcp<'_> {
-        let response = self
-            .post_mcp(Some(token), None, &initialize_request(1))
-            .await;
+        self.connect_with(token, json!({})).await
+    }
+
+    /// An initialized MCP session for `token`, declaring `capabilities`.
+    pub(crate) async fn connect_with(&self, token: &str, capabilities: Value) -> Mcp<'_> {
+        let mut initialize = initialize_request(1);
+        initialize["params"]["capabilities"] = capabilities;
+        let response = self.post_mcp(Some(token), None, &initialize).await;
         assert_eq!(response.status(), 200, "initialize was refused");
         let session = response
             .headers()
