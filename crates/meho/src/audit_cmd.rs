@@ -296,19 +296,34 @@ fn record_json(record: &StoredRecord) -> serde_json::Value {
 
 fn table(records: &[StoredRecord]) -> String {
     records_table(records.iter().map(|r| {
-        let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-        [
-            format_ts(r.ts),
-            r.tenant.clone(),
-            r.seq.to_string(),
-            r.kind.clone(),
-            r.principal.clone(),
-            dash(&r.target),
-            dash(&r.action),
-            dash(&r.outcome),
-            r.id.clone(),
-        ]
+        row(&RemoteRecord {
+            id: r.id.clone(),
+            tenant: r.tenant.clone(),
+            seq: r.seq,
+            ts: r.ts,
+            kind: r.kind.clone(),
+            principal: r.principal.clone(),
+            target: r.target.clone(),
+            action: r.action.clone(),
+            outcome: r.outcome.clone(),
+        })
     }))
+}
+
+/// The table columns of one record, local or remote.
+fn row(r: &RemoteRecord) -> [String; 9] {
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    [
+        format_ts(r.ts),
+        r.tenant.clone(),
+        r.seq.to_string(),
+        r.kind.clone(),
+        r.principal.clone(),
+        dash(&r.target),
+        dash(&r.action),
+        dash(&r.outcome),
+        r.id.clone(),
+    ]
 }
 
 fn records_table(rows: impl Iterator<Item = [String; 9]>) -> String {
@@ -501,7 +516,8 @@ async fn export(args: &ExportArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A record as `GET /api/v1/audit` lists it (the fields the table shows).
+/// A record as `GET /api/v1/audit` lists it (the fields the table shows); local records are
+/// shown through the same shape.
 #[derive(Debug, serde::Deserialize)]
 struct RemoteRecord {
     id: String,
@@ -564,20 +580,7 @@ async fn remote_query(args: &QueryArgs) -> Result<(), Failure> {
     let mut text = if page.records.is_empty() {
         "no matching records".to_owned()
     } else {
-        records_table(page.records.iter().map(|r| {
-            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
-            [
-                format_ts(r.ts),
-                r.tenant.clone(),
-                r.seq.to_string(),
-                r.kind.clone(),
-                r.principal.clone(),
-                dash(&r.target),
-                dash(&r.action),
-                dash(&r.outcome),
-                r.id.clone(),
-            ]
-        }))
+        records_table(page.records.iter().map(row))
     };
     if let Some(before) = page.next_before {
         text.push_str(&format!("\nmore: --cursor {before}"));

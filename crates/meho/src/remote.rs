@@ -296,7 +296,13 @@ fn client() -> Result<reqwest::Client, Failure> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("meho/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|err| anyhow!("cannot set up the HTTP client: {}", error_chain(&err)))?)
+        .map_err(|err| {
+            // `{:#}` renders the error with its sources, where TLS setup problems hide.
+            anyhow!(
+                "cannot set up the HTTP client: {:#}",
+                anyhow::Error::new(err)
+            )
+        })?)
 }
 
 /// Parses and checks `--server`.
@@ -355,17 +361,6 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
         cause = next;
     }
     cause.to_string()
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn one_line(text: &str) -> String {
