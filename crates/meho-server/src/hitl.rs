@@ -493,13 +493,16 @@ impl Governance {
                 "`reason` is required (1 to 1024 characters)".into(),
             ));
         }
-        if let Some(ttl) = learn_ttl
-            && !approve
-        {
-            let _ = ttl;
-            return Err(GovError::BadRequest(
-                "`learn_ttl_seconds` only goes with approve".into(),
-            ));
+        if learn_ttl.is_some() {
+            if !approve {
+                return Err(GovError::BadRequest(
+                    "`learn_ttl_seconds` only goes with approve".into(),
+                ));
+            }
+            // Refuse before deciding: a learn request that cannot be honoured must not leave an
+            // approval behind.
+            let current = self.approvals.get(&actor.tenant, id).await?;
+            learned_command(&current)?;
         }
         let approver = Approver {
             subject: actor.subject.clone(),
@@ -570,20 +573,7 @@ impl Governance {
         ttl: Duration,
     ) -> Result<WaiverRow, GovError> {
         let args = &approval.arguments;
-        // The command as it runs (the shown arguments may be redacted).
-        let command = approval
-            .request
-            .as_ref()
-            .unwrap_or(args)
-            .get("command")
-            .and_then(Value::as_str)
-            .filter(|_| matches!(approval.tool.as_str(), "ssh_execute" | "ssh_session_exec"))
-            .ok_or_else(|| {
-                GovError::BadRequest(format!(
-                    "approve-and-learn applies to commands; `{}` calls have none",
-                    approval.tool
-                ))
-            })?;
+        let command = learned_command(approval)?;
         let elevation = Elevation::from_request(
             args.get("sudo").and_then(Value::as_bool).unwrap_or(false),
             args.get("sudo_user").and_then(Value::as_str),
@@ -780,6 +770,24 @@ impl Governance {
         self.append(record).await?;
         Ok(freeze)
     }
+}
+
+/// The command a waiver would cover: as it runs (the shown arguments may be redacted), and only
+/// for tools that run commands.
+fn learned_command(approval: &Approval) -> Result<&str, GovError> {
+    approval
+        .request
+        .as_ref()
+        .unwrap_or(&approval.arguments)
+        .get("command")
+        .and_then(Value::as_str)
+        .filter(|_| matches!(approval.tool.as_str(), "ssh_execute" | "ssh_session_exec"))
+        .ok_or_else(|| {
+            GovError::BadRequest(format!(
+                "approve-and-learn applies to commands; `{}` calls have none",
+                approval.tool
+            ))
+        })
 }
 
 fn require_operator(actor: &Actor, what: &str) -> Result<(), GovError> {

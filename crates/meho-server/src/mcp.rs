@@ -317,7 +317,18 @@ impl MehoMcp {
         }
         let caller = principal.caller();
         let outcome = match name {
-            "announce" => self.announce(&caller, arguments).await,
+            "announce" => {
+                // A frozen agent cannot post to the feed either.
+                match self
+                    .context
+                    .governance
+                    .check_frozen(&caller, name, &arguments)
+                    .await
+                {
+                    Ok(()) => self.announce(&caller, arguments).await,
+                    Err(error) => Err(error),
+                }
+            }
             "approval_status" => self.approval_status(&caller, arguments, progress).await,
             _ if self.context.gateway.tools().iter().any(|t| t.name == name) => {
                 if caller.max_tier < Tier::Write && needs_more_than_read(name) {

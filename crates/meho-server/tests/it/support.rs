@@ -413,6 +413,19 @@ impl Connector for TestConnector {
                         Ok(json!({ "exit_status": 0, "stdout": "ok\n" }))
                     }
                 }
+                "ssh_put_file"
+                    if caller.approval_id.is_none()
+                        && arguments
+                            .get("path")
+                            .and_then(Value::as_str)
+                            .is_some_and(|p| p.starts_with("/hold")) =>
+                {
+                    Err(ToolError::new("needs_approval", "the call needs a human")
+                        .with_detail(json!({
+                            "decision": { "rule": "require_approval:^put /hold", "tier": "write" },
+                            "call": { "tool": tool, "target": "x", "arguments": arguments },
+                        })))
+                }
                 "ssh_put_file" => Ok(json!({ "written": true })),
                 other => Err(ToolError::new(
                     "unknown_tool",

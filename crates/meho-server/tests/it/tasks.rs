@@ -129,3 +129,36 @@ async fn a_tasks_client_gets_a_task_that_completes_after_approval() {
         .await;
     assert!(unknown.get("error").is_some(), "{unknown}");
 }
+
+#[tokio::test]
+async fn approve_and_learn_is_refused_before_deciding_when_the_call_has_no_command() {
+    let server = Server::start().await;
+    let agent = server.token_with_role("agent", "a", "operator");
+    let boss = server.token_with_role("boss", "a", "tenant_admin");
+    let mut mcp = server.connect(&agent).await;
+    let held = mcp
+        .call_tool(
+            "ssh_put_file",
+            json!({ "server": "x", "path": "/hold/app.conf", "content": "x" }),
+        )
+        .await;
+    let id = held["result"]["structuredContent"]["approval_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{held}"))
+        .to_owned();
+    let response = server
+        .http
+        .post(format!("{}/api/v1/approvals/{id}/approve", server.base))
+        .bearer_auth(&boss)
+        .json(&json!({ "reason": "ok", "learn_ttl_seconds": 3600 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "bad_request", "{body}");
+    // Nothing was decided: it can still be approved (without learning).
+    let (status, approved) = approve(&server, &boss, &id, "approve").await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["status"], "approved");
+}

@@ -713,6 +713,13 @@ fn a_frozen_principal_is_refused_at_once_its_session_closed_and_the_freeze_survi
         &json!({ "server": "web-a", "command": "echo after" }),
     );
     assert_eq!(code, "frozen");
+    let (code, _) = call_refused(
+        &world.mcp(),
+        &world.agent,
+        "announce",
+        &json!({ "activity": "x", "targets": ["web-a"], "planned_tier": "read", "ttl_seconds": 60 }),
+    );
+    assert_eq!(code, "frozen", "a frozen agent cannot announce either");
     let closed = world.audit(&format!("session_id={session}&action=ssh_session_close"));
     assert_eq!(closed[0]["body"]["reason"], "frozen", "{closed:?}");
 
@@ -743,7 +750,7 @@ fn a_frozen_principal_is_refused_at_once_its_session_closed_and_the_freeze_survi
     let records = world.audit("kind=freeze");
     assert_eq!(records.len(), 2, "{records:?}");
     let denials = world.audit("kind=denial&outcome=frozen");
-    assert_eq!(denials.len(), 3, "{denials:?}");
+    assert_eq!(denials.len(), 4, "{denials:?}");
     world.stop();
 }
 
