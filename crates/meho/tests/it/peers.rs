@@ -198,8 +198,10 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
 /// A running `tests/peers/idp/idp.mjs` (oidc-provider) on a free loopback port; killed on drop.
 ///
 /// Clients (secret `<client_id>-secret`, `client_secret_post`, `client_credentials`):
-/// `tenant-a-admin`, `tenant-a-reader`, `tenant-b-admin`, `no-tenant`, `tenant-a-es256`,
-/// `tenant-a-eddsa`, `no-scope`; see the comment at the top of `idp.mjs` for their claims.
+/// `tenant-a-admin`, `tenant-a-reader`, `tenant-a-agent` (operator), `tenant-b-admin`,
+/// `no-tenant`, `tenant-a-es256`, `tenant-a-eddsa`, `no-scope`; plus the public clients
+/// `meho-cli` (device flow) and `meho-console` (authorization code + PKCE). See the comment at the
+/// top of `idp.mjs` for their claims.
 #[derive(Debug)]
 pub struct Idp {
     /// `http://127.0.0.1:<port>`, as in the tokens' `iss`.
