@@ -142,18 +142,6 @@ where
     }
 }
 
-fn actor(principal: &Principal, parts_ip: Option<String>, user_agent: Option<String>) -> Actor {
-    Actor {
-        subject: principal.subject.clone(),
-        tenant: principal.tenant.clone(),
-        role: principal.role,
-        origin: Origin {
-            ip: parts_ip,
-            user_agent,
-        },
-    }
-}
-
 /// The acting principal plus where the request came from.
 #[derive(Debug)]
 pub struct Acting(pub Actor);
@@ -178,7 +166,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Acting {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect());
-        Ok(Acting(actor(principal, ip, user_agent)))
+        Ok(Acting(Actor {
+            subject: principal.subject.clone(),
+            tenant: principal.tenant.clone(),
+            role: principal.role,
+            origin: Origin { ip, user_agent },
+        }))
     }
 }
 

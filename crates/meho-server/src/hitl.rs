@@ -13,7 +13,7 @@
 //! - When the store cannot answer a freeze check or hold a call, the call does not run.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meho_approvals::{
@@ -123,7 +123,7 @@ pub struct Governance {
     audit: Arc<AuditLog>,
     notifier: Option<meho_notify::Notifier>,
     public_url: String,
-    hosts: RwLock<Arc<BTreeMap<String, Host>>>,
+    hosts: BTreeMap<String, Host>,
     decided: tokio::sync::Notify,
 }
 
@@ -145,7 +145,7 @@ impl Governance {
             audit,
             notifier: None,
             public_url: public_url.trim_end_matches('/').to_owned(),
-            hosts: RwLock::new(Arc::new(hosts)),
+            hosts,
             decided: tokio::sync::Notify::new(),
         }
     }
@@ -160,21 +160,6 @@ impl Governance {
     /// The notifier, if webhooks are configured.
     pub fn notifier(&self) -> Option<&meho_notify::Notifier> {
         self.notifier.as_ref()
-    }
-
-    /// Replaces the configured hosts (a reload).
-    pub fn set_hosts(&self, hosts: BTreeMap<String, Host>) {
-        *self
-            .hosts
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(hosts);
-    }
-
-    fn hosts(&self) -> Arc<BTreeMap<String, Host>> {
-        self.hosts
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
     }
 
     /// The console link of an approval.
@@ -642,8 +627,8 @@ impl Governance {
         reason: &str,
     ) -> Result<GrantRow, GovError> {
         require_operator(actor, "create grants")?;
-        let hosts = self.hosts();
-        let host = hosts
+        let host = self
+            .hosts
             .get(target)
             .filter(|h| h.tenant == actor.tenant)
             .ok_or_else(|| GovError::NotFound(format!("no target `{target}` in your tenant")))?;

@@ -265,19 +265,24 @@ impl Signer {
         }
         let now = unix_now();
         let elevation = Elevation::from_request(intent.sudo, intent.sudo_user.as_deref());
-        let (grants, waivers, overlay_warning) = self.overlay(intent).await;
-        let mut decision = decide(
-            host,
-            caller,
-            intent,
-            &elevation,
-            now,
-            Overlay {
-                grants: &grants,
-                waivers: &waivers,
-            },
-        );
-        decision.warnings.extend(overlay_warning);
+        let mut decision = decide(host, caller, intent, &elevation, now, Overlay::default());
+        if !decision.allowed || decision.require_approval {
+            // Grants and waivers only widen: they can change nothing the baseline allows
+            // outright, so the store is asked only when the baseline refuses or holds the call.
+            let (grants, waivers, overlay_warning) = self.overlay(intent).await;
+            decision = decide(
+                host,
+                caller,
+                intent,
+                &elevation,
+                now,
+                Overlay {
+                    grants: &grants,
+                    waivers: &waivers,
+                },
+            );
+            decision.warnings.extend(overlay_warning);
+        }
         let decision = self.redeem(caller, intent, decision).await?;
         if !decision.allowed || decision.require_approval {
             self.audit_decision(RecordKind::Denial, caller, intent, &decision, json!({}))
