@@ -4,6 +4,7 @@
 //! CLI and (later) the MCP surface print as it is.
 
 mod decision;
+pub mod display;
 mod tier;
 
 pub use decision::{Decision, ReasonCode};
