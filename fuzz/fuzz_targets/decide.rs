@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use meho_config::Config;
 use meho_core::{Decision, ReasonCode, Tier};
-use meho_policy::{Elevation, Grant, HostPolicy, Overlay, Request, Waiver};
+use meho_policy::{Elevation, Grant, HostPolicy, Overlay, Request, Waiver, shell};
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
@@ -200,8 +200,9 @@ fuzz_target!(|data: &[u8]| {
 
     let with = policy.decide(&request, overlay);
     let without = policy.decide(&request, Overlay::default());
-    check(host, command, &elevation, &with);
-    check(host, command, &elevation, &without);
+    let parses = policy.policies.shell_parse();
+    check(host, command, &elevation, parses, &with);
+    check(host, command, &elevation, parses, &without);
 
     // The traced path must decide exactly as the hot path does.
     let (explained, steps) = policy.explain(&request, overlay);
@@ -224,17 +225,27 @@ fuzz_target!(|data: &[u8]| {
 });
 
 /// Invariants every decision must satisfy on its own.
-fn check(host: &str, command: &str, elevation: &Elevation, d: &Decision) {
+fn check(host: &str, command: &str, elevation: &Elevation, parses: bool, d: &Decision) {
     let ctx = || format!("host {host}, elevation {elevation}, command {command:?}\n{d:#?}");
     if d.require_approval {
-        assert!(d.allowed, "require_approval without allowed: {}", ctx());
+        // A refusal reports an approval rule only for an allowlist miss (the seed's semantics).
+        assert!(
+            d.allowed || d.reason_code == ReasonCode::AllowlistNoMatch,
+            "require_approval on a refusal that is no allowlist miss: {}",
+            ctx()
+        );
     }
     if d.allowed {
         let Some(force) = &d.force_command else {
             panic!("allowed without a force_command: {}", ctx());
         };
         match elevation.prefix() {
-            None => assert_eq!(force, command, "force_command is not the line: {}", ctx()),
+            None => {
+                // A parsed line runs as its POSIX rebuild, never raw; an unparsed one as written.
+                let parsed = if parses { shell::parse(command).ok() } else { None };
+                let want = parsed.map_or_else(|| command.to_owned(), |line| line.to_posix());
+                assert_eq!(force, &want, "force_command is not the decided line: {}", ctx());
+            }
             Some(prefix) => {
                 assert!(
                     force.starts_with(&format!("{prefix} -- ")),

@@ -116,13 +116,13 @@ impl HostPolicy {
                         line.commands.len(),
                         line.commands
                             .iter()
-                            .map(|c| format!("`{}`", String::from_utf8_lossy(&c.text)))
+                            .map(|c| format!("`{}`", c.text))
                             .collect::<Vec<_>>()
                             .join(", ")
                     )
                 });
                 self.evaluate_line(
-                    line.commands.iter().map(|c| c.text.as_slice()),
+                    line.commands.iter().map(|c| c.text.as_bytes()),
                     overlay,
                     request.now,
                     trace,
@@ -140,19 +140,16 @@ impl HostPolicy {
         };
 
         let mut decision = self.apply_enforcement(verdict, trace);
-        if decision.require_approval {
+        if decision.allowed && decision.require_approval {
             self.apply_waiver(&mut decision, request, overlay, trace);
         }
         if decision.allowed {
-            let static_line;
-            let line = match &parsed {
-                Some(result) => result.as_ref().ok(),
-                None => {
-                    static_line = shell::parse(command).ok();
-                    static_line.as_ref()
-                }
+            let force_command = match &parsed {
+                Some(Ok(line)) => parsed_force_command(line, &request.elevation),
+                Some(Err(_)) => raw_force_command(command, &request.elevation, None),
+                None => raw_force_command(command, &request.elevation, shell::parse(command).ok()),
             };
-            decision.force_command = Some(force_command(command, &request.elevation, line));
+            decision.force_command = Some(force_command);
             decision.elevation_prefix = request.elevation.prefix();
             trace.note(|| {
                 format!(
@@ -364,7 +361,14 @@ impl HostPolicy {
                 approval,
             } => {
                 if enforce {
-                    return Decision::refused(code, rule, tier);
+                    // As the seed's engine does: an approval rule that matched before the
+                    // allowlist refused is reported with the denial (a deny rule wins outright).
+                    // The call is still refused (`allowed` is false), so nothing may hold it for
+                    // a human.
+                    let mut decision = Decision::refused(code, rule, tier);
+                    decision.require_approval =
+                        approval.is_some() && code == ReasonCode::AllowlistNoMatch;
+                    return decision;
                 }
                 let mut decision = Decision::refused(ReasonCode::Allowed, rule, tier);
                 decision.allowed = true;
@@ -448,12 +452,28 @@ fn malformed(command: &str) -> Option<&'static str> {
     }
 }
 
-/// The force-command a one-shot certificate carries. Without elevation it is the line itself;
-/// with elevation a static simple command runs as argv, anything else through `/bin/sh -c`.
-fn force_command(command: &str, elevation: &Elevation, line: Option<&CommandLine>) -> String {
+/// The force-command of a line the firewall parsed: rebuilt from the decoded words
+/// ([`CommandLine::to_posix`]), never the raw line, so every POSIX login shell and `/bin/sh` run
+/// exactly the words the rules matched. Under sudo, one plain command runs as argv
+/// (`sudo -n -- prog 'arg'`), anything else as `sudo -n -- /bin/sh -c '<posix form>'`.
+fn parsed_force_command(line: &CommandLine, elevation: &Elevation) -> String {
+    let Some(prefix) = elevation.prefix() else {
+        return line.to_posix();
+    };
+    elevated(prefix, Some(line), &line.to_posix())
+}
+
+/// The force-command of a line matched as a whole (shell parsing off) or allowed unparsed by an
+/// audit-mode policy: the raw line, which is what the rules saw. Under sudo a line that happens to
+/// be one plain command runs as argv; anything else runs as `/bin/sh -c '<raw line>'`.
+fn raw_force_command(command: &str, elevation: &Elevation, line: Option<CommandLine>) -> String {
     let Some(prefix) = elevation.prefix() else {
         return command.to_owned();
     };
+    elevated(prefix, line.as_ref(), command)
+}
+
+fn elevated(prefix: String, line: Option<&CommandLine>, shell_text: &str) -> String {
     let mut out = prefix;
     out.push_str(" --");
     match line.and_then(CommandLine::as_static_argv) {
@@ -464,9 +484,8 @@ fn force_command(command: &str, elevation: &Elevation, line: Option<&CommandLine
             }
         }
         None => {
-            out.push_str(" /bin/sh -c '");
-            out.push_str(&command.replace('\'', "'\\''"));
-            out.push('\'');
+            out.push_str(" /bin/sh -c ");
+            shell::quote(shell_text, &mut out);
         }
     }
     out

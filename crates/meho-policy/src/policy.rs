@@ -9,7 +9,9 @@ use crate::PolicyError;
 /// How a policy treats commands none of its rules name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
-    /// The policy is inert; its rules are ignored.
+    /// The policy allows and denies nothing (its `allow` and `deny` rules are ignored), but its
+    /// `require_approval` rules and `shell_parse` still apply: approval is orthogonal to allow and
+    /// deny, so it can sit on an otherwise unrestricted host.
     #[default]
     Off,
     /// Only commands matching an `allow` rule may run.
@@ -85,10 +87,11 @@ impl CommandPolicy {
         }
     }
 
-    /// Whether the policy can refuse or gate anything. `off` never does and takes no part.
+    /// Whether the policy can refuse or gate anything. An `off` policy takes part only through
+    /// its `require_approval` rules (and then its `shell_parse` applies too).
     pub fn is_restricting(&self) -> bool {
         match self.mode {
-            Mode::Off => false,
+            Mode::Off => !self.require_approval.is_empty(),
             Mode::Allowlist => true,
             Mode::Denylist => !self.deny.is_empty() || !self.require_approval.is_empty(),
         }
@@ -254,7 +257,13 @@ impl PolicySet {
         let has_allowlist = active().any(|(_, p)| p.mode == Mode::Allowlist);
         let enforces = active().any(|(_, p)| p.enforcement == Enforcement::Enforce);
         let shell_parse = active().any(|(_, p)| p.shell_parse);
-        let max_tier = active().map(|(_, p)| p.tier).max().unwrap_or_default();
+        // An `off` member allows nothing, so its tier says nothing about what runs; it applies
+        // only to the commands its approval rules match (`member_tier`).
+        let max_tier = active()
+            .filter(|(_, p)| p.mode != Mode::Off)
+            .map(|(_, p)| p.tier)
+            .max()
+            .unwrap_or_default();
         let allowlist_max_tier = active()
             .filter(|(_, p)| p.mode == Mode::Allowlist)
             .map(|(_, p)| p.tier)

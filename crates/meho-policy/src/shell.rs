@@ -13,6 +13,15 @@
 //! with shell meaning outside it is refused by construction. It also keeps a decision well under the
 //! 2 µs budget, which a general parser cannot. The differential tests in `tests/it/shell.rs` check
 //! the words against real bash.
+//!
+//! The words are decoded as bash decodes them, but the host may run the line with another shell:
+//! sshd hands a force-command to the account's login shell (dash is `/bin/sh` on Debian and
+//! Ubuntu), and elevated compound lines run under `/bin/sh -c`. dash has no `$'…'`, so the raw line
+//! can mean something else there. The firewall therefore never sends the raw line of a line it
+//! parsed: [`CommandLine::to_posix`] rebuilds it from the decoded words, each single-quoted where
+//! needed, joined by the same operators and fd dups, in a form every POSIX shell reads the same
+//! way. Words must be UTF-8 (a certificate option is a string) and free of control and bidi
+//! characters (so what the approver reads is what runs); lines that break either rule are refused.
 
 use std::ops::Range;
 
@@ -55,6 +64,20 @@ pub enum ShellError {
     ReservedWord(String),
     /// A word that starts with an unquoted `#`.
     Comment,
+    /// A decoded word is not UTF-8 (from `$'\xff'` or an octal escape): it could not be carried
+    /// into the force-command byte for byte.
+    NonUtf8,
+    /// A decoded word holds a control character other than tab (C0, DEL, C1) or a bidi control:
+    /// it could redraw or reorder what an approver reads.
+    ControlCharacter,
+    /// A bash builtin in a form that runs code or assigns a variable named in its arguments
+    /// (`printf -v`, `test -v`): array subscripts in a name run `$(…)` even when quoted.
+    BuiltinForm {
+        /// The builtin as written.
+        name: String,
+        /// The option that makes it run code or assign.
+        option: &'static str,
+    },
     /// The command is a shell, a wrapper, a privilege tool, `source` or an interpreter.
     Argv0 {
         /// Which class of program it is.
@@ -77,6 +100,9 @@ pub enum Argv0Class {
     Source,
     /// `python`, `perl`, `awk`, …: run inline code.
     Interpreter,
+    /// `let`, `read`, `unset`, `compgen`, …: bash builtins that evaluate a quoted argument as code
+    /// (array subscripts are arithmetic, which runs `$(…)`) or assign variables.
+    Builtin,
 }
 
 impl Argv0Class {
@@ -87,6 +113,7 @@ impl Argv0Class {
             Argv0Class::Privilege => "argv0-privilege",
             Argv0Class::Source => "argv0-source",
             Argv0Class::Interpreter => "argv0-interpreter",
+            Argv0Class::Builtin => "argv0-builtin",
         }
     }
 }
@@ -111,6 +138,11 @@ impl ShellError {
             ShellError::Subshell => "subshell",
             ShellError::Background => "background",
             ShellError::Comment => "comment",
+            ShellError::NonUtf8 => "non-utf8",
+            ShellError::ControlCharacter => "control-character",
+            ShellError::BuiltinForm { name, option } => {
+                return format!("builtin-option:{name}{option}");
+            }
             ShellError::ReservedWord(word) => return format!("reserved-word:{word}"),
             ShellError::Argv0 { class, name } => return format!("{}:{name}", class.as_str()),
         };
@@ -118,40 +150,141 @@ impl ShellError {
     }
 }
 
+/// The operator between two simple commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operator {
+    /// `|`: stdout into the next command's stdin.
+    Pipe,
+    /// `|&`: stdout and stderr into the next command's stdin (bash only; written `2>&1 |`).
+    PipeAll,
+    /// `&&`: the next command runs if this one succeeded.
+    And,
+    /// `||`: the next command runs if this one failed.
+    Or,
+    /// `;`: the next command runs after this one.
+    Sequence,
+}
+
+impl Operator {
+    /// The operator as every POSIX shell reads it.
+    fn posix(self) -> &'static str {
+        match self {
+            Operator::Pipe => "|",
+            Operator::PipeAll => "2>&1 |",
+            Operator::And => "&&",
+            Operator::Or => "||",
+            Operator::Sequence => ";",
+        }
+    }
+}
+
+/// An fd dup or close (`2>&1`, `>&-`, `3<&0`): the only redirects in the subset. Single-digit fds
+/// only, because dash reads `10>&1` as the word `10` followed by `>&1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdDup {
+    /// The fd being redirected (`2` in `2>&1`; `1` for a bare `>&`, `0` for a bare `<&`).
+    pub fd: u8,
+    /// `b'>'` or `b'<'`, as written. With an explicit fd both mean `dup2(target, fd)`.
+    pub direction: u8,
+    /// The fd duplicated, or `None` for `-` (close `fd`).
+    pub target: Option<u8>,
+}
+
 /// One simple command: its decoded words, joined by single spaces as the regexes see them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SimpleCommand {
-    /// The decoded words joined by single spaces. Bytes, because `$'\xff'` need not be UTF-8.
-    pub text: Vec<u8>,
+    /// The decoded words joined by single spaces. Always UTF-8 without control characters: the
+    /// parser refuses words that are not.
+    pub text: String,
     /// Where each word sits in `text`.
     pub words: Vec<Range<usize>>,
-    /// Whether the command carries an fd dup or close (`2>&1`). It then cannot be run as plain argv.
-    pub has_redirect: bool,
+    /// The fd dups and closes, in the order written (which is the order they apply in).
+    pub redirects: Vec<FdDup>,
 }
 
 impl SimpleCommand {
     /// The decoded words.
-    pub fn words(&self) -> impl Iterator<Item = &[u8]> {
+    pub fn words(&self) -> impl Iterator<Item = &str> {
         self.words
             .iter()
             .map(|range| self.text.get(range.clone()).unwrap_or_default())
+    }
+
+    /// Whether the command carries an fd dup or close (`2>&1`). It then cannot be run as plain argv.
+    pub fn has_redirect(&self) -> bool {
+        !self.redirects.is_empty()
+    }
+
+    /// Appends the command in POSIX form: each word quoted (see [`quote`]; the first word also
+    /// when a shell would read it as a reserved word or an assignment), then the fd dups.
+    pub fn write_posix(&self, out: &mut String) {
+        for (index, word) in self.words().enumerate() {
+            if index > 0 {
+                out.push(' ');
+            }
+            if index == 0 {
+                quote_command_name(word, out);
+            } else {
+                quote(word, out);
+            }
+        }
+        for dup in &self.redirects {
+            out.push(' ');
+            out.push(char::from(b'0' + dup.fd));
+            out.push(char::from(dup.direction));
+            out.push('&');
+            match dup.target {
+                Some(target) => out.push(char::from(b'0' + target)),
+                None => out.push('-'),
+            }
+        }
     }
 }
 
 /// A command line within the verifiable subset.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CommandLine {
-    /// The simple commands in order, whatever operators join them.
+    /// The simple commands in order.
     pub commands: Vec<SimpleCommand>,
+    /// The operator after each command but the last: `operators[i]` joins `commands[i]` and
+    /// `commands[i + 1]`. A trailing `;` is dropped.
+    pub operators: Vec<Operator>,
 }
 
 impl CommandLine {
     /// One simple command with no operator and no redirect: it can run as argv without a shell.
     pub fn as_static_argv(&self) -> Option<&SimpleCommand> {
         match self.commands.as_slice() {
-            [only] if !only.has_redirect && !only.words.is_empty() => Some(only),
+            [only] if !only.has_redirect() && !only.words.is_empty() => Some(only),
             _ => None,
         }
+    }
+
+    /// The line rebuilt from its structure, for any POSIX shell (bash, dash, busybox sh, ksh,
+    /// zsh): every decoded word quoted, the operators and fd dups in POSIX spelling. Whichever of
+    /// these shells parses it hands each program exactly the words the firewall matched; the raw
+    /// line is never sent, because shells disagree on it (`$'…'` is not POSIX).
+    pub fn to_posix(&self) -> String {
+        let mut out = String::with_capacity(
+            self.commands
+                .iter()
+                .map(|c| c.text.len() + 8)
+                .sum::<usize>(),
+        );
+        for (index, command) in self.commands.iter().enumerate() {
+            if index > 0 {
+                let operator = self
+                    .operators
+                    .get(index - 1)
+                    .copied()
+                    .unwrap_or(Operator::Sequence);
+                out.push(' ');
+                out.push_str(operator.posix());
+                out.push(' ');
+            }
+            command.write_posix(&mut out);
+        }
+        out
     }
 }
 
@@ -166,20 +299,22 @@ struct Lexer<'a> {
     src: &'a [u8],
     pos: usize,
     line: CommandLine,
-    current: SimpleCommand,
-    /// The word being built: start offset in `current.text`, whether any part was quoted, and
+    /// The simple command being built. Bytes until it is closed, because a `$'\xNN'` escape can
+    /// produce any byte; [`Lexer::end_command`] checks that the result is clean UTF-8.
+    current: Vec<u8>,
+    words: Vec<Range<usize>>,
+    redirects: Vec<FdDup>,
+    /// The word being built: start offset in `current`, whether any part was quoted, and
     /// whether it is so far only unquoted ASCII digits (a candidate fd number for `2>&1`).
     word: Option<WordState>,
-    /// The last command was closed by `;`, so an empty command at the end is fine.
-    after_semicolon: bool,
+    /// The operator that closed the last command, to record once another command follows.
+    pending: Option<Operator>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Terminator {
-    /// `|`, `|&`, `&&`, `||`: another command must follow.
-    Joined,
-    /// `;`: another command may follow.
-    Semicolon,
+    /// `|`, `|&`, `&&`, `||`, `;`.
+    Operator(Operator),
     /// The end of the line.
     End,
 }
@@ -206,9 +341,11 @@ impl<'a> Lexer<'a> {
             src: line.as_bytes(),
             pos: 0,
             line: CommandLine::default(),
-            current: SimpleCommand::default(),
+            current: Vec::new(),
+            words: Vec::new(),
+            redirects: Vec::new(),
             word: None,
-            after_semicolon: false,
+            pending: None,
         }
     }
 
@@ -225,17 +362,18 @@ impl<'a> Lexer<'a> {
                 }
                 b'|' => {
                     self.finish_word()?;
-                    let len = match self.peek(1) {
-                        Some(b'|') | Some(b'&') => 2,
-                        _ => 1,
+                    let (operator, len) = match self.peek(1) {
+                        Some(b'|') => (Operator::Or, 2),
+                        Some(b'&') => (Operator::PipeAll, 2),
+                        _ => (Operator::Pipe, 1),
                     };
-                    self.end_command(Terminator::Joined)?;
+                    self.end_command(Terminator::Operator(operator))?;
                     self.pos += len;
                 }
                 b'&' => match self.peek(1) {
                     Some(b'&') => {
                         self.finish_word()?;
-                        self.end_command(Terminator::Joined)?;
+                        self.end_command(Terminator::Operator(Operator::And))?;
                         self.pos += 2;
                     }
                     Some(b'>') => return Err(ShellError::Redirect),
@@ -246,10 +384,10 @@ impl<'a> Lexer<'a> {
                     if self.peek(1) == Some(b';') {
                         return Err(ShellError::Syntax);
                     }
-                    self.end_command(Terminator::Semicolon)?;
+                    self.end_command(Terminator::Operator(Operator::Sequence))?;
                     self.pos += 1;
                 }
-                b'<' | b'>' => self.redirect()?,
+                b'<' | b'>' => self.redirect(byte)?,
                 b'(' if self.peek(1) == Some(b'(') => return Err(ShellError::Arithmetic),
                 b'(' | b')' => return Err(ShellError::Subshell),
                 b'`' => return Err(ShellError::CommandSubstitution),
@@ -275,18 +413,19 @@ impl<'a> Lexer<'a> {
 
     fn begin_word(&mut self, quoted: bool) -> &mut WordState {
         let current = &mut self.current;
+        let has_words = !self.words.is_empty();
         let word = self.word.get_or_insert_with(|| {
-            if !current.words.is_empty() {
-                current.text.push(b' ');
+            if has_words {
+                current.push(b' ');
             }
             WordState {
-                start: current.text.len(),
+                start: current.len(),
                 quoted_from: None,
                 digits_only: true,
             }
         });
         if quoted {
-            word.quoted_from.get_or_insert(current.text.len());
+            word.quoted_from.get_or_insert(current.len());
             word.digits_only = false;
         }
         word
@@ -295,18 +434,18 @@ impl<'a> Lexer<'a> {
     fn push_unquoted(&mut self, byte: u8) {
         let word = self.begin_word(false);
         word.digits_only &= byte.is_ascii_digit();
-        self.current.text.push(byte);
+        self.current.push(byte);
     }
 
     fn finish_word(&mut self) -> Result<(), ShellError> {
         let Some(word) = self.word.take() else {
             return Ok(());
         };
-        let range = word.start..self.current.text.len();
-        let first = self.current.words.is_empty();
-        self.current.words.push(range.clone());
+        let range = word.start..self.current.len();
+        let first = self.words.is_empty();
+        self.words.push(range.clone());
         if first {
-            let text = self.current.text.get(range).unwrap_or_default();
+            let text = self.current.get(range).unwrap_or_default();
             let unquoted_prefix = word.quoted_from.map_or(text.len(), |at| at - word.start);
             check_argv0(text, unquoted_prefix)?;
         }
@@ -315,34 +454,54 @@ impl<'a> Lexer<'a> {
 
     /// Closes the simple command at an operator or at the end of the line.
     fn end_command(&mut self, terminator: Terminator) -> Result<(), ShellError> {
-        let command = std::mem::take(&mut self.current);
-        if command.words.is_empty() {
+        let text = std::mem::take(&mut self.current);
+        let words = std::mem::take(&mut self.words);
+        let redirects = std::mem::take(&mut self.redirects);
+        if words.is_empty() {
             // `ls;` is the only empty command bash accepts: after a `;`, at the end of the line.
             let trailing_semicolon = terminator == Terminator::End
-                && self.after_semicolon
+                && self.pending == Some(Operator::Sequence)
                 && !self.line.commands.is_empty();
-            if command.has_redirect || !trailing_semicolon {
+            if !redirects.is_empty() || !trailing_semicolon {
                 return Err(ShellError::Syntax);
             }
             return Ok(());
         }
+        let text = String::from_utf8(text).map_err(|_| ShellError::NonUtf8)?;
+        if has_control_character(&text) {
+            return Err(ShellError::ControlCharacter);
+        }
+        let command = SimpleCommand {
+            text,
+            words,
+            redirects,
+        };
+        check_builtin_form(&command)?;
+        if let Some(operator) = self.pending.take() {
+            self.line.operators.push(operator);
+        }
         self.line.commands.push(command);
-        self.after_semicolon = terminator == Terminator::Semicolon;
+        if let Terminator::Operator(operator) = terminator {
+            self.pending = Some(operator);
+        }
         Ok(())
     }
 
-    /// `<`, `>` and their forms. Only `[n]>&m`, `[n]<&m` and `[n]>&-` pass.
-    fn redirect(&mut self) -> Result<(), ShellError> {
+    /// `<`, `>` and their forms. Only `[n]>&m`, `[n]<&m` and `[n]>&-` pass, with one-digit fds.
+    fn redirect(&mut self, direction: u8) -> Result<(), ShellError> {
         if self.peek(1) == Some(b'(') {
             return Err(ShellError::ProcessSubstitution);
         }
         // A word of bare digits right before the operator is the fd number, not an argument.
+        let mut fd = None;
         if let Some(word) = self.word {
             if word.digits_only {
                 self.word = None;
-                self.current.text.truncate(word.start);
-                if !self.current.words.is_empty() {
-                    self.current.text.pop();
+                let digits = self.current.get(word.start..).unwrap_or_default();
+                fd = Some(single_digit(digits).ok_or(ShellError::Redirect)?);
+                self.current.truncate(word.start);
+                if !self.words.is_empty() {
+                    self.current.pop();
                 }
             } else {
                 self.finish_word()?;
@@ -363,11 +522,17 @@ impl<'a> Lexer<'a> {
         if target.is_empty() {
             return Err(ShellError::Syntax);
         }
-        if target == b"-" || target.iter().all(u8::is_ascii_digit) {
-            self.current.has_redirect = true;
-            return Ok(());
-        }
-        Err(ShellError::Redirect)
+        let target = if target == b"-" {
+            None
+        } else {
+            Some(single_digit(target).ok_or(ShellError::Redirect)?)
+        };
+        self.redirects.push(FdDup {
+            fd: fd.unwrap_or(if direction == b'<' { 0 } else { 1 }),
+            direction,
+            target,
+        });
+        Ok(())
     }
 
     fn dollar(&mut self) -> Result<(), ShellError> {
@@ -387,7 +552,6 @@ impl<'a> Lexer<'a> {
         };
         self.begin_word(true);
         self.current
-            .text
             .extend_from_slice(rest.get(..len).unwrap_or_default());
         self.pos = body_start + len + 1;
         Ok(())
@@ -415,16 +579,16 @@ impl<'a> Lexer<'a> {
                 b'`' => return Err(ShellError::CommandSubstitution),
                 b'\\' => match self.peek(1) {
                     Some(escaped @ (b'$' | b'`' | b'"' | b'\\')) => {
-                        self.current.text.push(escaped);
+                        self.current.push(escaped);
                         self.pos += 2;
                     }
                     _ => {
-                        self.current.text.push(b'\\');
+                        self.current.push(b'\\');
                         self.pos += 1;
                     }
                 },
                 other => {
-                    self.current.text.push(other);
+                    self.current.push(other);
                     self.pos += 1;
                 }
             }
@@ -449,7 +613,7 @@ impl<'a> Lexer<'a> {
                     self.pos += 1;
                     self.ansi_c_escape(escape)?;
                 }
-                other => self.current.text.push(other),
+                other => self.current.push(other),
             }
         }
     }
@@ -468,7 +632,7 @@ impl<'a> Lexer<'a> {
             _ => None,
         };
         if let Some(byte) = simple {
-            self.current.text.push(byte);
+            self.current.push(byte);
             return Ok(());
         }
         match escape {
@@ -488,17 +652,17 @@ impl<'a> Lexer<'a> {
                 if byte == 0 {
                     return Err(ShellError::AnsiCEscape);
                 }
-                self.current.text.push(byte);
+                self.current.push(byte);
             }
             b'x' => match self.hex_digits(2) {
                 Some(0) => return Err(ShellError::AnsiCEscape),
-                Some(value) => self.current.text.push((value & 0xff) as u8),
-                None => self.current.text.extend_from_slice(b"\\x"),
+                Some(value) => self.current.push((value & 0xff) as u8),
+                None => self.current.extend_from_slice(b"\\x"),
             },
             b'u' | b'U' | b'c' => return Err(ShellError::AnsiCEscape),
             other => {
-                self.current.text.push(b'\\');
-                self.current.text.push(other);
+                self.current.push(b'\\');
+                self.current.push(other);
             }
         }
         Ok(())
@@ -582,6 +746,31 @@ const PRIVILEGE_TOOLS: &[&str] = &[
 
 const SOURCE: &[&str] = &[".", "source"];
 
+/// Bash builtins that run code named in their arguments or assign variables. Every name a bash
+/// builtin takes may carry an array subscript, and subscripts are arithmetic, which expands
+/// `$(…)` even inside single quotes: `read 'a[$(id)]'`, `unset 'GROUPS[$(id)]'`, `let`,
+/// `mapfile -C`, `compgen -C`/`-W` all run code the firewall never sees (each is checked against
+/// real bash in the tests). `getopts` and `wait -p` assign; `jobs -x` and `fc` run commands; `bind`
+/// and `complete` register code. None of them is of use in a one-shot line, so they are refused as
+/// a class rather than option by option. `printf -v` and `test -v` are refused by form, see
+/// [`check_builtin_form`].
+const CODE_BUILTINS: &[&str] = &[
+    "let",
+    "read",
+    "mapfile",
+    "readarray",
+    "unset",
+    "getopts",
+    "wait",
+    "compgen",
+    "complete",
+    "compopt",
+    "fc",
+    "history",
+    "bind",
+    "jobs",
+];
+
 const INTERPRETERS: &[&str] = &[
     "python",
     "perl",
@@ -650,6 +839,7 @@ fn check_argv0(word: &[u8], unquoted_prefix: usize) -> Result<(), ShellError> {
         (PRIVILEGE_TOOLS, Argv0Class::Privilege),
         (WRAPPERS, Argv0Class::Wrapper),
         (INTERPRETERS, Argv0Class::Interpreter),
+        (CODE_BUILTINS, Argv0Class::Builtin),
     ];
     for (names, class) in classes {
         if names.contains(&name) || (!base.is_empty() && names.contains(&base)) {
@@ -678,22 +868,123 @@ fn is_assignment(word: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Quotes `word` for a POSIX shell: bare when it holds only safe bytes, single-quoted otherwise.
-pub fn quote(word: &[u8], out: &mut String) {
-    let safe = !word.is_empty()
-        && word.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'_' | b'@' | b'%' | b'+' | b'=' | b':' | b',' | b'.' | b'/' | b'-'
-                )
-        });
-    let text = String::from_utf8_lossy(word);
-    if safe {
-        out.push_str(&text);
+/// Refuses builtin forms that run code or assign: `printf -v NAME` (as the first argument, the only
+/// place bash takes an option) and `test`/`[` with the `-v`/`-R` operators, which take a variable
+/// name. Checked on every command, whatever path names it (`/usr/bin/printf` has no `-v`, but a
+/// name that bash resolves to its builtin must not slip through, and refusing both costs nothing).
+fn check_builtin_form(command: &SimpleCommand) -> Result<(), ShellError> {
+    let mut words = command.words();
+    let Some(first) = words.next() else {
+        return Ok(());
+    };
+    let name = first.rsplit('/').next().unwrap_or(first);
+    let refused = |option| {
+        Err(ShellError::BuiltinForm {
+            name: name.to_owned(),
+            option,
+        })
+    };
+    match name {
+        "printf" if words.next().is_some_and(|arg| arg.starts_with("-v")) => refused("-v"),
+        "test" | "[" => match words.find(|arg| matches!(*arg, "-v" | "-R")) {
+            Some("-v") => refused("-v"),
+            Some(_) => refused("-R"),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Whether `text` holds a character that could redraw or reorder what a human reads: a control
+/// character other than tab, or a bidi control (see [`meho_core::display::is_deceptive`]).
+fn has_control_character(text: &str) -> bool {
+    let ascii_control = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
+    if text.is_ascii() {
+        return text.as_bytes().iter().any(ascii_control);
+    }
+    text.chars()
+        .any(|c| c != '\t' && meho_core::display::is_deceptive(c))
+}
+
+/// A one-digit fd number: dash reads only `0`–`9` as an fd.
+fn single_digit(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [digit @ b'0'..=b'9'] => Some(digit - b'0'),
+        _ => None,
+    }
+}
+
+/// Bytes a word may hold and still go unquoted: none has a meaning to any POSIX shell (or zsh)
+/// inside a word.
+fn is_safe_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'_' | b'@' | b'%' | b'+' | b'=' | b':' | b',' | b'.' | b'/' | b'-'
+        )
+}
+
+/// Quotes `word` for a POSIX shell: bare when it holds only safe bytes (and does not start with
+/// `=`, which zsh expands), single-quoted otherwise, with `'` written as `'"'"'` (close, a
+/// double-quoted `'`, reopen). No backslash is ever produced: inside single quotes no byte but
+/// `'` has a meaning, inside `"'"` nothing does, and neither `'` nor `"` is ever the second byte
+/// of a multibyte character in any locale (GBK, Big5, Shift JIS, GB18030 included), so the
+/// quoting holds whatever the host's locale. The form is also inside the subset this parser
+/// verifies, so a rebuilt line decodes to the same words here as in every shell.
+pub fn quote(word: &str, out: &mut String) {
+    quote_unless_bare(word, true, out);
+}
+
+fn quote_unless_bare(word: &str, may_be_bare: bool, out: &mut String) {
+    let bytes = word.as_bytes();
+    let bare = may_be_bare
+        && !bytes.is_empty()
+        && bytes.first() != Some(&b'=')
+        && bytes.iter().copied().all(is_safe_byte);
+    if bare {
+        out.push_str(word);
         return;
     }
     out.push('\'');
-    out.push_str(&text.replace('\'', "'\\''"));
+    for (index, part) in word.split('\'').enumerate() {
+        if index > 0 {
+            out.push_str("'\"'\"'");
+        }
+        out.push_str(part);
+    }
     out.push('\'');
+}
+
+/// Words some POSIX shell (or bash, ksh, zsh) reads as reserved in command position.
+const RESERVED_ANYWHERE: &[&str] = &[
+    "case",
+    "do",
+    "done",
+    "elif",
+    "else",
+    "esac",
+    "fi",
+    "for",
+    "if",
+    "in",
+    "then",
+    "until",
+    "while",
+    "function",
+    "select",
+    "time",
+    "coproc",
+    "repeat",
+    "foreach",
+    "end",
+    "nocorrect",
+    "noglob",
+];
+
+/// Quotes a command name: as [`quote`], and also when a shell would read the bare word as a
+/// reserved word (`'if' x` decodes to the program `if`) or as an assignment (`'A=1' ls` runs the
+/// program `A=1`).
+fn quote_command_name(word: &str, out: &mut String) {
+    let special = RESERVED_ANYWHERE.contains(&word) || word.contains('=');
+    quote_unless_bare(word, !special, out);
 }

@@ -77,7 +77,7 @@ impl Shell {
         self.counter += 1;
         let marker = format!("__MEHO_{}_{}__", self.nonce, self.counter);
         let mut script = String::from("command eval ");
-        quote_into(command, &mut script);
+        meho_policy::shell::quote(command, &mut script);
         script.push_str(" </dev/null\n");
         script.push_str(&format!(
             "__meho_rc=$?; printf '\\n%s %s\\n' '{marker}' \"$__meho_rc\""
@@ -224,13 +224,6 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn strip_cr(data: &[u8]) -> Vec<u8> {
     data.iter().copied().filter(|&b| b != b'\r').collect()
-}
-
-/// Single-quotes `text` for sh: `'` becomes `'\''`.
-fn quote_into(text: &str, out: &mut String) {
-    out.push('\'');
-    out.push_str(&text.replace('\'', "'\\''"));
-    out.push('\'');
 }
 
 /// One open session.

@@ -635,7 +635,7 @@ pub fn decide(
                 FileOp::Put => "put ",
                 FileOp::Get => "get ",
             });
-            meho_policy::shell::quote(path.as_bytes(), &mut action);
+            meho_policy::shell::quote(path, &mut action);
             let mut decision = decide_command(&action, &Elevation::None);
             // The certificate carries `internal-sftp`, not the action string.
             decision.force_command = decision.allowed.then(|| "internal-sftp".to_owned());

@@ -59,7 +59,8 @@ fn decision_json(decision: &Decision) -> Result<String, Failure> {
 
 pub(crate) fn decision_text(decision: &Decision) -> String {
     let mut out = String::new();
-    let verdict = if decision.require_approval {
+    // A refusal may report that an approval rule matched too; it is still a denial.
+    let verdict = if decision.allowed && decision.require_approval {
         "NEEDS APPROVAL"
     } else if decision.allowed {
         "ALLOWED"

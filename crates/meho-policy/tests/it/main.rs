@@ -10,5 +10,6 @@
 )]
 
 mod corpus;
+mod executors;
 mod props;
 mod shell;

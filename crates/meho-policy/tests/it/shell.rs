@@ -10,11 +10,7 @@ fn words(line: &str) -> Vec<Vec<String>> {
     parsed
         .commands
         .iter()
-        .map(|c| {
-            c.words()
-                .map(|w| String::from_utf8_lossy(w).into_owned())
-                .collect()
-        })
+        .map(|c| c.words().map(str::to_owned).collect())
         .collect()
 }
 
@@ -50,6 +46,11 @@ fn decodes_quotes_and_splits_on_operators() {
         ("'if' x", &[&["if", "x"]]),
         ("echo ]", &[&["echo", "]"]]),
         ("echo é ü", &[&["echo", "é", "ü"]]),
+        ("cut -d'\t' -f1", &[&["cut", "-d\t", "-f1"]]),
+        ("echo $'\\xc3\\xa9'", &[&["echo", "é"]]),
+        ("printf -- -v x", &[&["printf", "--", "-v", "x"]]),
+        ("printf '%s' -v", &[&["printf", "%s", "-v"]]),
+        ("test -n x", &[&["test", "-n", "x"]]),
     ];
     for (line, expected) in table {
         let expected: Vec<Vec<String>> = expected
@@ -144,6 +145,44 @@ fn refuses_every_construct_outside_the_subset() {
         ("echo $'\\u0041'", "ansi-c-escape"),
         ("echo $'\\U0041'", "ansi-c-escape"),
         ("echo $'\\cA'", "ansi-c-escape"),
+        // Bytes that are not UTF-8 cannot be carried into the force-command byte for byte.
+        ("p $'\\xff'", "non-utf8"),
+        ("p $'\\377'", "non-utf8"),
+        ("p $'\\xc3'", "non-utf8"),
+        // Control and bidi characters could redraw what an approver reads.
+        ("echo $'\\e[2K'", "control-character"),
+        ("echo $'a\\nb'", "control-character"),
+        ("echo $'\\x7f'", "control-character"),
+        ("echo $'\\xc2\\x9b'", "control-character"),
+        ("echo '\u{1b}[1G'", "control-character"),
+        ("touch 'x\u{202e}txt.sh'", "control-character"),
+        ("echo \"\u{2066}\"", "control-character"),
+        ("echo \u{9b}31m", "control-character"),
+        // Builtins that run a quoted `$(…)` (array subscripts are arithmetic) or assign.
+        ("let 'a[$(touch X)]=1'", "argv0-builtin:let"),
+        ("read 'a[$(touch X)]'", "argv0-builtin:read"),
+        ("ls | read x", "argv0-builtin:read"),
+        ("mapfile -C 'touch X' -c 1", "argv0-builtin:mapfile"),
+        ("readarray a", "argv0-builtin:readarray"),
+        ("unset 'GROUPS[$(touch X)]'", "argv0-builtin:unset"),
+        ("getopts a x", "argv0-builtin:getopts"),
+        ("wait -p x", "argv0-builtin:wait"),
+        ("compgen -W '$(touch X)'", "argv0-builtin:compgen"),
+        ("complete -C 'touch X' ls", "argv0-builtin:complete"),
+        ("fc -e 'touch X'", "argv0-builtin:fc"),
+        ("jobs -x touch X", "argv0-builtin:jobs"),
+        ("bind -x x", "argv0-builtin:bind"),
+        ("printf -v 'a[$(touch X)]' x", "builtin-option:printf-v"),
+        ("printf -vPATH /tmp", "builtin-option:printf-v"),
+        ("/usr/bin/printf -v x y", "builtin-option:printf-v"),
+        ("test -v 'a[$(touch X)]'", "builtin-option:test-v"),
+        ("'[' -v 'a[$(touch X)]' ']'", "builtin-option:[-v"),
+        ("/usr/bin/'[' -v x ']'", "builtin-option:[-v"),
+        ("\"[\" x = y -o -v 'a[$(id)]' ']'", "builtin-option:[-v"),
+        ("test -R x", "builtin-option:test-R"),
+        // dash reads only one-digit fds: `10>&1` is the word `10` and `>&1` there.
+        ("ls 10>&1", "redirect"),
+        ("ls 2>&10", "redirect"),
     ];
     for (line, expected) in table {
         assert_eq!(reason(line), *expected, "line `{line}`");
@@ -240,7 +279,12 @@ fn accepted_words_match_real_bash() {
         let Some(command) = parsed.as_static_argv() else {
             continue;
         };
-        ours.push(command.words().map(<[u8]>::to_vec).collect::<Vec<_>>());
+        ours.push(
+            command
+                .words()
+                .map(|w| w.as_bytes().to_vec())
+                .collect::<Vec<_>>(),
+        );
         lines.push(line);
     }
     assert!(
@@ -275,7 +319,7 @@ fn quoted_words_round_trip_through_bash() {
         let mut line = String::new();
         for word in &words {
             line.push(' ');
-            shell::quote(word.as_bytes(), &mut line);
+            shell::quote(word, &mut line);
         }
         lines.push(line);
         cases.push(words);

@@ -432,6 +432,105 @@ async fn sudo_elevation_runs_as_root_through_a_real_sudoers_entry() {
     );
 }
 
+/// Issue #11's review, end to end: the account's login shell is `/bin/sh` (dash on Debian), which
+/// has no `$'…'`. The force-command is rebuilt from the decoded words, so the quoted `; touch …`
+/// stays one argument for the one-shot, the elevated one-shot (argv and `/bin/sh -c`) and an exec
+/// session, and nothing else runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dash_breakout_stays_one_argument_on_a_real_host() {
+    if !require_sshd() {
+        return;
+    }
+    ensure_sudoers(USER, "ALL=(root) NOPASSWD: ALL");
+    let (dir, ca_path, ca_line) = Lab::ca();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    let login_shell = passwd
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{USER}:")))
+        .and_then(|l| l.rsplit(':').next())
+        .unwrap()
+        .to_owned();
+    let resolved = std::fs::canonicalize(&login_shell).unwrap();
+    assert!(
+        resolved.ends_with("dash"),
+        "the test account's login shell {login_shell} is {}, not dash: this test proves nothing",
+        resolved.display()
+    );
+    let sshd = Lab::sshd(&ca_line);
+    let marker = dir.path().join("PWN");
+    let pwn = marker.display().to_string();
+    let config = host(
+        "web",
+        &sshd,
+        "allow_sudo = true\n[hosts.web.command_policy]\nmode = \"allowlist\"\nallow = ['^printf \\[%s\\]( |$)']\n",
+    ) + &host(
+        "gated",
+        &sshd,
+        "[hosts.gated.command_policy]\nmode = \"off\"\nrequire_approval = ['^touch ']\n",
+    );
+    let lab = Lab::new(dir, ca_path, &config, |_| {}).await;
+    let breakout = format!("printf '[%s]' $'a\\' ; touch {pwn} #\\''");
+    let want = format!("[a' ; touch {pwn} #']");
+    let cases = [
+        (json!({"server": "web", "command": breakout}), "login shell"),
+        (
+            json!({"server": "web", "command": format!("{breakout} 2>&1")}),
+            "login shell, fd dup",
+        ),
+        (
+            json!({"server": "web", "command": breakout, "sudo": true}),
+            "sudo argv",
+        ),
+        (
+            json!({"server": "web", "command": format!("{breakout} 2>&1"), "sudo": true}),
+            "sudo /bin/sh -c",
+        ),
+    ];
+    for (args, how) in cases {
+        let out = lab.call("ssh_execute", args).await.unwrap();
+        assert_eq!(out["stdout"], want, "{how}: {out}");
+        assert!(!marker.exists(), "{how}: the injected touch ran");
+    }
+    let open = lab
+        .call("ssh_session_open", json!({"server": "web"}))
+        .await
+        .unwrap();
+    let id = open["session_id"].as_str().unwrap().to_owned();
+    let out = lab
+        .call(
+            "ssh_session_exec",
+            json!({"session_id": id, "command": format!("{breakout} 2>&1")}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out["stdout"], want, "exec session: {out}");
+    assert!(!marker.exists(), "exec session: the injected touch ran");
+
+    // An `off` policy's require_approval holds the call (issue #11, finding 3): nothing runs.
+    let held = lab
+        .call(
+            "ssh_execute",
+            json!({"server": "gated", "command": format!("touch {pwn}")}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(held.code, "needs_approval", "{held}");
+    assert!(!marker.exists(), "a held call ran");
+    // and its shell parsing is on: a substitution is refused, not run.
+    let parsed = lab
+        .call(
+            "ssh_execute",
+            json!({"server": "gated", "command": format!("echo $(touch {pwn})")}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        parsed.message.contains("shell-parse:command-substitution"),
+        "{parsed}"
+    );
+    assert!(!marker.exists());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn shell_and_pty_sessions_keep_state_and_exit_codes() {
     if !require_sshd() {
