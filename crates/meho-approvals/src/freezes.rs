@@ -9,7 +9,14 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Bind, Db, Row};
-use crate::{ApprovalError, now_us};
+use crate::{ApprovalError, Missing, RowKind, now_us};
+
+/// The longest frozen principal or session id, in characters.
+pub const MAX_FREEZE_VALUE_CHARS: usize = 256;
+
+/// The most digits a frozen serial may have: every such number fits a `u64` (serials are below
+/// 2^53, 16 digits).
+pub const MAX_SERIAL_DIGITS: usize = 19;
 
 /// What a freeze stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +31,13 @@ pub enum FreezeKind {
 }
 
 impl FreezeKind {
+    /// Every kind.
+    pub const ALL: [FreezeKind; 3] = [
+        FreezeKind::Principal,
+        FreezeKind::Session,
+        FreezeKind::Serial,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -114,6 +128,30 @@ pub struct Subject<'a> {
     pub serial: Option<u64>,
 }
 
+/// The value a freeze stores: a principal or session id trimmed, a serial in its canonical
+/// decimal form (the form the check compares with). Lengths count what the caller sent, as the
+/// API documents them.
+fn frozen_value(kind: FreezeKind, value: &str) -> Result<String, ApprovalError> {
+    if kind == FreezeKind::Serial {
+        let digits = !value.is_empty()
+            && value.len() <= MAX_SERIAL_DIGITS
+            && value.bytes().all(|b| b.is_ascii_digit());
+        return match value.parse::<u64>() {
+            Ok(serial) if digits => Ok(serial.to_string()),
+            _ => Err(ApprovalError::Invalid(format!(
+                "`{value}` is not a certificate serial (1 to {MAX_SERIAL_DIGITS} decimal digits)"
+            ))),
+        };
+    }
+    let trimmed = value.trim();
+    if trimmed.is_empty() || value.chars().count() > MAX_FREEZE_VALUE_CHARS {
+        return Err(ApprovalError::Invalid(format!(
+            "the frozen value must be 1 to {MAX_FREEZE_VALUE_CHARS} characters, not all blank"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
 /// The freezes of one store.
 #[derive(Debug, Clone)]
 pub struct Freezes {
@@ -135,20 +173,9 @@ impl Freezes {
         reason: &str,
         by: &str,
     ) -> Result<Freeze, ApprovalError> {
-        let value = value.trim();
-        if value.is_empty() || value.len() > 256 {
-            return Err(ApprovalError::Invalid(
-                "the frozen value must be 1 to 256 characters".into(),
-            ));
-        }
-        if kind == FreezeKind::Serial && value.parse::<u64>().is_err() {
-            return Err(ApprovalError::Invalid(format!(
-                "`{value}` is not a certificate serial (a decimal number)"
-            )));
-        }
-        if reason.trim().is_empty() {
-            return Err(ApprovalError::Invalid("a freeze needs a reason".into()));
-        }
+        let value = frozen_value(kind, value)?;
+        let value = value.as_str();
+        let reason = crate::check_reason("a freeze", reason)?;
         let id = format!("frz-{}", uuid::Uuid::now_v7().simple());
         self.db
             .execute(
@@ -179,7 +206,7 @@ impl Freezes {
             )
             .await?
             .pop()
-            .ok_or_else(|| ApprovalError::NotFound(id.to_owned()))
+            .ok_or_else(|| Missing::error(RowKind::Freeze, id))
     }
 
     /// `tenant`'s freezes, newest first: active ones only unless `all`.
@@ -209,6 +236,7 @@ impl Freezes {
         by: &str,
         reason: Option<&str>,
     ) -> Result<Freeze, ApprovalError> {
+        let reason = crate::check_optional_reason("lifting a freeze", reason)?;
         self.get(tenant, id).await?;
         let changed = self
             .db

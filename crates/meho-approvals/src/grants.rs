@@ -11,7 +11,7 @@ use meho_policy::Elevation;
 use serde::Serialize;
 
 use crate::db::{Bind, Db, Row};
-use crate::{ApprovalError, now_us};
+use crate::{ApprovalError, Missing, RowKind, now_us};
 
 /// A grant to create.
 #[derive(Debug, Clone)]
@@ -57,6 +57,11 @@ pub struct GrantRow {
     pub revoked_at_us: Option<i64>,
     /// Who revoked it.
     pub revoked_by: Option<String>,
+    /// What the pattern check warned about when this grant was created (unanchored, path
+    /// traversal, open options). Computed at creation for the creator to see, not stored: empty
+    /// on a grant read back from the store.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl GrantRow {
@@ -114,6 +119,7 @@ fn read_grant(row: &dyn Row) -> Result<GrantRow, ApprovalError> {
         expires_at_us: row.int("expires_at_us")?,
         revoked_at_us: row.opt_int("revoked_at_us")?,
         revoked_by: row.opt_text("revoked_by")?,
+        warnings: Vec::new(),
     })
 }
 
@@ -166,15 +172,15 @@ impl Grants {
         Grants { db: Db::new(pool) }
     }
 
-    /// Stores a grant. The pattern must compile under the policy rules; whether the target may
-    /// take a grant is the caller's check (`HostPolicy::check_grantable`).
+    /// Stores a grant. The pattern goes through `meho_policy::lint::check_grant_pattern`: one
+    /// that would allow every command is refused, and the returned row carries the check's
+    /// warnings. Whether the target may take a grant is the caller's check
+    /// (`HostPolicy::check_grantable`).
     pub async fn create(&self, grant: &NewGrant) -> Result<GrantRow, ApprovalError> {
         let id = format!("grt-{}", uuid::Uuid::now_v7().simple());
         let ttl = ttl_us(grant.ttl)?;
-        if grant.reason.trim().is_empty() {
-            return Err(ApprovalError::Invalid("a grant needs a reason".into()));
-        }
-        meho_policy::Grant::new(&id, &grant.pattern, grant.tier, 0)
+        let reason = crate::check_reason("a grant", &grant.reason)?;
+        let warnings = meho_policy::lint::check_grant_pattern(&grant.pattern)
             .map_err(|e| ApprovalError::Invalid(e.to_string()))?;
         let now = now_us();
         self.db
@@ -188,14 +194,16 @@ impl Grants {
                     Bind::Text(grant.target.clone()),
                     Bind::Text(grant.pattern.clone()),
                     Bind::Text(grant.tier.as_str().to_owned()),
-                    Bind::Text(grant.reason.clone()),
+                    Bind::Text(reason.to_owned()),
                     Bind::Text(grant.created_by.clone()),
                     Bind::Int(now),
                     Bind::Int(now.saturating_add(ttl)),
                 ],
             )
             .await?;
-        self.get(&grant.tenant, &id).await
+        let mut row = self.get(&grant.tenant, &id).await?;
+        row.warnings = warnings.iter().map(ToString::to_string).collect();
+        Ok(row)
     }
 
     /// The grant `id` of `tenant`.
@@ -208,7 +216,7 @@ impl Grants {
             )
             .await?
             .pop()
-            .ok_or_else(|| ApprovalError::NotFound(id.to_owned()))
+            .ok_or_else(|| Missing::error(RowKind::Grant, id))
     }
 
     /// `tenant`'s grants, newest first: active ones only unless `all`.
@@ -321,7 +329,7 @@ impl Grants {
             )
             .await?
             .pop()
-            .ok_or(ApprovalError::NotFound(id))
+            .ok_or_else(|| Missing::error(RowKind::Waiver, id))
     }
 
     /// The grants and waivers in force for `target` in `tenant`, as the policy engine takes them.
@@ -359,13 +367,16 @@ impl Grants {
                 read_waiver,
             )
             .await?;
+        // A stored grant the engine no longer accepts (a pattern that does not compile, or one
+        // from before the pattern check that would allow every command) is left out rather than
+        // failing the whole overlay: a grant only widens, so leaving one out narrows to the
+        // baseline, and this host's other grants and waivers stay in force.
         let grants = grants
             .into_iter()
-            .map(|g| {
-                meho_policy::Grant::new(g.id, g.pattern, g.tier, us_to_secs(g.expires_at_us))
-                    .map_err(|e| ApprovalError::Corrupt(e.to_string()))
+            .filter_map(|g| {
+                meho_policy::Grant::new(g.id, g.pattern, g.tier, us_to_secs(g.expires_at_us)).ok()
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect();
         let waivers = waivers
             .into_iter()
             .map(|w| meho_policy::Waiver {
@@ -378,5 +389,121 @@ impl Grants {
             })
             .collect();
         Ok((grants, waivers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The grant pattern check on the store path every grant is created through (the REST API and
+    //! the CLI both reach it via `Governance::create_grant`), on SQLite.
+
+    use super::*;
+
+    async fn store() -> (tempfile::TempDir, meho_store::Store, Grants) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            meho_store::Store::open(&format!("sqlite://{}", dir.path().join("g.db").display()))
+                .await
+                .unwrap();
+        let grants = Grants::new(store.pool().clone());
+        (dir, store, grants)
+    }
+
+    fn grant(pattern: &str) -> NewGrant {
+        NewGrant {
+            tenant: "acme".into(),
+            target: "web".into(),
+            pattern: pattern.into(),
+            tier: Tier::Read,
+            ttl: Duration::from_secs(3600),
+            reason: "incident 42".into(),
+            created_by: "op".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn create_refuses_a_pattern_that_would_allow_every_command() {
+        let (_dir, store, grants) = store().await;
+        // `""` is what `meho grants create --pattern "$UNSET"` sends.
+        for pattern in ["", "x?", ".+", r"\S", "[^x]", " "] {
+            let err = grants.create(&grant(pattern)).await.unwrap_err();
+            let ApprovalError::Invalid(message) = &err else {
+                panic!("`{pattern}`: {err:?}");
+            };
+            assert!(message.contains(&format!("`{pattern}`")), "{message}");
+        }
+        assert!(
+            grants
+                .list("acme", None, true, 100)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing refused was stored"
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn create_answers_with_the_pattern_checks_warnings() {
+        let (_dir, store, grants) = store().await;
+        let row = grants.create(&grant("^uptime")).await.unwrap();
+        assert_eq!(row.warnings.len(), 1, "{:?}", row.warnings);
+        assert!(
+            row.warnings[0].starts_with("grant pattern `^uptime` has no `$` end anchor"),
+            "{:?}",
+            row.warnings
+        );
+        let json = serde_json::to_value(&row).unwrap();
+        assert_eq!(json["warnings"].as_array().unwrap().len(), 1);
+
+        // Read back, the grant carries no warnings (they are not stored) and no `warnings` key.
+        let again = grants.get("acme", &row.id).await.unwrap();
+        assert!(again.warnings.is_empty());
+        assert!(
+            serde_json::to_value(&again)
+                .unwrap()
+                .get("warnings")
+                .is_none()
+        );
+
+        let clean = grants.create(&grant("^uptime -p$")).await.unwrap();
+        assert!(clean.warnings.is_empty(), "{:?}", clean.warnings);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn overlay_leaves_out_a_stored_grant_the_engine_refuses() {
+        let (_dir, store, grants) = store().await;
+        let good = grants.create(&grant("^uptime -p$")).await.unwrap();
+        // A row from before the pattern check (or written around it): an empty pattern.
+        let now = now_us();
+        grants
+            .db
+            .execute(
+                &format!(
+                    "INSERT INTO grants ({GRANT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)"
+                ),
+                vec![
+                    Bind::Text("grt-legacy".into()),
+                    Bind::Text("acme".into()),
+                    Bind::Text("web".into()),
+                    Bind::Text(String::new()),
+                    Bind::Text("read".into()),
+                    Bind::Text("old".into()),
+                    Bind::Text("op".into()),
+                    Bind::Int(now),
+                    Bind::Int(now + 3_600_000_000),
+                ],
+            )
+            .await
+            .unwrap();
+        let (in_force, _) = grants.overlay("acme", "web").await.unwrap();
+        let ids: Vec<&str> = in_force.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [good.id.as_str()],
+            "the empty grant is left out, the good one kept"
+        );
+        store.close().await;
     }
 }

@@ -30,8 +30,10 @@ mod freezes;
 mod grants;
 
 use db::{Bind, Db, Row};
-pub use freezes::{Freeze, FreezeKind, Freezes, Subject};
-pub use grants::{GrantRow, Grants, NewGrant, WaiverRow};
+pub use freezes::{
+    Freeze, FreezeKind, Freezes, MAX_FREEZE_VALUE_CHARS, MAX_SERIAL_DIGITS, Subject,
+};
+pub use grants::{GrantRow, Grants, MAX_OVERLAY_TTL, MIN_OVERLAY_TTL, NewGrant, WaiverRow};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -52,6 +54,15 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every state, in life order.
+    pub const ALL: [Status; 5] = [
+        Status::Pending,
+        Status::Approved,
+        Status::Denied,
+        Status::Expired,
+        Status::Consumed,
+    ];
+
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -73,16 +84,10 @@ impl fmt::Display for Status {
 impl FromStr for Status {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Status::Pending,
-            Status::Approved,
-            Status::Denied,
-            Status::Expired,
-            Status::Consumed,
-        ]
-        .into_iter()
-        .find(|st| st.as_str() == s)
-        .ok_or_else(|| format!("unknown approval status `{s}`"))
+        Status::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown approval status `{s}`"))
     }
 }
 
@@ -205,12 +210,126 @@ impl Default for ApprovalPolicy {
     }
 }
 
+/// The longest reason, in characters, any decision, grant, freeze or lift may carry. One limit
+/// for every reason: each is stored, audited and shown to humans the same way.
+pub const MAX_REASON_CHARS: usize = 1024;
+
+/// The characters `str::trim` removes (Unicode `White_Space`), as inclusive ranges.
+pub const WHITESPACE: [(char, char); 10] = [
+    ('\u{9}', '\u{d}'),
+    (' ', ' '),
+    ('\u{85}', '\u{85}'),
+    ('\u{a0}', '\u{a0}'),
+    ('\u{1680}', '\u{1680}'),
+    ('\u{2000}', '\u{200a}'),
+    ('\u{2028}', '\u{2029}'),
+    ('\u{202f}', '\u{202f}'),
+    ('\u{205f}', '\u{205f}'),
+    ('\u{3000}', '\u{3000}'),
+];
+
+/// A regular expression (the same in ECMA 262, Python and Rust) that matches a text with at least
+/// one character that is not [`WHITESPACE`]: what "not blank" means for a reason or a frozen
+/// value. The OpenAPI document publishes it as their `pattern`.
+pub fn not_blank_pattern() -> String {
+    let mut class = String::from("[^");
+    for (first, last) in WHITESPACE {
+        class.push_str(&format!("\\u{:04x}", u32::from(first)));
+        if last != first {
+            class.push_str(&format!("-\\u{:04x}", u32::from(last)));
+        }
+    }
+    class.push(']');
+    class
+}
+
+/// `reason` trimmed, if it is not blank and at most [`MAX_REASON_CHARS`] characters as sent;
+/// `what` names it in the error.
+pub fn check_reason<'a>(what: &str, reason: &'a str) -> Result<&'a str, ApprovalError> {
+    let trimmed = reason.trim();
+    if trimmed.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApprovalError::Invalid(format!(
+            "{what} needs a reason of 1 to {MAX_REASON_CHARS} characters, not all blank"
+        )));
+    }
+    Ok(trimmed)
+}
+
+/// An optional reason (lifting a freeze): blank is none, and a given one obeys the same limit.
+pub fn check_optional_reason<'a>(
+    what: &str,
+    reason: Option<&'a str>,
+) -> Result<Option<&'a str>, ApprovalError> {
+    match reason {
+        Some(text) if !text.trim().is_empty() || text.chars().count() > MAX_REASON_CHARS => {
+            check_reason(what, text).map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// What kind of row an id names, for "no such …" errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowKind {
+    /// An approval.
+    Approval,
+    /// A runtime grant.
+    Grant,
+    /// An approve-and-learn waiver.
+    Waiver,
+    /// A freeze.
+    Freeze,
+}
+
+impl RowKind {
+    /// The word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowKind::Approval => "approval",
+            RowKind::Grant => "grant",
+            RowKind::Waiver => "waiver",
+            RowKind::Freeze => "freeze",
+        }
+    }
+}
+
+impl fmt::Display for RowKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What was looked for and not found. The kind comes from the table that was asked, never
+/// from the id, which is the caller's input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// What was looked for.
+    pub kind: RowKind,
+    /// The id asked for.
+    pub id: String,
+}
+
+impl Missing {
+    pub(crate) fn error(kind: RowKind, id: impl Into<String>) -> ApprovalError {
+        ApprovalError::NotFound(Missing {
+            kind,
+            id: id.into(),
+        })
+    }
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} `{}`", self.kind, self.id)
+    }
+}
+
 /// Why an approval operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ApprovalError {
-    /// No such approval (grant, freeze) in the caller's tenant.
-    #[error("no {kind} `{id}` in your tenant", kind = kind_of(.0), id = .0)]
-    NotFound(String),
+    /// No such approval, grant, waiver or freeze in the caller's tenant.
+    #[error("no {0} in your tenant")]
+    NotFound(Missing),
     /// A four-eyes rule refused the approver (HTTP 403).
     #[error("four eyes: {0}")]
     FourEyes(String),
@@ -237,16 +356,6 @@ pub enum ApprovalError {
     /// A row could not be read back.
     #[error("approvals store: unreadable row: {0}")]
     Corrupt(String),
-}
-
-/// What an id names, from its prefix.
-fn kind_of(id: &str) -> &'static str {
-    match id.split('-').next() {
-        Some("grt") => "grant",
-        Some("frz") => "freeze",
-        Some("wvr") => "waiver",
-        _ => "approval",
-    }
 }
 
 /// The approvals of one store.
@@ -398,7 +507,7 @@ impl Approvals {
         )
         .await?
         .pop()
-        .ok_or_else(|| ApprovalError::NotFound(id.to_owned()))
+        .ok_or_else(|| Missing::error(RowKind::Approval, id))
     }
 
     /// `tenant`'s approvals, newest first, optionally only those in `status`.
@@ -439,6 +548,7 @@ impl Approvals {
         reason: &str,
         learn_ttl_seconds: Option<i64>,
     ) -> Result<Approval, ApprovalError> {
+        let reason = check_reason("a decision", reason)?;
         let current = self.get(&approver.tenant, id).await?;
         if !self.policy.approver_roles.contains(&approver.role) {
             return Err(ApprovalError::FourEyes(format!(

@@ -386,7 +386,16 @@ pub struct McpConfig {
     pub stdio_groups: Option<Vec<String>>,
     /// Extra allowed `Host` values for `/mcp`.
     pub allowed_hosts: Vec<String>,
+    /// Open MCP sessions over HTTP, in total.
+    pub max_sessions: u32,
+    /// Open MCP sessions over HTTP of one principal.
+    pub max_sessions_per_principal: u32,
 }
+
+/// `[mcp] max_sessions` when unset.
+pub const DEFAULT_MAX_MCP_SESSIONS: u32 = 1024;
+/// `[mcp] max_sessions_per_principal` when unset.
+pub const DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL: u32 = 32;
 
 /// `[log]`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -165,6 +165,13 @@ pub struct RawMcp {
     /// e.g. `meho.example` or `meho.example:8443`.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Open MCP sessions over HTTP the server holds in total; past it a new session is refused
+    /// with 503 `sessions_exhausted`. A session ends when its client deletes it or after 5 idle
+    /// minutes. Default 1024.
+    pub max_sessions: Option<u32>,
+    /// Open MCP sessions over HTTP one principal (tenant and subject) may hold; past it a new
+    /// session is refused with 429 `too_many_sessions`. Default 32.
+    pub max_sessions_per_principal: Option<u32>,
 }
 
 /// `[mcp.stdio]`.

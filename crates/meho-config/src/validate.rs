@@ -478,6 +478,34 @@ fn validate_mcp(v: &mut Validator<'_>, raw: &RawConfig) -> McpConfig {
             format!("tenant `{tenant}` is empty or reserved (names starting with `_`)"),
         );
     }
+    let mut at_least_one = |key: &str, value: Option<u32>, default: u32| {
+        let value = value.unwrap_or(default);
+        if value == 0 {
+            v.error(
+                &key_path!["mcp", key],
+                format!("{key} must be at least 1, or no MCP client could connect"),
+            );
+        }
+        value
+    };
+    let max_sessions = at_least_one(
+        "max_sessions",
+        raw.mcp.max_sessions,
+        crate::DEFAULT_MAX_MCP_SESSIONS,
+    );
+    let max_sessions_per_principal = at_least_one(
+        "max_sessions_per_principal",
+        raw.mcp.max_sessions_per_principal,
+        crate::DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL,
+    );
+    if max_sessions_per_principal > max_sessions {
+        v.warn(
+            &key_path!["mcp", "max_sessions_per_principal"],
+            format!(
+                "max_sessions_per_principal ({max_sessions_per_principal}) is above max_sessions ({max_sessions}); one principal can still hold at most {max_sessions}"
+            ),
+        );
+    }
     McpConfig {
         stdio_principal: stdio.principal.clone(),
         stdio_tenant: stdio
@@ -487,6 +515,8 @@ fn validate_mcp(v: &mut Validator<'_>, raw: &RawConfig) -> McpConfig {
         stdio_role: role,
         stdio_groups: stdio.groups.clone(),
         allowed_hosts: raw.mcp.allowed_hosts.clone(),
+        max_sessions,
+        max_sessions_per_principal,
     }
 }
 
@@ -694,18 +724,19 @@ fn convert_policy(
             return None;
         }
     }
-    if policy.mode == Mode::Off
-        && !(policy.allow.is_empty()
-            && policy.deny.is_empty()
-            && policy.require_approval.is_empty())
-    {
+    // An `off` policy still contributes its `require_approval` rules (and its shell parsing);
+    // only its allow and deny rules are dead weight.
+    if policy.mode == Mode::Off && !(policy.allow.is_empty() && policy.deny.is_empty()) {
         v.warn(
             &within(&key_path!["mode"]),
             format!(
-                "policy `{}` has mode = \"off\", so its rules are ignored",
+                "policy `{}` has mode = \"off\", so its `allow` and `deny` rules are ignored (its `require_approval` rules still apply)",
                 policy.name
             ),
         );
+    }
+    for lint in meho_policy::lint::lint_policy(&policy) {
+        v.warn(&within(&key_path![lint.list, lint.index]), lint.to_string());
     }
     if policy.mode == Mode::Allowlist && policy.allow.is_empty() {
         v.warn(

@@ -1,12 +1,15 @@
 //! The message bodies: one pure function per format.
 //!
-//! Everything an agent or a requester chose (summary, target, command, …) is user data. In Slack
-//! mrkdwn it is escaped (`&`, `<`, `>`), so it cannot open a link, a mention (`<!channel>`) or a
-//! user reference; in a Teams card the markdown link syntax `](` is broken with an invisible
-//! zero-width space, so a command cannot render as a clickable link to somewhere else. Long values
-//! are cut (with `…`) to stay inside Slack's and Teams' size limits; the generic format carries
-//! everything unchanged.
+//! Everything an agent or a requester chose (summary, target, command, …) is user data. In both
+//! Slack and Teams, control and bidi characters become visible escapes first
+//! (`meho_core::display::escape`: `\x1b`, `\u{202e}`), so a command cannot reorder or hide part
+//! of what the approver reads. In Slack mrkdwn it is then escaped (`&`, `<`, `>`), so it cannot
+//! open a link, a mention (`<!channel>`) or a user reference; in a Teams card the markdown link
+//! syntax `](` is broken with an invisible zero-width space, so a command cannot render as a
+//! clickable link to somewhere else. Long values are cut (with `…`) to stay inside Slack's and
+//! Teams' size limits; the generic format is JSON for machines and carries everything unchanged.
 
+use meho_core::display::escape;
 use serde_json::{Value, json};
 
 use crate::{EVENT_PENDING, PendingApproval, WebhookFormat};
@@ -184,9 +187,11 @@ fn elevation(approval: &PendingApproval) -> Option<String> {
     )
 }
 
-/// `text` escaped for Slack mrkdwn (`&`, `<`, `>`), at most `max` characters after escaping,
-/// never cutting an escape in half.
+/// `text` with control and bidi characters shown as escapes, then escaped for Slack mrkdwn (`&`,
+/// `<`, `>`), at most `max` characters after escaping, never cutting an mrkdwn escape in half.
 pub(crate) fn slack_text(text: &str, max: usize) -> String {
+    let text = escape(text);
+    let text = text.as_ref();
     let mut out = String::with_capacity(text.len().min(max.saturating_mul(4)));
     if escaped_width(text) <= max {
         push_slack_escaped(&mut out, text);
@@ -243,9 +248,10 @@ fn slack_link_url(url: &str) -> String {
     out
 }
 
-/// `text` for a Teams card: markdown links broken, at most `max` characters.
+/// `text` for a Teams card: control and bidi characters shown as escapes, markdown links broken,
+/// at most `max` characters.
 pub(crate) fn teams_text(text: &str, max: usize) -> String {
-    let cut = truncate(text, max);
+    let cut = truncate(&escape(text), max);
     let mut out = String::with_capacity(cut.len());
     let mut previous = None;
     for c in cut.chars() {
@@ -314,6 +320,18 @@ mod tests {
             text.replace(ZERO_WIDTH_SPACE, ""),
             "[approve me](https://evil.example)"
         );
+    }
+
+    #[test]
+    fn slack_and_teams_text_show_control_and_bidi_characters_as_escapes() {
+        let hostile = "a\u{1b}[2K\u{9b}31m\u{7f}\u{202e}b\tc\nd";
+        let shown = "a\\x1b[2K\\x9b31m\\x7f\\u{202e}b\\x09c\\x0ad";
+        assert_eq!(slack_text(hostile, 100), shown);
+        assert_eq!(teams_text(hostile, 100), shown);
+        // Slack's own escaping still applies after ours, and the cut counts the escapes.
+        assert_eq!(slack_text("<\u{1b}>", 100), "&lt;\\x1b&gt;");
+        assert_eq!(slack_text("\u{1b}\u{1b}\u{1b}", 5), "\\x1b…");
+        assert_eq!(teams_text("\u{1b}\u{1b}", 5), "\\x1b…");
     }
 
     #[test]

@@ -40,4 +40,22 @@ pub enum PolicyError {
     /// A waiver names a command that is blank.
     #[error("a waiver needs a non-blank command")]
     BlankWaiver,
+    /// A grant pattern matches the empty string, so it matches inside every command.
+    #[error(
+        "grant pattern `{pattern}` matches the empty string, so it would allow every command (an unset shell variable gives an empty pattern); name the command and anchor it, e.g. `^journalctl -u nginx$`"
+    )]
+    GrantMatchesEmpty {
+        /// The pattern as given.
+        pattern: String,
+    },
+    /// A grant pattern matches every probe command (`.+`, `\S`, `[^x]`, …).
+    #[error(
+        "grant pattern `{pattern}` matches any command (it matches each of {probes}); name the command and anchor it, e.g. `^journalctl -u nginx$`"
+    )]
+    GrantMatchesAnyCommand {
+        /// The pattern as given.
+        pattern: String,
+        /// The probe commands, quoted, for the message.
+        probes: String,
+    },
 }

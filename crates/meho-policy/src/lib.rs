@@ -10,6 +10,7 @@
 mod decide;
 mod elevation;
 mod error;
+pub mod lint;
 mod overlay;
 mod policy;
 pub mod shell;

@@ -3,6 +3,7 @@ use regex::bytes::{Regex, RegexBuilder};
 use meho_core::Tier;
 
 use crate::elevation::Elevation;
+use crate::lint::refuse_too_broad;
 use crate::policy::regex_builder_settings;
 use crate::{HostPolicy, PolicyError};
 
@@ -25,7 +26,11 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Compiles a grant. The pattern follows the same rules as policy patterns.
+    /// Compiles a grant. The pattern follows the same rules as policy patterns, and a pattern
+    /// that would allow every command (one that matches the empty string, like the `""` an unset
+    /// shell variable gives, or every probe command, like `.+`) is refused: the same check as
+    /// [`check_grant_pattern`](crate::lint::check_grant_pattern), applied here too so that no
+    /// grant takes effect without it, however it reached the store.
     pub fn new(
         id: impl Into<String>,
         pattern: impl Into<String>,
@@ -40,6 +45,7 @@ impl Grant {
             pattern: pattern.clone(),
             message,
         })?;
+        refuse_too_broad(&regex, &pattern)?;
         Ok(Grant {
             id,
             pattern,

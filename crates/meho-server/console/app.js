@@ -10,6 +10,11 @@
  *    return, and `code`/`state` are stripped from the address bar before the code is exchanged.
  *  - Data from the API is never parsed as HTML: every value reaches the page through
  *    `textContent`/text nodes (see `h()`), never `innerHTML`.
+ *  - Nor does it reach the page as it is: `h()`, `setText()` and `setJson()` pass every text
+ *    through `shown()`, which writes control and bidi characters as visible escapes (`\x1b`,
+ *    `\u{202e}`), exactly as the CLI does (meho_core::display::escape). A U+202E in a command
+ *    would otherwise reverse what follows it, so a held `touch /etc/cron.d/x` could read as
+ *    something harmless. Text reaches the DOM through those three functions only.
  *
  * Pages (location.hash): #/approvals (default), #/approvals/<id>, #/feed, #/audit, #/audit/<id>.
  *
@@ -20,8 +25,8 @@
  *                 data-subject, data-tenant, data-role), #logout, nav links
  *                 [data-testid=nav-approvals|nav-feed|nav-audit]
  *  approvals      #page-approvals; #approvals-rows > tr[data-testid=approval-row][data-approval-id];
- *                 per row: [data-testid=approval-command] (the exact command, or the arguments as
- *                 JSON), approval-tool, approval-target, approval-requester, approval-rule,
+ *                 per row: [data-testid=approval-command] (the command, or the arguments as
+ *                 JSON, through `shown()`), approval-tool, approval-target, approval-requester, approval-rule,
  *                 approval-tier, approval-expires, approval-link; input[data-testid=approval-reason],
  *                 select[data-testid=approval-learn] (seconds, "" = no waiver),
  *                 button[data-testid=approve], button[data-testid=deny], [data-testid=approval-error]
@@ -68,7 +73,35 @@
 
   const $ = (id) => document.getElementById(id);
 
-  /** Builds an element. Strings and numbers become text nodes; nothing is parsed as HTML. */
+  /**
+   * The characters that let a text forge its own display (meho_core::display::is_deceptive):
+   * C0 controls (tab and newline included: they fake rows and lines), DEL, C1 controls, the bidi
+   * embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), the bidi marks (U+200E,
+   * U+200F, U+061C) and the line and paragraph separators (U+2028, U+2029).
+   */
+  const DECEPTIVE = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\u2028\u2029]/g;
+
+  /**
+   * `text` with every deceptive character written as a visible escape, in the format of
+   * meho_core::display::escape: `\xHH` below U+0100 (`\x1b`, `\x7f`, `\x9b`), `\u{HHHH}` above
+   * (`\u{202e}`), lowercase hex.
+   */
+  function shown(text) {
+    return String(text).replace(DECEPTIVE, (c) => {
+      const code = c.charCodeAt(0);
+      return code < 0x100
+        ? `\\x${code.toString(16).padStart(2, '0')}`
+        : `\\u{${code.toString(16).padStart(4, '0')}}`;
+    });
+  }
+
+  /** Attributes a person reads (a tooltip, a label); the others are for scripts and tests. */
+  const SHOWN_ATTRIBUTES = new Set(['title', 'alt', 'placeholder', 'aria-label']);
+
+  /**
+   * Builds an element. Strings and numbers become text nodes through `shown()`; nothing is parsed
+   * as HTML.
+   */
   function h(tag, attrs, ...children) {
     const el = document.createElement(tag);
     for (const [name, value] of Object.entries(attrs || {})) {
@@ -76,11 +109,12 @@
       if (name === 'class') el.className = value;
       else if (name.startsWith('on') && typeof value === 'function') {
         el.addEventListener(name.slice(2), value);
-      } else el.setAttribute(name, value === true ? '' : String(value));
+      } else if (value === true) el.setAttribute(name, '');
+      else el.setAttribute(name, SHOWN_ATTRIBUTES.has(name) ? shown(value) : String(value));
     }
     for (const child of children.flat()) {
       if (child === null || child === undefined || child === false) continue;
-      el.append(child instanceof Node ? child : String(child));
+      el.append(child instanceof Node ? child : shown(child));
     }
     return el;
   }
@@ -90,7 +124,16 @@
   }
 
   function setText(el, text) {
-    el.textContent = text === null || text === undefined ? '' : String(text);
+    el.textContent = text === null || text === undefined ? '' : shown(text);
+  }
+
+  /**
+   * `value` as indented JSON. JSON.stringify escapes C0 controls inside strings, so the only raw
+   * newlines are its own line breaks; each line goes through `shown()` for what JSON leaves
+   * raw (DEL, C1, bidi controls, U+2028/U+2029).
+   */
+  function setJson(el, value) {
+    el.textContent = JSON.stringify(value, null, 2).split('\n').map(shown).join('\n');
   }
 
   function showError(el, error) {
@@ -590,7 +633,7 @@
       if (name === 'status') attrs['data-testid'] = 'approval-status';
       fields.append(h('dt', {}, name.replace(/_/g, ' ')), h('dd', attrs, text));
     }
-    setText($('approval-arguments'), JSON.stringify(approval.arguments ?? {}, null, 2));
+    setJson($('approval-arguments'), approval.arguments ?? {});
     const actions = $('approval-actions');
     actions.replaceChildren();
     if (message) actions.append(h('p', { class: 'notice', 'data-testid': 'approval-decided' }, message));
@@ -795,7 +838,7 @@
 
     if (kind === 'approval') {
       if (currentPage === 'approvals') refreshApprovals();
-      if (currentPage === 'approval' && event.approval_id && $('approval-id').textContent === event.approval_id) {
+      if (currentPage === 'approval' && event.approval_id && $('approval-id').textContent === shown(event.approval_id)) {
         showApproval(event.approval_id);
       }
     }
@@ -920,7 +963,7 @@
     showError($('audit-record-error'), null);
     try {
       const record = await api('GET', `/api/v1/audit/${encodeURIComponent(id)}`);
-      setText($('audit-record'), JSON.stringify(record, null, 2));
+      setJson($('audit-record'), record);
     } catch (error) {
       showError($('audit-record-error'), error);
     }

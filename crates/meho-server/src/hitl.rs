@@ -472,12 +472,8 @@ impl Governance {
         reason: &str,
         learn_ttl: Option<Duration>,
     ) -> Result<(Approval, Option<WaiverRow>), GovError> {
-        let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > 1024 {
-            return Err(GovError::BadRequest(
-                "`reason` is required (1 to 1024 characters)".into(),
-            ));
-        }
+        // The one limit every reason shares (grants, freezes, lifts).
+        let reason = meho_approvals::check_reason("a decision", reason)?;
         if learn_ttl.is_some() {
             if !approve {
                 return Err(GovError::BadRequest(

@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use meho_store::Store;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 pub use metrics::Metrics;
@@ -75,6 +75,8 @@ pub struct McpState {
     pub verify: AuditVerify,
     /// The web console's settings (its routes, CSP, CORS).
     pub console: Arc<console::ConsoleSettings>,
+    /// Caps on open MCP sessions (`[mcp] max_sessions`, `max_sessions_per_principal`).
+    pub sessions: mcp::SessionLimits,
 }
 
 /// The audit public key and witness file the verify status uses.
@@ -121,6 +123,8 @@ pub fn app(state: State) -> Router {
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside the counter, so what is counted is what the client gets.
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -167,7 +171,6 @@ pub async fn serve(
 pub const MAX_MCP_BODY_BYTES: usize = 1024 * 1024;
 
 fn mcp_routes(mcp: Arc<McpState>) -> Router<State> {
-    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
     use rmcp::transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService,
     };
@@ -183,19 +186,22 @@ fn mcp_routes(mcp: Arc<McpState>) -> Router<State> {
         }
     }
     let context = mcp.context.clone();
+    let sessions = Arc::new(mcp::SessionTable::new(mcp.sessions));
     let service = StreamableHttpService::new(
         move || Ok(mcp::MehoMcp::http(context.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(mcp::Sessions::new(sessions.clone())),
         config,
     );
     let guarded = Router::new()
         .nest_service("/mcp", service)
+        // Inside authentication: only a verified caller's malformed message gets an answer.
+        .layer(middleware::from_fn(jsonrpc_errors))
         .route("/api/v1/feed", get(feed::stream))
         .merge(api::guarded())
         // Layers run outside-in: the token is checked before any body is read.
         .layer(middleware::from_fn(limit_body))
         .layer(middleware::from_fn_with_state(
-            (mcp.clone(), Arc::new(SessionOwners::default())),
+            (mcp.clone(), sessions),
             authenticate,
         ))
         .with_state(mcp.clone());
@@ -230,31 +236,10 @@ async fn protected_resource(AxumState(mcp): AxumState<Arc<McpState>>) -> Json<se
 }
 
 /// Verifies the bearer token and hands the principal to what follows; nothing runs otherwise.
-/// Which principal opened each MCP session: a session id only works with a token of the same
-/// tenant and subject (the MCP spec's binding of sessions to users).
-#[derive(Debug, Default)]
-struct SessionOwners(std::sync::Mutex<std::collections::HashMap<String, SessionOwner>>);
-
-#[derive(Debug)]
-struct SessionOwner {
-    tenant: String,
-    subject: String,
-    opened: std::time::Instant,
-}
-
-/// Owners are forgotten after this long (rmcp ends idle sessions well before).
-const SESSION_OWNER_TTL: Duration = Duration::from_secs(24 * 3600);
-
-impl SessionOwners {
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, SessionOwner>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
+/// On `/mcp` it also binds sessions to the principal that opened them and refuses sessions past
+/// the caps.
 async fn authenticate(
-    AxumState((mcp, owners)): AxumState<(Arc<McpState>, Arc<SessionOwners>)>,
+    AxumState((mcp, sessions)): AxumState<(Arc<McpState>, Arc<mcp::SessionTable>)>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -266,11 +251,12 @@ async fn authenticate(
         }
     };
     let path = request.uri().path();
+    let is_mcp = path == "/mcp" || path.starts_with("/mcp/");
     let reads = matches!(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     );
-    let needed = if path.starts_with("/mcp") || !reads {
+    let needed = if is_mcp || !reads {
         // Anything that acts (tools, approvals, grants, freezes) takes the tools scope.
         Some(auth::SCOPE_TOOLS)
     } else if principal.has_scope(auth::SCOPE_FEED) {
@@ -283,50 +269,52 @@ async fn authenticate(
     {
         return auth::AuthError::InsufficientScope(scope.to_owned()).response(&mcp.metadata_url());
     }
-    let session = request
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let Some(id) = &session {
-        let foreign = owners.lock().get(id).is_some_and(|owner| {
-            owner.tenant != principal.tenant || owner.subject != principal.subject
-        });
-        if foreign {
-            // Indistinguishable from a session that does not exist.
-            return (
-                StatusCode::NOT_FOUND,
-                Json(json!({ "error": "session_not_found", "message": "no such MCP session" })),
-            )
-                .into_response();
-        }
-    }
-    let deleting = request.method() == axum::http::Method::DELETE;
-    let owner = SessionOwner {
-        tenant: principal.tenant.clone(),
-        subject: principal.subject.clone(),
-        opened: std::time::Instant::now(),
-    };
+    let owner = mcp::Owner::of(&principal);
     request.extensions_mut().insert(principal);
-    let response = next.run(request).await;
-    match &session {
-        None => {
-            if let Some(id) = response
-                .headers()
-                .get("mcp-session-id")
-                .and_then(|v| v.to_str().ok())
-            {
-                let mut owners = owners.lock();
-                owners.retain(|_, o| o.opened.elapsed() < SESSION_OWNER_TTL);
-                owners.insert(id.to_owned(), owner);
-            }
-        }
-        Some(id) if deleting && response.status().is_success() => {
-            owners.lock().remove(id);
-        }
-        Some(_) => {}
+    if !is_mcp {
+        return next.run(request).await;
     }
-    response
+    // Every open session has its owner in the table from the moment rmcp creates it until rmcp
+    // closes it, so an id without one names no session. Another principal's session and one that
+    // does not exist (or no longer does) get the same answer: a session id reveals nothing.
+    let unusable = request.headers().get("mcp-session-id").is_some_and(|id| {
+        id.to_str()
+            .ok()
+            .and_then(|id| sessions.owner_of(id))
+            .is_none_or(|opened_by| opened_by != owner)
+    });
+    if unusable {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "session_not_found", "message": "no such MCP session" })),
+        )
+            .into_response();
+    }
+    let opener = Arc::new(mcp::Opener::new(owner));
+    let response = mcp::opened_by(opener.clone(), next.run(request)).await;
+    match opener.refusal() {
+        Some(refusal) => session_refused(&refusal),
+        None => response,
+    }
+}
+
+/// A new MCP session past a cap: 429 when the principal holds its share (it can close one),
+/// 503 when the server is full (nothing the caller can do but wait).
+fn session_refused(refusal: &mcp::SessionRefusal) -> Response {
+    let (status, code) = match refusal {
+        mcp::SessionRefusal::PerPrincipal { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_sessions")
+        }
+        mcp::SessionRefusal::Total { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "sessions_exhausted")
+        }
+    };
+    tracing::warn!(error = code, message = %refusal, "MCP session refused");
+    (
+        status,
+        Json(json!({ "error": code, "message": refusal.to_string() })),
+    )
+        .into_response()
 }
 
 fn too_large_response() -> Response {
@@ -450,14 +438,162 @@ async fn count_requests(
     request: Request,
     next: Next,
 ) -> Response {
+    // Labels come from the request, so each is drawn from a fixed set: the route templates the
+    // router knows (never the raw path), the standard methods (anything else is `other`), and
+    // the statuses the server itself chose. Otherwise any client could grow the registry without
+    // bound, one made-up method or path at a time.
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = metrics::method_label(request.method());
     let response = next.run(request).await;
     state
         .metrics
-        .record_request(&route, &method, response.status().as_u16());
+        .record_request(&route, method, response.status().as_u16());
     response
+}
+
+/// Largest plain-text error body read back to re-wrap as JSON (such bodies are one sentence).
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|essence| essence.trim().to_ascii_lowercase())
+        .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
+}
+
+/// Splits an error response whose body is not JSON (a framework's or a library's plain text)
+/// into its status and headers (less the body's) and its text; any other response comes back
+/// unchanged as the `Err`. Server errors lose their text, which may name internals; it goes to
+/// the log instead.
+async fn plain_error(
+    response: Response,
+) -> Result<(axum::http::response::Parts, String), Response> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
+        return Err(response);
+    }
+    let (mut parts, body) = response.into_parts();
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let text = axum::body::to_bytes(body, MAX_ERROR_BODY_BYTES)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let text = if status.is_server_error() {
+        tracing::warn!(%status, error = %text, "request failed");
+        "the server failed to handle the request".to_owned()
+    } else if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("the request was refused")
+            .to_lowercase()
+    } else {
+        text
+    };
+    Ok((parts, text))
+}
+
+/// Every error response is JSON `{error, message}`: whatever a handler, an extractor or the
+/// framework answered as plain text is re-wrapped here, so no route can slip through.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    match plain_error(response).await {
+        Err(response) => response,
+        Ok((parts, message)) => {
+            let body = json!({ "error": api::error_code(parts.status), "message": message });
+            (parts, Json(body)).into_response()
+        }
+    }
+}
+
+/// `/mcp` speaks JSON-RPC, and so do its refusals. A POST body that is not one JSON-RPC message
+/// is a 400 with a JSON-RPC error before rmcp sees it (rmcp answers malformed JSON with a
+/// plain-text 415): malformed JSON is a parse error (-32700); a batch (MCP dropped batching in
+/// 2025-06-18) or a message of no known shape is an invalid request (-32600). rmcp's other
+/// plain-text refusals (406, 415, 404 for an unknown session, …) keep their status and get the
+/// same JSON-RPC error body, with no `id` (the MCP spec's form for HTTP-level errors).
+async fn jsonrpc_errors(request: Request, next: Next) -> Response {
+    let request = if request.method() == axum::http::Method::POST && is_json(request.headers()) {
+        let (parts, body) = request.into_parts();
+        // `limit_body` has read and bounded the body already; this takes it back out.
+        let bytes = match axum::body::to_bytes(body, MAX_MCP_BODY_BYTES).await {
+            Ok(bytes) => bytes,
+            Err(_) => return too_large_response(),
+        };
+        if let Some(refusal) = not_one_message(&bytes) {
+            return refusal;
+        }
+        Request::from_parts(parts, axum::body::Body::from(bytes))
+    } else {
+        request
+    };
+    let response = next.run(request).await;
+    match plain_error(response).await {
+        Err(response) => response,
+        Ok((parts, message)) => {
+            let code = if parts.status.is_server_error() {
+                rmcp::model::ErrorCode::INTERNAL_ERROR
+            } else {
+                rmcp::model::ErrorCode::INVALID_REQUEST
+            };
+            (parts, Json(jsonrpc_error(Value::Null, code, &message))).into_response()
+        }
+    }
+}
+
+/// A JSON-RPC error object.
+fn jsonrpc_error(id: Value, code: rmcp::model::ErrorCode, message: &str) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": code.0, "message": message } })
+}
+
+/// The 400 for a POST body that is not exactly one JSON-RPC message, if it is not.
+fn not_one_message(bytes: &[u8]) -> Option<Response> {
+    use rmcp::model::ErrorCode;
+    let refuse = |id: Value, code: ErrorCode, message: String| {
+        Some(
+            (
+                StatusCode::BAD_REQUEST,
+                Json(jsonrpc_error(id, code, &message)),
+            )
+                .into_response(),
+        )
+    };
+    let value = match serde_json::from_slice::<Value>(bytes) {
+        Ok(value) => value,
+        Err(err) => {
+            return refuse(
+                Value::Null,
+                ErrorCode::PARSE_ERROR,
+                format!("parse error: the body is not JSON: {err}"),
+            );
+        }
+    };
+    if value.is_array() {
+        return refuse(
+            Value::Null,
+            ErrorCode::INVALID_REQUEST,
+            "invalid request: JSON-RPC batches are not supported (MCP removed them in 2025-06-18); send one message per request".to_owned(),
+        );
+    }
+    match <rmcp::model::ClientJsonRpcMessage as serde::Deserialize>::deserialize(&value) {
+        Ok(_) => None,
+        Err(err) => {
+            // Answer with the request's id when it has a usable one.
+            let id = value
+                .get("id")
+                .filter(|id| id.is_string() || id.is_i64() || id.is_u64())
+                .cloned()
+                .unwrap_or(Value::Null);
+            refuse(
+                id,
+                ErrorCode::INVALID_REQUEST,
+                format!("invalid request: not a JSON-RPC message MCP knows: {err}"),
+            )
+        }
+    }
 }

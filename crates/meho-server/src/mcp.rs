@@ -17,7 +17,14 @@ use rmcp::model::{
     InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities,
     Tool, ToolAnnotations,
 };
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::service::{RequestContext, RoleServer};
+use rmcp::transport::streamable_http_server::session::local::{
+    LocalSessionManager, LocalSessionManagerError, SessionConfig,
+};
+use rmcp::transport::streamable_http_server::session::{
+    ServerSseMessage, SessionId, SessionManager,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -598,4 +605,340 @@ impl ServerHandler for MehoMcp {
         let principal = self.principal(&context)?;
         self.task(&principal, &request.task_id).await
     }
+}
+
+// --- sessions over HTTP --------------------------------------------------------------------------
+
+/// Caps on open MCP sessions over HTTP (`[mcp] max_sessions`, `max_sessions_per_principal`), so
+/// no caller can grow the server's memory by opening sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Open sessions in total.
+    pub max_sessions: usize,
+    /// Open sessions of one principal (tenant and subject).
+    pub max_per_principal: usize,
+    /// A session nobody used for this long ends and frees its slot.
+    pub idle_timeout: std::time::Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            max_sessions: usize_of(meho_config::DEFAULT_MAX_MCP_SESSIONS),
+            max_per_principal: usize_of(meho_config::DEFAULT_MAX_MCP_SESSIONS_PER_PRINCIPAL),
+            idle_timeout: SessionConfig::DEFAULT_KEEP_ALIVE,
+        }
+    }
+}
+
+impl From<&meho_config::McpConfig> for SessionLimits {
+    fn from(config: &meho_config::McpConfig) -> Self {
+        SessionLimits {
+            max_sessions: usize_of(config.max_sessions),
+            max_per_principal: usize_of(config.max_sessions_per_principal),
+            ..SessionLimits::default()
+        }
+    }
+}
+
+fn usize_of(n: u32) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Who opened a session: the tenant and subject of the token. A session id only works with a
+/// token of its owner (the MCP spec's binding of sessions to users).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Owner {
+    pub(crate) tenant: String,
+    pub(crate) subject: String,
+}
+
+impl Owner {
+    pub(crate) fn of(principal: &Principal) -> Self {
+        Owner {
+            tenant: principal.tenant.clone(),
+            subject: principal.subject.clone(),
+        }
+    }
+}
+
+/// Why a new session was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SessionRefusal {
+    /// The principal holds its share already.
+    #[error(
+        "`{subject}` already holds {limit} open MCP sessions, the most one principal may ([mcp] max_sessions_per_principal); close one (DELETE /mcp with its Mcp-Session-Id) or let an idle one expire"
+    )]
+    PerPrincipal {
+        /// Who.
+        subject: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// The server holds as many as it allows.
+    #[error(
+        "the server holds {limit} open MCP sessions, the most it allows ([mcp] max_sessions); try again when one closes"
+    )]
+    Total {
+        /// The cap.
+        limit: usize,
+    },
+}
+
+/// The open sessions and their owners. An entry is made as rmcp creates the session and removed
+/// as rmcp closes it (a client's DELETE, idle expiry, shutdown): the binding lives exactly as
+/// long as the session.
+#[derive(Debug)]
+pub(crate) struct SessionTable {
+    limits: SessionLimits,
+    open: std::sync::Mutex<OpenSessions>,
+}
+
+#[derive(Debug, Default)]
+struct OpenSessions {
+    owners: std::collections::HashMap<SessionId, Owner>,
+    /// Sessions (and creations under way) per owner.
+    held: std::collections::HashMap<Owner, usize>,
+    /// Sessions (and creations under way) in total.
+    total: usize,
+}
+
+impl SessionTable {
+    pub(crate) fn new(limits: SessionLimits) -> Self {
+        SessionTable {
+            limits,
+            open: std::sync::Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OpenSessions> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Who opened session `id`, while it is open.
+    pub(crate) fn owner_of(&self, id: &str) -> Option<Owner> {
+        self.lock().owners.get(id).cloned()
+    }
+
+    /// Holds a slot for `owner` while its session is created; the slot is freed when the
+    /// reservation is dropped unless the session came to be.
+    fn reserve(self: &Arc<Self>, owner: &Owner) -> Result<Reservation, SessionRefusal> {
+        let mut open = self.lock();
+        let held = open.held.get(owner).copied().unwrap_or(0);
+        if held >= self.limits.max_per_principal {
+            return Err(SessionRefusal::PerPrincipal {
+                subject: owner.subject.clone(),
+                limit: self.limits.max_per_principal,
+            });
+        }
+        if open.total >= self.limits.max_sessions {
+            return Err(SessionRefusal::Total {
+                limit: self.limits.max_sessions,
+            });
+        }
+        open.held.insert(owner.clone(), held + 1);
+        open.total += 1;
+        Ok(Reservation {
+            table: self.clone(),
+            owner: Some(owner.clone()),
+        })
+    }
+
+    fn release(&self, owner: &Owner) {
+        let mut open = self.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(held) = open.held.get_mut(owner) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                open.held.remove(owner);
+            }
+        }
+    }
+
+    /// Forgets session `id` (rmcp closed it); freeing its slot.
+    fn close(&self, id: &str) {
+        let owner = self.lock().owners.remove(id);
+        if let Some(owner) = owner {
+            self.release(&owner);
+        }
+    }
+}
+
+/// A slot held while a session is created.
+#[derive(Debug)]
+struct Reservation {
+    table: Arc<SessionTable>,
+    /// `None` once the session exists and the slot is its own.
+    owner: Option<Owner>,
+}
+
+impl Reservation {
+    fn bind(mut self, id: &SessionId) {
+        if let Some(owner) = self.owner.take() {
+            self.table.lock().owners.insert(id.clone(), owner);
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(owner) = self.owner.take() {
+            self.table.release(&owner);
+        }
+    }
+}
+
+/// The principal opening a session in the current request, and whether a cap refused it. The
+/// HTTP layer sets it around rmcp, which creates sessions without seeing the request.
+#[derive(Debug)]
+pub(crate) struct Opener {
+    owner: Owner,
+    refused: std::sync::Mutex<Option<SessionRefusal>>,
+}
+
+impl Opener {
+    pub(crate) fn new(owner: Owner) -> Self {
+        Opener {
+            owner,
+            refused: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The cap that refused a session in this request, if one did.
+    pub(crate) fn refusal(&self) -> Option<SessionRefusal> {
+        self.refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+tokio::task_local! {
+    static OPENER: Arc<Opener>;
+}
+
+/// Runs `request` (rmcp's handling of one HTTP request) with `opener` as the principal any
+/// session it creates belongs to.
+pub(crate) async fn opened_by<F: std::future::Future>(
+    opener: Arc<Opener>,
+    request: F,
+) -> F::Output {
+    OPENER.scope(opener, request).await
+}
+
+/// rmcp's in-memory session manager with the session table beside it: creating a session
+/// claims a slot for the principal opening it, closing it (by the client, idle expiry or
+/// shutdown, which all end in `close_session`) frees the slot and the binding.
+#[derive(Debug)]
+pub(crate) struct Sessions {
+    inner: LocalSessionManager,
+    table: Arc<SessionTable>,
+}
+
+impl Sessions {
+    pub(crate) fn new(table: Arc<SessionTable>) -> Self {
+        let mut inner = LocalSessionManager::default();
+        inner.session_config.keep_alive = Some(table.limits.idle_timeout);
+        Sessions { inner, table }
+    }
+}
+
+/// Why the session manager failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// rmcp's session manager failed.
+    #[error(transparent)]
+    Local(#[from] LocalSessionManagerError),
+    /// A cap refused a new session.
+    #[error("{0}")]
+    Refused(SessionRefusal),
+    /// A session was asked for outside an authenticated request (fail closed).
+    #[error("no verified principal is opening this session")]
+    NoOwner,
+}
+
+impl SessionManager for Sessions {
+    type Error = SessionError;
+    type Transport = <LocalSessionManager as SessionManager>::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let opener = OPENER
+            .try_with(Arc::clone)
+            .map_err(|_| SessionError::NoOwner)?;
+        let reservation = self.table.reserve(&opener.owner).map_err(|refusal| {
+            *opener
+                .refused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(refusal.clone());
+            SessionError::Refused(refusal)
+        })?;
+        let (id, transport) = self.inner.create_session().await?;
+        reservation.bind(&id);
+        Ok((id, transport))
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        Ok(self.inner.initialize_session(id, message).await?)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        Ok(self.inner.has_session(id).await?)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        let closed = self.inner.close_session(id).await;
+        // rmcp removed the session from its map whatever closing its worker answered: nothing
+        // can reach it any more, so its binding and slot go with it.
+        self.table.close(id);
+        Ok(closed?)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<
+        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        Self::Error,
+    > {
+        Ok(self.inner.create_stream(id, message).await?)
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        Ok(self.inner.accept_message(id, message).await?)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<
+        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        Self::Error,
+    > {
+        Ok(self.inner.create_standalone_stream(id).await?)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<
+        impl futures_util::Stream<Item = ServerSseMessage> + Send + Sync + 'static,
+        Self::Error,
+    > {
+        Ok(self.inner.resume(id, last_event_id).await?)
+    }
+
+    // `restore_session` keeps the trait's answer (not supported): a session restored from an
+    // external store would exist without an owner in the table.
 }

@@ -62,7 +62,9 @@ impl Metrics {
         }
     }
 
-    pub(crate) fn record_request(&self, route: &str, method: &str, status: u16) {
+    /// Counts one request. `route` must be a route template (or `unmatched`) and `method` one of
+    /// [`method_label`]'s: labels are never raw input.
+    pub(crate) fn record_request(&self, route: &str, method: &'static str, status: u16) {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_owned(),
@@ -87,5 +89,23 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The `method` label: the standard methods by name, anything else `other`, so a client that
+/// makes methods up cannot add label values.
+pub(crate) fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
     }
 }

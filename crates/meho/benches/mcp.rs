@@ -319,6 +319,7 @@ fn main() {
                 public_url: resource.clone(),
                 cors_origins: vec![],
             }),
+            sessions: Default::default(),
         }));
         tokio::spawn(meho_server::serve(listener, state, std::future::pending()));
         let _ = MehoMcp::http; // the handler under test is the one `serve` mounts

@@ -1,6 +1,7 @@
 //! `meho approvals list|show|approve|deny`: call-bound approvals on a meho server
 //! (`/api/v1/approvals`).
 
+use meho_core::display::escape;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -9,7 +10,8 @@ use crate::cli::{
     ApprovalApproveArgs, ApprovalDenyArgs, ApprovalListArgs, ApprovalShowArgs, ApprovalsCommand,
     Format,
 };
-use crate::remote::{self, Answer, Remote, id_segment, or_dash, time};
+use crate::output::{self, or_dash, time};
+use crate::remote::{self, Answer, Remote, id_segment};
 
 pub(crate) fn run(command: ApprovalsCommand) -> Result<(), Failure> {
     remote::block_on(async move {
@@ -75,7 +77,7 @@ async fn list(args: &ApprovalListArgs) -> Result<(), Failure> {
     }
     let list: ApprovalList = answer.parse()?;
     if list.approvals.is_empty() {
-        return remote::print_text(&match args.status {
+        return output::print_text(&match args.status {
             Some(status) => format!("no {} approvals", status.as_str()),
             None => "no approvals".to_owned(),
         });
@@ -95,7 +97,7 @@ async fn list(args: &ApprovalListArgs) -> Result<(), Failure> {
             ]
         })
         .collect();
-    remote::print_text(&remote::table(
+    output::print_text(&output::table(
         [
             "id",
             "status",
@@ -151,12 +153,17 @@ fn print_approval(answer: &Answer, format: Format, done: Option<&str>) -> Result
     let a: Approval = answer.parse()?;
     let mut text = String::new();
     if let Some(done) = done {
-        text.push_str(&format!("{done} {}: {}\n", a.id, a.summary));
+        // The summary is the agent's command: escaped, or it could redraw this line.
+        text.push_str(&format!(
+            "{done} {}: {}\n",
+            escape(&a.id),
+            escape(&a.summary)
+        ));
         if let Some(waiver) = &a.waiver {
             text.push_str(&format!(
                 "waiver {} lets the same call run without approval until {}\n",
-                waiver.id,
-                time(waiver.expires_at.as_deref())
+                escape(&waiver.id),
+                escape(&time(waiver.expires_at.as_deref()))
             ));
         }
         text.push('\n');
@@ -190,6 +197,6 @@ fn print_approval(answer: &Answer, format: Format, done: Option<&str>) -> Result
     if let Some(url) = &a.console_url {
         rows.push(("console", url.clone()));
     }
-    text.push_str(&remote::details(rows));
-    remote::print_text(&text)
+    text.push_str(&output::details(rows));
+    output::print_text(&text)
 }

@@ -1,16 +1,20 @@
 //! `meho audit …`: key generation, offline verification, queries and export, against the store
 //! directly (no server needed). `query` and `show` with `--server` (or `MEHO_SERVER`) ask a meho
 //! server instead (`GET /api/v1/audit`), for the token's tenant.
+//!
+//! Records hold what agents sent (principals, targets, commands in bodies), so text output
+//! escapes control and bidi characters (`meho_core::display::escape`): the tables go through
+//! [`output::table`], the rest through [`output::escape_lines`]. JSON output stays exact.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use comfy_table::{Table, presets::UTF8_HORIZONTAL_ONLY};
 use meho_audit::{
     AuditKey, AuditPublicKey, AuditStore, Filter, Page, StoredRecord, VerifyInputs, Witness,
 };
 use meho_config::Config;
+use meho_core::display::escape;
 use meho_store::Store;
 use serde_json::json;
 
@@ -19,6 +23,7 @@ use crate::cli::{
     AuditCommand, ExportArgs, FilterArgs, Format, KeygenArgs, QueryArgs, ShowArgs, StoreArgs,
     TailArgs, VerifyArgs,
 };
+use crate::output;
 use crate::remote::{self, Remote};
 use crate::runtime::Paths;
 
@@ -195,7 +200,7 @@ async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
             for tenant in &report.tenants {
                 println!(
                     "tenant {}: {} records, head seq {}, signed checkpoints: {} in database, {} in witness, covering seq {}",
-                    tenant.tenant,
+                    escape(&tenant.tenant),
                     tenant.records,
                     tenant.head_seq,
                     tenant.database_checkpoints,
@@ -204,7 +209,8 @@ async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
                 );
             }
             for problem in &report.problems {
-                println!("FAIL {problem}");
+                // A problem may quote a damaged record.
+                println!("FAIL {}", escape(&problem.to_string()));
             }
             if report.is_ok() {
                 println!(
@@ -326,23 +332,22 @@ fn row(r: &RemoteRecord) -> [String; 9] {
     ]
 }
 
+/// The records as a table; [`output::table`] escapes every cell.
 fn records_table(rows: impl Iterator<Item = [String; 9]>) -> String {
-    let mut table = Table::new();
-    table.load_preset(UTF8_HORIZONTAL_ONLY).set_header([
-        "time",
-        "tenant",
-        "seq",
-        "kind",
-        "principal",
-        "target",
-        "action",
-        "outcome",
-        "id",
-    ]);
-    for row in rows {
-        table.add_row(row);
-    }
-    table.to_string()
+    output::table(
+        [
+            "time",
+            "tenant",
+            "seq",
+            "kind",
+            "principal",
+            "target",
+            "action",
+            "outcome",
+            "id",
+        ],
+        rows.collect(),
+    )
 }
 
 #[expect(clippy::print_stdout, reason = "CLI output")]
@@ -356,18 +361,19 @@ fn print_records(records: &[StoredRecord], format: Format, header: bool) {
         Format::Text if records.is_empty() => {}
         Format::Text if header => println!("{}", table(records)),
         Format::Text => {
-            // Following: one line per record, no table borders to redraw.
+            // Following: one line per record, no table borders to redraw. Each field escaped
+            // on its own, so a newline in one cannot start a fake record line.
             for r in records {
                 println!(
                     "{}  {}#{}  {}  {}  {}  {}  {}",
                     format_ts(r.ts),
-                    r.tenant,
+                    escape(&r.tenant),
                     r.seq,
-                    r.kind,
-                    r.principal,
-                    r.target.as_deref().unwrap_or("-"),
-                    r.action.as_deref().unwrap_or("-"),
-                    r.outcome.as_deref().unwrap_or("-")
+                    escape(&r.kind),
+                    escape(&r.principal),
+                    escape(r.target.as_deref().unwrap_or("-")),
+                    escape(r.action.as_deref().unwrap_or("-")),
+                    escape(r.outcome.as_deref().unwrap_or("-"))
                 );
             }
         }
@@ -481,8 +487,9 @@ async fn show(args: &ShowArgs) -> Result<(), Failure> {
     match args.format {
         Format::Json => println!("{value}"),
         Format::Text => {
+            // JSON escapes C0 controls in strings but not DEL, C1 or bidi controls.
             let text = serde_json::to_string_pretty(&value).context("cannot format the record")?;
-            println!("{text}");
+            println!("{}", output::escape_lines(&text));
         }
     }
     Ok(())
@@ -585,7 +592,7 @@ async fn remote_query(args: &QueryArgs) -> Result<(), Failure> {
     if let Some(before) = page.next_before {
         text.push_str(&format!("\nmore: --cursor {before}"));
     }
-    remote::print_text(&text)
+    output::print_text(&text)
 }
 
 /// `meho audit show --server`: `GET /api/v1/audit/{id}`.
@@ -596,9 +603,10 @@ async fn remote_show(args: &ShowArgs) -> Result<(), Failure> {
     match args.format {
         Format::Json => answer.print(),
         Format::Text => {
+            // `print_text` escapes what JSON leaves raw (DEL, C1, bidi controls).
             let text =
                 serde_json::to_string_pretty(answer.value()).context("cannot format the record")?;
-            remote::print_text(&text)
+            output::print_text(&text)
         }
     }
 }

@@ -1,11 +1,13 @@
 //! `meho freeze` and `meho unfreeze`: the kill switch on a meho server (`/api/v1/freezes`).
 
+use meho_core::display::escape;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::Failure;
 use crate::cli::{Format, FreezeArgs, UnfreezeArgs};
-use crate::remote::{self, Answer, Remote, id_segment, or_dash, time};
+use crate::output::{self, or_dash, time};
+use crate::remote::{self, Answer, Remote, id_segment};
 
 /// A freeze as the API describes it.
 #[derive(Debug, Deserialize)]
@@ -45,12 +47,14 @@ pub(crate) fn unfreeze(args: &UnfreezeArgs) -> Result<(), Failure> {
     remote::block_on(async move {
         let remote = Remote::new(&args.remote, args.format)?;
         let id = id_segment("freeze", &args.id)?;
-        let query = args
-            .reason
-            .iter()
-            .map(|reason| ("reason", reason.clone()))
-            .collect::<Vec<_>>();
-        let answer = remote.delete(&["api", "v1", "freezes", id], &query).await?;
+        // The reason travels in the body: in a query string it would reach access logs and
+        // run into header limits.
+        let answer = remote
+            .post(
+                &["api", "v1", "freezes", id, "lift"],
+                &json!({ "reason": args.reason }),
+            )
+            .await?;
         print_freeze(&answer, args.format, "lifted")
     })
 }
@@ -93,7 +97,7 @@ async fn list(args: &FreezeArgs) -> Result<(), Failure> {
     }
     let list: FreezeList = answer.parse()?;
     if list.freezes.is_empty() {
-        return remote::print_text(if args.all {
+        return output::print_text(if args.all {
             "no freezes"
         } else {
             "no freezes in force"
@@ -114,7 +118,7 @@ async fn list(args: &FreezeArgs) -> Result<(), Failure> {
             ]
         })
         .collect();
-    remote::print_text(&remote::table(
+    output::print_text(&output::table(
         ["id", "state", "kind", "value", "since", "by", "reason"],
         rows,
     ))
@@ -130,7 +134,13 @@ fn print_freeze(answer: &Answer, format: Format, done: &str) -> Result<(), Failu
         return answer.print();
     }
     let f: Freeze = answer.parse()?;
-    let mut text = format!("{done} {} `{}` ({})\n", f.kind, f.value, f.id);
+    // The value is whatever the operator (or a copied agent name) held: escaped like the rest.
+    let mut text = format!(
+        "{done} {} `{}` ({})\n",
+        escape(&f.kind),
+        escape(&f.value),
+        escape(&f.id)
+    );
     if let Some(closed) = f.closed_sessions {
         text.push_str(&format!(
             "closed {closed} open session{}\n",
@@ -152,6 +162,6 @@ fn print_freeze(answer: &Answer, format: Format, done: &str) -> Result<(), Failu
         rows.push(("lifted by", or_dash(f.lifted_by.as_deref())));
         rows.push(("lift reason", or_dash(f.lift_reason.as_deref())));
     }
-    text.push_str(&remote::details(rows));
-    remote::print_text(&text)
+    text.push_str(&output::details(rows));
+    output::print_text(&text)
 }

@@ -1,11 +1,13 @@
 //! `meho grants create|list|show|revoke`: runtime grants on a meho server (`/api/v1/grants`).
 
+use meho_core::display::escape;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::Failure;
 use crate::cli::{Format, GrantCreateArgs, GrantIdArgs, GrantListArgs, GrantsCommand};
-use crate::remote::{self, Answer, Remote, id_segment, or_dash, time};
+use crate::output::{self, or_dash, time};
+use crate::remote::{self, Answer, Remote, id_segment};
 
 pub(crate) fn run(command: GrantsCommand) -> Result<(), Failure> {
     remote::block_on(async move {
@@ -32,6 +34,9 @@ struct Grant {
     revoked_at: Option<String>,
     revoked_by: Option<String>,
     active: bool,
+    /// What the server's pattern check warned about (on create only).
+    #[serde(default)]
+    warnings: Vec<String>,
 }
 
 impl Grant {
@@ -79,7 +84,7 @@ async fn list(args: &GrantListArgs) -> Result<(), Failure> {
     }
     let list: GrantList = answer.parse()?;
     if list.grants.is_empty() {
-        return remote::print_text(if args.all {
+        return output::print_text(if args.all {
             "no grants"
         } else {
             "no grants in force"
@@ -101,7 +106,7 @@ async fn list(args: &GrantListArgs) -> Result<(), Failure> {
             ]
         })
         .collect();
-    remote::print_text(&remote::table(
+    output::print_text(&output::table(
         [
             "id", "state", "target", "pattern", "tier", "expires", "by", "reason",
         ],
@@ -129,14 +134,18 @@ fn print_grant(answer: &Answer, format: Format, done: Option<&str>) -> Result<()
         return answer.print();
     }
     let g: Grant = answer.parse()?;
+    warn_all(&g.warnings);
     let mut text = String::new();
     if let Some(done) = done {
         text.push_str(&format!(
             "{done} {} on {}: `{}` ({})\n\n",
-            g.id, g.target, g.pattern, g.tier
+            escape(&g.id),
+            escape(&g.target),
+            escape(&g.pattern),
+            escape(&g.tier)
         ));
     }
-    text.push_str(&remote::details(vec![
+    text.push_str(&output::details(vec![
         ("id", g.id.clone()),
         ("state", g.state().to_owned()),
         ("target", g.target.clone()),
@@ -149,5 +158,14 @@ fn print_grant(answer: &Answer, format: Format, done: Option<&str>) -> Result<()
         ("revoked", time(g.revoked_at.as_deref())),
         ("revoked by", or_dash(g.revoked_by.as_deref())),
     ]));
-    remote::print_text(&text)
+    output::print_text(&text)
+}
+
+/// The pattern check's warnings, one `warning:` line each on stderr, where the CLI's other
+/// warnings go (the JSON form carries them in `warnings`).
+#[expect(clippy::print_stderr, reason = "CLI warnings go to stderr by design")]
+fn warn_all(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {}", escape(warning));
+    }
 }

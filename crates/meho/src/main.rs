@@ -12,6 +12,7 @@ mod config_cmd;
 mod freeze_cmd;
 mod grants_cmd;
 mod mcp_cmd;
+mod output;
 mod policy_cmd;
 mod remote;
 mod runtime;
@@ -92,7 +93,8 @@ fn main() -> ExitCode {
     reason = "CLI error output goes to stderr by design"
 )]
 fn report(message: &str) {
+    // Errors quote what the user or an agent sent (hosts, commands, ids): escaped for the screen.
     for line in message.lines() {
-        eprintln!("error: {line}");
+        eprintln!("error: {}", meho_core::display::escape(line));
     }
 }

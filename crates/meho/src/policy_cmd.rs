@@ -1,9 +1,10 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use meho_config::{Config, DEFAULT_GROUP, Host};
+use meho_config::{Config, DEFAULT_GROUP, Diagnostic, Host};
 use meho_core::Decision;
-use meho_policy::{Elevation, Overlay, Request};
+use meho_policy::lint::PolicyLint;
+use meho_policy::{Elevation, Overlay, PolicySet, Request};
 
 use crate::Failure;
 use crate::cli::{CheckArgs, ExplainArgs, Format, RequestArgs};
@@ -47,7 +48,8 @@ pub(crate) fn check(args: &CheckArgs) -> Result<(), Failure> {
         .decide(&request(&args.request, &args.command), Overlay::default());
     match args.format {
         Format::Json => println!("{}", decision_json(&decision)?),
-        Format::Text => print!("{}", decision_text(&decision)),
+        // The command and the rule may hold control or bidi characters: escaped for the screen.
+        Format::Text => print!("{}", crate::output::escape_lines(&decision_text(&decision))),
     }
     Ok(())
 }
@@ -101,6 +103,23 @@ fn origin(config: &Config, host: &Host, member: &str) -> String {
     format!("group {}", groups.join(", "))
 }
 
+/// The lints of every member of the set, each with its place in the file: `config validate`
+/// reported it as a warning with the same message, so the warning gives the location.
+fn member_lints<'c>(
+    config: &'c Config,
+    set: &PolicySet,
+) -> Vec<(PolicyLint, Option<&'c Diagnostic>)> {
+    set.members()
+        .iter()
+        .flat_map(|member| meho_policy::lint::lint_policy(&member.policy))
+        .map(|lint| {
+            let message = lint.to_string();
+            let at = config.warnings.iter().find(|d| d.message == message);
+            (lint, at)
+        })
+        .collect()
+}
+
 #[expect(clippy::print_stdout, reason = "CLI output")]
 pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
     let config = args.config.load_required()?;
@@ -110,6 +129,7 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
         host.policy
             .explain(&request(&args.request, command), Overlay::default())
     });
+    let lints = member_lints(&config, set);
 
     if args.format == Format::Json {
         let members: Vec<serde_json::Value> = set
@@ -139,6 +159,17 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
             "allow_sudo": host.policy.allow_sudo,
             "allowed_sudo_users": host.policy.allowed_sudo_users,
             "members": members,
+            "lints": lints.iter().map(|(lint, at)| serde_json::json!({
+                "policy": lint.policy,
+                "list": lint.list,
+                "index": lint.index,
+                "pattern": lint.pattern,
+                "lint": lint.lint.kind.code(),
+                "message": lint.to_string(),
+                "file": at.map(|d| d.file.as_str()),
+                "line": at.map(|d| d.line),
+                "column": at.map(|d| d.column),
+            })).collect::<Vec<_>>(),
         });
         if let (Some((decision, steps)), Some(map)) = (&outcome, body.as_object_mut()) {
             map.insert("steps".into(), serde_json::json!(steps));
@@ -217,6 +248,22 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
             }
         }
     }
+    if !lints.is_empty() {
+        let _ = writeln!(
+            out,
+            "lint warnings (see Pitfalls in docs/command-firewall.md):"
+        );
+        for (lint, at) in &lints {
+            match at {
+                Some(at) => {
+                    let _ = writeln!(out, "  {at}");
+                }
+                None => {
+                    let _ = writeln!(out, "  {lint}");
+                }
+            }
+        }
+    }
     if let Some((decision, steps)) = &outcome {
         let _ = writeln!(
             out,
@@ -230,6 +277,6 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
             let _ = writeln!(out, "  {line}");
         }
     }
-    print!("{out}");
+    print!("{}", crate::output::escape_lines(&out));
     Ok(())
 }

@@ -5,15 +5,20 @@
 //! no redirects (a redirect could carry the token elsewhere), and one precise line for every way
 //! it can fail: which server, and the API's `error` code and `message`. The token is never
 //! printed, logged or put in an error.
+//!
+//! Everything in an answer may come from an agent (commands, summaries, reasons, targets), so
+//! human output never prints it as it is: the commands print through [`crate::output`], and the
+//! refusal lines here pass the server's words through [`escape`], which turns control and bidi
+//! characters into visible escapes (a raw ESC could rewrite the row an approver reads).
+//! `--format json` prints the body exactly ([`Answer::print`]).
 
 use std::fmt;
 use std::future::Future;
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use comfy_table::{Table, presets::UTF8_HORIZONTAL_ONLY};
+use meho_core::display::escape;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
@@ -181,9 +186,11 @@ impl Remote {
             return Err(self.refusal(status, &bytes));
         }
         let unexpected = |why: String| {
+            // Parse errors quote the body they choked on.
             Failure::Runtime(anyhow!(
-                "the meho server at {} sent an unexpected answer ({status}): {why}",
-                self.name
+                "the meho server at {} sent an unexpected answer ({status}): {}",
+                self.name,
+                escape(&why)
             ))
         };
         let text = String::from_utf8(bytes.to_vec()).map_err(|err| unexpected(err.to_string()))?;
@@ -198,6 +205,8 @@ impl Remote {
 
     /// The request never got an HTTP answer.
     fn unreachable(&self, err: &reqwest::Error) -> Failure {
+        let cause = root_cause(err);
+        let cause = escape(&cause);
         let line = if err.is_connect() {
             if err.is_timeout() {
                 format!(
@@ -207,9 +216,8 @@ impl Remote {
                 )
             } else {
                 format!(
-                    "cannot connect to the meho server at {}: {}",
-                    self.name,
-                    root_cause(err)
+                    "cannot connect to the meho server at {}: {cause}",
+                    self.name
                 )
             }
         } else if err.is_timeout() {
@@ -220,28 +228,30 @@ impl Remote {
             )
         } else {
             format!(
-                "request to the meho server at {} failed: {}",
-                self.name,
-                root_cause(err)
+                "request to the meho server at {} failed: {cause}",
+                self.name
             )
         };
         Failure::Runtime(anyhow!(line))
     }
 
     /// An HTTP error answer: one line with the status, the API's code and message. A malformed
-    /// request (400) is a usage error (exit 2); every other refusal exits 1.
+    /// request (400) is a usage error (exit 2); every other refusal exits 1. The message often
+    /// quotes the request (a command, a pattern, an id), so it is escaped like any output.
     fn refusal(&self, status: StatusCode, body: &[u8]) -> Failure {
         let api = serde_json::from_slice::<ApiError>(body).ok();
         if self.format == Format::Json && api.is_some() {
-            // Scripts get the API's error document too; the line on stderr says the same.
-            let _ = print_text(&String::from_utf8_lossy(body));
+            // Scripts get the API's error document too, exactly; the line on stderr says the same.
+            let _ = crate::output::print_raw(&String::from_utf8_lossy(body));
         }
         let what = match &api {
-            Some(api) if api.message.is_empty() => format!("{} {}", status.as_u16(), api.error),
+            Some(api) if api.message.is_empty() => {
+                format!("{} {}", status.as_u16(), escape(&api.error))
+            }
             Some(api) => format!(
                 "{} {}: {}",
                 status.as_u16(),
-                api.error,
+                escape(&api.error),
                 one_line(&api.message)
             ),
             None => format!(
@@ -265,17 +275,20 @@ impl Remote {
 }
 
 impl Answer {
-    /// The body exactly as the server sent it, on stdout (`--format json`).
+    /// The body exactly as the server sent it, on stdout (`--format json`): machines read it,
+    /// so nothing is escaped beyond what JSON itself escapes.
     pub(crate) fn print(&self) -> Result<(), Failure> {
-        print_text(&self.text)
+        crate::output::print_raw(&self.text)
     }
 
     /// The body as `T`.
     pub(crate) fn parse<T: DeserializeOwned>(&self) -> Result<T, Failure> {
         T::deserialize(&self.value).map_err(|err| {
+            // serde quotes the value it could not take, and the server chose that value.
             Failure::Runtime(anyhow!(
-                "the meho server at {} sent an unexpected answer: {err}",
-                self.server
+                "the meho server at {} sent an unexpected answer: {}",
+                self.server,
+                escape(&err.to_string())
             ))
         })
     }
@@ -309,7 +322,9 @@ fn client() -> Result<reqwest::Client, Failure> {
 fn server_url(text: &str) -> Result<Url, Failure> {
     let usage = |why: &str| {
         Failure::Usage(format!(
-            "invalid --server `{text}`: {why} (expected http(s)://HOST[:PORT], e.g. http://127.0.0.1:8080)"
+            "invalid --server `{}`: {} (expected http(s)://HOST[:PORT], e.g. http://127.0.0.1:8080)",
+            escape(text),
+            escape(why)
         ))
     };
     let url = Url::parse(text).map_err(|err| usage(&err.to_string()))?;
@@ -363,8 +378,10 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
+/// `text` on one line (runs of whitespace, newlines included, become one space), with every
+/// control and bidi character left shown as an escape.
 fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+    escape(&text.split_whitespace().collect::<Vec<_>>().join(" ")).into_owned()
 }
 
 /// Runs one remote command on a runtime of its own.
@@ -376,54 +393,9 @@ pub(crate) fn block_on(command: impl Future<Output = Result<(), Failure>>) -> Re
         .block_on(command)
 }
 
-/// `text` and a newline (unless it ends with one) on stdout.
-pub(crate) fn print_text(text: &str) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    let newline = if text.ends_with('\n') { "" } else { "\n" };
-    write!(stdout, "{text}{newline}")
-        .and_then(|()| stdout.flush())
-        .context("cannot write to stdout")?;
-    Ok(())
-}
-
 #[expect(clippy::print_stderr, reason = "CLI warnings go to stderr by design")]
 fn warn(message: &str) {
     eprintln!("warning: {message}");
-}
-
-/// A table in the style of `meho audit query`.
-pub(crate) fn table<const N: usize>(header: [&str; N], rows: Vec<[String; N]>) -> String {
-    let mut table = Table::new();
-    table.load_preset(UTF8_HORIZONTAL_ONLY).set_header(header);
-    for row in rows {
-        table.add_row(row);
-    }
-    table.to_string()
-}
-
-/// `name:  value` lines, aligned, for one object (`show`). Values are printed as they are.
-pub(crate) fn details(rows: Vec<(&str, String)>) -> String {
-    let width = rows.iter().map(|(name, _)| name.len()).max().unwrap_or(0) + 1;
-    rows.into_iter()
-        .map(|(name, value)| format!("{:<width$}  {value}", format!("{name}:")))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// An RFC 3339 UTC time from the API to the second (any other text as it came), `-` for none.
-pub(crate) fn time(value: Option<&str>) -> String {
-    match value {
-        None => "-".to_owned(),
-        Some(text) => humantime::parse_rfc3339(text).map_or_else(
-            |_| text.to_owned(),
-            |at| humantime::format_rfc3339_seconds(at).to_string(),
-        ),
-    }
-}
-
-/// An optional text, `-` for none.
-pub(crate) fn or_dash(value: Option<&str>) -> String {
-    value.map_or_else(|| "-".to_owned(), str::to_owned)
 }
 
 #[cfg(test)]
@@ -548,6 +520,20 @@ mod tests {
     }
 
     #[test]
+    fn refusals_show_control_and_bidi_characters_of_the_message_as_escapes() {
+        let body = json!({
+            "error": "not_found\u{1b}[2K",
+            "message": "no target `web\u{1b}[2K\u{9b}1G\u{7f}\u{202e}x\ny` in your tenant",
+        });
+        let (exit, line) = refusal_line(404, &body.to_string());
+        assert_eq!(exit, 1);
+        assert_eq!(
+            line,
+            r"the meho server at http://127.0.0.1:1/meho answered 404 not_found\x1b[2K: no target `web\x1b[2K\x9b1G\x7f\u{202e}x y` in your tenant"
+        );
+    }
+
+    #[test]
     fn ids_become_one_encoded_segment_and_dot_segments_are_refused() {
         let remote = remote();
         let url = remote
@@ -566,15 +552,5 @@ mod tests {
     fn a_token_never_shows_in_debug_output() {
         let token = Token::from("meho_dev_secret".to_owned());
         assert!(!format!("{token:?}").contains("secret"));
-    }
-
-    #[test]
-    fn times_are_shown_to_the_second() {
-        assert_eq!(
-            time(Some("2026-11-25T17:03:04.123456Z")),
-            "2026-11-25T17:03:04Z"
-        );
-        assert_eq!(time(None), "-");
-        assert_eq!(time(Some("soon")), "soon");
     }
 }

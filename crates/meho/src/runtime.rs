@@ -2,6 +2,8 @@
 //! logging, the async runtime, the store and the audit log, signals, and the SSH signer and
 //! broker. Each command composes these; none of them builds its own.
 
+use std::fmt;
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +18,11 @@ use meho_ssh::broker::{SshBroker, SshConnector};
 use meho_ssh::signer::Signer;
 use meho_store::Store;
 use serde_json::json;
+use tracing::field::Field;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::MakeExt as _;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::{Writer, debug_fn};
 
 use crate::Failure;
 
@@ -32,9 +38,30 @@ pub(crate) fn init_tracing(level: &str) {
         .or_else(|| EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     tracing_subscriber::fmt()
+        .fmt_fields(escaping_fields())
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// Log fields as the default formatter writes them, but with every control and bidi character
+/// escaped ([`meho_core::display::escape`]): logs quote what agents send (ids, commands,
+/// messages), and tracing-subscriber leaves `%field` values and parts of messages raw, so an ESC
+/// or U+202E would reach an operator's terminal or log viewer as itself.
+fn escaping_fields() -> impl for<'w> FormatFields<'w> + 'static {
+    debug_fn(
+        |writer: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug| {
+            let text = format!("{value:?}");
+            let shown = meho_core::display::escape(&text);
+            if field.name() == "message" {
+                write!(writer, "{shown}")
+            } else {
+                write!(writer, "{}={shown}", field.name())
+            }
+        },
+    )
+    .delimited(" ")
 }
 
 /// The multi-threaded tokio runtime the long-running commands use.
@@ -279,5 +306,50 @@ pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send 
             () = ctrl_c => tracing::info!("ctrl-c received, shutting down"),
             () = terminate => tracing::info!("SIGTERM received, shutting down"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_lines_escape_control_and_bidi_characters_in_every_field() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(escaping_fields())
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let agent = "x\u{1b}[2K\u{9b}\u{202e}txt";
+            tracing::warn!(display = %agent, debug = ?agent, plain = agent, "call {agent} refused\nfaked");
+        });
+        let out = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            !out.contains('\u{1b}') && !out.contains('\u{9b}') && !out.contains('\u{202e}'),
+            "{out:?}"
+        );
+        assert!(out.contains("display=x\\x1b[2K\\x9b\\u{202e}txt"), "{out}");
+        assert!(out.contains("call x\\x1b[2K"), "{out}");
+        assert!(out.contains("refused\\x0afaked"), "{out}");
+        assert_eq!(out.lines().count(), 1, "one event is one line: {out}");
     }
 }

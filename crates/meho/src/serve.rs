@@ -169,6 +169,7 @@ async fn serve_on(
         shutdown: mcp_shutdown.clone(),
         verify,
         console: Arc::new(console),
+        sessions: (&config.mcp).into(),
     }));
     if let Some(line) = &ssh.dev_ca {
         println!("meho dev CA (add to sshd TrustedUserCAKeys): {line}");

@@ -1,6 +1,10 @@
 //! `meho ssh …`: SSH calls from the command line. Each one goes through the gateway's `ssh_*`
 //! tools with the same signer, broker and audit log `meho serve` uses, so the CLI takes exactly
 //! the path an agent's call takes: decide, credential, execute, audit.
+//!
+//! meho's own text (refusals, errors, warnings, tables) escapes control and bidi characters
+//! (`meho_core::display::escape`): it quotes commands and paths. The remote command's stdout and
+//! stderr, and a fetched file, pass through byte for byte, as with `ssh`.
 
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -11,6 +15,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use comfy_table::{Table, presets::UTF8_HORIZONTAL_ONLY};
 use meho_config::Config;
 use meho_core::Decision;
+use meho_core::display::escape;
 use meho_gateway::{Caller, Gateway, ToolError};
 use meho_ssh::broker::ExecResult;
 use meho_ssh::wire::HostView;
@@ -25,8 +30,10 @@ pub(crate) fn run(command: &SshCommand) -> Result<(), Failure> {
     let config = common.store.config.load_required()?;
     // Only problems reach stderr by default: it carries the remote command's stderr.
     runtime::init_tracing("warn");
+    // Config warnings (policy lints among them) are `config validate`'s and `serve`'s to show;
+    // repeating them on every one-shot would bury the remote command's own stderr.
     for warning in &config.warnings {
-        tracing::warn!("{warning}");
+        tracing::debug!("{warning}");
     }
     let status = runtime::tokio_runtime()?.block_on(session(command, &config))?;
     match status {
@@ -130,7 +137,8 @@ async fn tool(
 }
 
 fn tool_failure(err: &ToolError) -> Failure {
-    let message = format!("{}: {}", err.code, err.message);
+    // Refusals quote the command; one escaped line, so it cannot draw anything else.
+    let message = format!("{}: {}", escape(&err.code), escape(&err.message));
     if err.code == "invalid_arguments" {
         Failure::Usage(message)
     } else {
@@ -163,7 +171,8 @@ fn write_err(bytes: &[u8]) {
 
 fn unreadable(tool: &str, err: &serde_json::Error) -> Failure {
     Failure::Runtime(anyhow::anyhow!(
-        "{tool} returned an unexpected result: {err}"
+        "{tool} returned an unexpected result: {}",
+        escape(&err.to_string())
     ))
 }
 
@@ -188,7 +197,8 @@ async fn exec(gateway: &Governed, caller: &Caller, args: &SshExecArgs) -> Result
             let decision: Decision =
                 serde_json::from_value(result.get("decision").cloned().unwrap_or(Value::Null))
                     .map_err(|err| unreadable("ssh_execute", &err))?;
-            write_out(crate::policy_cmd::decision_text(&decision).as_bytes())?;
+            let text = crate::policy_cmd::decision_text(&decision);
+            write_out(crate::output::escape_lines(&text).as_bytes())?;
         }
         return Ok(0);
     }
@@ -198,7 +208,7 @@ async fn exec(gateway: &Governed, caller: &Caller, args: &SshExecArgs) -> Result
         write_out(out.stdout.as_bytes())?;
         write_err(out.stderr.as_bytes());
         for warning in &out.warnings {
-            write_err(format!("warning: {warning}\n").as_bytes());
+            write_err(format!("warning: {}\n", escape(warning)).as_bytes());
         }
         if out.timed_out {
             write_err(
@@ -229,14 +239,14 @@ async fn hosts(gateway: &Governed, caller: &Caller, common: &SshCommonArgs) -> R
     let yes_no = |flag: bool| if flag { "yes" } else { "no" };
     for host in &hosts {
         table.add_row([
-            host.name.as_str(),
-            host.addr.as_str(),
-            host.user.as_str(),
-            host.jump.as_deref().unwrap_or("-"),
-            &host.groups.join(","),
-            yes_no(host.allow_sudo),
-            yes_no(host.allow_pty),
-            yes_no(host.allow_file_transfer),
+            escape(&host.name),
+            escape(&host.addr),
+            escape(&host.user),
+            escape(host.jump.as_deref().unwrap_or("-")),
+            escape(&host.groups.join(",")),
+            yes_no(host.allow_sudo).into(),
+            yes_no(host.allow_pty).into(),
+            yes_no(host.allow_file_transfer).into(),
         ]);
     }
     write_out(format!("{table}\n").as_bytes())?;
@@ -270,10 +280,10 @@ async fn put(gateway: &Governed, caller: &Caller, args: &SshPutArgs) -> Result<u
         Format::Text => write_out(
             format!(
                 "{}:{}: {} bytes written (sha256 {}, certificate serial {})\n",
-                args.host,
-                args.remote_path,
+                escape(&args.host),
+                escape(&args.remote_path),
                 data.len(),
-                result.get("sha256").and_then(Value::as_str).unwrap_or("-"),
+                escape(result.get("sha256").and_then(Value::as_str).unwrap_or("-")),
                 result
                     .get("serial")
                     .map_or_else(|| "-".to_owned(), Value::to_string),
@@ -296,7 +306,7 @@ fn destination(args: &SshGetArgs) -> Result<Option<PathBuf>, Failure> {
                 .ok_or_else(|| {
                     Failure::Usage(format!(
                         "`{}` names no file; give LOCAL_FILE (or `-` for stdout)",
-                        args.remote_path
+                        escape(&args.remote_path)
                     ))
                 })?;
             Ok(Some(PathBuf::from(name)))
@@ -344,11 +354,11 @@ async fn get(gateway: &Governed, caller: &Caller, args: &SshGetArgs) -> Result<u
         Format::Text => write_out(
             format!(
                 "{}:{} -> {}: {} bytes (sha256 {}, certificate serial {})\n",
-                args.host,
-                args.remote_path,
-                path.display(),
+                escape(&args.host),
+                escape(&args.remote_path),
+                escape(&path.display().to_string()),
                 data.len(),
-                result.get("sha256").and_then(Value::as_str).unwrap_or("-"),
+                escape(result.get("sha256").and_then(Value::as_str).unwrap_or("-")),
                 result
                     .get("serial")
                     .map_or_else(|| "-".to_owned(), Value::to_string),

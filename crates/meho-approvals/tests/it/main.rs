@@ -11,7 +11,10 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use meho_approvals::{ApprovalError, ApprovalPolicy, Approvals, Approver, Call, Status, now_us};
+use meho_approvals::{
+    ApprovalError, ApprovalPolicy, Approvals, Approver, Call, FreezeKind, Freezes, Grants,
+    MAX_REASON_CHARS, NewGrant, Status, now_us,
+};
 use meho_config::Role;
 use meho_core::Tier;
 use meho_store::Store;
@@ -411,4 +414,114 @@ fn the_policy_comes_from_approvals_config() {
     let defaults =
         ApprovalPolicy::from_config(&meho_config::Config::default_config().unwrap().approvals);
     assert_eq!(defaults, ApprovalPolicy::default());
+}
+
+#[tokio::test]
+async fn every_reason_obeys_one_limit_and_a_missing_row_names_its_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = stores(dir.path()).await;
+    let longest = "r".repeat(MAX_REASON_CHARS);
+    let too_long = "r".repeat(MAX_REASON_CHARS + 1);
+    // Counted as sent: trimming does not stretch the limit.
+    let padded = format!(" {longest}");
+    for (backend, store) in all.clone() {
+        let approvals = Approvals::new(store.pool().clone(), ApprovalPolicy::default());
+        let grants = Grants::new(store.pool().clone());
+        let freezes = Freezes::new(store.pool().clone());
+        let pending = approvals
+            .create(&call("alice", "x"), None, "s", "r", Tier::Write)
+            .await
+            .unwrap();
+        let grant = |reason: &str| NewGrant {
+            tenant: "a".into(),
+            target: "web".into(),
+            pattern: "^uptime$".into(),
+            tier: Tier::Read,
+            ttl: Duration::from_secs(600),
+            reason: reason.into(),
+            created_by: "bob".into(),
+        };
+        for reason in [too_long.as_str(), padded.as_str(), " \t\u{3000}"] {
+            let refusals = [
+                approvals
+                    .decide(&admin("bob", "a"), &pending.id, true, reason, None)
+                    .await
+                    .unwrap_err(),
+                grants.create(&grant(reason)).await.unwrap_err(),
+                freezes
+                    .create("a", FreezeKind::Principal, "p", reason, "bob")
+                    .await
+                    .unwrap_err(),
+            ];
+            for err in refusals {
+                assert!(
+                    matches!(&err, ApprovalError::Invalid(m) if m.contains(&format!("1 to {MAX_REASON_CHARS} characters"))),
+                    "{backend}: {err}"
+                );
+            }
+        }
+        let frozen = freezes
+            .create("a", FreezeKind::Principal, "p", &longest, "bob")
+            .await
+            .unwrap();
+        let err = freezes
+            .lift("a", &frozen.id, "bob", Some(&too_long))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApprovalError::Invalid(_)), "{backend}: {err}");
+        // A blank lift reason is none.
+        let lifted = freezes
+            .lift("a", &frozen.id, "bob", Some("  "))
+            .await
+            .unwrap();
+        assert_eq!(lifted.lift_reason, None, "{backend}");
+        let granted = grants.create(&grant(&longest)).await.unwrap();
+        assert_eq!(granted.reason.chars().count(), MAX_REASON_CHARS);
+
+        // The table asked decides the word, whatever the id looks like.
+        for (err, said) in [
+            (
+                approvals.get("a", "grt-1").await.unwrap_err(),
+                "no approval `grt-1`",
+            ),
+            (
+                grants.get("a", "apr-1").await.unwrap_err(),
+                "no grant `apr-1`",
+            ),
+            (
+                grants.get("a", "frz-1").await.unwrap_err(),
+                "no grant `frz-1`",
+            ),
+            (
+                freezes.get("a", "apr-1").await.unwrap_err(),
+                "no freeze `apr-1`",
+            ),
+            (
+                freezes.get("a", "wvr-1").await.unwrap_err(),
+                "no freeze `wvr-1`",
+            ),
+        ] {
+            assert!(
+                matches!(err, ApprovalError::NotFound(_)) && err.to_string().contains(said),
+                "{backend}: {err}"
+            );
+        }
+    }
+    cleanup(all).await;
+}
+
+#[test]
+fn the_not_blank_pattern_is_exactly_what_trim_leaves_something_of() {
+    // The OpenAPI document publishes this pattern; clients (and schemathesis) judge reasons by
+    // it, the store by `str::trim`. They must agree on every character.
+    let pattern = regex::Regex::new(&meho_approvals::not_blank_pattern()).unwrap();
+    for c in (0..=0x10_ffff_u32).filter_map(char::from_u32) {
+        let text = c.to_string();
+        assert_eq!(
+            pattern.is_match(&text),
+            !text.trim().is_empty(),
+            "U+{:04X}",
+            u32::from(c)
+        );
+    }
 }

@@ -351,6 +351,12 @@ fn off_policy_with_rules_is_a_located_warning() {
         .find(|w| w.message.contains("off"))
         .unwrap_or_else(|| panic!("no warning: {:#?}", config.warnings));
     assert_eq!((warning.line, warning.column), (line, column));
+    assert!(
+        warning
+            .message
+            .contains("its `allow` and `deny` rules are ignored"),
+        "{warning}"
+    );
 }
 
 #[test]

@@ -12,6 +12,7 @@
 mod auth;
 mod composition;
 mod defaults;
+mod lints;
 mod locations;
 mod schema;
 mod ssh;

@@ -267,3 +267,97 @@ fn odd_arguments_never_panic() {
         }
     }
 }
+
+/// A command that, printed raw, erases its own line and draws a harmless one in its place
+/// (ESC, CSI as one C1 byte, DEL) and reverses what follows it (U+202E).
+const FORGED: &str =
+    "touch '/etc/cron.d/x\u{1b}[2K\u{1b}[1G\u{9b}2K\u{7f}\u{202e}systemctl status nginx'";
+/// [`FORGED`] as an approver must see it.
+const FORGED_SHOWN: &str =
+    r"touch '/etc/cron.d/x\x1b[2K\x1b[1G\x9b2K\x7f\u{202e}systemctl status nginx'";
+
+fn forged_approval() -> meho_notify::PendingApproval {
+    let mut approval = approval("apr-1");
+    approval.summary = format!("ssh_execute on web-1: {FORGED}");
+    approval.requester = "agent\u{1b}[31m\u{2066}".into();
+    approval.target = "web-1\u{202e}".into();
+    approval.rule = "approve:^touch \u{9b}".into();
+    approval.arguments = json!({ "server": "web-1", "command": FORGED, "sudo": false });
+    approval
+}
+
+/// Whether `text` holds a character that can forge its own display, other than the line breaks
+/// the message layout itself uses.
+fn deceptive_except_newline(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|&c| c != '\n' && meho_core::display::is_deceptive(c))
+        .collect()
+}
+
+#[test]
+fn slack_shows_control_and_bidi_characters_as_visible_escapes() {
+    let body = render(WebhookFormat::Slack, &forged_approval());
+    let text = all_text(&body);
+    assert_eq!(deceptive_except_newline(&text), [] as [char; 0], "{text:?}");
+    let sections = blocks_of("section", &body);
+    assert_eq!(
+        sections[1]["text"]["text"],
+        format!("```{FORGED_SHOWN}```"),
+        "the command block"
+    );
+    assert_eq!(
+        sections[0]["text"]["text"],
+        format!("ssh_execute on web-1: {FORGED_SHOWN}")
+    );
+    let fields = all_text(&sections[0]["fields"]);
+    for shown in [
+        concat!("*Requester*\n", r"agent\x1b[31m\u{2066}"),
+        concat!("*Target*\n", r"web-1\u{202e}"),
+        r"`approve:^touch \x9b`",
+    ] {
+        assert!(fields.contains(shown), "{shown:?} not in {fields:?}");
+    }
+    assert!(
+        body["text"].as_str().unwrap().contains(FORGED_SHOWN),
+        "fallback text: {}",
+        body["text"]
+    );
+}
+
+#[test]
+fn teams_shows_control_and_bidi_characters_as_visible_escapes() {
+    let body = render(WebhookFormat::Teams, &forged_approval());
+    let card = &body["attachments"][0]["content"];
+    let text = all_text(card);
+    assert_eq!(deceptive_except_newline(&text), [] as [char; 0], "{text:?}");
+    let items = card["body"].as_array().unwrap();
+    let command = items.iter().find(|i| i["fontType"] == "Monospace").unwrap();
+    assert_eq!(command["text"], FORGED_SHOWN);
+    assert_eq!(
+        items[1]["text"],
+        format!("ssh_execute on web-1: {FORGED_SHOWN}")
+    );
+    let facts = all_text(&items.iter().find(|i| i["type"] == "FactSet").unwrap()["facts"]);
+    for shown in [
+        r"agent\x1b[31m\u{2066}",
+        r"web-1\u{202e}",
+        r"approve:^touch \x9b",
+    ] {
+        assert!(facts.contains(shown), "{shown:?} not in {facts:?}");
+    }
+}
+
+#[test]
+fn generic_json_keeps_control_and_bidi_characters_exactly() {
+    let approval = forged_approval();
+    let body = render(WebhookFormat::Generic, &approval);
+    assert_eq!(body["approval"]["arguments"]["command"], FORGED);
+    assert_eq!(
+        body["approval"]["summary"],
+        format!("ssh_execute on web-1: {FORGED}")
+    );
+    assert_eq!(body["approval"]["requester"], "agent\u{1b}[31m\u{2066}");
+    let back: meho_notify::PendingApproval =
+        serde_json::from_value(body["approval"].clone()).unwrap();
+    assert_eq!(back, approval);
+}

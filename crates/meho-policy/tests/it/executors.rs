@@ -18,6 +18,8 @@ use meho_config::Config;
 use meho_policy::shell::{self, CommandLine, Operator};
 use meho_policy::{Elevation, HostPolicy, Overlay, Request};
 
+use crate::rng::Rng;
+
 /// A shell that may run a force-command on a host: the program and the arguments before a script
 /// file or `-c`.
 #[derive(Debug, Clone, Copy)]
@@ -81,26 +83,6 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
-/// A deterministic xorshift generator, so every run checks the same cases.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
 }
 
 /// One stand-in invocation as recorded: the stand-in's name and its arguments.

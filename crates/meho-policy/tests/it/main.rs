@@ -11,5 +11,7 @@
 
 mod corpus;
 mod executors;
+mod lint;
 mod props;
+mod rng;
 mod shell;

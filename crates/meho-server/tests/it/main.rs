@@ -8,11 +8,13 @@
     clippy::indexing_slicing
 )]
 
+mod api;
 mod auth;
 mod console;
 mod feed;
 mod mcp;
 mod routes;
+mod sessions;
 mod support;
 mod tasks;
 

@@ -517,3 +517,143 @@ async fn every_protocol_version_rmcp_knows_is_answered_as_asked() {
         "{reply}"
     );
 }
+
+/// POSTs raw `body` to `/mcp` as `content_type`, with a session when given.
+async fn post_raw(
+    server: &Server,
+    token: &str,
+    session: Option<&str>,
+    content_type: &str,
+    body: &str,
+) -> reqwest::Response {
+    let mut request = http_client()
+        .post(format!("{}/mcp", server.base))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_owned());
+    if let Some(session) = session {
+        request = request.header("mcp-session-id", session);
+    }
+    request.send().await.unwrap()
+}
+
+/// A JSON-RPC error answer: its status, and the error object after checking the envelope.
+async fn jsonrpc_refusal(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{status}: {content_type}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["jsonrpc"], "2.0", "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    (status, body)
+}
+
+#[tokio::test]
+async fn malformed_json_and_batches_are_400_with_a_jsonrpc_error() {
+    let server = Server::start().await;
+    let mcp = server.connect(&server.token("alice", "a")).await;
+    for session in [None, Some(mcp.session.as_str())] {
+        let (status, body) = jsonrpc_refusal(
+            post_raw(
+                &server,
+                &mcp.token,
+                session,
+                "application/json",
+                "{\"jsonrpc\": ",
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], -32700, "{body}");
+        assert_eq!(body["id"], Value::Null);
+
+        let batch = json!([
+            { "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {} },
+            { "jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {} },
+        ]);
+        let (status, body) = jsonrpc_refusal(
+            post_raw(
+                &server,
+                &mcp.token,
+                session,
+                "application/json",
+                &batch.to_string(),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], -32600, "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("batch"),
+            "{body}"
+        );
+
+        // JSON, but no JSON-RPC message: the id, when usable, is echoed.
+        let (status, body) = jsonrpc_refusal(
+            post_raw(
+                &server,
+                &mcp.token,
+                session,
+                "application/json",
+                r#"{"jsonrpc": "2.0", "id": 7, "params": 3}"#,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], -32600, "{body}");
+        assert_eq!(body["id"], 7, "{body}");
+    }
+    assert_eq!(server.connector.count(), 0);
+}
+
+#[tokio::test]
+async fn rmcp_refusals_keep_their_status_and_get_a_jsonrpc_body() {
+    let server = Server::start().await;
+    let token = server.token("alice", "a");
+    let initialize = initialize_request(1).to_string();
+    // Not JSON at all: 415 is right, but the body is JSON-RPC, not text.
+    let (status, _) =
+        jsonrpc_refusal(post_raw(&server, &token, None, "text/plain", &initialize).await).await;
+    assert_eq!(status, 415);
+    // Without `text/event-stream` in Accept.
+    let response = http_client()
+        .post(format!("{}/mcp", server.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json")
+        .body(initialize)
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = jsonrpc_refusal(response).await;
+    assert_eq!(status, 406);
+}
+
+#[tokio::test]
+async fn an_unknown_session_is_answered_exactly_like_another_principals() {
+    let server = Server::start().await;
+    let alice = server.connect(&server.token("alice", "a")).await;
+    let bob = server.token("bob", "a");
+    let list =
+        json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {} }).to_string();
+    let mut answers = Vec::new();
+    for session in [alice.session.as_str(), "no-such-session"] {
+        let response = post_raw(&server, &bob, Some(session), "application/json", &list).await;
+        let status = response.status().as_u16();
+        answers.push((status, response.text().await.unwrap()));
+    }
+    assert_eq!(answers[0].0, 404, "{answers:?}");
+    assert_eq!(answers[0], answers[1], "a session id must reveal nothing");
+    assert_eq!(server.connector.count(), 0);
+}

@@ -148,3 +148,75 @@ async fn post_to_healthz_is_405() {
     let body: serde_json::Value = serde_json::from_str(&reply.body).expect("405 body is JSON");
     assert_eq!(body["error"], "method_not_allowed", "{body}");
 }
+
+/// The `meho_http_requests_total` series in a scrape.
+fn request_series(metrics: &str) -> Vec<String> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("meho_http_requests_total{"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Requests with made-up methods on made-up and real paths (no token: nobody needs one to
+/// reach `/metrics` or to be counted).
+async fn junk(server: &crate::support::Server, round: &str, count: usize) {
+    let paths = [
+        "/x",
+        "/api/v1/approvals",
+        "/api/v1/freezes",
+        "/mcp",
+        "/console",
+        "/healthz",
+    ];
+    for i in 0..count {
+        let method = reqwest::Method::from_bytes(format!("EVIL{round}{i}").as_bytes()).unwrap();
+        let path = paths[i % paths.len()];
+        let response = server
+            .http
+            .request(method, format!("{}{path}/{round}-{i}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+        // A made-up method on a real route as well.
+        let method = reqwest::Method::from_bytes(format!("ODD{round}{i}").as_bytes()).unwrap();
+        server
+            .http
+            .request(method, format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_leave_the_request_metric_bounded() {
+    let server = crate::support::Server::start().await;
+    junk(&server, "a", 60).await;
+    let scrape = |server: &crate::support::Server| {
+        let request = server.http.get(format!("{}/metrics", server.base));
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    // Scraped twice, so the scrape's own series is in the count.
+    scrape(&server).await;
+    let before = request_series(&scrape(&server).await);
+    junk(&server, "b", 300).await;
+    let metrics = scrape(&server).await;
+    let after = request_series(&metrics);
+    // Six hundred more distinct method and path pairs added no series at all.
+    assert_eq!(before.len(), after.len(), "{metrics}");
+    assert!(after.len() <= 12, "{metrics}");
+    assert!(
+        !metrics.contains("EVIL") && !metrics.contains("ODD"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("b-1"),
+        "raw paths are never labels: {metrics}"
+    );
+    assert!(
+        after.iter().any(|l| l.contains("method=\"other\"")),
+        "made-up methods are counted as `other`: {metrics}"
+    );
+}

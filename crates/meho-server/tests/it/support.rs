@@ -448,6 +448,8 @@ pub(crate) struct Options {
     pub(crate) clock_skew_seconds: u64,
     /// Overrides the issuer URL in `[auth]` (an unreachable one, say).
     pub(crate) issuer_override: Option<String>,
+    /// Caps on open MCP sessions.
+    pub(crate) sessions: meho_server::mcp::SessionLimits,
 }
 
 impl Default for Options {
@@ -458,6 +460,7 @@ impl Default for Options {
             required_scopes: Vec::new(),
             clock_skew_seconds: 60,
             issuer_override: None,
+            sessions: Default::default(),
         }
     }
 }
@@ -565,6 +568,7 @@ impl Server {
                 public_url: base.clone(),
                 cors_origins: Vec::new(),
             }),
+            sessions: options.sessions,
         }));
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
@@ -644,6 +648,18 @@ impl Server {
                 .header("mcp-protocol-version", PROTOCOL);
         }
         request.send().await.unwrap()
+    }
+
+    /// `DELETE /mcp` of `session` with `token`: the client ending its session.
+    pub(crate) async fn delete_mcp(&self, token: &str, session: &str) -> reqwest::Response {
+        self.http
+            .delete(format!("{}/mcp", self.base))
+            .bearer_auth(token)
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", PROTOCOL)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// An initialized MCP session for `token`.

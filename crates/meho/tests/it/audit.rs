@@ -24,7 +24,7 @@ use meho_store::{Pool, Store};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
-use crate::{MEHO_ENV, Workdir, host, stderr_of, stdout_of};
+use crate::{MEHO_ENV, Workdir, forged, host, stderr_of, stdout_of};
 
 /// Hang guard for the processes this module waits on. Only stops a broken build from blocking
 /// the suite; nothing here asserts how long anything takes.
@@ -1530,6 +1530,111 @@ fn show_unknown_id_exits_2() {
         "{stderr}"
     );
     assert!(stdout_of(&output).is_empty());
+}
+
+/// A record whose fields and body carry text that forges its own display.
+fn forged_record() -> NewRecord {
+    NewRecord {
+        target: Some(forged::TARGET.to_owned()),
+        action: Some("ssh_execute".to_owned()),
+        outcome: Some("pending\u{1b}[32m".to_owned()),
+        body: json!({ "command": forged::COMMAND, "reason": forged::REASON }),
+        ..NewRecord::new("default", RecordKind::Intent, forged::NAME)
+    }
+}
+
+#[test]
+fn forged_records_show_as_escapes_in_query_show_and_tail_text_and_exactly_in_json() {
+    use crate::forged::{NAME, NAME_SHOWN, TARGET, TARGET_SHOWN, assert_shown};
+
+    let dir = AuditDir::new();
+    let written = dir.append(vec![forged_record()]);
+    let id = written[0].id.as_str();
+    let outcome_shown = r"pending\x1b[32m";
+
+    let text = dir.ok("query", &[]);
+    assert_shown(
+        "audit query",
+        &text,
+        &[NAME_SHOWN, TARGET_SHOWN, outcome_shown],
+    );
+    assert_eq!(text.lines().filter(|l| l.contains(id)).count(), 1, "{text}");
+    let page: Value = serde_json::from_str(&dir.ok("query", &["--format", "json"])).unwrap();
+    let record = &page["records"][0];
+    assert_eq!(record["principal"], NAME);
+    assert_eq!(record["target"], TARGET);
+    assert_eq!(record["body"]["command"], forged::COMMAND);
+
+    // Pretty JSON: JSON escapes C0 controls itself, the CLI what JSON leaves raw.
+    let text = dir.ok("show", &[id]);
+    assert_shown(
+        "audit show",
+        &text,
+        &[
+            r"touch '/etc/cron.d/x\u001b[2K\u001b[1G\x9b2K\x7f\u{202e}systemctl status nginx'",
+            r"ticket\x9b31m\x7f\t42",
+            r"agent\u001b[2K\u{202e}7",
+        ],
+    );
+    let shown: Value = serde_json::from_str(&dir.ok("show", &[id, "--format", "json"])).unwrap();
+    assert_eq!(shown["body"]["command"], forged::COMMAND);
+    assert_eq!(shown["body"]["reason"], forged::REASON);
+    assert_eq!(shown["principal"], NAME);
+
+    let text = dir.ok("tail", &["-n", "1"]);
+    assert_shown("audit tail", &text, &[NAME_SHOWN, TARGET_SHOWN]);
+    let lines = json_lines(&dir.ok("tail", &["-n", "1", "--format", "json"]));
+    assert_eq!(lines[0]["target"], TARGET);
+    let export = json_lines(&dir.ok("export", &[]));
+    assert_eq!(export[0]["body"]["command"], forged::COMMAND);
+
+    // Following: one line per record, each field escaped, so a newline in the target cannot
+    // print a second, fake record line.
+    let log = dir.work.path().join("tail.log");
+    let mut tail = Guard(
+        meho_process(&dir.work, &log)
+            .args(["audit", "tail", "-f", "-n", "1"])
+            .arg("--data-dir")
+            .arg(&dir.data)
+            .spawn()
+            .unwrap(),
+    );
+    let lines = stdout_lines(&mut tail.0);
+    let next = || match lines.recv_timeout(HANG_LIMIT) {
+        Ok(Ok(line)) => line,
+        other => panic!(
+            "no line from tail -f ({other:?}); log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ),
+    };
+    // The first record's row in the opening table: the initial query is done.
+    while !next().contains(id) {}
+    let fresh = dir.append(vec![forged_record()]);
+    let line = loop {
+        let line = next();
+        if line.contains("default#") {
+            break line;
+        }
+        assert!(
+            !line.contains("intent"),
+            "a record line that is not the follow format: {line}"
+        );
+    };
+    assert_shown(
+        "audit tail -f",
+        &line,
+        &[
+            &format!(
+                "default#{}  intent  {NAME_SHOWN}  {TARGET_SHOWN}",
+                fresh[0].seq
+            ),
+            outcome_shown,
+        ],
+    );
+    assert!(
+        lines.recv_timeout(Duration::from_millis(1200)).is_err(),
+        "one line per record"
+    );
 }
 
 // --- export ----------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 //! `would_require_approval` and `force_command`. A denial exits 0; a config error or an unknown
 //! host exits 2.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -445,4 +445,156 @@ fn local_meho_toml_is_used_without_flag_or_env() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
     let d: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
     assert_eq!(d["rule"], "allow:^ls( |$)");
+}
+
+// --- the shipped example ----------------------------------------------------------------------
+
+fn example_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/meho.toml")
+}
+
+/// `examples/meho.toml` exactly as shipped.
+fn example() -> Fixture {
+    Fixture {
+        work: Workdir::new(),
+        config: example_path(),
+    }
+}
+
+/// The example plus `db1`, a host in group `linux` only: there the guardrails are the only line,
+/// so what they refuse is not hidden behind the read-only allowlist of `web1`.
+fn example_with_guardrails_only_host() -> Fixture {
+    let work = Workdir::new();
+    let text = std::fs::read_to_string(example_path()).unwrap();
+    let config = work.write(
+        "meho.toml",
+        &format!(
+            "{text}
+{}",
+            host("db1", "groups = [\"linux\"]")
+        ),
+    );
+    Fixture { work, config }
+}
+
+#[test]
+fn example_refuses_the_commands_the_review_found_open() {
+    let f = example();
+    for (command, reason) in [
+        ("sort -o /etc/passwd x", "allowlist_no_match"),
+        ("/bin/rm -rf /", "command_denied"),
+        ("rm -fr /", "command_denied"),
+        ("systemctl reboot", "command_denied"),
+        ("systemctl --no-block restart nginx", "allowlist_no_match"),
+    ] {
+        let d = f.check("web1", command, &[]);
+        assert_eq!(d["allowed"], false, "`{command}`: {d}");
+        assert_eq!(d["reason_code"], reason, "`{command}`: {d}");
+    }
+}
+
+#[test]
+fn example_guardrails_refuse_respellings_on_their_own() {
+    let f = example_with_guardrails_only_host();
+    for command in [
+        "/bin/rm -rf /",
+        "/usr/bin/rm -Rf /",
+        "rm -fr /",
+        "rm -r -f /",
+        "rm --recursive --force /",
+        "rm --rec -f /",
+        "rm -rf //",
+        "rm -rf -- /",
+        "rm / -rf",
+        "rm -vRf /etc",
+        "'rm' -rf '/'",
+        "rm --no-preserve-root -r /",
+        "systemctl reboot",
+        "/bin/systemctl reboot",
+        "systemctl --no-block reboot",
+        "systemctl -i poweroff",
+        "systemctl start reboot.target",
+        "reboot",
+        "/sbin/shutdown -h now",
+        "mkfs.ext4 /dev/sda1",
+        "dd if=/dev/zero of=/dev/sda",
+        "ls && rm -fr /",
+    ] {
+        let d = f.check("db1", command, &[]);
+        assert_eq!(d["reason_code"], "command_denied", "`{command}`: {d}");
+        assert!(
+            d["rule"].as_str().unwrap().starts_with("deny:"),
+            "`{command}`: {d}"
+        );
+    }
+    for command in [
+        "systemctl --no-block restart nginx",
+        "systemctl restart nginx",
+        "/usr/bin/systemctl -q stop nginx",
+        "systemctl daemon-reload",
+    ] {
+        let d = f.check("db1", command, &[]);
+        assert_eq!(d["reason_code"], "needs_approval", "`{command}`: {d}");
+    }
+    // What the guardrails leave alone: deeper paths, other programs, read-only systemctl.
+    for command in [
+        "rm -rf /tmp/build",
+        "rm -f /var/tmp/x.log",
+        "ls /",
+        "systemctl status nginx",
+        "df -h",
+    ] {
+        let d = f.check("db1", command, &[]);
+        assert_eq!(d["reason_code"], "allowed", "`{command}`: {d}");
+    }
+}
+
+#[test]
+fn example_still_allows_its_read_only_commands() {
+    let f = example();
+    for command in [
+        "uptime",
+        "df -h",
+        "free -m",
+        "ps aux",
+        "journalctl -u nginx -n 100 --no-pager",
+        "journalctl -b -p 3",
+        "tail -n 100 /var/log/nginx/error.log",
+        "head /var/log/syslog",
+        "grep -i error /var/log/nginx/access.log",
+        "wc -l /var/log/syslog /var/log/kern.log",
+        "sort -n /var/log/app.log",
+        "uniq -c /var/log/app.log",
+        "grep -c error /var/log/syslog | sort | uniq -c",
+    ] {
+        let d = f.check("web1", command, &[]);
+        assert_eq!(d["reason_code"], "allowed", "`{command}`: {d}");
+        assert_eq!(d["tier"], "read", "`{command}`: {d}");
+    }
+    let d = f.check("web1", "systemctl status nginx", &[]);
+    assert_eq!(d["reason_code"], "allowed", "{d}");
+    let d = f.check("web1", "systemctl restart nginx", &[]);
+    assert_eq!(d["reason_code"], "needs_approval", "{d}");
+}
+
+#[test]
+fn example_read_only_set_refuses_what_writes_or_leaves_var_log() {
+    let f = example();
+    for command in [
+        "sort --output=/etc/passwd /var/log/app.log",
+        "sort -o/var/log/app.log",
+        "uniq /var/log/a /var/log/b",
+        "tail /var/log/../../etc/shadow",
+        "head /var/log/./../../etc/shadow",
+        "cat /etc/shadow",
+        "grep -r root /etc",
+        "grep -f /etc/shadow /var/log/syslog",
+        "journalctl --vacuum-time=1s",
+        "journalctl -u nginx --rotate",
+        "journalctl -u --rotate",
+        "tail -f /var/log/syslog",
+    ] {
+        let d = f.check("web1", command, &[]);
+        assert_eq!(d["allowed"], false, "`{command}`: {d}");
+    }
 }

@@ -12,6 +12,12 @@
 //!
 //! Without Chromium, the browser peer, the Python SDK, the IdP or sshd the test prints a
 //! `SKIPPED:` line; under `CI=true` it fails instead (`scripts/test` installs them all).
+//!
+//! A second test needs only Chromium and the browser peer: against `meho serve --dev`, an
+//! approval whose command, requester and target carry ESC, C1, DEL, a newline and bidi controls
+//! must show them as visible escapes in the approvals list, the detail view, the audit record and
+//! the live feed (screenshot `target/test-artifacts/console-forged-approvals.png`). A third checks
+//! that the console's `shown()` escapes every character exactly as `meho_core::display::escape`.
 
 use std::io::Write as _;
 use std::net::TcpListener;
@@ -21,7 +27,11 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 
 use crate::Workdir;
+use crate::forged::{
+    self, COMMAND_SHOWN, NAME, NAME_SHOWN, REASON_SHOWN, TARGET, TARGET_SHOWN, assert_shown,
+};
 use crate::peers::{self, Idp, python_client};
+use crate::remote_cli::Served;
 use crate::support::{Daemon, Sshd, ca_init, meho_ca_pub, os, require_sshd};
 
 /// The command the host's policy holds for a human.
@@ -377,4 +387,270 @@ fn an_approver_approves_a_held_call_in_the_console_and_the_agent_collects_its_ou
 
     let status = daemon.terminate();
     assert!(status.success(), "{status:?}; log:\n{}", daemon.log_text());
+}
+
+/// The approver's side of the forged-text test, run by Node from the browser peer's directory
+/// (so `playwright-core` resolves): signs in with the dev token, reads the approval's row and its
+/// detail view, freezes the forged principal through the API once the live feed is connected (the
+/// feed starts at the newest record), reads the feed event and the freeze's audit record, and
+/// takes screenshots. Prints one JSON line.
+const FORGED_SCRIPT: &str = r#"
+import { chromium } from 'playwright-core';
+
+const env = (name) => process.env[name] || '';
+const base = env('MEHO_URL');
+const approvalId = env('E2E_APPROVAL_ID');
+const token = env('E2E_TOKEN');
+const timeout = 30000;
+const result = { ok: false };
+const problems = [];
+let step = 'launch';
+let browser;
+try {
+  browser = await chromium.launch({
+    executablePath: env('MEHO_CHROMIUM'),
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    timeout,
+  });
+  const page = await browser.newPage({ viewport: { width: 1400, height: 700 } });
+  page.setDefaultTimeout(timeout);
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy|Refused to|Uncaught/i.test(message.text())) {
+      problems.push(`console: ${message.text()}`);
+    }
+  });
+  const text = async (selector) => (await page.locator(selector).first().textContent()) || '';
+
+  step = 'sign in with the dev token';
+  await page.goto(`${base}/console/`);
+  await page.locator('#dev-token-form').waitFor({ state: 'visible' });
+  await page.locator('#dev-token').fill(token);
+  await page.locator('#dev-token-submit').click();
+  await page.locator('#whoami[data-subject]').waitFor({ state: 'attached' });
+
+  step = 'the approvals list';
+  const row = page.locator(`tr[data-testid="approval-row"][data-approval-id="${approvalId}"]`);
+  await row.waitFor({ state: 'visible' });
+  result.row = {
+    command: await row.locator('[data-testid="approval-command"]').textContent(),
+    tool: await row.locator('[data-testid="approval-tool"]').textContent(),
+    target: await row.locator('[data-testid="approval-target"]').textContent(),
+    requester: await row.locator('[data-testid="approval-requester"]').textContent(),
+  };
+  result.list = await text('#approvals-rows');
+  await page.screenshot({ path: env('E2E_SCREENSHOT'), fullPage: true });
+
+  step = 'the approval detail';
+  await page.evaluate((h) => { window.location.hash = h; }, `#/approvals/${approvalId}`);
+  await page.locator('dd[data-field="summary"]').waitFor({ state: 'visible' });
+  result.detail = {
+    summary: await text('dd[data-field="summary"]'),
+    requester: await text('dd[data-field="requester"]'),
+    target: await text('dd[data-field="target"]'),
+    fields: await text('#approval-fields'),
+    arguments: await text('#approval-arguments'),
+  };
+  await page.screenshot({ path: env('E2E_DETAIL_SCREENSHOT'), fullPage: true });
+
+  step = 'the live feed';
+  await page.locator('[data-testid="nav-feed"]').click();
+  await page.locator('#feed-status[data-state="live"]').waitFor({ state: 'attached' });
+  const api = async (method, path, body) => {
+    const response = await fetch(`${base}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status} ${await response.text()}`);
+    return response.json();
+  };
+  await api('POST', '/api/v1/freezes', {
+    kind: 'principal', value: env('E2E_FREEZE_VALUE'), reason: env('E2E_FREEZE_REASON'),
+  });
+  const event = page.locator('li[data-testid="feed-event"][data-kind="freeze"]');
+  await event.first().waitFor({ state: 'visible' });
+  result.feed = await text('#feed-list');
+
+  step = 'the audit record';
+  const records = await api('GET', '/api/v1/audit?kind=freeze&limit=1');
+  const recordId = records.records[0].id;
+  await page.evaluate((h) => { window.location.hash = h; }, `#/audit/${recordId}`);
+  await page.locator('#audit-record').filter({ hasText: recordId }).waitFor({ state: 'visible' });
+  result.audit_record = await text('#audit-record');
+
+  step = 'page health';
+  if (problems.length) throw new Error(problems.join('; '));
+  result.ok = true;
+} catch (error) {
+  result.step = step;
+  result.error = String(error && error.message ? error.message : error).split('\n')[0];
+  result.problems = problems;
+} finally {
+  if (browser) await browser.close().catch(() => {});
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
+process.exit(result.ok ? 0 : 1);
+"#;
+
+/// Runs `script` as an ES module on the pinned Node, from the browser peer's directory, with
+/// `env`; returns the last JSON line it printed.
+fn run_module(script: &str, env: &[(&str, &std::ffi::OsStr)]) -> Value {
+    let mut command = Command::new(peers::node());
+    command
+        .arg("--input-type=module")
+        .current_dir(browser_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "node printed no JSON ({:?})\nstdout: {stdout}\nstderr: {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
+}
+
+#[test]
+fn the_console_shows_forged_text_as_visible_escapes_in_every_view() {
+    if !require_browser() {
+        return;
+    }
+    let served = Served::start();
+    let approval_id = served.approval_on(NAME, TARGET, forged::COMMAND);
+
+    let artifacts = artifacts_dir();
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("console-forged-approvals.png");
+    let detail_screenshot = artifacts.join("console-forged-approval.png");
+    for file in [&screenshot, &detail_screenshot] {
+        let _ = std::fs::remove_file(file);
+    }
+    let chromium = chromium();
+    let report = run_module(
+        FORGED_SCRIPT,
+        &[
+            ("MEHO_URL", served.url.as_ref()),
+            ("MEHO_CHROMIUM", chromium.as_os_str()),
+            ("E2E_TOKEN", served.token.as_ref()),
+            ("E2E_APPROVAL_ID", approval_id.as_ref()),
+            ("E2E_FREEZE_VALUE", NAME.as_ref()),
+            ("E2E_FREEZE_REASON", forged::REASON.as_ref()),
+            ("E2E_SCREENSHOT", screenshot.as_os_str()),
+            ("E2E_DETAIL_SCREENSHOT", detail_screenshot.as_os_str()),
+        ],
+    );
+    assert_eq!(report["ok"], true, "the browser run failed: {report:#}");
+    for file in [&screenshot, &detail_screenshot] {
+        assert!(file.is_file(), "no screenshot at {}", file.display());
+        print_line(&format!("console screenshot: {}", file.display()));
+    }
+    let field = |pointer: &str| {
+        report
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no {pointer} in {report:#}"))
+            .to_owned()
+    };
+
+    // The list: each cell exactly the escaped text.
+    assert_eq!(field("/row/command"), COMMAND_SHOWN);
+    assert_eq!(field("/row/requester").trim(), NAME_SHOWN);
+    assert_eq!(field("/row/target").trim(), TARGET_SHOWN);
+    assert_shown("approvals list", &field("/list"), &[COMMAND_SHOWN]);
+
+    // The detail view.
+    let summary = format!("ssh_execute on {TARGET_SHOWN}: {COMMAND_SHOWN}");
+    assert_eq!(field("/detail/summary").trim(), summary);
+    assert_eq!(field("/detail/requester").trim(), NAME_SHOWN);
+    assert_eq!(field("/detail/target").trim(), TARGET_SHOWN);
+    assert_shown("approval fields", &field("/detail/fields"), &[&summary]);
+    // Indented JSON: JSON.stringify escapes ESC and the newline, shown() the C1, DEL and bidi.
+    assert_shown(
+        "approval arguments",
+        &field("/detail/arguments"),
+        &[
+            r#""command": "touch '/etc/cron.d/x\u001b[2K\u001b[1G\x9b2K\x7f\u{202e}systemctl status nginx'""#,
+            r#""server": "web-x\n\u{2066}1""#,
+        ],
+    );
+
+    // The audit record and the feed carry the freeze of the forged principal.
+    assert_shown(
+        "audit record",
+        &field("/audit_record"),
+        &[
+            r#""value": "agent\u001b[2K\u{202e}7""#,
+            r"ticket\x9b31m\x7f\t42",
+        ],
+    );
+    assert_shown("live feed", &field("/feed"), &[REASON_SHOWN]);
+}
+
+#[test]
+fn the_console_escape_matches_the_rust_escape_for_every_character() {
+    let node_runs = Command::new(peers::node())
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !peers::require("node (scripts/test installs the pinned Node 22)", node_runs) {
+        return;
+    }
+    // The console's own definitions, cut from app.js, so the test runs the shipped code.
+    let app = include_str!("../../../meho-server/console/app.js");
+    let start = app
+        .find("const DECEPTIVE =")
+        .expect("app.js defines DECEPTIVE");
+    let shown = app[start..]
+        .find("function shown(")
+        .map(|at| start + at)
+        .expect("app.js defines shown()");
+    let end = app[shown..]
+        .find("\n  }\n")
+        .map(|at| shown + at + "\n  }\n".len())
+        .expect("shown() ends");
+    let definitions = &app[start..end];
+    let script = format!(
+        "{definitions}\nconst out = [];\n\
+         for (let code = 0; code <= 0xffff; code += 1) {{\n\
+           if (code >= 0xd800 && code <= 0xdfff) continue;\n\
+           out.push(shown(String.fromCharCode(code)));\n\
+         }}\n\
+         out.push(shown('\\u{{1f389}} a\\u001b[2K\\u202e b'));\n\
+         process.stdout.write(`${{JSON.stringify({{ ok: true, out }})}}\\n`);\n"
+    );
+    let report = run_module(&script, &[]);
+    let out = report["out"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{report}"));
+    let mut expected: Vec<String> = (0..=0xffff_u32)
+        .filter_map(char::from_u32)
+        .map(|c| meho_core::display::escape(&c.to_string()).into_owned())
+        .collect();
+    expected.push(meho_core::display::escape("\u{1f389} a\u{1b}[2K\u{202e} b").into_owned());
+    assert_eq!(out.len(), expected.len());
+    for (js, rust) in out.iter().zip(&expected) {
+        assert_eq!(js.as_str(), Some(rust.as_str()), "console and CLI differ");
+    }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::{Workdir, host, stderr_of, stdout_of};
+use crate::{Workdir, host, position_of, stderr_of, stdout_of};
 
 /// `web` is in groups `zeta` then `alpha`, so its policies compose as `base` (from `_default`),
 /// `zeta_only`, `alpha_only` (`base` again from `zeta` is dropped), then `web/inline`.
@@ -222,4 +222,97 @@ fn unknown_host_exits_2() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+// Every rule of the fixture names a bare command (`^shutdown`, not `^(\S*/)?shutdown`), so each is
+// a `bare-command-name` lint.
+
+#[test]
+fn text_lists_lint_warnings_with_their_place_in_the_file() {
+    let f = fixture();
+    let text = f.explain(&[]);
+    let (_, lints) = text
+        .split_once("lint warnings")
+        .unwrap_or_else(|| panic!("no lint section:\n{text}"));
+    let (line, column) = position_of(&config_text(), "\"^shutdown\"");
+    let expected = format!(
+        "{}:{line}:{column}: policy `base`: deny rule `^shutdown` names the bare command",
+        f.config.display()
+    );
+    assert!(lints.contains(&expected), "{expected}\nin:\n{text}");
+    for (_, pattern) in RULES {
+        assert!(
+            lints.contains(&format!("`{pattern}`")),
+            "`{pattern}`:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn json_has_a_lints_array_and_keeps_its_other_fields() {
+    let f = fixture();
+    let body: Value = serde_json::from_str(&f.explain(&["--format", "json"])).unwrap();
+    for key in [
+        "host",
+        "shell_parse",
+        "enforces",
+        "has_allowlist",
+        "allow_sudo",
+        "allowed_sudo_users",
+        "members",
+    ] {
+        assert!(body.get(key).is_some(), "`{key}` missing: {body}");
+    }
+    let lints = body["lints"].as_array().expect("a lints array");
+    assert_eq!(lints.len(), RULES.len(), "{body}");
+    let first = &lints[0];
+    assert_eq!(first["policy"], "base");
+    assert_eq!(first["list"], "deny");
+    assert_eq!(first["index"], 0);
+    assert_eq!(first["pattern"], "^shutdown");
+    assert_eq!(first["lint"], "bare-command-name");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("policy `base`: deny rule `^shutdown`"),
+        "{first}"
+    );
+    let (line, column) = position_of(&config_text(), "\"^shutdown\"");
+    assert_eq!(first["line"], line);
+    assert_eq!(first["column"], column);
+    assert_eq!(first["file"], f.config.display().to_string());
+    // The same with a command: the decision is unchanged and the lints are still there.
+    let body: Value =
+        serde_json::from_str(&f.explain(&["--command", "ls", "--format", "json"])).unwrap();
+    assert_eq!(body["lints"].as_array().unwrap().len(), RULES.len());
+    assert_eq!(body["decision"]["reason_code"], "allowed");
+}
+
+#[test]
+fn clean_policy_has_no_lint_section_and_an_empty_lints_array() {
+    let work = Workdir::new();
+    let config = work.write(
+        "meho.toml",
+        &format!(
+            "{}\n[hosts.web.command_policy]\nmode = \"allowlist\"\nallow = ['^uptime$']\n",
+            host("web", "")
+        ),
+    );
+    let run = |extra: &[&str]| {
+        let output = work
+            .meho()
+            .args(["policy", "explain", "--config"])
+            .arg(&config)
+            .args(["--host", "web"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        stdout_of(&output)
+    };
+    let text = run(&[]);
+    assert!(!text.contains("lint warnings"), "{text}");
+    let body: Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
+    assert_eq!(body["lints"], Value::Array(vec![]));
 }

@@ -16,11 +16,13 @@ mod check;
 mod cli;
 mod console_e2e;
 mod explain;
+mod forged;
 mod hitl;
 mod mcp;
 #[allow(dead_code)] // helpers for the MCP tests; not every one is used yet
 mod peers;
 mod remote_cli;
+mod schemathesis;
 mod serve;
 mod ssh_cli;
 mod support;

@@ -11,22 +11,26 @@ use meho_approvals::{ApprovalPolicy, Approvals, Call};
 use meho_core::Tier;
 use serde_json::{Value, json};
 
+use crate::forged::{
+    self, COMMAND, COMMAND_SHOWN, NAME, NAME_SHOWN, REASON, REASON_SHOWN, TARGET, TARGET_SHOWN,
+    assert_shown,
+};
 use crate::support::{Daemon, os};
 use crate::{Workdir, host, stderr_of, stdout_of};
 
 /// A `meho serve --dev` with two hosts: `web-allow` (an allowlist baseline, so grants apply) and
-/// `web-open` (a denylist, so grants are refused).
-struct Served {
-    work: Workdir,
+/// `web-open` (a denylist, so grants are refused). The console test signs in to it too.
+pub(crate) struct Served {
+    pub(crate) work: Workdir,
     state: PathBuf,
     store: String,
-    url: String,
-    token: String,
-    _daemon: Daemon,
+    pub(crate) url: String,
+    pub(crate) token: String,
+    daemon: Daemon,
 }
 
 impl Served {
-    fn start() -> Served {
+    pub(crate) fn start() -> Served {
         let work = Workdir::new();
         let config = work.write(
             "meho.toml",
@@ -78,12 +82,17 @@ impl Served {
             store,
             url: format!("http://{addr}"),
             token,
-            _daemon: daemon,
+            daemon,
         }
     }
 
+    /// What the server wrote to its log so far.
+    pub(crate) fn log_text(&self) -> String {
+        self.daemon.log_text()
+    }
+
     /// `meho ARGS` with the server and token in `MEHO_SERVER` and `MEHO_TOKEN`.
-    fn meho(&self) -> Command {
+    pub(crate) fn meho(&self) -> Command {
         let mut cmd = bare(&self.work);
         cmd.env("MEHO_SERVER", &self.url)
             .env("MEHO_TOKEN", &self.token);
@@ -91,7 +100,7 @@ impl Served {
     }
 
     /// Runs `meho ARGS` (env form) and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let output = self.meho().args(args).output().unwrap();
         assert!(
             output.status.success(),
@@ -105,7 +114,7 @@ impl Served {
     }
 
     /// As [`Served::ok`] with `--format json`, parsed; stdout must be exactly one document.
-    fn json(&self, args: &[&str]) -> Value {
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
         let mut all = args.to_vec();
         all.extend(["--format", "json"]);
         let stdout = self.ok(&all);
@@ -135,6 +144,12 @@ impl Served {
     /// A pending approval of `ssh_execute` of `command` on `web-allow`, requested by
     /// `requester`, written straight into the server's store.
     fn approval(&self, requester: &str, command: &str) -> String {
+        self.approval_on(requester, "web-allow", command)
+    }
+
+    /// As [`Served::approval`], with the target as the row names it (the store takes any text,
+    /// as an agent's call would carry it).
+    pub(crate) fn approval_on(&self, requester: &str, target: &str, command: &str) -> String {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -143,12 +158,12 @@ impl Served {
             let store = meho_store::Store::open(&self.store).await.unwrap();
             let approvals = Approvals::new(store.pool().clone(), ApprovalPolicy::default());
             let arguments = json!({
-                "server": "web-allow", "command": command, "sudo": false, "sudo_user": null,
+                "server": target, "command": command, "sudo": false, "sudo_user": null,
             });
             let call = Call {
                 tenant: "default".into(),
                 requester: requester.into(),
-                target: "web-allow".into(),
+                target: target.into(),
                 tool: "ssh_execute".into(),
                 arguments: arguments.clone(),
             };
@@ -156,7 +171,7 @@ impl Served {
                 .create(
                     &call,
                     Some(&arguments),
-                    &format!("ssh_execute on web-allow: {command}"),
+                    &format!("ssh_execute on {target}: {command}"),
                     "approve:^systemctl restart ",
                     Tier::Write,
                 )
@@ -512,6 +527,76 @@ fn grants_create_list_show_revoke_and_refuse_a_host_without_an_allowlist() {
         2,
     );
 
+    // A pattern that would allow every command is refused (issue #11): the empty one an unset
+    // shell variable gives, one that matches the empty string, one that matches any command.
+    for pattern in ["", "x?", ".*", ".+", r"\S"] {
+        let broad = served.fails(
+            &[
+                "grants",
+                "create",
+                "--target",
+                "web-allow",
+                "--pattern",
+                pattern,
+                "--tier",
+                "read",
+                "--ttl",
+                "1h",
+                "--reason",
+                "r",
+            ],
+            2,
+        );
+        assert!(broad.contains("400 bad_request"), "`{pattern}`: {broad}");
+        assert!(
+            broad.contains("every command") || broad.contains("any command"),
+            "`{pattern}`: {broad}"
+        );
+    }
+    // An unanchored one is accepted with a warning on stderr (and in the JSON's `warnings`).
+    let output = served
+        .meho()
+        .args([
+            "grants",
+            "create",
+            "--target",
+            "web-allow",
+            "--pattern",
+            "^uptime",
+            "--tier",
+            "read",
+            "--ttl",
+            "1h",
+            "--reason",
+            "loose",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let warned = stderr_of(&output);
+    assert!(
+        warned.starts_with("warning: ") && warned.contains("`^uptime`"),
+        "{warned}"
+    );
+    let loose = served.json(&[
+        "grants",
+        "create",
+        "--target",
+        "web-allow",
+        "--pattern",
+        "^uptime",
+        "--tier",
+        "read",
+        "--ttl",
+        "1h",
+        "--reason",
+        "loose",
+    ]);
+    assert!(
+        loose["warnings"].as_array().is_some_and(|w| !w.is_empty()),
+        "{loose}"
+    );
+
     let revoked = served.ok(&["grants", "revoke", &id]);
     assert!(
         revoked.starts_with(&format!("revoked {id} on web-allow")),
@@ -795,4 +880,269 @@ fn without_a_usable_server_remote_commands_fail_with_one_precise_line() {
         stderr.contains("error: cannot connect to the meho server at http://meho.invalid: "),
         "{stderr}"
     );
+}
+
+/// The value of the `name:` line of `show` output.
+#[track_caller]
+fn detail<'a>(text: &'a str, name: &str) -> &'a str {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no `{name}:` line in\n{text}"))
+        .trim_start()
+}
+
+/// Whether every line of `show` output is `name: value` with one of meho's own names: no value
+/// started a line of its own.
+fn one_line_per_field(text: &str) -> bool {
+    text.lines().all(|line| {
+        line.split_once(':').is_some_and(|(name, _)| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == ' ' || c == '-')
+        })
+    })
+}
+
+#[test]
+fn forged_text_shows_as_escapes_in_approvals_tables_and_details_and_exactly_in_json() {
+    let served = Served::start();
+    let id = served.approval_on(NAME, TARGET, COMMAND);
+    let summary = format!("ssh_execute on {TARGET}: {COMMAND}");
+    let summary_shown = format!("ssh_execute on {TARGET_SHOWN}: {COMMAND_SHOWN}");
+
+    // The table: one row, the command and names as escapes.
+    let table = served.ok(&["approvals", "list"]);
+    assert_shown(
+        "approvals list",
+        &table,
+        &[&summary_shown, NAME_SHOWN, TARGET_SHOWN, &id],
+    );
+    let row = table.lines().filter(|l| l.contains(&id)).count();
+    assert_eq!(row, 1, "{table}");
+    // JSON: exactly what the agent sent.
+    let listed = served.json(&["approvals", "list"]);
+    let approval = &listed["approvals"][0];
+    assert_eq!(approval["summary"], summary.as_str());
+    assert_eq!(approval["arguments"]["command"], COMMAND);
+    assert_eq!(approval["requester"], NAME);
+    assert_eq!(approval["target"], TARGET);
+
+    let text = served.ok(&["approvals", "show", &id]);
+    assert_shown("approvals show", &text, &[]);
+    assert_eq!(detail(&text, "summary"), summary_shown);
+    assert_eq!(detail(&text, "requester"), NAME_SHOWN);
+    assert_eq!(detail(&text, "target"), TARGET_SHOWN);
+    // The arguments are compact JSON: JSON escapes ESC and the newline itself, the CLI what
+    // JSON leaves raw (C1, DEL, bidi).
+    assert_eq!(
+        detail(&text, "arguments"),
+        r#"{"command":"touch '/etc/cron.d/x\u001b[2K\u001b[1G\x9b2K\x7f\u{202e}systemctl status nginx'","server":"web-x\n\u{2066}1","sudo":false,"sudo_user":null}"#
+    );
+    assert!(one_line_per_field(&text), "{text}");
+    let shown = served.json(&["approvals", "show", &id]);
+    assert_eq!(shown["summary"], summary.as_str());
+    assert_eq!(shown["arguments"]["command"], COMMAND);
+
+    // A decision's headline and details, and the reason the approver typed.
+    let approved = served.ok(&["approvals", "approve", &id, "--reason", REASON]);
+    let headline = approved.lines().next().unwrap_or_default();
+    assert_eq!(headline, format!("approved {id}: {summary_shown}"));
+    assert_shown("approvals approve", &approved, &[]);
+    assert_eq!(detail(&approved, "reason"), REASON_SHOWN);
+    let other = served.approval_on(NAME, TARGET, COMMAND);
+    let denied = served.json(&["approvals", "deny", &other, "--reason", REASON]);
+    assert_eq!(denied["reason"], REASON);
+    assert_eq!(denied["summary"], summary.as_str());
+    let table = served.ok(&["approvals", "list", "--status", "denied"]);
+    assert_shown("approvals list --status denied", &table, &[&summary_shown]);
+
+    // The audit log of those decisions, from the server: the target is the agent's.
+    let table = served.ok(&["audit", "query", "--kind", "approval"]);
+    assert_shown("audit query --server", &table, &[TARGET_SHOWN]);
+    let page = served.json(&["audit", "query", "--kind", "approval"]);
+    let record = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["approval_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{page}"))
+        .clone();
+    assert_eq!(record["target"], TARGET);
+    let record_id = record["id"].as_str().unwrap();
+    let text = served.ok(&["audit", "show", record_id]);
+    // Pretty JSON: JSON escapes the newline and the tab, the CLI the C1, DEL and bidi controls.
+    assert_shown(
+        "audit show --server",
+        &text,
+        &[r#""target": "web-x\n\u{2066}1""#, r"ticket\x9b31m\x7f\t42"],
+    );
+    let shown = served.json(&["audit", "show", record_id]);
+    assert_eq!(shown["target"], TARGET);
+    assert_eq!(shown["body"]["reason"], REASON);
+    // The same store read locally: the same escapes.
+    let output = bare(&served.work)
+        .args(["audit", "query", "--kind", "approval", "--data-dir"])
+        .arg(&served.state)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_shown("audit query", &stdout_of(&output), &[TARGET_SHOWN]);
+}
+
+#[test]
+fn forged_text_shows_as_escapes_in_grants_and_freezes_and_exactly_in_json() {
+    let served = Served::start();
+    let pattern = "^printf x\u{7f}\u{202e}$";
+    let pattern_shown = r"^printf x\x7f\u{202e}$";
+    let created = served.ok(&[
+        "grants",
+        "create",
+        "--target",
+        "web-allow",
+        "--pattern",
+        pattern,
+        "--tier",
+        "read",
+        "--ttl",
+        "1h",
+        "--reason",
+        REASON,
+    ]);
+    let headline = created.lines().next().unwrap_or_default();
+    assert!(
+        headline.starts_with("granted grt-")
+            && headline.ends_with(&format!(" on web-allow: `{pattern_shown}` (read)")),
+        "{created}"
+    );
+    assert_shown("grants create", &created, &[REASON_SHOWN]);
+    assert!(
+        one_line_per_field(created.split_once("\n\n").unwrap().1),
+        "{created}"
+    );
+    let table = served.ok(&["grants", "list"]);
+    assert_shown("grants list", &table, &[pattern_shown, REASON_SHOWN]);
+    let listed = served.json(&["grants", "list"]);
+    let grant = &listed["grants"][0];
+    assert_eq!(grant["pattern"], pattern);
+    assert_eq!(grant["reason"], REASON);
+    let grant_id = grant["id"].as_str().unwrap();
+    let text = served.ok(&["grants", "show", grant_id]);
+    assert_shown("grants show", &text, &[pattern_shown, REASON_SHOWN]);
+    assert!(one_line_per_field(&text), "{text}");
+    let revoked = served.ok(&["grants", "revoke", grant_id]);
+    assert_shown("grants revoke", &revoked, &[pattern_shown]);
+
+    let froze = served.ok(&["freeze", "--principal", NAME, "--reason", REASON]);
+    assert!(
+        froze.starts_with(&format!("froze principal `{NAME_SHOWN}` (frz-")),
+        "{froze}"
+    );
+    assert_shown("freeze", &froze, &[REASON_SHOWN]);
+    let table = served.ok(&["freeze", "--list"]);
+    assert_shown("freeze --list", &table, &[NAME_SHOWN, REASON_SHOWN]);
+    let listed = served.json(&["freeze", "--list"]);
+    let freeze = &listed["freezes"][0];
+    assert_eq!(freeze["value"], NAME);
+    assert_eq!(freeze["reason"], REASON);
+    let freeze_id = freeze["id"].as_str().unwrap();
+    let lifted = served.ok(&["unfreeze", freeze_id]);
+    assert!(
+        lifted.starts_with(&format!("lifted principal `{NAME_SHOWN}` ({freeze_id})")),
+        "{lifted}"
+    );
+    assert_shown("unfreeze", &lifted, &[]);
+
+    // The freeze's audit record, locally and from the server.
+    let page = served.json(&["audit", "query", "--kind", "freeze"]);
+    let record_id = page["records"][0]["id"].as_str().unwrap().to_owned();
+    let shown = served.json(&["audit", "show", &record_id]);
+    assert!(
+        [
+            shown["body"]["value"].clone(),
+            shown["body"]["reason"].clone()
+        ]
+        .iter()
+        .any(|v| v == NAME || v == REASON),
+        "{shown}"
+    );
+    let text = served.ok(&["audit", "show", &record_id]);
+    assert_shown("audit show --server", &text, &[r"\u{202e}"]);
+    let output = bare(&served.work)
+        .args(["audit", "show", &record_id, "--data-dir"])
+        .arg(&served.state)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert_shown("audit show", &stdout_of(&output), &[r"\u{202e}"]);
+}
+
+#[test]
+fn refusals_quoting_forged_text_are_one_escaped_line_and_json_keeps_it() {
+    let served = Served::start();
+    // The server's message quotes the target it does not know.
+    let refused = served.fails(
+        &[
+            "grants",
+            "create",
+            "--target",
+            NAME,
+            "--pattern",
+            "^x$",
+            "--tier",
+            "read",
+            "--ttl",
+            "1h",
+            "--reason",
+            "r",
+        ],
+        1,
+    );
+    assert!(
+        refused.starts_with("error: the meho server at "),
+        "{refused}"
+    );
+    assert!(refused.contains("404 not_found"), "{refused}");
+    assert_shown("grants create refusal", &refused, &[NAME_SHOWN]);
+    assert_eq!(refused.lines().count(), 1, "{refused}");
+
+    // A regex error quotes the pattern, newline and all.
+    let refused = served.fails(
+        &[
+            "grants",
+            "create",
+            "--target",
+            "web-allow",
+            "--pattern",
+            "(\u{1b}[2K\n\u{202e}",
+            "--tier",
+            "read",
+            "--ttl",
+            "1h",
+            "--reason",
+            "r",
+        ],
+        2,
+    );
+    assert!(refused.contains("400 bad_request"), "{refused}");
+    assert_shown("grants create 400", &refused, &[r"\x1b[2K"]);
+    assert_eq!(refused.lines().count(), 1, "{refused}");
+
+    let id = format!("apr-{NAME}");
+    let refused = served.fails(&["approvals", "show", &id], 1);
+    assert_shown("approvals show refusal", &refused, &[NAME_SHOWN]);
+    assert_eq!(refused.lines().count(), 1, "{refused}");
+    // Scripts get the server's error document exactly.
+    let output = served
+        .meho()
+        .args(["approvals", "show", &id, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let error: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
+    assert!(
+        error["message"].as_str().is_some_and(|m| m.contains(NAME)),
+        "{error}"
+    );
+    assert!(forged::raw_deceptive(&stderr_of(&output)).is_empty());
 }

@@ -138,3 +138,46 @@ fn meho_config_env_selects_the_file() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr_of(&output).contains("custom.toml:"));
 }
+
+#[test]
+fn lint_warnings_point_at_the_pattern_and_still_exit_0() {
+    let work = Workdir::new();
+    let text = format!(
+        "{}[hosts.a.command_policy]\nmode = \"allowlist\"\nallow = ['^uptime$', '^cat /var/log/[a-z./]+$']\n",
+        host("a", "")
+    );
+    let config = work.write("meho.toml", &text);
+    let output = work
+        .meho()
+        .args(["config", "validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(stdout_of(&output).starts_with("ok:"));
+    let (line, column) = position_of(&text, "'^cat");
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains(&format!(
+            "warning: {}:{line}:{column}: policy `a/inline`: allow rule `^cat /var/log/[a-z./]+$` lets a path climb out",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "only the one rule: {stderr}");
+}
+
+#[test]
+fn the_shipped_example_validates_without_warnings() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/meho.toml");
+    let work = Workdir::new();
+    let output = work
+        .meho()
+        .args(["config", "validate", "--config"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert_eq!(stderr_of(&output), "", "no warnings, lints included");
+    assert!(stdout_of(&output).contains("2 host(s), 2 command policies"));
+}
