@@ -696,121 +696,44 @@ const RESERVED_WORDS: &[&str] = &[
 
 const ASSIGNMENT_BUILTINS: &[&str] = &["export", "declare", "typeset", "local", "readonly"];
 
-const SHELLS: &[&str] = &[
-    "sh", "bash", "dash", "zsh", "ksh", "mksh", "pdksh", "csh", "tcsh", "fish", "ash", "rbash",
-    "yash", "busybox", "toybox",
-];
-
-const WRAPPERS: &[&str] = &[
-    "env",
-    "xargs",
-    "timeout",
-    "nohup",
-    "time",
-    "watch",
-    "nice",
-    "ionice",
-    "stdbuf",
-    "setsid",
-    "strace",
-    "ltrace",
-    "chroot",
-    "unshare",
-    "nsenter",
-    "flock",
-    "chrt",
-    "taskset",
-    "script",
-    "expect",
-    "exec",
-    "eval",
-    "command",
-    "builtin",
-    "trap",
-    "parallel",
-    "hash",
-    "enable",
-    "alias",
-    "systemd-run",
-    "run-parts",
-    "fakeroot",
-    "firejail",
-    "bwrap",
-    "valgrind",
-    "catchsegv",
-];
-
-const PRIVILEGE_TOOLS: &[&str] = &[
-    "sudo", "su", "doas", "pkexec", "runuser", "sg", "newgrp", "setpriv", "capsh", "sudoedit",
-];
-
 const SOURCE: &[&str] = &[".", "source"];
 
+/// The class of a program refused as argv0, by name (a `match`, so the hot path compares a few
+/// bytes rather than scanning lists). Shells come first (`busybox` is one), then privilege tools,
+/// wrappers, interpreters, and the code-running builtins:
+///
 /// Bash builtins that run code named in their arguments or assign variables. Every name a bash
 /// builtin takes may carry an array subscript, and subscripts are arithmetic, which expands
 /// `$(…)` even inside single quotes: `read 'a[$(id)]'`, `unset 'GROUPS[$(id)]'`, `let`,
 /// `mapfile -C`, `compgen -C`/`-W` all run code the firewall never sees (each is checked against
 /// real bash in the tests). `getopts` and `wait -p` assign; `jobs -x` and `fc` run commands; `bind`
 /// and `complete` register code. None of them is of use in a one-shot line, so they are refused as
-/// a class rather than option by option. `printf -v` and `test -v` are refused by form, see
-/// [`check_builtin_form`].
-const CODE_BUILTINS: &[&str] = &[
-    "let",
-    "read",
-    "mapfile",
-    "readarray",
-    "unset",
-    "getopts",
-    "wait",
-    "compgen",
-    "complete",
-    "compopt",
-    "fc",
-    "history",
-    "bind",
-    "jobs",
-];
-
-const INTERPRETERS: &[&str] = &[
-    "python",
-    "perl",
-    "ruby",
-    "awk",
-    "gawk",
-    "mawk",
-    "nawk",
-    "busybox",
-    "node",
-    "nodejs",
-    "php",
-    "lua",
-    "luajit",
-    "tclsh",
-    "wish",
-    "deno",
-    "bun",
-    "irb",
-    "jshell",
-    "pwsh",
-    "powershell",
-    "Rscript",
-    "R",
-    "julia",
-    "groovy",
-    "scala",
-    "guile",
-    "racket",
-    "sbcl",
-    "clisp",
-    "escript",
-    "elixir",
-    "iex",
-    "erl",
-    "ghci",
-    "ocaml",
-    "gdb",
-    "jrunscript",
-];
+/// a class rather than option by option. `[[` is one too when quoted (busybox sh has it as a
+/// builtin; bash reads it as a reserved word only unquoted). `printf -v` and `test -v` are
+/// refused by form, see [`check_builtin_form`].
+fn program_class(name: &str) -> Option<Argv0Class> {
+    match name {
+        "sh" | "bash" | "dash" | "zsh" | "ksh" | "mksh" | "pdksh" | "csh" | "tcsh" | "fish"
+        | "ash" | "rbash" | "yash" | "busybox" | "toybox" => Some(Argv0Class::Shell),
+        "sudo" | "su" | "doas" | "pkexec" | "runuser" | "sg" | "newgrp" | "setpriv" | "capsh"
+        | "sudoedit" => Some(Argv0Class::Privilege),
+        "env" | "xargs" | "timeout" | "nohup" | "time" | "watch" | "nice" | "ionice" | "stdbuf"
+        | "setsid" | "strace" | "ltrace" | "chroot" | "unshare" | "nsenter" | "flock" | "chrt"
+        | "taskset" | "script" | "expect" | "exec" | "eval" | "command" | "builtin" | "trap"
+        | "parallel" | "hash" | "enable" | "alias" | "systemd-run" | "run-parts" | "fakeroot"
+        | "firejail" | "bwrap" | "valgrind" | "catchsegv" => Some(Argv0Class::Wrapper),
+        "python" | "perl" | "ruby" | "awk" | "gawk" | "mawk" | "nawk" | "node" | "nodejs"
+        | "php" | "lua" | "luajit" | "tclsh" | "wish" | "deno" | "bun" | "irb" | "jshell"
+        | "pwsh" | "powershell" | "Rscript" | "R" | "julia" | "groovy" | "scala" | "guile"
+        | "racket" | "sbcl" | "clisp" | "escript" | "elixir" | "iex" | "erl" | "ghci" | "ocaml"
+        | "gdb" | "jrunscript" => Some(Argv0Class::Interpreter),
+        "let" | "read" | "mapfile" | "readarray" | "unset" | "getopts" | "wait" | "compgen"
+        | "complete" | "compopt" | "fc" | "history" | "bind" | "jobs" | "[[" => {
+            Some(Argv0Class::Builtin)
+        }
+        _ => None,
+    }
+}
 
 /// Checks the first word of a simple command: assignments, reserved words, and programs that run
 /// code the firewall cannot see. `unquoted_prefix` is how many leading bytes were not quoted: bash
@@ -834,19 +757,15 @@ fn check_argv0(word: &[u8], unquoted_prefix: usize) -> Result<(), ShellError> {
     }
     // Versioned forms (`python3.11`, `perl5.36`, `bash5`) are the same program.
     let base = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
-    let classes = [
-        (SHELLS, Argv0Class::Shell),
-        (PRIVILEGE_TOOLS, Argv0Class::Privilege),
-        (WRAPPERS, Argv0Class::Wrapper),
-        (INTERPRETERS, Argv0Class::Interpreter),
-        (CODE_BUILTINS, Argv0Class::Builtin),
-    ];
-    for (names, class) in classes {
-        if names.contains(&name) || (!base.is_empty() && names.contains(&base)) {
-            return Err(argv0(class, name));
-        }
+    let class = program_class(name).or_else(|| {
+        (!base.is_empty() && base.len() < name.len())
+            .then(|| program_class(base))
+            .flatten()
+    });
+    match class {
+        Some(class) => Err(argv0(class, name)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 fn argv0(class: Argv0Class, name: &str) -> ShellError {
@@ -898,12 +817,21 @@ fn check_builtin_form(command: &SimpleCommand) -> Result<(), ShellError> {
 /// Whether `text` holds a character that could redraw or reorder what a human reads: a control
 /// character other than tab, or a bidi control (see [`meho_core::display::is_deceptive`]).
 fn has_control_character(text: &str) -> bool {
-    let ascii_control = |b: &u8| (*b < 0x20 && *b != b'\t') || *b == 0x7f;
-    if text.is_ascii() {
-        return text.as_bytes().iter().any(ascii_control);
+    // One pass over the bytes on the hot path (ASCII); characters only past a non-ASCII byte,
+    // where C1 and bidi controls live.
+    for (index, &byte) in text.as_bytes().iter().enumerate() {
+        if byte >= 0x80 {
+            return text
+                .get(index..)
+                .unwrap_or_default()
+                .chars()
+                .any(|c| c != '\t' && meho_core::display::is_deceptive(c));
+        }
+        if (byte < 0x20 && byte != b'\t') || byte == 0x7f {
+            return true;
+        }
     }
-    text.chars()
-        .any(|c| c != '\t' && meho_core::display::is_deceptive(c))
+    false
 }
 
 /// A one-digit fd number: dash reads only `0`–`9` as an fd.
@@ -917,12 +845,28 @@ fn single_digit(bytes: &[u8]) -> Option<u8> {
 /// Bytes a word may hold and still go unquoted: none has a meaning to any POSIX shell (or zsh)
 /// inside a word.
 fn is_safe_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'_' | b'@' | b'%' | b'+' | b'=' | b':' | b',' | b'.' | b'/' | b'-'
-        )
+    SAFE_BYTES.get(usize::from(b)).copied().unwrap_or(false)
 }
+
+/// [`is_safe_byte`] as a table: the force-command is rebuilt on every allowed decision.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of range fails the build, never a call"
+)]
+const SAFE_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        table[b] = byte.is_ascii_alphanumeric()
+            || matches!(
+                byte,
+                b'_' | b'@' | b'%' | b'+' | b'=' | b':' | b',' | b'.' | b'/' | b'-'
+            );
+        b += 1;
+    }
+    table
+};
 
 /// Quotes `word` for a POSIX shell: bare when it holds only safe bytes (and does not start with
 /// `=`, which zsh expands), single-quoted otherwise, with `'` written as `'"'"'` (close, a
@@ -955,36 +899,39 @@ fn quote_unless_bare(word: &str, may_be_bare: bool, out: &mut String) {
     out.push('\'');
 }
 
-/// Words some POSIX shell (or bash, ksh, zsh) reads as reserved in command position.
-const RESERVED_ANYWHERE: &[&str] = &[
-    "case",
-    "do",
-    "done",
-    "elif",
-    "else",
-    "esac",
-    "fi",
-    "for",
-    "if",
-    "in",
-    "then",
-    "until",
-    "while",
-    "function",
-    "select",
-    "time",
-    "coproc",
-    "repeat",
-    "foreach",
-    "end",
-    "nocorrect",
-    "noglob",
-];
+/// Whether some POSIX shell (or bash, ksh, zsh) reads `word` as reserved in command position.
+fn is_reserved_anywhere(word: &str) -> bool {
+    matches!(
+        word,
+        "case"
+            | "do"
+            | "done"
+            | "elif"
+            | "else"
+            | "esac"
+            | "fi"
+            | "for"
+            | "if"
+            | "in"
+            | "then"
+            | "until"
+            | "while"
+            | "function"
+            | "select"
+            | "time"
+            | "coproc"
+            | "repeat"
+            | "foreach"
+            | "end"
+            | "nocorrect"
+            | "noglob"
+    )
+}
 
 /// Quotes a command name: as [`quote`], and also when a shell would read the bare word as a
 /// reserved word (`'if' x` decodes to the program `if`) or as an assignment (`'A=1' ls` runs the
 /// program `A=1`).
 fn quote_command_name(word: &str, out: &mut String) {
-    let special = RESERVED_ANYWHERE.contains(&word) || word.contains('=');
+    let special = is_reserved_anywhere(word) || word.contains('=');
     quote_unless_bare(word, !special, out);
 }
