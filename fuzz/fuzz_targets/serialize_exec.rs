@@ -2,12 +2,13 @@
 //! programs receive exactly the decoded words (the longer run of the differential test in
 //! `crates/meho-policy/tests/it/executors.rs`).
 //!
-//! Only lines whose every command is one of the stand-ins `w` (exits 0) or `f` (exits 1), however
-//! quoted, are executed: the stand-ins are shell functions that log their name and arguments, so
-//! a fuzzed line can never run a real program. Everything else is skipped.
+//! Every command's program is replaced by a stand-in, `w` (exits 0) or `f` (exits 1), shell
+//! functions that log their name and arguments, so a fuzzed line can never run a real program;
+//! its other words, operators and fd dups are kept (dups a run cannot honour are dropped).
 #![no_main]
 
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use libfuzzer_sys::fuzz_target;
 use meho_policy::shell::{self, CommandLine, Operator};
@@ -17,6 +18,9 @@ const STAND_INS: &str = "w() { printf '%s\\0' w \"$#\" \"$@\" >>\"$LOG\"; return
 
 type Invocation = Vec<Vec<u8>>;
 
+/// Lines that reached the shells (the rest were skipped), reported every 1,000 on stderr.
+static EXECUTED: AtomicU64 = AtomicU64::new(0);
+
 fuzz_target!(|data: &[u8]| {
     let Ok(line) = std::str::from_utf8(data) else {
         return;
@@ -24,38 +28,52 @@ fuzz_target!(|data: &[u8]| {
     let Ok(parsed) = shell::parse(line) else {
         return;
     };
-    if !parsed
-        .commands
-        .iter()
-        .all(|c| matches!(c.words().next(), Some("w" | "f")))
-    {
-        return;
-    }
-    // Redirects may only dup onto fds every run has open (a closed target is a runtime error
-    // in every shell alike, not a parse question).
-    if parsed.commands.iter().any(|c| {
-        let mut closed = Vec::new();
-        c.redirects.iter().any(|dup| {
-            let bad = dup.target.is_some_and(|t| t > 2 || closed.contains(&t))
-                || (dup.target.is_none() && dup.fd == 1);
-            if dup.target.is_none() {
-                closed.push(dup.fd);
-            }
-            bad
-        })
-    }) {
-        return;
-    }
+    let parsed = with_stand_ins(parsed);
     let want = expected(&parsed);
     let script = format!("{STAND_INS}{}\n", parsed.to_posix());
     for shell in ["bash", "dash"] {
         let got = run(shell, &script);
-        assert_eq!(
-            got, want,
-            "{shell} ran other words for {line:?}: {script:?}"
-        );
+        assert_eq!(got, want, "{shell} ran other words for {line:?}: {script:?}");
+    }
+    let executed = EXECUTED.fetch_add(1, Ordering::Relaxed) + 1;
+    if executed.is_power_of_two() || executed % 10_000 == 0 {
+        eprintln!("serialize_exec: {executed} lines run under bash and dash");
     }
 });
+
+/// `line` with every command's program replaced by a stand-in (`f` for names starting with `f`,
+/// else `w`), its other words kept, so a fuzzed line can only ever run the stand-ins; and with
+/// only the fd dups every run can honour (onto 0–2, never onto a fd the command closed, never
+/// closing stdout), since a dup onto a closed fd is a runtime error in every shell alike.
+fn with_stand_ins(mut line: CommandLine) -> CommandLine {
+    for command in &mut line.commands {
+        let stand_in = if command.words().next().is_some_and(|w| w.starts_with('f')) {
+            "f"
+        } else {
+            "w"
+        };
+        let mut text = String::from(stand_in);
+        let mut words = vec![0..stand_in.len()];
+        for word in command.words().skip(1) {
+            text.push(' ');
+            let start = text.len();
+            text.push_str(word);
+            words.push(start..text.len());
+        }
+        let mut closed = Vec::new();
+        command.redirects.retain(|dup| match dup.target {
+            Some(target) => target <= 2 && !closed.contains(&target),
+            None if dup.fd == 1 => false,
+            None => {
+                closed.push(dup.fd);
+                true
+            }
+        });
+        command.text = text;
+        command.words = words;
+    }
+    line
+}
 
 fn run(shell: &str, script: &str) -> Vec<Invocation> {
     let dir = std::env::temp_dir().join(format!("meho-fuzz-{}", std::process::id()));
