@@ -282,7 +282,13 @@ impl Governance {
         // binding (call hash) is over the real ones, and the request is kept to replay.
         let mut shown = arguments.clone();
         self.audit.redactor().redact_value(&mut shown);
-        let summary = summarize(tool, &target, &shown);
+        // What the host will run, as the firewall rebuilt it from the decoded words: an approver
+        // reads that, not only the raw bash the agent wrote (`$'…'` and friends).
+        let runs = decision
+            .get("force_command")
+            .and_then(Value::as_str)
+            .map(|runs| self.audit.redactor().redact_str(runs).into_owned());
+        let summary = summarize(tool, &target, &shown, runs.as_deref());
         let call = Call {
             tenant: caller.tenant.clone(),
             requester: caller.principal.clone(),
@@ -782,7 +788,10 @@ fn require_operator(actor: &Actor, what: &str) -> Result<(), GovError> {
 }
 
 /// One line for humans: tool, target, and what it runs.
-fn summarize(tool: &str, target: &str, arguments: &Value) -> String {
+/// One line for approvers: the tool, the target, the command (or path) and the elevation, and
+/// when the host would run something spelled differently (the force-command rebuilt from the
+/// decoded words, elevation included), that too: `… → runs: <force-command>`.
+fn summarize(tool: &str, target: &str, arguments: &Value, runs: Option<&str>) -> String {
     let text = |key: &str| arguments.get(key).and_then(Value::as_str);
     let what = text("command")
         .map(str::to_owned)
@@ -800,6 +809,21 @@ fn summarize(tool: &str, target: &str, arguments: &Value) -> String {
         (false, None) => String::new(),
     };
     let mut line = format!("{tool} on {target}: {what}{sudo}");
+    let plain = if sudo.is_empty() {
+        runs.unwrap_or_default().to_owned()
+    } else {
+        // The elevated force-command starts with its sudo prefix; compare what follows `--`.
+        runs.and_then(|r| r.split_once(" -- "))
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_default()
+    };
+    if let Some(runs) = runs
+        && text("command").is_some()
+        && plain != what
+    {
+        line.push_str(" → runs: ");
+        line.push_str(runs);
+    }
     if line.len() > 300 {
         let mut cut = 297;
         while !line.is_char_boundary(cut) {
@@ -898,4 +922,40 @@ pub fn view(approval: &Approval, console_url: &str) -> ApprovalView {
 
 fn view_json(approval: &Approval, console_url: &str) -> Value {
     serde_json::to_value(view(approval, console_url)).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::summarize;
+
+    #[test]
+    fn the_summary_says_what_runs_when_it_is_spelled_differently() {
+        let plain = json!({ "command": "ls -la" });
+        assert_eq!(
+            summarize("ssh_execute", "web", &plain, Some("ls -la")),
+            "ssh_execute on web: ls -la"
+        );
+        let decoded = json!({ "command": "git log $'a\\' ; touch /tmp/x #\\''" });
+        assert_eq!(
+            summarize(
+                "ssh_execute",
+                "web",
+                &decoded,
+                Some("git log 'a'\"'\"' ; touch /tmp/x #'\"'\"''")
+            ),
+            "ssh_execute on web: git log $'a\\' ; touch /tmp/x #\\'' → runs: git log 'a'\"'\"' ; touch /tmp/x #'\"'\"''"
+        );
+        let sudo = json!({ "command": "ls /root", "sudo": true });
+        assert_eq!(
+            summarize("ssh_execute", "web", &sudo, Some("sudo -n -- ls /root")),
+            "ssh_execute on web: ls /root (sudo)"
+        );
+        let file = json!({ "path": "/etc/motd" });
+        assert_eq!(
+            summarize("ssh_put_file", "web", &file, Some("internal-sftp")),
+            "ssh_put_file on web: path /etc/motd"
+        );
+    }
 }
