@@ -460,7 +460,7 @@ fn parsed_force_command(line: &CommandLine, elevation: &Elevation) -> String {
     let Some(prefix) = elevation.prefix() else {
         return line.to_posix();
     };
-    elevated(prefix, Some(line), &line.to_posix())
+    elevated(prefix, Some(line), || line.to_posix())
 }
 
 /// The force-command of a line matched as a whole (shell parsing off) or allowed unparsed by an
@@ -470,10 +470,15 @@ fn raw_force_command(command: &str, elevation: &Elevation, line: Option<CommandL
     let Some(prefix) = elevation.prefix() else {
         return command.to_owned();
     };
-    elevated(prefix, line.as_ref(), command)
+    elevated(prefix, line.as_ref(), || command.to_owned())
 }
 
-fn elevated(prefix: String, line: Option<&CommandLine>, shell_text: &str) -> String {
+/// `prefix -- argv…` for one plain command, else `prefix -- /bin/sh -c '<shell_text()>'`.
+fn elevated(
+    prefix: String,
+    line: Option<&CommandLine>,
+    shell_text: impl FnOnce() -> String,
+) -> String {
     let mut out = prefix;
     out.push_str(" --");
     match line.and_then(CommandLine::as_static_argv) {
@@ -485,7 +490,7 @@ fn elevated(prefix: String, line: Option<&CommandLine>, shell_text: &str) -> Str
         }
         None => {
             out.push_str(" /bin/sh -c ");
-            shell::quote(shell_text, &mut out);
+            shell::quote(&shell_text(), &mut out);
         }
     }
     out
