@@ -17,10 +17,10 @@
 
 use std::fmt;
 
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::Regex;
 use regex_syntax::hir::{Class, Hir, HirKind, Look, Repetition};
 
-use crate::policy::regex_builder_settings;
+use crate::policy::compile_pattern;
 use crate::{CommandPolicy, Mode, PolicyError};
 
 /// Which list a pattern is in. An allow rule that is too wide lets things run; a deny or
@@ -138,7 +138,7 @@ impl fmt::Display for PolicyLint {
 /// traversal, open options). [`Grant::new`](crate::Grant::new) applies the same refusal, so no
 /// grant can take effect without passing it.
 pub fn check_grant_pattern(pattern: &str) -> Result<Vec<Lint>, PolicyError> {
-    let regex = compile(pattern).map_err(|message| PolicyError::InvalidRegex {
+    let regex = compile_pattern(pattern).map_err(|message| PolicyError::InvalidRegex {
         policy: "grant".to_owned(),
         list: "allow",
         pattern: pattern.to_owned(),
@@ -214,7 +214,7 @@ fn probe_list(probes: &[&str]) -> String {
 /// The lints of one pattern in one list. A pattern that does not compile has none (compiling
 /// is the validator's job and reports it as an error).
 pub fn lint_pattern(kind: RuleKind, pattern: &str) -> Vec<Lint> {
-    match compile(pattern) {
+    match compile_pattern(pattern) {
         Ok(regex) => lints_for(kind, pattern, &regex),
         Err(_) => Vec::new(),
     }
@@ -261,12 +261,6 @@ pub fn lint_policy(policy: &CommandPolicy) -> Vec<PolicyLint> {
         }
     }
     out
-}
-
-fn compile(pattern: &str) -> Result<Regex, String> {
-    let mut builder = RegexBuilder::new(pattern);
-    regex_builder_settings(&mut builder);
-    builder.build().map_err(|err| err.to_string())
 }
 
 /// The HIR the regex crate builds for this pattern under the policy settings (Unicode off, so

@@ -1,10 +1,10 @@
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::Regex;
 
 use meho_core::Tier;
 
 use crate::elevation::Elevation;
 use crate::lint::refuse_too_broad;
-use crate::policy::regex_builder_settings;
+use crate::policy::compile_pattern;
 use crate::{HostPolicy, PolicyError};
 
 /// A runtime grant: a TTL'd allow pattern layered on a host whose baseline is an allowlist.
@@ -39,7 +39,7 @@ impl Grant {
     ) -> Result<Self, PolicyError> {
         let id = id.into();
         let pattern = pattern.into();
-        let regex = compile_one(&pattern).map_err(|message| PolicyError::InvalidRegex {
+        let regex = compile_pattern(&pattern).map_err(|message| PolicyError::InvalidRegex {
             policy: format!("grant:{id}"),
             list: "allow",
             pattern: pattern.clone(),
@@ -122,10 +122,4 @@ impl HostPolicy {
             })
         }
     }
-}
-
-fn compile_one(pattern: &str) -> Result<Regex, String> {
-    let mut builder = RegexBuilder::new(pattern);
-    regex_builder_settings(&mut builder);
-    builder.build().map_err(|err| err.to_string())
 }

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use regex::bytes::{RegexBuilder, RegexSet, RegexSetBuilder};
+use regex::bytes::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 
 use meho_core::Tier;
 
@@ -118,14 +118,12 @@ impl CommandPolicy {
             ("require_approval", &self.require_approval),
         ] {
             for pattern in patterns {
-                let mut builder = RegexBuilder::new(pattern);
-                regex_builder_settings(&mut builder);
-                if let Err(err) = builder.build() {
+                if let Err(message) = compile_pattern(pattern) {
                     return Err(PolicyError::InvalidRegex {
                         policy: self.name.clone(),
                         list,
                         pattern: pattern.clone(),
-                        message: err.to_string(),
+                        message,
                     });
                 }
             }
@@ -352,4 +350,11 @@ impl fmt::Display for Member {
 /// `(?i)` are ASCII-only, as in RE2, which the policy files of the systems we learn from assume.
 pub(crate) fn regex_builder_settings(builder: &mut RegexBuilder) {
     builder.unicode(false);
+}
+
+/// One pattern compiled as every policy, grant and lint compiles it.
+pub(crate) fn compile_pattern(pattern: &str) -> Result<Regex, String> {
+    let mut builder = RegexBuilder::new(pattern);
+    regex_builder_settings(&mut builder);
+    builder.build().map_err(|err| err.to_string())
 }

@@ -478,7 +478,7 @@ impl Governance {
         reason: &str,
         learn_ttl: Option<Duration>,
     ) -> Result<(Approval, Option<WaiverRow>), GovError> {
-        // The one limit every reason shares (grants, freezes, lifts).
+        // The one limit every reason shares (grants, freezes, lifts); trimmed for the records.
         let reason = meho_approvals::check_reason("a decision", reason)?;
         if learn_ttl.is_some() {
             if !approve {
@@ -809,20 +809,17 @@ fn summarize(tool: &str, target: &str, arguments: &Value, runs: Option<&str>) ->
         (false, None) => String::new(),
     };
     let mut line = format!("{tool} on {target}: {what}{sudo}");
-    let plain = if sudo.is_empty() {
-        runs.unwrap_or_default().to_owned()
-    } else {
-        // The elevated force-command starts with its sudo prefix; compare what follows `--`.
-        runs.and_then(|r| r.split_once(" -- "))
-            .map(|(_, rest)| rest.to_owned())
-            .unwrap_or_default()
-    };
-    if let Some(runs) = runs
-        && text("command").is_some()
-        && plain != what
-    {
-        line.push_str(" → runs: ");
-        line.push_str(runs);
+    if let (Some(command), Some(runs)) = (text("command"), runs) {
+        // An elevated force-command starts with its sudo prefix, which `(sudo)` already says.
+        let unprefixed = if sudo.is_empty() {
+            Some(runs)
+        } else {
+            runs.split_once(" -- ").map(|(_, rest)| rest)
+        };
+        if unprefixed != Some(command) {
+            line.push_str(" → runs: ");
+            line.push_str(runs);
+        }
     }
     if line.len() > 300 {
         let mut cut = 297;

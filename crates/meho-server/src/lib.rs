@@ -563,6 +563,10 @@ fn not_one_message(bytes: &[u8]) -> Option<Response> {
                 .into_response(),
         )
     };
+    // The hot path: one message MCP knows. Only a refusal needs the closer look below.
+    if serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(bytes).is_ok() {
+        return None;
+    }
     let value = match serde_json::from_slice::<Value>(bytes) {
         Ok(value) => value,
         Err(err) => {
