@@ -135,10 +135,15 @@ impl Signer {
         }
     }
 
-    /// Turns a `require_approval` decision into an allowed one when the intent carries an
-    /// approval for exactly this call, consuming it at the moment of authorization: the issue of
-    /// a certificate, or a session command's preflight. A pure dry run (the tier check before a
-    /// real sign) only verifies it.
+    /// Redeems the approval the intent carries, consuming it at the moment of authorization (the
+    /// issue of a certificate, or a session command's preflight); a pure dry run (the tier check
+    /// before a real sign) only verifies it. A `require_approval` decision becomes an allowed one.
+    ///
+    /// An approval is consumed exactly once whether or not it is still needed: when a waiver
+    /// (approve-and-learn) or a grant already allows the call, the call that collects the
+    /// approval still consumes it and carries its id, and a second collection is refused; the
+    /// waiver governs only calls made without the approval. A refused call (deny wins) leaves
+    /// the approval untouched.
     async fn redeem(
         &self,
         caller: &str,
@@ -148,7 +153,7 @@ impl Signer {
         let Some(claim) = intent.approval.as_ref() else {
             return Ok(decision);
         };
-        if !(decision.allowed && decision.require_approval) {
+        if !decision.allowed {
             return Ok(decision);
         }
         let refuse = |rule: &str, decision: &Decision| Decision {

@@ -148,6 +148,80 @@ async fn an_approval_runs_exactly_its_call_once_and_any_change_is_refused() {
     assert_eq!(refused_rule(&err), "approval:not-found");
 }
 
+/// Approve-and-learn: the waiver minted with the approval allows the command from then on, but
+/// the approval itself is still consumed exactly once by the run that collects it (and that run
+/// carries its id); presenting it again runs nothing, though the same call without it runs
+/// under the waiver.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_learned_approval_is_still_consumed_once_by_the_run_that_collects_it() {
+    if !require_sshd() {
+        return;
+    }
+    let (dir, ca_path, ca_line) = Lab::ca();
+    let sshd = Lab::sshd(&ca_line);
+    let lab = Lab::new(dir, ca_path, &host("web", &sshd, POLICY), |_| {}).await;
+    let asked = json!({ "server": "web", "command": "echo held-learned" });
+    let refused = lab.call("ssh_execute", asked.clone()).await.unwrap_err();
+    let id = approve(&lab, &refused, true).await;
+    // What `approve --learn` mints next to the approval: a waiver for exactly this command.
+    let requester = caller().principal;
+    let waiver = lab
+        .grants
+        .learn(
+            "default",
+            "web",
+            "echo held-learned",
+            &meho_policy::Elevation::None,
+            &requester,
+            // `Caller::agent` names no human behind the agent.
+            "",
+            &id,
+            "boss",
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+
+    let ran: Value = lab
+        .call_as(&with(&id), "ssh_execute", asked.clone())
+        .await
+        .unwrap();
+    assert_eq!(ran["stdout"], "held-learned\n");
+    let shown = lab.approvals.get("default", &id).await.unwrap();
+    assert_eq!(
+        shown.status,
+        meho_approvals::Status::Consumed,
+        "the waiver let the approval be reused"
+    );
+    let err = lab
+        .call_as(&with(&id), "ssh_execute", asked.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(refused_rule(&err), "approval:consumed");
+    // Without the approval, the waiver governs.
+    let direct: Value = lab.call("ssh_execute", asked.clone()).await.unwrap();
+    assert_eq!(direct["stdout"], "held-learned\n");
+
+    let issued: Vec<_> = lab
+        .records_of("sign")
+        .await
+        .into_iter()
+        .filter(|r| r.outcome.as_deref() == Some("issued"))
+        .collect();
+    assert_eq!(issued.len(), 2, "{issued:#?}");
+    assert_eq!(
+        issued[0].approval_id.as_deref(),
+        Some(id.as_str()),
+        "the collecting run names the approval"
+    );
+    assert_eq!(
+        issued[1].approval_id, None,
+        "the waiver's run is not the approval's"
+    );
+    let body: Value = serde_json::from_str(&issued[1].body).unwrap();
+    assert_eq!(body["decision"]["waiver_id"], waiver.id.as_str(), "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_session_command_is_approved_with_the_sessions_sudo_state() {
     if !require_sshd() {

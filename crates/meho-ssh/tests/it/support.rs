@@ -24,6 +24,8 @@ pub struct Lab {
     pub ca_path: PathBuf,
     /// The approvals the signer redeems (same store).
     pub approvals: meho_approvals::Approvals,
+    /// The grants and waivers the signer overlays (same store).
+    pub grants: meho_approvals::Grants,
     pub audit: Arc<AuditLog>,
     pub signer: Arc<Signer>,
     pub broker: Arc<SshBroker>,
@@ -82,6 +84,7 @@ impl Lab {
             store.pool().clone(),
             meho_approvals::ApprovalPolicy::default(),
         );
+        let grants = meho_approvals::Grants::new(store.pool().clone());
         let signer = Arc::new(
             Signer::new(
                 SignerState {
@@ -93,7 +96,7 @@ impl Lab {
             )
             .with_store(meho_ssh::signer::SignerStore {
                 approvals: approvals.clone(),
-                grants: meho_approvals::Grants::new(store.pool().clone()),
+                grants: grants.clone(),
             }),
         );
         let mut options = BrokerOptions::from_config(&config.ssh, dir.path());
@@ -110,6 +113,7 @@ impl Lab {
             dir,
             ca_path,
             approvals,
+            grants,
             audit,
             signer,
             broker,

@@ -553,6 +553,30 @@ fn approve_and_learn_lets_exactly_that_command_through_until_the_waiver_expires(
     );
     let (is_error, ran, _) = status(&world, &world.agent, id, 0);
     assert!(!is_error, "{ran}");
+    assert_eq!(ran["status"], "executed", "{ran}");
+    assert_eq!(ran["result"]["stdout"], "held-learned\n", "{ran}");
+    // The waiver does not make the approval reusable: it is consumed by the run that collected
+    // it, which carries its id, and a second collection runs nothing.
+    let (is_error, again, _) = status(&world, &world.agent, id, 0);
+    assert!(is_error, "collected twice: {again}");
+    assert_eq!(again["error"], "approval_consumed", "{again}");
+    let (_, shown) = api(
+        "GET",
+        &format!("{}/api/v1/approvals/{id}", world.base()),
+        &world.admin,
+        None,
+    );
+    assert_eq!(shown["status"], "consumed", "{shown}");
+    let linked = world.audit(&format!("approval_id={id}"));
+    let count = |kind: &str, outcome: &str| {
+        linked
+            .iter()
+            .filter(|r| r["kind"] == kind && r["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(count("credential", "issued"), 1, "{linked:#?}");
+    assert_eq!(count("intent", "allowed"), 1, "{linked:#?}");
+    assert_eq!(count("approval", "consumed"), 1, "{linked:#?}");
     // The same command now runs at once, under the waiver.
     let direct = call_ok(
         &world.mcp(),
@@ -575,6 +599,149 @@ fn approve_and_learn_lets_exactly_that_command_through_until_the_waiver_expires(
     let minted = world.audit("kind=waiver");
     assert_eq!(minted.len(), 1, "{minted:?}");
     assert_eq!(minted[0]["body"]["command"], "echo held-learned");
+    world.stop();
+}
+
+/// A raw Streamable HTTP MCP session over curl, for what the Python SDK does not speak: the
+/// tasks extension (SEP-2663).
+struct RawMcp {
+    url: String,
+    token: String,
+    session: String,
+    next_id: u64,
+}
+
+impl RawMcp {
+    const TASKS: &str = "io.modelcontextprotocol/tasks";
+
+    /// POSTs one JSON-RPC message; the response headers and body.
+    fn post(url: &str, token: &str, session: Option<&str>, body: &Value) -> (String, String) {
+        let mut command = Command::new("curl");
+        command.args(["-s", "-D", "-", "-X", "POST", url]);
+        command.args(["-H", &format!("Authorization: Bearer {token}")]);
+        command.args(["-H", "Content-Type: application/json"]);
+        command.args(["-H", "Accept: application/json, text/event-stream"]);
+        if let Some(session) = session {
+            command.args(["-H", &format!("Mcp-Session-Id: {session}")]);
+            command.args(["-H", "Mcp-Protocol-Version: 2025-06-18"]);
+        }
+        command.args(["--data-binary", &body.to_string()]);
+        let output = command.output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        (head.to_owned(), body.to_owned())
+    }
+
+    /// The JSON-RPC answer to request `id` in a JSON or SSE body.
+    fn answer(body: &str, id: u64) -> Value {
+        let parse = |text: &str| serde_json::from_str::<Value>(text).ok();
+        std::iter::once(parse(body))
+            .chain(
+                body.lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(|d| parse(d.trim())),
+            )
+            .flatten()
+            .find(|m| m["id"] == json!(id))
+            .unwrap_or_else(|| panic!("no answer to request {id} in {body}"))
+    }
+
+    /// An initialized session declaring the tasks extension.
+    fn connect(url: &str, token: &str) -> RawMcp {
+        let initialize = json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": { "extensions": { Self::TASKS: {} } },
+                "clientInfo": { "name": "meho-hitl-tasks", "version": "0" },
+            },
+        });
+        let (head, body) = Self::post(url, token, None, &initialize);
+        let session = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("mcp-session-id")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no session id: {head}\n{body}"));
+        assert_eq!(
+            Self::answer(&body, 1)["result"]["serverInfo"]["name"],
+            "meho"
+        );
+        let mcp = RawMcp {
+            url: url.to_owned(),
+            token: token.to_owned(),
+            session,
+            next_id: 2,
+        };
+        Self::post(
+            url,
+            token,
+            Some(&mcp.session),
+            &json!({ "jsonrpc": "2.0", "method": "notifications/initialized" }),
+        );
+        mcp
+    }
+
+    fn request(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let message = json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params });
+        let (_, body) = Self::post(&self.url, &self.token, Some(&self.session), &message);
+        Self::answer(&body, id)
+    }
+}
+
+/// The tasks path: a held call becomes a task that the approval completes, run once by the
+/// signer's redemption; asking for the task again replays its result, and collecting the
+/// approval again with `approval_status` runs nothing.
+#[test]
+fn a_task_collects_its_approval_exactly_once() {
+    let Some(world) = World::start(None) else {
+        return;
+    };
+    let mut mcp = RawMcp::connect(&world.mcp(), &world.agent);
+    let created = mcp.request(
+        "tools/call",
+        json!({ "name": "ssh_execute", "arguments": { "server": "web-a", "command": "echo held-task" } }),
+    );
+    let task = &created["result"];
+    assert_eq!(task["resultType"], "task", "{created}");
+    let id = task["taskId"].as_str().unwrap().to_owned();
+    let (code, decided) = world.decide(&world.admin, &id, "approve", &json!({ "reason": "task" }));
+    assert_eq!(code, 200, "{decided}");
+    let completed = (0..100)
+        .find_map(|_| {
+            let polled = mcp.request("tasks/get", json!({ "taskId": id }));
+            if polled["result"]["status"] == "completed" {
+                Some(polled)
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            }
+        })
+        .expect("the task never completed");
+    let result = &completed["result"]["result"];
+    assert_eq!(result["isError"], false, "{completed}");
+    assert_eq!(
+        result["structuredContent"]["result"]["stdout"], "held-task\n",
+        "{completed}"
+    );
+    let again = mcp.request("tasks/get", json!({ "taskId": id }));
+    assert_eq!(again["result"]["result"], *result, "{again}");
+    let (is_error, collected, _) = status(&world, &world.agent, &id, 0);
+    assert!(is_error, "collected twice: {collected}");
+    assert_eq!(collected["error"], "approval_consumed", "{collected}");
+    let linked = world.audit(&format!("approval_id={id}"));
+    let count = |kind: &str, outcome: &str| {
+        linked
+            .iter()
+            .filter(|r| r["kind"] == kind && r["outcome"] == outcome)
+            .count()
+    };
+    assert_eq!(count("credential", "issued"), 1, "{linked:#?}");
+    assert_eq!(count("intent", "allowed"), 1, "{linked:#?}");
     world.stop();
 }
 
