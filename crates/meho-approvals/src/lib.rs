@@ -565,8 +565,14 @@ impl Approvals {
         let self_approval = current.requester == approver.subject;
         if self_approval && !self.policy.allow_self_approval {
             return Err(ApprovalError::FourEyes(format!(
-                "`{}` requested this call and cannot decide it",
-                approver.subject
+                "`{}` requested this call and cannot decide it; another identity with an approver role ({}) must",
+                approver.subject,
+                self.policy
+                    .approver_roles
+                    .iter()
+                    .map(|r| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         if current.status != Status::Pending {

@@ -53,7 +53,7 @@ impl Redactor {
         for (pattern, replacement) in BUILTIN {
             let regex = Regex::new(pattern).map_err(|err| AuditError::Redaction {
                 pattern: (*pattern).to_owned(),
-                message: err.to_string(),
+                message: meho_core::display::regex_error(&err.to_string()),
             })?;
             rules.push((regex, (*replacement).to_owned()));
         }
@@ -61,7 +61,7 @@ impl Redactor {
             let pattern = pattern.as_ref();
             let regex = Regex::new(pattern).map_err(|err| AuditError::Redaction {
                 pattern: pattern.to_owned(),
-                message: err.to_string(),
+                message: meho_core::display::regex_error(&err.to_string()),
             })?;
             rules.push((regex, REDACTED.to_owned()));
         }

@@ -71,6 +71,34 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// Findings that do not stop the config from loading.
     pub warnings: Vec<Diagnostic>,
+    /// Every file the config names that a command reads at start (CA keys, TLS material), with
+    /// its place in the file; [`Config::check_files`] checks them.
+    pub files: Vec<FileRef>,
+}
+
+/// Which part of meho reads a file the config names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileUse {
+    /// `[ca_keys.*] path`: the signer's CA keys (in-process in `serve`/`mcp`/`ssh`, or `meho
+    /// signer`).
+    SshCa,
+    /// `[signer] tls_*`, `client_ca`: `meho signer`'s TLS material.
+    SignerTls,
+    /// `[ssh] tls_*`, `signer_ca`: the broker's client TLS material for a remote signer.
+    BrokerTls,
+}
+
+/// A file named by the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRef {
+    /// The key, e.g. `ca_keys._default.path`.
+    pub key: String,
+    /// The file, as configured (relative paths resolve against the working directory).
+    pub path: PathBuf,
+    /// Who reads it.
+    pub used_by: FileUse,
+    /// Where the key is in the config (the message is empty).
+    pub at: Diagnostic,
 }
 
 /// `[server]`.
@@ -205,11 +233,12 @@ impl AuditConfig {
             .unwrap_or_else(|| data_dir.join("audit").join("audit-key.pem"))
     }
 
-    /// The public key path.
+    /// The public key path: `public_key_file`, else the one naming scheme next to the private
+    /// key ([`audit_public_key_for`]): `audit-key.pem` → `audit-key.pub.pem`.
     pub fn public_key_path(&self, data_dir: &Path) -> PathBuf {
         self.public_key_file
             .clone()
-            .unwrap_or_else(|| data_dir.join("audit").join("audit-key.pub.pem"))
+            .unwrap_or_else(|| audit_public_key_for(&self.key_path(data_dir)))
     }
 
     /// The witness path.
@@ -218,6 +247,18 @@ impl AuditConfig {
             .clone()
             .unwrap_or_else(|| data_dir.join("audit").join("witness.jsonl"))
     }
+}
+
+/// Where the public half of the audit key `private` lives unless configured: `.pem` becomes
+/// `.pub.pem` (`audit-key.pem` → `audit-key.pub.pem`), any other name gets `.pub.pem` appended.
+/// `meho audit keygen --out`, `serve` and `audit verify` all use it.
+pub fn audit_public_key_for(private: &Path) -> PathBuf {
+    let name = private
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".pem").unwrap_or(&name);
+    private.with_file_name(format!("{stem}.pub.pem"))
 }
 
 /// The default `[signer] listen` address.
@@ -452,6 +493,38 @@ impl Config {
     /// Validates `text`; `path` is used only to name the file in errors.
     pub fn parse(text: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
         validate::parse(text, path)
+    }
+
+    /// Checks that every file the config names for one of `uses` exists and can be read, before
+    /// a command creates anything: each finding names the key, its place and the file.
+    pub fn check_files(&self, uses: &[FileUse]) -> Result<(), ConfigError> {
+        let problems: Vec<Diagnostic> = self
+            .files
+            .iter()
+            .filter(|file| uses.contains(&file.used_by))
+            .filter_map(|file| {
+                let problem = match std::fs::metadata(&file.path) {
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                        "does not exist".to_owned()
+                    }
+                    Err(err) => format!("cannot be read: {err}"),
+                    Ok(meta) if !meta.is_file() => "is not a file".to_owned(),
+                    Ok(_) => match std::fs::File::open(&file.path) {
+                        Ok(_) => return None,
+                        Err(err) => format!("cannot be read: {err}"),
+                    },
+                };
+                Some(Diagnostic {
+                    message: format!("{}: `{}` {problem}", file.key, file.path.display()),
+                    ..file.at.clone()
+                })
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
     }
 
     /// The built-in defaults, as loaded from an empty file.

@@ -78,6 +78,45 @@ impl<'a> Locator<'a> {
         best
     }
 
+    /// The dotted key path (`hosts.web1`, `notifications.webhooks[0]`) of the deepest table
+    /// whose span starts at or contains byte `offset`: what a deserialization error that only
+    /// has a span (a missing field) is about.
+    pub(crate) fn table_at(&self, offset: usize) -> Option<String> {
+        fn walk(item: &Item, offset: usize, path: &mut Vec<String>, best: &mut Option<String>) {
+            let here = |span: Option<Range<usize>>| {
+                span.is_some_and(|s| s.start <= offset && offset < s.end.max(s.start + 1))
+            };
+            if let Some(table) = item.as_table_like() {
+                for (key, value) in table.iter() {
+                    // A table's span is its header only (or its braces, inline), and a child
+                    // table need not sit inside its parent's: every table is looked into.
+                    path.push(key.to_owned());
+                    if here(value.span()) {
+                        *best = Some(path.join("."));
+                    }
+                    walk(value, offset, path, best);
+                    path.pop();
+                }
+            } else if let Some(array) = item.as_array_of_tables() {
+                for (index, table) in array.iter().enumerate() {
+                    if here(table.span()) {
+                        let last = path.pop().unwrap_or_default();
+                        path.push(format!("{last}[{index}]"));
+                        *best = Some(path.join("."));
+                        let table = Item::Table(table.clone());
+                        walk(&table, offset, path, best);
+                        path.pop();
+                        path.push(last);
+                    }
+                }
+            }
+        }
+        let doc = self.doc.as_ref()?;
+        let mut best = None;
+        walk(doc.as_item(), offset, &mut Vec::new(), &mut best);
+        best
+    }
+
     /// 1-based line and column (in characters) of byte `offset`.
     pub(crate) fn line_column(&self, offset: usize) -> (usize, usize) {
         let before = self.text.get(..offset).unwrap_or(self.text);

@@ -12,9 +12,9 @@ use crate::location::{Locator, Segment, key_path};
 use crate::raw::{RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode};
 use crate::{
     ApprovalsConfig, AuditConfig, AuthConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP,
-    DEFAULT_LISTEN, DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT, Diagnostic, Host,
-    LogConfig, MAX_TTL_CEILING, McpConfig, Role, ServerConfig, SignerConfig, SignerLocation,
-    SshConfig, StoreConfig,
+    DEFAULT_LISTEN, DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT, Diagnostic, FileRef,
+    FileUse, Host, LogConfig, MAX_TTL_CEILING, McpConfig, Role, ServerConfig, SignerConfig,
+    SignerLocation, SshConfig, StoreConfig,
 };
 
 struct Validator<'a> {
@@ -22,6 +22,7 @@ struct Validator<'a> {
     locator: Locator<'a>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    files: Vec<FileRef>,
 }
 
 impl Validator<'_> {
@@ -47,6 +48,17 @@ impl Validator<'_> {
         let diagnostic = self.diagnostic(at, message.into());
         self.warnings.push(diagnostic);
     }
+
+    /// Notes a file the config names, for [`Config::check_files`].
+    fn file(&mut self, at: &[Segment], key: String, path: &Path, used_by: FileUse) {
+        let at = self.diagnostic(at, String::new());
+        self.files.push(FileRef {
+            key,
+            path: path.to_path_buf(),
+            used_by,
+            at,
+        });
+    }
 }
 
 pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigError> {
@@ -55,6 +67,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         locator: Locator::new(text),
         errors: Vec::new(),
         warnings: Vec::new(),
+        files: Vec::new(),
     };
     let raw: RawConfig = match toml_edit::de::from_str(text) {
         Ok(raw) => raw,
@@ -62,11 +75,21 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
             let (line, column) = err
                 .span()
                 .map_or((0, 0), |span| v.locator.line_column(span.start));
+            let mut message = err.message().trim_end().to_owned();
+            // A missing field's span is its table: name the table too (which host, which
+            // webhook), not only the line it starts on.
+            if let Some(table) = err
+                .span()
+                .filter(|_| message.starts_with("missing field"))
+                .and_then(|span| v.locator.table_at(span.start))
+            {
+                message = format!("`{table}`: {message}");
+            }
             return Err(ConfigError::Invalid(vec![Diagnostic {
                 file: v.file,
                 line,
                 column,
-                message: err.message().trim_end().to_owned(),
+                message,
             }]));
         }
     };
@@ -115,6 +138,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         console,
         webhooks,
         warnings: v.warnings,
+        files: v.files,
     })
 }
 
@@ -317,7 +341,10 @@ fn validate_audit(v: &mut Validator<'_>, raw: &RawConfig) -> AuditConfig {
         if let Err(err) = regex::Regex::new(pattern) {
             v.error(
                 &key_path!["audit", "redact", index],
-                format!("invalid redaction regex `{pattern}`: {err}"),
+                format!(
+                    "invalid redaction regex `{pattern}`: {}",
+                    meho_core::display::regex_error(&err.to_string())
+                ),
             );
         }
     }
@@ -353,7 +380,14 @@ fn validate_ca_keys(v: &mut Validator<'_>, raw: &RawConfig) -> BTreeMap<String, 
                 format!("ca_keys `{group}` names a group no host belongs to"),
             );
         }
-        keys.insert(group.clone(), PathBuf::from(&key.path));
+        let path = PathBuf::from(&key.path);
+        v.file(
+            &key_path!["ca_keys", group.as_str(), "path"],
+            format!("ca_keys.{group}.path"),
+            &path,
+            FileUse::SshCa,
+        );
+        keys.insert(group.clone(), path);
     }
     keys
 }
@@ -538,12 +572,21 @@ fn validate_signer(v: &mut Validator<'_>, raw: &RawConfig) -> SignerConfig {
             );
         }
     }
-    let path = |p: &Option<String>| p.as_ref().map(PathBuf::from);
+    let mut path = |key: &str, p: &Option<String>| {
+        let path = p.as_ref().map(PathBuf::from)?;
+        v.file(
+            &key_path!["signer", key],
+            format!("signer.{key}"),
+            &path,
+            FileUse::SignerTls,
+        );
+        Some(path)
+    };
     SignerConfig {
         listen,
-        tls_cert: path(&signer.tls_cert),
-        tls_key: path(&signer.tls_key),
-        client_ca: path(&signer.client_ca),
+        tls_cert: path("tls_cert", &signer.tls_cert),
+        tls_key: path("tls_key", &signer.tls_key),
+        client_ca: path("client_ca", &signer.client_ca),
         allowed_callers: signer.allowed_callers.clone(),
     }
 }
@@ -577,7 +620,16 @@ fn validate_ssh(v: &mut Validator<'_>, raw: &RawConfig) -> SshConfig {
                 );
             }
             let mut required = |key: &str, value: &Option<String>| match value {
-                Some(value) if !value.trim().is_empty() => PathBuf::from(value),
+                Some(value) if !value.trim().is_empty() => {
+                    let path = PathBuf::from(value);
+                    v.file(
+                        &key_path!["ssh", key],
+                        format!("ssh.{key}"),
+                        &path,
+                        FileUse::BrokerTls,
+                    );
+                    path
+                }
                 _ => {
                     v.error(
                         &key_path!["ssh", "signer_url"],

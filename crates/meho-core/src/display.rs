@@ -65,6 +65,33 @@ pub fn escape_bytes(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// A `regex` crate error as one line. Its syntax errors are drawn over several lines (the
+/// pattern, a caret under the place, then `error: …`), which a CLI that prefixes each line with
+/// `error: ` turns into `error: error: …`. This keeps the message and names the place:
+/// `unclosed group (at character 2)`. Anything else is joined with `; `.
+pub fn regex_error(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let message = lines.iter().rev().find_map(|l| l.strip_prefix("error: "));
+    let Some(message) = message else {
+        return lines
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+    };
+    // The drawing indents the pattern by four spaces; the first caret line marks the place.
+    let place = lines
+        .iter()
+        .find(|l| !l.trim().is_empty() && l.trim().chars().all(|c| c == '^'))
+        .and_then(|l| l.find('^'))
+        .map(|column| column.saturating_sub(4) + 1);
+    match place {
+        Some(at) => format!("{message} (at character {at})"),
+        None => message.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +135,18 @@ mod tests {
     fn invalid_utf8_bytes_are_shown_as_hex() {
         assert_eq!(escape_bytes(b"p \xff\x1b ok"), "p \\xff\\x1b ok");
         assert_eq!(escape_bytes("é".as_bytes()), "é");
+    }
+
+    #[test]
+    fn regex_errors_become_one_line_naming_the_place() {
+        // Built at run time: clippy rejects invalid regex literals.
+        let unclosed = String::from("^(") + "rm";
+        let err = regex::Regex::new(&unclosed).unwrap_err().to_string();
+        assert!(err.contains('\n'), "{err}");
+        assert_eq!(super::regex_error(&err), "unclosed group (at character 2)");
+        let err = regex::Regex::new("a{99999999}").unwrap_err().to_string();
+        let one = super::regex_error(&err);
+        assert!(!one.contains('\n') && !one.starts_with("error"), "{one}");
+        assert_eq!(super::regex_error("plain"), "plain");
     }
 }

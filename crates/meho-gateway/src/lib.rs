@@ -121,6 +121,11 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
         arguments: Value,
     ) -> BoxFuture<'a, Result<Value, ToolError>>;
 
+    /// Whether `caller` may reach any target of this connector. A view that shapes the tool
+    /// list, not a call: it is not audited (an agent that never called `list_targets` must not
+    /// appear to have). When it cannot be told, the answer is `false` (fail closed: fewer tools).
+    fn has_targets<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, bool>;
+
     /// Ends whatever `frozen` names in `tenant` (open sessions, say); returns how many ended.
     /// Connectors without long-lived state have nothing to end.
     fn freeze<'a>(&'a self, tenant: &'a str, frozen: Frozen<'a>) -> BoxFuture<'a, usize> {
@@ -160,19 +165,35 @@ impl Gateway {
         &self.tools
     }
 
-    /// Ends what `frozen` names on every connector; returns how many sessions ended.
-    pub async fn freeze(&self, tenant: &str, frozen: Frozen<'_>) -> usize {
+    /// Each connector once.
+    fn connectors(&self) -> Vec<&Arc<dyn Connector>> {
         let mut connectors: Vec<&Arc<dyn Connector>> = Vec::new();
         for connector in self.by_tool.values() {
             if !connectors.iter().any(|c| Arc::ptr_eq(c, connector)) {
                 connectors.push(connector);
             }
         }
+        connectors
+    }
+
+    /// Ends what `frozen` names on every connector; returns how many sessions ended.
+    pub async fn freeze(&self, tenant: &str, frozen: Frozen<'_>) -> usize {
         let mut ended = 0;
-        for connector in connectors {
+        for connector in self.connectors() {
             ended += connector.freeze(tenant, frozen).await;
         }
         ended
+    }
+
+    /// Whether `caller` may reach any target at all (unaudited; see
+    /// [`Connector::has_targets`]).
+    pub async fn has_targets(&self, caller: &Caller) -> bool {
+        for connector in self.connectors() {
+            if connector.has_targets(caller).await {
+                return true;
+            }
+        }
+        false
     }
 
     /// Runs one tool call.

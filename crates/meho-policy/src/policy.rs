@@ -159,7 +159,9 @@ impl RuleList {
     fn build(rules: Vec<RuleRef>) -> Result<Self, String> {
         let mut builder = RegexSetBuilder::new(rules.iter().map(|rule| rule.pattern.as_str()));
         builder.unicode(false);
-        let set = builder.build().map_err(|err| err.to_string())?;
+        let set = builder
+            .build()
+            .map_err(|err| meho_core::display::regex_error(&err.to_string()))?;
         Ok(RuleList { set, rules })
     }
 
@@ -356,5 +358,7 @@ pub(crate) fn regex_builder_settings(builder: &mut RegexBuilder) {
 pub(crate) fn compile_pattern(pattern: &str) -> Result<Regex, String> {
     let mut builder = RegexBuilder::new(pattern);
     regex_builder_settings(&mut builder);
-    builder.build().map_err(|err| err.to_string())
+    builder
+        .build()
+        .map_err(|err| meho_core::display::regex_error(&err.to_string()))
 }

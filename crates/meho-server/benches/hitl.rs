@@ -40,6 +40,10 @@ impl Connector for Held {
         }]
     }
 
+    fn has_targets<'a>(&'a self, _caller: &'a Caller) -> BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+
     fn call<'a>(
         &'a self,
         caller: &'a Caller,

@@ -173,7 +173,7 @@ struct Jwks {
 pub struct Authenticator {
     config: AuthConfig,
     tenancy: bool,
-    dev_token: Option<String>,
+    dev: Option<DevTokens>,
     http: reqwest::Client,
     jwks: tokio::sync::RwLock<Jwks>,
 }
@@ -183,7 +183,7 @@ impl std::fmt::Debug for Authenticator {
         f.debug_struct("Authenticator")
             .field("issuer", &self.config.issuer)
             .field("audience", &self.config.audience)
-            .field("dev_token", &self.dev_token.as_ref().map(|_| "<set>"))
+            .field("dev", &self.dev.as_ref().map(|_| "<set>"))
             .finish_non_exhaustive()
     }
 }
@@ -195,12 +195,8 @@ fn ensure_crypto_provider() {
 }
 
 impl Authenticator {
-    /// An authenticator for `config`, accepting `dev_token` too when given.
-    pub fn new(
-        config: AuthConfig,
-        tenancy: bool,
-        dev_token: Option<String>,
-    ) -> Result<Self, String> {
+    /// An authenticator for `config`, accepting the dev tokens too when given.
+    pub fn new(config: AuthConfig, tenancy: bool, dev: Option<DevTokens>) -> Result<Self, String> {
         ensure_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -210,7 +206,7 @@ impl Authenticator {
         Ok(Authenticator {
             config,
             tenancy,
-            dev_token,
+            dev,
             http,
             jwks: tokio::sync::RwLock::new(Jwks {
                 keys: JwkSet { keys: Vec::new() },
@@ -221,7 +217,7 @@ impl Authenticator {
 
     /// Whether any token can be accepted at all.
     pub fn enabled(&self) -> bool {
-        self.config.issuer.is_some() || self.dev_token.is_some()
+        self.config.issuer.is_some() || self.dev.is_some()
     }
 
     /// The configured issuer.
@@ -264,14 +260,20 @@ impl Authenticator {
                 token.len()
             )));
         }
-        if let Some(dev) = &self.dev_token
-            && constant_time_eq(dev.as_bytes(), token.as_bytes())
-        {
-            return Ok(dev_principal());
+        if let Some(dev) = &self.dev {
+            // Both comparisons always run: which one matched must not show in the timing.
+            let agent = constant_time_eq(dev.agent.as_bytes(), token.as_bytes());
+            let approver = constant_time_eq(dev.approver.as_bytes(), token.as_bytes());
+            if agent {
+                return Ok(dev_principal());
+            }
+            if approver {
+                return Ok(dev_approver_principal());
+            }
         }
         if self.config.issuer.is_none() {
             return Err(AuthError::InvalidToken(
-                "unknown token (no [auth] issuer is configured; only the dev token is accepted)"
+                "unknown token (no [auth] issuer is configured; only the dev tokens are accepted)"
                     .into(),
             ));
         }
@@ -477,16 +479,46 @@ impl Authenticator {
     }
 }
 
+/// The two identities of `meho serve --dev`: the agent's token and a second, human approver's,
+/// so that a held call can be approved without turning four eyes off.
+#[derive(Clone)]
+pub struct DevTokens {
+    /// `MEHO_TOKEN`: principal [`DEV_AGENT`].
+    pub agent: String,
+    /// `MEHO_APPROVER_TOKEN`: principal [`DEV_APPROVER`].
+    pub approver: String,
+}
+
+impl std::fmt::Debug for DevTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DevTokens { agent: <redacted>, approver: <redacted> }")
+    }
+}
+
+/// The dev agent token's subject.
+pub const DEV_AGENT: &str = "dev";
+/// The dev approver token's subject.
+pub const DEV_APPROVER: &str = "dev-approver";
+
 /// The dev token's principal: `sub=dev`, tenant `default`, role `tenant_admin`.
 pub fn dev_principal() -> Principal {
     Principal {
-        subject: "dev".to_owned(),
+        subject: DEV_AGENT.to_owned(),
         tenant: DEFAULT_TENANT.to_owned(),
         role: Role::TenantAdmin,
         groups: None,
         scopes: vec![SCOPE_TOOLS.to_owned(), SCOPE_FEED.to_owned()],
         source: "dev".to_owned(),
         client_id: None,
+    }
+}
+
+/// The dev approver token's principal: `sub=dev-approver`, tenant `default`, role
+/// `tenant_admin`: a second human who may decide the dev agent's calls.
+pub fn dev_approver_principal() -> Principal {
+    Principal {
+        subject: DEV_APPROVER.to_owned(),
+        ..dev_principal()
     }
 }
 

@@ -129,7 +129,7 @@ pub fn asset_names() -> impl Iterator<Item = &'static str> {
     ASSETS.iter().map(|a| a.name)
 }
 
-/// Routes: `GET /console` (redirect to `/console/`), `GET /console/` (`index.html`),
+/// Routes: `GET /` and `GET /console` (redirects to `/console/`), `GET /console/` (`index.html`),
 /// `GET /console/<asset>`, and the unauthenticated `GET /api/v1/console/config`. The router has
 /// its state already: it merges into a router of any state type.
 pub fn routes<S>(settings: Arc<ConsoleSettings>) -> Router<S>
@@ -137,6 +137,8 @@ where
     S: Clone + Send + Sync + 'static,
 {
     Router::new()
+        // A browser pointed at the server lands on the console.
+        .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(index))
         .route("/console/{asset}", get(asset))

@@ -125,6 +125,7 @@ pub struct Governance {
     public_url: String,
     hosts: BTreeMap<String, Host>,
     decided: tokio::sync::Notify,
+    self_approval_hint: Option<String>,
 }
 
 impl Governance {
@@ -147,6 +148,7 @@ impl Governance {
             public_url: public_url.trim_end_matches('/').to_owned(),
             hosts,
             decided: tokio::sync::Notify::new(),
+            self_approval_hint: None,
         }
     }
 
@@ -154,6 +156,14 @@ impl Governance {
     #[must_use]
     pub fn with_notifier(mut self, notifier: meho_notify::Notifier) -> Self {
         self.notifier = Some(notifier);
+        self
+    }
+
+    /// Adds `hint` to the refusal of a self-approval: how to approve as someone else here
+    /// (`meho serve --dev` names its approver token).
+    #[must_use]
+    pub fn with_self_approval_hint(mut self, hint: String) -> Self {
+        self.self_approval_hint = Some(hint);
         self
     }
 
@@ -525,6 +535,16 @@ impl Governance {
                         ..NewRecord::new(&actor.tenant, RecordKind::Approval, &actor.subject)
                     };
                     self.append(record).await?;
+                }
+                if let (ApprovalError::FourEyes(message), Some(hint)) =
+                    (&err, &self.self_approval_hint)
+                    && self
+                        .approvals
+                        .get(&actor.tenant, id)
+                        .await
+                        .is_ok_and(|a| a.requester == actor.subject)
+                {
+                    return Err(GovError::FourEyes(format!("four eyes: {message}; {hint}")));
                 }
                 return Err(err.into());
             }

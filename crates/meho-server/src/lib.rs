@@ -197,6 +197,7 @@ fn mcp_routes(mcp: Arc<McpState>) -> Router<State> {
         // Inside authentication: only a verified caller's malformed message gets an answer.
         .layer(middleware::from_fn(jsonrpc_errors))
         .route("/api/v1/feed", get(feed::stream))
+        .layer(middleware::from_fn(session_closed))
         .merge(api::guarded())
         // Layers run outside-in: the token is checked before any body is read.
         .layer(middleware::from_fn(limit_body))
@@ -329,6 +330,20 @@ fn too_large_response() -> Response {
 }
 
 /// Refuses bodies over [`MAX_MCP_BODY_BYTES`]: by `Content-Length` up front, and by counting
+/// A closed session is answered `204 No Content`. rmcp answers a client's `DELETE /mcp` with
+/// `202 Accepted`, which the MCP SDKs (which expect 200 or 204) log as a failed termination on
+/// every disconnect; the session is closed by then either way.
+async fn session_closed(request: Request, next: Next) -> Response {
+    let delete = request.method() == axum::http::Method::DELETE;
+    let mut response = next.run(request).await;
+    if delete && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        *response.body_mut() = axum::body::Body::empty();
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    response
+}
+
 /// for streamed bodies.
 async fn limit_body(request: Request, next: Next) -> Response {
     let declared = request

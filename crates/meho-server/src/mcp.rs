@@ -275,18 +275,8 @@ impl MehoMcp {
     /// target in its tenant and groups a caller sees no target tools.
     pub async fn tools_for(&self, principal: &Principal) -> Vec<Tool> {
         let caller = principal.caller();
-        let has_targets = self
-            .context
-            .gateway
-            .call(&caller, "list_targets", json!({}))
-            .await
-            .ok()
-            .and_then(|v| {
-                v.get("targets")
-                    .and_then(Value::as_array)
-                    .map(|t| !t.is_empty())
-            })
-            .unwrap_or(false);
+        // Shaping the list is not a call: nothing is audited or published for it.
+        let has_targets = self.context.gateway.has_targets(&caller).await;
         self.all_tools()
             .into_iter()
             .filter(|t| !(caller.max_tier < Tier::Write && needs_more_than_read(&t.name)))

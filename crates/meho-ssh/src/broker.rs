@@ -1518,6 +1518,15 @@ impl Connector for SshConnector {
         })
     }
 
+    fn has_targets<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            self.broker
+                .list_servers(caller)
+                .await
+                .is_ok_and(|hosts| !hosts.is_empty())
+        })
+    }
+
     fn freeze<'a>(
         &'a self,
         tenant: &'a str,

@@ -18,21 +18,25 @@ pub fn dev_ca_path(data_dir: &Path) -> PathBuf {
     data_dir.join("ca").join("ssh_ca_ed25519")
 }
 
-/// The CAs of `config`. With no `[ca_keys]` and `dev` set, a CA is created (once) in the data
-/// directory; the second value is then its public line, for the operator to give to sshd.
+/// The CAs of `config`. With no `[ca_keys]`, the dev CA in the data directory is the one
+/// `meho serve --dev` told the operator to trust: every command on that data directory (the
+/// server, `meho mcp`, `meho ssh`, `meho signer`) uses it when it is there, and only
+/// `create_dev` (`serve --dev`) creates it. The second value is its public line, for sshd.
 pub fn load_cas(
     config: &Config,
     data_dir: &Path,
-    dev: bool,
+    create_dev: bool,
 ) -> Result<(CaSet, Option<String>), Error> {
-    if !config.ca_keys.is_empty() || !dev {
+    if !config.ca_keys.is_empty() {
         return Ok((CaSet::load(&config.ca_keys)?, None));
     }
     let path = dev_ca_path(data_dir);
     let key = if path.exists() {
         CaKey::load(&path)?
-    } else {
+    } else if create_dev {
         CaKey::init(&path)?
+    } else {
+        return Ok((CaSet::default(), None));
     };
     let line = key.public_line().to_owned();
     Ok((CaSet::single(key), Some(line)))

@@ -93,15 +93,10 @@ impl StoreArgs {
     }
 }
 
-#[expect(clippy::print_stdout, reason = "CLI output")]
 fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
     let resolved = args.store.resolve()?;
     let (private, public) = match &args.out {
-        Some(out) => {
-            let mut public = out.clone().into_os_string();
-            public.push(".pub");
-            (out.clone(), PathBuf::from(public))
-        }
+        Some(out) => (out.clone(), meho_config::audit_public_key_for(out)),
         None => (
             resolved.config.audit.key_path(&resolved.data_dir),
             resolved.config.audit.public_key_path(&resolved.data_dir),
@@ -119,29 +114,28 @@ fn keygen(args: &KeygenArgs) -> Result<(), Failure> {
         .context("cannot write the audit key")?;
     match args.format {
         Format::Text => {
-            println!(
+            outln!(
                 "private key: {} (mode 0600; keep it on the server only)",
                 private.display()
-            );
-            println!(
+            )?;
+            outln!(
                 "public key:  {} (all `meho audit verify` needs)",
                 public.display()
-            );
-            println!("key id:      {}", key.public().key_id());
+            )?;
+            outln!("key id:      {}", key.public().key_id())?;
         }
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             json!({
                 "private_key": private,
                 "public_key": public,
                 "key_id": key.public().key_id(),
             })
-        ),
+        )?,
     }
     Ok(())
 }
 
-#[expect(clippy::print_stdout, reason = "CLI output")]
 async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     let (resolved, store) = args.store.open().await?;
     let public_path = args
@@ -150,8 +144,13 @@ async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
         .unwrap_or_else(|| resolved.config.audit.public_key_path(&resolved.data_dir));
     if !public_path.exists() {
         return Err(Failure::Usage(format!(
-            "no audit public key at `{}` (pass --public-key FILE); without it checkpoints cannot be checked",
-            public_path.display()
+            "no audit public key at `{}`, where {} (pass --public-key FILE); without it checkpoints cannot be checked",
+            public_path.display(),
+            if args.public_key.is_some() {
+                "--public-key points"
+            } else {
+                "`[audit] public_key_file`, or the name next to `[audit] key_file` (`KEY.pem` → `KEY.pub.pem`, as `meho audit keygen --out KEY.pem` writes it), points"
+            }
         )));
     }
     let key = AuditPublicKey::load(&public_path).context("cannot read the public key")?;
@@ -177,7 +176,7 @@ async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
     let elapsed = started.elapsed();
     store.close().await;
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             json!({
                 "ok": report.is_ok(),
@@ -188,17 +187,17 @@ async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
                 "witness_checkpoints": witness.len(),
                 "key_id": key.key_id(),
             })
-        ),
+        )?,
         Format::Text => {
-            println!(
+            outln!(
                 "store {} · witness {} ({} checkpoints) · key {}",
                 store.url(),
                 witness_path.display(),
                 witness.len(),
                 key.key_id()
-            );
+            )?;
             for tenant in &report.tenants {
-                println!(
+                outln!(
                     "tenant {}: {} records, head seq {}, signed checkpoints: {} in database, {} in witness, covering seq {}",
                     escape(&tenant.tenant),
                     tenant.records,
@@ -206,18 +205,18 @@ async fn verify(args: &VerifyArgs) -> Result<(), Failure> {
                     tenant.database_checkpoints,
                     tenant.witness_checkpoints,
                     tenant.checkpointed_seq
-                );
+                )?;
             }
             for problem in &report.problems {
                 // A problem may quote a damaged record.
-                println!("FAIL {}", escape(&problem.to_string()));
+                outln!("FAIL {}", escape(&problem.to_string()))?;
             }
             if report.is_ok() {
-                println!(
+                outln!(
                     "OK: {} records verified in {:.2}s",
                     report.records(),
                     elapsed.as_secs_f64()
-                );
+                )?;
             }
         }
     }
@@ -350,21 +349,20 @@ fn records_table(rows: impl Iterator<Item = [String; 9]>) -> String {
     )
 }
 
-#[expect(clippy::print_stdout, reason = "CLI output")]
-fn print_records(records: &[StoredRecord], format: Format, header: bool) {
+fn print_records(records: &[StoredRecord], format: Format, header: bool) -> Result<(), Failure> {
     match format {
         Format::Json => {
             for record in records {
-                println!("{}", record_json(record));
+                outln!("{}", record_json(record))?;
             }
         }
         Format::Text if records.is_empty() => {}
-        Format::Text if header => println!("{}", table(records)),
+        Format::Text if header => outln!("{}", table(records))?,
         Format::Text => {
             // Following: one line per record, no table borders to redraw. Each field escaped
             // on its own, so a newline in one cannot start a fake record line.
             for r in records {
-                println!(
+                outln!(
                     "{}  {}#{}  {}  {}  {}  {}  {}",
                     format_ts(r.ts),
                     escape(&r.tenant),
@@ -374,10 +372,11 @@ fn print_records(records: &[StoredRecord], format: Format, header: bool) {
                     escape(r.target.as_deref().unwrap_or("-")),
                     escape(r.action.as_deref().unwrap_or("-")),
                     escape(r.outcome.as_deref().unwrap_or("-"))
-                );
+                )?;
             }
         }
     }
+    Ok(())
 }
 
 async fn tail(args: &TailArgs) -> Result<(), Failure> {
@@ -395,7 +394,7 @@ async fn tail(args: &TailArgs) -> Result<(), Failure> {
         .await
         .context("cannot query the audit log")?;
     latest.reverse();
-    print_records(&latest, args.format, true);
+    print_records(&latest, args.format, true)?;
     if !args.follow {
         return Ok(());
     }
@@ -415,7 +414,7 @@ async fn tail(args: &TailArgs) -> Result<(), Failure> {
         if let Some(last) = fresh.last() {
             after = last.row;
         }
-        print_records(&fresh, args.format, false);
+        print_records(&fresh, args.format, false)?;
     }
 }
 
@@ -433,7 +432,6 @@ async fn newest_row(audit: &dyn AuditStore, filter: &Filter) -> Result<i64, Fail
     Ok(newest.first().map_or(0, |r| r.row))
 }
 
-#[expect(clippy::print_stdout, reason = "CLI output")]
 async fn query(args: &QueryArgs) -> Result<(), Failure> {
     let (_, store) = args.store.open().await?;
     let audit = meho_audit::store::open(&store);
@@ -453,28 +451,27 @@ async fn query(args: &QueryArgs) -> Result<(), Failure> {
         .then(|| records.last().map(|r| r.row))
         .flatten();
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             json!({
                 "records": records.iter().map(record_json).collect::<Vec<_>>(),
                 "next_cursor": next_cursor,
             })
-        ),
+        )?,
         Format::Text => {
             if records.is_empty() {
-                println!("no matching records");
+                outln!("no matching records")?;
             } else {
-                println!("{}", table(&records));
+                outln!("{}", table(&records))?;
             }
             if let Some(cursor) = next_cursor {
-                println!("more: --cursor {cursor}");
+                outln!("more: --cursor {cursor}")?;
             }
         }
     }
     Ok(())
 }
 
-#[expect(clippy::print_stdout, reason = "CLI output")]
 async fn show(args: &ShowArgs) -> Result<(), Failure> {
     let (_, store) = args.store.open().await?;
     let audit = meho_audit::store::open(&store);
@@ -485,11 +482,11 @@ async fn show(args: &ShowArgs) -> Result<(), Failure> {
         .ok_or_else(|| Failure::Usage(format!("no audit record `{}`", args.id)))?;
     let value = record_json(&record);
     match args.format {
-        Format::Json => println!("{value}"),
+        Format::Json => outln!("{value}")?,
         Format::Text => {
             // JSON escapes C0 controls in strings but not DEL, C1 or bidi controls.
             let text = serde_json::to_string_pretty(&value).context("cannot format the record")?;
-            println!("{}", output::escape_lines(&text));
+            outln!("{}", output::escape_lines(&text))?;
         }
     }
     Ok(())

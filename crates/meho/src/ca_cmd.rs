@@ -46,7 +46,7 @@ struct Shown {
     dev: bool,
 }
 
-#[expect(clippy::print_stdout, clippy::print_stderr, reason = "CLI output")]
+#[expect(clippy::print_stderr, reason = "CLI output")]
 fn show(args: &CaShowArgs) -> Result<(), Failure> {
     let config = args.config.load_or_default()?;
     let set = CaSet::load(&config.ca_keys).map_err(|err| Failure::Runtime(err.into()))?;
@@ -89,7 +89,7 @@ fn show(args: &CaShowArgs) -> Result<(), Failure> {
                     })
                 })
                 .collect();
-            println!("{}", json!({ "cas": cas }));
+            outln!("{}", json!({ "cas": cas }))?;
         }
         Format::Text => {
             if shown.is_empty() {
@@ -103,13 +103,13 @@ fn show(args: &CaShowArgs) -> Result<(), Failure> {
                 } else {
                     ""
                 };
-                println!(
+                outln!(
                     "{}  {}  {}{dev}",
                     ca.group,
                     ca.fingerprint,
                     ca.path.display()
-                );
-                println!("  {}", ca.public_line);
+                )?;
+                outln!("  {}", ca.public_line)?;
             }
         }
     }

@@ -506,8 +506,9 @@ pub(crate) struct StoreArgs {
 pub(crate) struct KeygenArgs {
     #[command(flatten)]
     pub(crate) store: StoreArgs,
-    /// Write the private key here (default: `[audit] key_file`); the public key goes to
-    /// `[audit] public_key_file`, or next to it with `.pub` when --out is given.
+    /// Write the private key here (default: `[audit] key_file`); the public key goes next to it,
+    /// `KEY.pem` → `KEY.pub.pem` (the name `audit verify` and `serve` look for), or to
+    /// `[audit] public_key_file` without --out.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
     /// Output format.
@@ -785,12 +786,11 @@ pub(crate) struct McpArgs {
     pub(crate) store: StoreArgs,
 }
 
-#[expect(clippy::print_stdout, reason = "CLI output")]
-pub(crate) fn print_version(args: &VersionArgs) {
+pub(crate) fn print_version(args: &VersionArgs) -> Result<(), crate::Failure> {
     let version = env!("CARGO_PKG_VERSION");
     match args.format {
-        Format::Text => println!("meho {version}"),
-        Format::Json => println!(
+        Format::Text => outln!("meho {version}"),
+        Format::Json => outln!(
             "{}",
             serde_json::json!({ "name": "meho", "version": version })
         ),

@@ -1,17 +1,22 @@
+use meho_config::FileUse;
+
 use crate::Failure;
 use crate::cli::ConfigArgs;
 
-#[expect(clippy::print_stdout, clippy::print_stderr, reason = "CLI output")]
+#[expect(clippy::print_stderr, reason = "CLI output")]
 pub(crate) fn validate(args: &ConfigArgs) -> Result<(), Failure> {
     let config = args.load_required()?;
     for warning in &config.warnings {
         eprintln!("warning: {warning}");
     }
+    // Every file the config names, whichever process reads it: a missing CA key must show
+    // here, not when `serve` starts.
+    config.check_files(&[FileUse::SshCa, FileUse::SignerTls, FileUse::BrokerTls])?;
     let file = config
         .source
         .as_ref()
         .map_or_else(|| "<config>".to_owned(), |p| p.display().to_string());
-    println!(
+    outln!(
         "ok: {file}: {} host(s), {} command polic{}",
         config.hosts.len(),
         config.command_policies.len(),
@@ -20,11 +25,10 @@ pub(crate) fn validate(args: &ConfigArgs) -> Result<(), Failure> {
         } else {
             "ies"
         }
-    );
+    )?;
     Ok(())
 }
 
-#[expect(clippy::print_stdout, reason = "CLI output")]
-pub(crate) fn schema() {
-    print!("{}", meho_config::json_schema());
+pub(crate) fn schema() -> Result<(), Failure> {
+    out!("{}", meho_config::json_schema())
 }

@@ -4,6 +4,9 @@
 //! Exit codes: 0 success (a policy denial is a successful answer), 1 runtime failure, 2 usage or
 //! config error.
 
+// First: its `outln!`/`out!` macros are used by the modules below.
+#[macro_use]
+mod output;
 mod approvals_cmd;
 mod audit_cmd;
 mod ca_cmd;
@@ -12,7 +15,6 @@ mod config_cmd;
 mod freeze_cmd;
 mod grants_cmd;
 mod mcp_cmd;
-mod output;
 mod policy_cmd;
 mod remote;
 mod runtime;
@@ -52,15 +54,9 @@ impl From<meho_config::ConfigError> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Version(args) => {
-            cli::print_version(&args);
-            Ok(())
-        }
+        Command::Version(args) => cli::print_version(&args),
         Command::Config(ConfigCommand::Validate(args)) => config_cmd::validate(&args),
-        Command::Config(ConfigCommand::Schema) => {
-            config_cmd::schema();
-            Ok(())
-        }
+        Command::Config(ConfigCommand::Schema) => config_cmd::schema(),
         Command::Policy(PolicyCommand::Check(args)) => policy_cmd::check(&args),
         Command::Policy(PolicyCommand::Explain(args)) => policy_cmd::explain(&args),
         Command::Serve(args) => serve::run(&args),
@@ -80,6 +76,9 @@ fn main() -> ExitCode {
             report(&message);
             ExitCode::from(2)
         }
+        // The reader went away (`meho audit tail | head -1`): what it wanted it got; end
+        // quietly, as every command that prints does.
+        Err(Failure::Runtime(err)) if output::closed_pipe(&err) => ExitCode::SUCCESS,
         Err(Failure::Runtime(err)) => {
             report(&format!("{err:#}"));
             ExitCode::from(1)

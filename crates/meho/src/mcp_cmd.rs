@@ -12,7 +12,7 @@ use rmcp::ServiceExt as _;
 
 use crate::Failure;
 use crate::cli::McpArgs;
-use crate::runtime::{self, Backplane, Paths, Ssh};
+use crate::runtime::{self, Backplane, Paths, Process, Ssh};
 
 pub(crate) fn run(args: &McpArgs) -> Result<(), Failure> {
     let config = args.store.config.load_or_default()?;
@@ -51,7 +51,7 @@ async fn serve(args: &McpArgs, config: Config) -> Result<(), Failure> {
         args.store.data_dir.as_deref(),
         args.store.store.as_deref(),
     );
-    let backplane = Backplane::open(&config, &paths).await?;
+    let backplane = Backplane::open(&config, &paths, Process::Broker).await?;
     let served = serve_on(&config, &paths, &backplane).await;
     let closed = backplane.close().await;
     served?;
@@ -62,7 +62,7 @@ async fn serve(args: &McpArgs, config: Config) -> Result<(), Failure> {
 async fn serve_on(config: &Config, paths: &Paths, backplane: &Backplane) -> Result<(), Failure> {
     backplane.record_start(config, "mcp").await?;
     let ssh = Ssh::start(config, &paths.data_dir, backplane, false)?;
-    let governance = backplane.governance(config, &config.server.effective_public_url())?;
+    let governance = backplane.governance(config, &config.server.effective_public_url(), None)?;
     let context = Arc::new(McpContext {
         gateway: ssh.gateway()?,
         audit: backplane.audit.clone(),

@@ -29,14 +29,47 @@ pub(crate) fn print_text(text: &str) -> Result<(), Failure> {
     print_raw(&escape_lines(text))
 }
 
-/// `text` exactly, and a newline (unless it ends with one), on stdout: for JSON only.
-pub(crate) fn print_raw(text: &str) -> Result<(), Failure> {
+/// `println!` that returns the write error instead of panicking: a closed pipe ends the command
+/// quietly ([`closed_pipe`]). The only way the CLI prints to stdout (`clippy::print_stdout`).
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` that returns the write error instead of panicking (see [`outln!`]).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(&format!($($arg)*))
+    };
+}
+
+/// Writes `text` exactly to stdout and flushes it.
+pub(crate) fn write_stdout(text: &str) -> Result<(), Failure> {
     let mut stdout = std::io::stdout().lock();
-    let newline = if text.ends_with('\n') { "" } else { "\n" };
-    write!(stdout, "{text}{newline}")
+    stdout
+        .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
         .context("cannot write to stdout")?;
     Ok(())
+}
+
+/// Whether `err` is a write to a reader that went away (EPIPE).
+pub(crate) fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `text` exactly, and a newline (unless it ends with one), on stdout: for JSON only.
+pub(crate) fn print_raw(text: &str) -> Result<(), Failure> {
+    if text.ends_with('\n') {
+        write_stdout(text)
+    } else {
+        write_stdout(&format!("{text}\n"))
+    }
 }
 
 /// A table in the style of `meho audit query`. Every cell is escaped: a newline or tab in a

@@ -39,7 +39,6 @@ fn request<'a>(args: &'a RequestArgs, command: &'a str) -> Request<'a> {
     }
 }
 
-#[expect(clippy::print_stdout, reason = "CLI output")]
 pub(crate) fn check(args: &CheckArgs) -> Result<(), Failure> {
     let config = args.config.load_required()?;
     let host = find_host(&config, &args.request.host)?;
@@ -47,9 +46,9 @@ pub(crate) fn check(args: &CheckArgs) -> Result<(), Failure> {
         .policy
         .decide(&request(&args.request, &args.command), Overlay::default());
     match args.format {
-        Format::Json => println!("{}", decision_json(&decision)?),
+        Format::Json => outln!("{}", decision_json(&decision)?)?,
         // The command and the rule may hold control or bidi characters: escaped for the screen.
-        Format::Text => print!("{}", crate::output::escape_lines(&decision_text(&decision))),
+        Format::Text => out!("{}", crate::output::escape_lines(&decision_text(&decision)))?,
     }
     Ok(())
 }
@@ -120,7 +119,6 @@ fn member_lints<'c>(
         .collect()
 }
 
-#[expect(clippy::print_stdout, reason = "CLI output")]
 pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
     let config = args.config.load_required()?;
     let host = find_host(&config, &args.request.host)?;
@@ -175,7 +173,7 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
             map.insert("steps".into(), serde_json::json!(steps));
             map.insert("decision".into(), serde_json::json!(decision));
         }
-        println!("{body}");
+        outln!("{body}")?;
         return Ok(());
     }
 
@@ -277,6 +275,6 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
             let _ = writeln!(out, "  {line}");
         }
     }
-    print!("{}", crate::output::escape_lines(&out));
+    out!("{}", crate::output::escape_lines(&out))?;
     Ok(())
 }

@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use meho_audit::{
     AuditKey, AuditLog, AuditOptions, InProcessBus, NewRecord, RecordKind, Redactor, Witness,
 };
-use meho_config::{Config, SignerLocation};
+use meho_config::{Config, FileUse, SignerLocation};
 use meho_gateway::{Connector, Gateway};
 use meho_ssh::broker::{SshBroker, SshConnector};
 use meho_ssh::signer::Signer;
@@ -32,17 +32,37 @@ pub(crate) const TENANT: &str = meho_config::SYSTEM_TENANT;
 
 /// Logs to stderr with `MEHO_LOG`, else `level`, as the filter.
 pub(crate) fn init_tracing(level: &str) {
-    let filter = std::env::var("MEHO_LOG")
+    let (directive, filter) = std::env::var("MEHO_LOG")
         .ok()
-        .and_then(|directive| EnvFilter::try_new(directive).ok())
-        .or_else(|| EnvFilter::try_new(level).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .and_then(|d| EnvFilter::try_new(&d).ok().map(|f| (d, f)))
+        .or_else(|| {
+            EnvFilter::try_new(level)
+                .ok()
+                .map(|f| (level.to_owned(), f))
+        })
+        .unwrap_or_else(|| ("info".to_owned(), EnvFilter::new("info")));
+    let filter = quiet_rmcp(&directive, filter);
     tracing_subscriber::fmt()
         .fmt_fields(escaping_fields())
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+/// rmcp logs every request and session at INFO; for meho's operator those are DEBUG lines. So
+/// unless the filter asks for debug output or names `rmcp` itself, rmcp logs warnings and up.
+fn quiet_rmcp(directive: &str, filter: EnvFilter) -> EnvFilter {
+    let verbose = filter
+        .max_level_hint()
+        .is_some_and(|max| max >= tracing::level_filters::LevelFilter::DEBUG);
+    if verbose || directive.contains("rmcp") {
+        return filter;
+    }
+    match "rmcp=warn".parse() {
+        Ok(quiet) => filter.add_directive(quiet),
+        Err(_) => filter,
+    }
 }
 
 /// Log fields as the default formatter writes them, but with every control and bidi character
@@ -98,10 +118,36 @@ pub(crate) struct Backplane {
     instance: String,
 }
 
+/// What a process that opens the backplane goes on to do: it decides which files the config
+/// names must be there before anything is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Process {
+    /// `serve`, `mcp`, `ssh`: the broker, with the in-process signer unless `[ssh] signer_url`.
+    Broker,
+    /// `meho signer`.
+    Signer,
+}
+
+impl Process {
+    fn reads(self, config: &Config) -> &'static [FileUse] {
+        match (self, &config.ssh.signer) {
+            (Process::Signer, _) => &[FileUse::SshCa, FileUse::SignerTls],
+            (Process::Broker, SignerLocation::InProcess { .. }) => &[FileUse::SshCa],
+            (Process::Broker, SignerLocation::Remote { .. }) => &[FileUse::BrokerTls],
+        }
+    }
+}
+
 impl Backplane {
     /// Opens (creating and migrating) the store and starts the audit log, creating the audit key
-    /// pair on first run.
-    pub(crate) async fn open(config: &Config, paths: &Paths) -> Result<Self, Failure> {
+    /// pair on first run. Every file the config names for `process` is checked first, so a
+    /// config that cannot work leaves nothing behind.
+    pub(crate) async fn open(
+        config: &Config,
+        paths: &Paths,
+        process: Process,
+    ) -> Result<Self, Failure> {
+        config.check_files(process.reads(config))?;
         let store = Store::open(&paths.url).await.with_context(|| {
             format!(
                 "cannot open the store at `{}`",
@@ -161,6 +207,7 @@ impl Backplane {
         &self,
         config: &Config,
         public_url: &str,
+        self_approval_hint: Option<String>,
     ) -> Result<Arc<meho_server::hitl::Governance>, Failure> {
         let mut governance = meho_server::hitl::Governance::new(
             &self.store,
@@ -169,6 +216,9 @@ impl Backplane {
             public_url,
             config.hosts.clone(),
         );
+        if let Some(hint) = self_approval_hint {
+            governance = governance.with_self_approval_hint(hint);
+        }
         if !config.webhooks.is_empty() {
             let notifier = meho_notify::Notifier::new(config.webhooks.clone(), self.audit.clone())
                 .context("cannot set up the approval webhooks")?;
@@ -225,13 +275,13 @@ async fn start_audit(config: &Config, data_dir: &Path, store: &Store) -> Result<
 #[derive(Debug)]
 pub(crate) struct Ssh {
     pub(crate) broker: Arc<SshBroker>,
-    /// The dev CA's public line, when dev mode created or reused one.
+    /// The dev CA's public line, when the data directory has one (and `[ca_keys]` is empty).
     pub(crate) dev_ca: Option<String>,
 }
 
 impl Ssh {
-    /// Builds the signer and the broker. `dev` lets [`meho_ssh::setup::load_cas`] create (or
-    /// reuse) the dev CA in the data directory when `[ca_keys]` is empty. With a remote signer no
+    /// Builds the signer and the broker. With `[ca_keys]` empty the data directory's dev CA is
+    /// used when it is there; `dev` (`serve --dev`) also creates it. With a remote signer no
     /// CA key is loaded here: keeping them out of this process is the point of one.
     pub(crate) fn start(
         config: &Config,

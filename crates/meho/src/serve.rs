@@ -6,10 +6,11 @@ use std::time::Duration;
 use anyhow::Context as _;
 use meho_config::Config;
 use meho_server::State;
+use meho_server::auth::{DEV_APPROVER, DevTokens};
 
 use crate::Failure;
 use crate::cli::ServeArgs;
-use crate::runtime::{self, Backplane, Paths, Ssh};
+use crate::runtime::{self, Backplane, Paths, Process, Ssh};
 
 /// How often idle and expired SSH sessions are closed.
 const REAP_EVERY: Duration = Duration::from_secs(5);
@@ -24,9 +25,21 @@ pub(crate) fn run(args: &ServeArgs) -> Result<(), Failure> {
 }
 
 async fn serve(args: &ServeArgs, config: Config) -> Result<(), Failure> {
+    // Everything that can refuse the start is checked before anything is created: the listen
+    // address (dev mode's loopback rule, a busy port) here, the files the config names in
+    // `Backplane::open`.
+    let listen = args.listen.unwrap_or(config.server.listen);
+    if args.dev && !listen.ip().is_loopback() {
+        return Err(Failure::Usage(format!(
+            "--dev serves well-known tokens and binds to loopback only; `{listen}` is not a loopback address"
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on `{listen}`"))?;
     let paths = Paths::new(&config, args.data_dir.as_deref(), args.store.as_deref());
-    let backplane = Backplane::open(&config, &paths).await?;
-    let served = serve_on(args, &config, &paths, &backplane).await;
+    let backplane = Backplane::open(&config, &paths, Process::Broker).await?;
+    let served = serve_on(args, &config, &paths, &backplane, listener).await;
     // A clean shutdown always ends with a signed checkpoint of every chain, also after a failure
     // past this point.
     let closed = backplane.close().await;
@@ -36,11 +49,24 @@ async fn serve(args: &ServeArgs, config: Config) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The dev bearer token: `<data_dir>/dev-token` (mode 0600), created with 32 random bytes on
-/// first run and reused after. The file and the `MEHO_TOKEN=` line are a contract.
-fn dev_token(data_dir: &Path) -> Result<String, Failure> {
+/// The agent's dev token file in the data directory (the file and `MEHO_TOKEN=` are a contract).
+const DEV_TOKEN_FILE: &str = "dev-token";
+/// The approver's dev token file (and `MEHO_APPROVER_TOKEN=`).
+const DEV_APPROVER_TOKEN_FILE: &str = "dev-approver-token";
+
+/// Both dev tokens, each created once (32 random bytes, mode 0600) and reused after.
+fn dev_tokens(data_dir: &Path) -> Result<DevTokens, Failure> {
+    Ok(DevTokens {
+        agent: dev_token(data_dir, DEV_TOKEN_FILE, "meho_dev_")?,
+        approver: dev_token(data_dir, DEV_APPROVER_TOKEN_FILE, "meho_dev_approver_")?,
+    })
+}
+
+/// One dev bearer token: `<data_dir>/<file>` (mode 0600), created with 32 random bytes on first
+/// run and reused after.
+fn dev_token(data_dir: &Path, file: &str, prefix: &str) -> Result<String, Failure> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let path = data_dir.join("dev-token");
+    let path = data_dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => {
             let mode = std::fs::metadata(&path)
@@ -66,7 +92,7 @@ fn dev_token(data_dir: &Path) -> Result<String, Failure> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|err| Failure::Runtime(anyhow::anyhow!("OS RNG: {err}")))?;
-    let token = format!("meho_dev_{}", hex::encode(bytes));
+    let token = format!("{prefix}{}", hex::encode(bytes));
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let mut file = std::fs::OpenOptions::new()
@@ -82,34 +108,21 @@ fn dev_token(data_dir: &Path) -> Result<String, Failure> {
     Ok(token)
 }
 
-#[expect(
-    clippy::print_stdout,
-    reason = "the dev CA, token, connect and listen lines are CLI output scripts read"
-)]
 async fn serve_on(
     args: &ServeArgs,
     config: &Config,
     paths: &Paths,
     backplane: &Backplane,
+    listener: tokio::net::TcpListener,
 ) -> Result<(), Failure> {
-    let listen = args.listen.unwrap_or(config.server.listen);
-    if args.dev && !listen.ip().is_loopback() {
-        return Err(Failure::Usage(format!(
-            "--dev serves a well-known token and binds to loopback only; `{listen}` is not a loopback address"
-        )));
-    }
     // Fail closed: a server that cannot write its first audit record does not serve.
     backplane.record_start(config, "serve").await?;
     let ssh = Ssh::start(config, &paths.data_dir, backplane, args.dev)?;
-    let dev_token = if args.dev {
-        Some(dev_token(&paths.data_dir)?)
+    let dev = if args.dev {
+        Some(dev_tokens(&paths.data_dir)?)
     } else {
         None
     };
-
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on `{listen}`"))?;
     let bound = listener
         .local_addr()
         .context("cannot read the bound address")?;
@@ -124,7 +137,7 @@ async fn serve_on(
     let authenticator = meho_server::auth::Authenticator::new(
         config.auth.clone(),
         config.tenancy_enabled,
-        dev_token.clone(),
+        dev.clone(),
     )
     .map_err(|err| Failure::Runtime(anyhow::anyhow!(err)))?;
     if !authenticator.enabled() {
@@ -138,7 +151,13 @@ async fn serve_on(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{bound}"));
-    let governance = backplane.governance(config, &public_url)?;
+    let hint = args.dev.then(|| {
+        format!(
+            "in dev mode, approve as `{DEV_APPROVER}`: sign in to the console, or pass --token, with MEHO_APPROVER_TOKEN (printed by `meho serve --dev`, kept in {})",
+            paths.data_dir.join(DEV_APPROVER_TOKEN_FILE).display()
+        )
+    });
+    let governance = backplane.governance(config, &public_url, hint)?;
     let public_key_path = config.audit.public_key_path(&paths.data_dir);
     let verify = meho_server::AuditVerify {
         public_key: meho_audit::AuditPublicKey::load(&public_key_path)
@@ -172,24 +191,32 @@ async fn serve_on(
         sessions: (&config.mcp).into(),
     }));
     if let Some(line) = &ssh.dev_ca {
-        println!("meho dev CA (add to sshd TrustedUserCAKeys): {line}");
+        outln!("meho dev CA (add to sshd TrustedUserCAKeys): {line}")?;
     }
-    if let Some(token) = &dev_token {
-        println!("MEHO_TOKEN={token}");
-        println!(
+    if let Some(DevTokens {
+        agent: token,
+        approver,
+    }) = &dev
+    {
+        outln!("MEHO_TOKEN={token}")?;
+        outln!("MEHO_APPROVER_TOKEN={approver}")?;
+        outln!(
             "claude mcp add --transport http meho {resource} --header \"Authorization: Bearer {token}\""
-        );
-        println!(
+        )?;
+        outln!(
             "cursor ~/.cursor/mcp.json: {}",
             serde_json::json!({ "mcpServers": { "meho": {
                 "url": resource,
                 "headers": { "Authorization": format!("Bearer {token}") },
             }}})
-        );
+        )?;
     }
-    println!("meho listening on http://{bound}");
+    // The listen line is the first line without --dev: scripts wait for it.
+    let console_url = format!("{public_url}/console/");
+    outln!("meho listening on http://{bound}")?;
+    outln!("meho console: {console_url}")?;
     let _ = std::io::stdout().flush();
-    tracing::info!(addr = %bound, %resource, console = %format!("{public_url}/console/"), "listening");
+    tracing::info!(addr = %bound, %resource, console = %console_url, "listening");
     let reaper = ssh.broker.spawn_reaper(REAP_EVERY);
     let sweeper = tokio::spawn({
         let governance = governance.clone();

@@ -14,7 +14,7 @@ use serde_json::json;
 
 use crate::Failure;
 use crate::cli::SignerArgs;
-use crate::runtime::{self, Backplane, Paths, TENANT};
+use crate::runtime::{self, Backplane, Paths, Process, TENANT};
 
 /// The `[signer]` settings `meho signer` cannot run without.
 struct Tls {
@@ -94,7 +94,7 @@ async fn signer(args: &SignerArgs, path: &Path, config: Config, tls: &Tls) -> Re
     let cas = load_cas(&config, &paths.data_dir)?;
     let server_tls = meho_ssh::tls::server_config(&tls.cert, &tls.key, &tls.client_ca)
         .context("cannot load the signer's TLS material")?;
-    let backplane = Backplane::open(&config, &paths).await?;
+    let backplane = Backplane::open(&config, &paths, Process::Signer).await?;
     let served = serve(args, path, config, cas, server_tls, &paths, &backplane).await;
     let closed = backplane.close().await;
     served?;
@@ -103,10 +103,6 @@ async fn signer(args: &SignerArgs, path: &Path, config: Config, tls: &Tls) -> Re
     Ok(())
 }
 
-#[expect(
-    clippy::print_stdout,
-    reason = "the listen line is CLI output scripts read"
-)]
 async fn serve(
     args: &SignerArgs,
     path: &Path,
@@ -151,7 +147,7 @@ async fn serve(
             running: config.signer,
         },
     ));
-    println!("meho signer listening on https://{bound}");
+    outln!("meho signer listening on https://{bound}")?;
     let _ = std::io::stdout().flush();
     tracing::info!(addr = %bound, callers = ?allowed_callers, "signer listening");
 

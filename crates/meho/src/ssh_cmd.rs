@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::Failure;
 use crate::cli::{Format, SshCommand, SshCommonArgs, SshExecArgs, SshGetArgs, SshPutArgs};
-use crate::runtime::{self, Backplane, Paths, Ssh};
+use crate::runtime::{self, Backplane, Paths, Process, Ssh};
 
 pub(crate) fn run(command: &SshCommand) -> Result<(), Failure> {
     let common = command.common();
@@ -51,7 +51,7 @@ async fn session(command: &SshCommand, config: &Config) -> Result<u8, Failure> {
         common.store.data_dir.as_deref(),
         common.store.store.as_deref(),
     );
-    let backplane = Backplane::open(config, &paths).await?;
+    let backplane = Backplane::open(config, &paths, Process::Broker).await?;
     let result = call(command, config, &paths, &backplane).await;
     let closed = backplane.close().await;
     let status = result?;
@@ -65,13 +65,12 @@ async fn call(
     paths: &Paths,
     backplane: &Backplane,
 ) -> Result<u8, Failure> {
-    // With no `[ca_keys]`, the dev CA `meho serve --dev` made in this data directory is the one
-    // sshd was told to trust; it is used when present, never created here.
-    let dev = config.ca_keys.is_empty() && meho_ssh::setup::dev_ca_path(&paths.data_dir).is_file();
-    let ssh = Ssh::start(config, &paths.data_dir, backplane, dev)?;
+    // The dev CA `meho serve --dev` made in this data directory is used when present, never
+    // created here.
+    let ssh = Ssh::start(config, &paths.data_dir, backplane, false)?;
     let gateway = Governed {
         gateway: ssh.gateway()?,
-        governance: backplane.governance(config, &config.server.effective_public_url())?,
+        governance: backplane.governance(config, &config.server.effective_public_url(), None)?,
     };
     let caller = Caller::agent(caller_name(command.common()));
     let status = match command {

@@ -187,9 +187,12 @@ fn router_for_dev() -> Router {
 #[tokio::test]
 async fn console_without_a_slash_redirects_and_deep_links_serve_the_same_page() {
     let router = router(oidc_settings());
-    let reply = get(&router, "/console").await;
-    assert!(reply.status.is_redirection(), "{}", reply.status);
-    assert_eq!(reply.header("location"), Some("/console/"));
+    // A browser pointed at the server itself lands on the console too.
+    for path in ["/console", "/"] {
+        let reply = get(&router, path).await;
+        assert!(reply.status.is_redirection(), "{path}: {}", reply.status);
+        assert_eq!(reply.header("location"), Some("/console/"), "{path}");
+    }
     let index = get(&router, "/console/").await.body;
     // Webhook links are `<public_url>/console/#/approvals/<id>`: the fragment never reaches the
     // server, so `/console/` is all it has to serve.

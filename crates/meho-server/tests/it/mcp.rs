@@ -138,6 +138,21 @@ async fn a_caller_with_no_targets_sees_no_target_tools() {
     let mut listed = names(&mcp.list_tools().await);
     listed.sort();
     assert_eq!(listed, ["announce", "approval_status", "list_targets"]);
+    // Shaping the list asked the connector's unaudited view, never made a call.
+    assert_eq!(
+        server.connector.count(),
+        0,
+        "{:?}",
+        server.connector.calls()
+    );
+    let mut mcp = server.connect(&server.token("olga", "a")).await;
+    assert!(names(&mcp.list_tools().await).contains(&"ssh_execute".to_owned()));
+    assert_eq!(
+        server.connector.count(),
+        0,
+        "{:?}",
+        server.connector.calls()
+    );
 }
 
 #[tokio::test]

@@ -64,7 +64,8 @@ async fn a_principal_past_its_cap_gets_429_and_other_principals_are_unaffected()
 
     // Closing one frees its slot, and the closed session is gone.
     let deleted = server.delete_mcp(&alice, &first.session).await;
-    assert!(deleted.status().is_success(), "{}", deleted.status());
+    // What the MCP SDKs expect of a session termination (they log anything else as a failure).
+    assert_eq!(deleted.status(), 204);
     let mut third = server.connect(&alice).await;
     let answer = third.call_tool("list_targets", json!({})).await;
     assert_eq!(answer["result"]["isError"], json!(false), "{answer}");

@@ -369,6 +369,10 @@ impl Connector for TestConnector {
         ]
     }
 
+    fn has_targets<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, bool> {
+        Box::pin(async move { caller.tenant != "lonely" })
+    }
+
     fn call<'a>(
         &'a self,
         caller: &'a Caller,

@@ -787,10 +787,11 @@ fn keygen_out_writes_the_file_and_its_pub_and_prints_json() {
     assert!(output.status.success(), "{}", stderr_of(&output));
     let printed: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
     assert_eq!(printed["private_key"], "keys/signing.pem", "{printed}");
-    assert_eq!(printed["public_key"], "keys/signing.pem.pub", "{printed}");
+    // One naming scheme: `KEY.pem` → `KEY.pub.pem`, as `serve` and `audit verify` look for it.
+    assert_eq!(printed["public_key"], "keys/signing.pub.pem", "{printed}");
 
     let private = work.path().join("keys/signing.pem");
-    let public = work.path().join("keys/signing.pem.pub");
+    let public = work.path().join("keys/signing.pub.pem");
     assert_eq!(mode_of(&private), 0o600);
     let public_pem = std::fs::read_to_string(&public).unwrap();
     let signing =
@@ -818,6 +819,44 @@ fn keygen_out_writes_the_file_and_its_pub_and_prints_json() {
         std::fs::read_to_string(&public).unwrap(),
         public_pem,
         "the public key is untouched"
+    );
+
+    // A config naming the private key finds its public half under the same scheme. (A
+    // command that opens the backplane creates the store and signs its checkpoint first.)
+    let config = work.write("meho.toml", "[audit]\nkey_file = \"keys/signing.pem\"\n");
+    let opened = work
+        .meho()
+        .args(["ssh", "hosts", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(opened.status.success(), "{}", stderr_of(&opened));
+    let verified = work
+        .meho()
+        .args(["audit", "verify", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(verified.status.success(), "{}", stderr_of(&verified));
+    // Without it, verify names the file it looked for and where the name came from.
+    std::fs::remove_file(&public).unwrap();
+    let missing = work
+        .meho()
+        .args(["audit", "verify", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let stderr = stderr_of(&missing);
+    assert!(
+        stderr.contains("keys/signing.pub.pem") && stderr.contains("key_file"),
+        "{stderr}"
     );
 }
 
@@ -1942,4 +1981,57 @@ fn serve_refuses_to_start_without_a_usable_audit_key() {
     assert!(output.status.success(), "{}", stderr_of(&output));
     let page: Value = serde_json::from_str(&stdout_of(&output)).unwrap();
     assert_eq!(page["records"], json!([]), "nothing was recorded");
+}
+
+/// A reader that stops early (`| head -1`) ends every printing command quietly: exit 0, nothing
+/// on stderr (no "Broken pipe" panic). The output is far larger than a pipe's buffer, so the
+/// command is still writing when `head` goes away.
+#[test]
+fn printing_commands_exit_quietly_when_the_reader_goes_away() {
+    let dir = AuditDir::new();
+    let filler = "x".repeat(400);
+    dir.append(
+        (0..600)
+            .map(|i| NewRecord {
+                target: Some(format!("host-{i}")),
+                action: Some(format!("action-{i}-{filler}")),
+                body: json!({ "i": i }),
+                ..NewRecord::new("pipes", RecordKind::Announce, "agent")
+            })
+            .collect(),
+    );
+    let meho = env!("CARGO_BIN_EXE_meho");
+    let data = dir.data.display().to_string();
+    for command in [
+        "audit tail -n 600",
+        "audit query --limit 1000",
+        "audit query --limit 1000 --format json",
+        "audit export --format jsonl",
+        "config schema",
+    ] {
+        let stderr = dir.work.path().join("stderr.txt");
+        let script = format!(
+            "set -o pipefail; '{meho}' {command} {data_arg} 2>'{}' | head -n 1 >/dev/null",
+            stderr.display(),
+            data_arg = if command.starts_with("audit") {
+                format!("--data-dir '{data}'")
+            } else {
+                String::new()
+            }
+        );
+        let status = Process::new("bash")
+            .args(["-c", &script])
+            .current_dir(dir.work.path())
+            .status()
+            .unwrap();
+        let errors = std::fs::read_to_string(&stderr).unwrap();
+        assert!(
+            status.success(),
+            "`{command} | head -1`: {status:?}\n{errors}"
+        );
+        assert!(
+            errors.is_empty(),
+            "`{command} | head -1` printed:\n{errors}"
+        );
+    }
 }

@@ -472,6 +472,60 @@ fn announce(url: &str, token: &str, activity: &str, targets: &[&str]) -> i64 {
 
 // --- 1. the Python SDK over stdio ------------------------------------------------------------
 
+/// What `serve --dev` sets up, `meho mcp` on the same data directory finds: with no `[ca_keys]`,
+/// the stdio server signs with the dev CA that sshd was told to trust (and creates none itself).
+#[test]
+fn stdio_mcp_signs_with_the_dev_ca_that_serve_dev_created() {
+    if !require_python() || !require_sshd("meho mcp (stdio) with the dev CA") {
+        return;
+    }
+    let lab = Lab::without_sshd();
+    let state = lab.state();
+    // `meho mcp` on a data directory without the dev CA creates none.
+    let bare = lab.work.write("bare.toml", "");
+    let (code, out) = py_stdio(&lab.mcp_command(&bare), &["--list-tools"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!state.join("ca").exists(), "meho mcp created a CA");
+    let mut daemon = Daemon::start(
+        &lab.work,
+        &[
+            os("serve"),
+            os("--dev"),
+            os("--config"),
+            os(&bare),
+            os("--data-dir"),
+            os(&state),
+            os("--listen"),
+            os("127.0.0.1:0"),
+        ],
+        "meho listening on ",
+    );
+    assert!(daemon.terminate().success());
+    let sshd_dir = lab.work.path().join("dev-sshd");
+    std::fs::create_dir_all(&sshd_dir).unwrap();
+    let sshd = Sshd::start(&sshd_dir, &state.join("ca").join("ssh_ca_ed25519.pub"));
+    let config = lab.work.write(
+        "meho.toml",
+        &format!(
+            "[hosts.dev]\naddr = \"127.0.0.1:{}\"\nuser = \"root\"\nhost_key = \"{}\"\n",
+            sshd.port, sshd.host_key
+        ),
+    );
+    let execute = call_args(
+        "ssh_execute",
+        &json!({ "server": "dev", "command": "echo signed-by-the-dev-ca" }),
+    );
+    let execute: Vec<&str> = execute.iter().map(String::as_str).collect();
+    let (code, out) = py_stdio(&lab.mcp_command(&config), &execute);
+    assert_eq!(code, 0, "{out}\nsshd:\n{}", sshd.log_text());
+    let call = &out["call"];
+    assert_eq!(call["is_error"], false, "{out}\nsshd:\n{}", sshd.log_text());
+    assert_eq!(
+        call["structured_content"]["stdout"],
+        "signed-by-the-dev-ca\n"
+    );
+}
+
 #[test]
 fn python_sdk_over_stdio_lists_the_tools_and_runs_ssh_execute_on_sshd() {
     if !require_python() || !require_sshd("meho mcp (stdio)") {
@@ -704,7 +758,10 @@ fn serve_dev_prints_a_token_that_connects_and_stays_on_loopback() {
         "meho.toml",
         &format!(
             "[mcp]\nallowed_hosts = [\"meho.example\"]\n{}",
-            lab.host("dev-host", "")
+            lab.host(
+                "dev-host",
+                "command_policy = { mode = \"denylist\", require_approval = ['^echo held'] }"
+            )
         ),
     );
     let state = lab.state();
@@ -718,9 +775,9 @@ fn serve_dev_prints_a_token_that_connects_and_stays_on_loopback() {
         os("--listen"),
         os("127.0.0.1:0"),
     ];
-    let mut daemon = Daemon::start(&lab.work, &args, "meho listening on ");
+    let mut daemon = Daemon::start(&lab.work, &args, "meho console: ");
     let lines = daemon.lines.clone();
-    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines.len(), 7, "{lines:?}");
     assert!(
         lines[0].starts_with("meho dev CA (add to sshd TrustedUserCAKeys): ssh-ed25519 "),
         "{lines:?}"
@@ -733,16 +790,26 @@ fn serve_dev_prints_a_token_that_connects_and_stays_on_loopback() {
         token.starts_with("meho_dev_") && token.len() > 40,
         "{token}"
     );
-    let addr = lines[4].strip_prefix("meho listening on http://").unwrap();
-    let url = format!("http://{addr}/mcp");
+    let approver = lines[2]
+        .strip_prefix("MEHO_APPROVER_TOKEN=")
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .to_owned();
+    assert!(
+        approver.starts_with("meho_dev_") && approver.len() > 40 && approver != token,
+        "{approver}"
+    );
+    let addr = lines[5].strip_prefix("meho listening on http://").unwrap();
+    let base = format!("http://{addr}");
+    assert_eq!(lines[6], format!("meho console: {base}/console/"));
+    let url = format!("{base}/mcp");
     assert_eq!(
-        lines[2],
+        lines[3],
         format!(
             "claude mcp add --transport http meho {url} --header \"Authorization: Bearer {token}\""
         )
     );
     let cursor: Value = serde_json::from_str(
-        lines[3]
+        lines[4]
             .strip_prefix("cursor ~/.cursor/mcp.json: ")
             .unwrap_or_else(|| panic!("{lines:?}")),
     )
@@ -755,11 +822,54 @@ fn serve_dev_prints_a_token_that_connects_and_stays_on_loopback() {
         }}})
     );
 
-    // The token file is private and holds the printed token.
-    let file = state.join("dev-token");
-    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600, "{mode:o}");
-    assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), token);
+    // The token files are private and hold the printed tokens.
+    for (name, printed) in [("dev-token", &token), ("dev-approver-token", &approver)] {
+        let file = state.join(name);
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}: {mode:o}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap().trim(), *printed);
+    }
+    // A browser pointed at the server lands on the console.
+    let (status, head, _) = curl(&[&format!("{base}/")]);
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /console/"), "{head}");
+
+    // Two identities, so that four eyes can be kept on: the agent cannot approve its own held
+    // call (and is told how to approve as someone else); the approver can.
+    let held = call_ok(
+        &url,
+        &token,
+        "ssh_execute",
+        &json!({ "server": "dev-host", "command": "echo held-dev" }),
+    );
+    assert_eq!(held["status"], "pending_approval", "{held}");
+    let id = held["approval_id"].as_str().unwrap();
+    let decide = |bearer: &str| {
+        curl(&[
+            "-X",
+            "POST",
+            "-H",
+            &format!("Authorization: Bearer {bearer}"),
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"reason":"dev walk-through"}"#,
+            &format!("{base}/api/v1/approvals/{id}/approve"),
+        ])
+    };
+    let (status, _, body) = decide(&token);
+    assert_eq!(status, 403, "{body}");
+    let refusal: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refusal["error"], "four_eyes", "{refusal}");
+    let message = refusal["message"].as_str().unwrap();
+    assert!(
+        message.contains("MEHO_APPROVER_TOKEN") && message.contains("dev-approver-token"),
+        "{message}"
+    );
+    let (status, _, body) = decide(&approver);
+    assert_eq!(status, 200, "{body}");
+    let approved: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(approved["decided_by"], "dev-approver", "{approved}");
 
     // A real client connects with it; the dev principal is `dev` in tenant `default`.
     let result = call_ok(&url, &token, "list_targets", &json!({}));
@@ -787,6 +897,7 @@ fn serve_dev_prints_a_token_that_connects_and_stays_on_loopback() {
     // A restart reuses the token.
     let mut again = Daemon::start(&lab.work, &args, "meho listening on ");
     assert_eq!(again.lines[1], format!("MEHO_TOKEN={token}"));
+    assert_eq!(again.lines[2], format!("MEHO_APPROVER_TOKEN={approver}"));
     assert!(again.terminate().success());
 
     // --dev serves a well-known token, so it refuses to listen beyond loopback.
@@ -877,6 +988,9 @@ fn inspector_cli_over_stdio_lists_and_calls_tools() {
         "json",
     ])));
     assert_eq!(inspector_tool_names(&listed), CONTRACT_TOOLS);
+    // Listing the tools is not a call: nothing says the agent listed targets.
+    let listings = |lab: &Lab| lab.audit(&["--action", "list_targets"]).len();
+    assert_eq!(listings(&lab), 0, "tools/list was audited as a call");
 
     let targets = inspect(&refs(&with_server(&[
         "--method",
@@ -887,6 +1001,7 @@ fn inspector_cli_over_stdio_lists_and_calls_tools() {
         "json",
     ])));
     assert_eq!(targets["isError"], false, "{targets}");
+    assert_eq!(listings(&lab), 1, "the agent's own list_targets is audited");
     assert_eq!(
         target_names(&targets["structuredContent"]),
         ["local", "locked"]

@@ -323,6 +323,12 @@ pub fn python_client(args: &[&str]) -> (i32, Value) {
             String::from_utf8_lossy(&output.stderr)
         )
     });
+    // Every session the SDK closes is closed as it expects (200 or 204 to its DELETE).
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("Session termination failed"),
+        "the SDK could not close its session cleanly: {stderr}"
+    );
     (output.status.code().unwrap_or(-1), json)
 }
 

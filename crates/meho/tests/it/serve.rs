@@ -360,6 +360,25 @@ fn port_already_taken_exits_1_naming_the_address() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
     let stderr = stderr_of(&output);
     assert!(stderr.contains(&addr.to_string()), "{stderr}");
+    // The listen address is tried before anything is created.
+    assert!(
+        !work.path().join("state").exists(),
+        "a data directory was created"
+    );
+    // So is dev mode's loopback rule.
+    let output = work
+        .meho()
+        .args(["serve", "--dev", "--listen", "0.0.0.0:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(work.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(
+        !work.path().join("state").exists(),
+        "a data directory was created"
+    );
 }
 
 #[test]

@@ -465,7 +465,7 @@ fn serve_dev_prints_the_dev_ca_before_the_listen_line_and_reuses_it() {
         let mut daemon = Daemon::start(&work, &args, "meho listening on ");
         // The dev CA line comes first, then the dev token and its connect lines (checked in
         // mcp.rs), then the listen line.
-        assert_eq!(daemon.lines.len(), 5, "round {round}: {:?}", daemon.lines);
+        assert_eq!(daemon.lines.len(), 6, "round {round}: {:?}", daemon.lines);
         assert!(
             daemon.lines[1].starts_with("MEHO_TOKEN="),
             "{:?}",
@@ -476,7 +476,7 @@ fn serve_dev_prints_the_dev_ca_before_the_listen_line_and_reuses_it() {
             .unwrap_or_else(|| panic!("round {round}: {:?}", daemon.lines))
             .to_owned();
         assert!(line.starts_with("ssh-ed25519 AAAA"), "{line}");
-        assert!(daemon.lines[4].starts_with("meho listening on http://"));
+        assert!(daemon.lines[5].starts_with("meho listening on http://"));
         let key = data_dir.join("ca").join("ssh_ca_ed25519");
         let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);

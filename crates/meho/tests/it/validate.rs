@@ -181,3 +181,111 @@ fn the_shipped_example_validates_without_warnings() {
     assert_eq!(stderr_of(&output), "", "no warnings, lints included");
     assert!(stdout_of(&output).contains("2 host(s), 2 command policies"));
 }
+
+/// Every file the config names is checked by `config validate`, with the key and its place;
+/// `serve` refuses the same config before it creates anything.
+#[test]
+fn a_missing_ca_key_or_tls_file_fails_validate_and_serve_creates_nothing() {
+    let work = Workdir::new();
+    let missing = work.path().join("nope").join("ssh_ca");
+    let text = format!(
+        "{}\n[ca_keys._default]\npath = \"{}\"\n\n[signer]\ntls_cert = \"{}\"\n",
+        host("a", ""),
+        missing.display(),
+        work.path().join("no-cert.pem").display()
+    );
+    let config = work.write("meho.toml", &text);
+    let output = work
+        .meho()
+        .args(["config", "validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stdout_of(&output));
+    let stderr = stderr_of(&output);
+    let (line, column) = position_of(&text, &format!("\"{}\"", missing.display()));
+    assert!(
+        stderr.contains(&format!(
+            "{}:{line}:{column}: ca_keys._default.path: `{}` does not exist",
+            config.display(),
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("signer.tls_cert: "), "{stderr}");
+
+    let state = work.path().join("state");
+    let output = work
+        .meho()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("ca_keys._default.path"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(!state.exists(), "serve created its data directory first");
+}
+
+/// A missing required key names its table (which host), wherever the table starts.
+#[test]
+fn a_missing_host_key_names_the_host() {
+    let work = Workdir::new();
+    for text in [
+        "[hosts.web1]\naddr = \"10.0.0.5:22\"\nuser = \"deploy\"\n",
+        "[server]\nlisten = \"127.0.0.1:1\"\n\n[hosts]\nweb1 = { addr = \"10.0.0.5:22\", user = \"deploy\" }\n",
+    ] {
+        let config = work.write("meho.toml", text);
+        let output = work
+            .meho()
+            .args(["config", "validate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = stderr_of(&output);
+        let (line, _) = position_of(text, "web1");
+        assert!(
+            stderr.contains(&format!(":{line}:"))
+                && stderr.contains("`hosts.web1`: missing field `host_key`"),
+            "{stderr}"
+        );
+    }
+}
+
+/// A regex error is one line naming the place, never `error: error:`.
+#[test]
+fn an_invalid_regex_is_one_error_line() {
+    let work = Workdir::new();
+    for (text, needle) in [
+        (
+            host(
+                "a",
+                "command_policy = { mode = \"denylist\", deny = ['^(rm'] }",
+            ),
+            "unclosed group (at character 2)",
+        ),
+        (
+            "[audit]\nredact = ['(x']\n".to_owned(),
+            "unclosed group (at character 1)",
+        ),
+    ] {
+        let config = work.write("meho.toml", &text);
+        let output = work
+            .meho()
+            .args(["config", "validate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = stderr_of(&output);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(!stderr.contains("error: error"), "{stderr}");
+    }
+}
