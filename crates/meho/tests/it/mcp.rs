@@ -893,6 +893,23 @@ fn serve_dev_prints_a_token_that_connects_and_stays_on_loopback() {
     assert_eq!(status, 403, "{body}");
     let status = daemon.terminate();
     assert!(status.success(), "{status:?}");
+    // rmcp's per-request INFO lines (sessions created, initialized, cancelled) are debug output
+    // for meho's operator: none at the default level, after all that MCP traffic.
+    // (Its warnings stay: the refused Host above is one.)
+    let log = daemon.log_text();
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(" INFO ") && l.contains("rmcp")),
+        "{log}"
+    );
+    assert!(
+        log.contains("WARN rmcp"),
+        "rmcp's warnings were silenced too: {log}"
+    );
+    assert!(
+        !log.contains('\x1b'),
+        "ANSI colour in a log that is not a terminal: {log}"
+    );
 
     // A restart reuses the token.
     let mut again = Daemon::start(&lab.work, &args, "meho listening on ");
