@@ -21,6 +21,7 @@ mod hitl;
 mod mcp;
 #[allow(dead_code)] // helpers for the MCP tests; not every one is used yet
 mod peers;
+mod readme;
 mod remote_cli;
 mod schemathesis;
 mod serve;
