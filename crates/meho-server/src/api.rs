@@ -1,5 +1,6 @@
-//! The REST API under `/api/v1` (docs/api.md): approvals, grants, freezes, audit, `whoami`, and
-//! its OpenAPI document at `/api/v1/openapi.json`.
+//! The REST API under `/api/v1` (docs/api.md): approvals, grants, freezes, audit, `whoami`, the
+//! activity view (its handlers live in [`crate::activity`]), and its OpenAPI document at
+//! `/api/v1/openapi.json`.
 //!
 //! Invariants:
 //! - Handlers run behind the same bearer-token check as `/mcp`; the verified [`Principal`] is the
@@ -70,7 +71,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             status,
             code,
@@ -78,7 +79,7 @@ impl ApiError {
         }
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
@@ -430,7 +431,7 @@ pub struct DecidedApproval {
     pub waiver: Option<WaiverRef>,
 }
 
-fn limit(
+pub(crate) fn limit(
     value: Option<u32>,
     (default, range): (u32, RangeInclusive<u32>),
 ) -> Result<u32, ApiError> {
@@ -443,6 +444,11 @@ fn limit(
             range.end()
         ))),
     }
+}
+
+/// The schema of a `limit` parameter: an integer in its range, with its default.
+pub(crate) fn limit_schema(limit: (u32, RangeInclusive<u32>)) -> Object {
+    schema::limit(limit)
 }
 
 /// A reason as the API takes it: the one limit every reason shares.
@@ -1038,7 +1044,7 @@ pub struct RecordView {
     pub hash: String,
 }
 
-fn record_view(record: StoredRecord) -> RecordView {
+pub(crate) fn record_view(record: StoredRecord) -> RecordView {
     RecordView {
         body: serde_json::from_str(&record.body).unwrap_or(Value::String(record.body.clone())),
         time: rfc3339(record.ts),
@@ -1221,11 +1227,12 @@ async fn verify_audit(
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "meho API", description = "meho's REST API: approvals, grants, freezes and the audit log. See docs/api.md."),
+    info(title = "meho API", description = "meho's REST API: approvals, grants, freezes, the audit log and the activity folded from it. See docs/api.md."),
     paths(
         whoami, list_approvals, get_approval, approve, deny, create_grant, list_grants, get_grant,
         revoke_grant, create_freeze, list_freezes, get_freeze, lift_freeze, lift_freeze_by_delete,
-        query_audit, get_record, verify_audit
+        query_audit, get_record, verify_audit, crate::activity::list_activity,
+        crate::activity::activity_summary, crate::activity::get_call
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &Contract),
@@ -1257,12 +1264,14 @@ impl utoipa::Modify for BearerAuth {
 /// What every operation shares, added in one place so no operation can miss it: the errors any
 /// request can meet (a malformed path or query, a missing or bad token, an unreachable issuer, a
 /// failing store), the body errors of operations that take one, the enums of views declared
-/// outside this module, and the deprecation of the query-string lift.
+/// outside this module, the deprecation of the query-string lift, and that no string a request
+/// sends may hold NUL (the extractors refuse it: PostgreSQL text cannot hold it).
 struct Contract;
 
 impl utoipa::Modify for Contract {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::Deprecated;
+        let mut bodies = std::collections::BTreeSet::new();
         for (path, item) in &mut openapi.paths.paths {
             let deprecated_delete = path == "/api/v1/freezes/{id}";
             let operations = [
@@ -1276,6 +1285,22 @@ impl utoipa::Modify for Contract {
                 };
                 if deprecated {
                     operation.deprecated = Some(Deprecated::True);
+                }
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if let Some(RefOr::T(schema)) = parameter.schema.as_mut() {
+                        schema::forbid_nul(schema);
+                    }
+                }
+                for content in operation
+                    .request_body
+                    .iter()
+                    .flat_map(|body| body.content.values())
+                {
+                    if let Some(RefOr::Ref(reference)) = &content.schema
+                        && let Some(name) = reference.ref_location.rsplit('/').next()
+                    {
+                        bodies.insert(name.to_owned());
+                    }
                 }
                 let responses = &mut operation.responses.responses;
                 // The one 401 the resource server gives, whatever an annotation said.
@@ -1314,6 +1339,13 @@ impl utoipa::Modify for Contract {
                             "the body is not sent as `application/json` (`unsupported_media_type`)",
                         ),
                     );
+                }
+            }
+        }
+        if let Some(components) = openapi.components.as_mut() {
+            for name in &bodies {
+                if let Some(RefOr::T(body)) = components.schemas.get_mut(name) {
+                    schema::forbid_nul(body);
                 }
             }
         }
@@ -1364,7 +1396,7 @@ fn unauthorized_response() -> utoipa::openapi::Response {
 /// Integers as JSON Schema counts them: `600.0` is the integer 600, so a field the document
 /// calls an integer takes any number without a fractional part (and, in a query string, its
 /// text), within the field's range.
-mod integral {
+pub(crate) mod integral {
     use std::fmt;
     use std::marker::PhantomData;
 
@@ -1433,13 +1465,13 @@ mod integral {
         }
     }
 
-    pub(super) fn required<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+    pub(crate) fn required<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
         d: D,
     ) -> Result<T, D::Error> {
         d.deserialize_any(Integral(PhantomData))
     }
 
-    pub(super) fn optional<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+    pub(crate) fn optional<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
         d: D,
     ) -> Result<Option<T>, D::Error> {
         d.deserialize_option(Optional(PhantomData))
@@ -1476,7 +1508,7 @@ mod schema {
         enumeration(meho_audit::RecordKind::ALL.map(meho_audit::RecordKind::as_str)).build()
     }
 
-    fn limit((default, range): (u32, RangeInclusive<u32>)) -> Object {
+    pub(super) fn limit((default, range): (u32, RangeInclusive<u32>)) -> Object {
         ObjectBuilder::new()
             .schema_type(Type::Integer)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
@@ -1523,13 +1555,76 @@ mod schema {
         seconds(true)
     }
 
-    /// Required text: 1 to `max` characters as sent, not all blank (what the store trims).
+    /// A string with no NUL in it: what every string of a request must be.
+    pub(super) const NO_NUL: &str = "^[^\\u0000]*$";
+
+    /// Required text: 1 to `max` characters as sent, not all blank (what the store trims), no
+    /// NUL.
     fn text(max: usize) -> ObjectBuilder {
+        // The not-blank class (`[^<blanks>]`) with NUL added to what it excludes.
+        let not_blank = meho_approvals::not_blank_pattern();
+        let not_blank_nor_nul = not_blank
+            .strip_prefix("[^")
+            .map_or_else(|| not_blank.clone(), |rest| format!("[^\\u0000{rest}"));
         ObjectBuilder::new()
             .schema_type(Type::String)
             .min_length(Some(1))
             .max_length(Some(max))
-            .pattern(Some(meho_approvals::not_blank_pattern()))
+            .pattern(Some(format!("^[^\\u0000]*{not_blank_nor_nul}[^\\u0000]*$")))
+    }
+
+    /// Adds [`NO_NUL`] to every string of `schema` (properties and variants included) that names
+    /// no values and no pattern of its own (the patterns here exclude NUL already).
+    pub(super) fn forbid_nul(schema: &mut Schema) {
+        let is_string = |kind: &SchemaType| match kind {
+            SchemaType::Type(Type::String) => true,
+            SchemaType::Array(kinds) => kinds.contains(&Type::String),
+            _ => false,
+        };
+        match schema {
+            Schema::Object(object) => {
+                if is_string(&object.schema_type)
+                    && object.enum_values.is_none()
+                    && object.pattern.is_none()
+                {
+                    object.pattern = Some(NO_NUL.to_owned());
+                }
+                for property in object.properties.values_mut() {
+                    if let RefOr::T(property) = property {
+                        forbid_nul(property);
+                    }
+                }
+            }
+            Schema::OneOf(one_of) => {
+                for item in &mut one_of.items {
+                    if let RefOr::T(item) = item {
+                        forbid_nul(item);
+                    }
+                }
+            }
+            Schema::AllOf(all_of) => {
+                for item in &mut all_of.items {
+                    if let RefOr::T(item) = item {
+                        forbid_nul(item);
+                    }
+                }
+            }
+            Schema::AnyOf(any_of) => {
+                for item in &mut any_of.items {
+                    if let RefOr::T(item) = item {
+                        forbid_nul(item);
+                    }
+                }
+            }
+            Schema::Array(array) => {
+                if let utoipa::openapi::schema::ArrayItems::RefOrSchema(item) = &mut array.items
+                    && let RefOr::T(item) = item.as_mut()
+                {
+                    forbid_nul(item);
+                }
+            }
+            _ => {}
+        }
     }
 
     pub(super) fn reason() -> Object {
@@ -1619,6 +1714,12 @@ pub(crate) fn guarded() -> Router<Arc<McpState>> {
         .route("/api/v1/audit", get(query_audit))
         .route("/api/v1/audit/verify", get(verify_audit))
         .route("/api/v1/audit/{id}", get(get_record))
+        .route("/api/v1/activity", get(crate::activity::list_activity))
+        .route(
+            "/api/v1/activity/summary",
+            get(crate::activity::activity_summary),
+        )
+        .route("/api/v1/calls/{id}", get(crate::activity::get_call))
 }
 
 /// The routes anyone may read.

@@ -9,6 +9,7 @@
 //! - Nothing under `/mcp` or `/api` runs before the bearer token is verified; the verified
 //!   [`auth::Principal`] travels in the request's extensions and is the only identity handlers use.
 
+pub mod activity;
 pub mod api;
 pub mod auth;
 pub mod console;
@@ -196,8 +197,8 @@ fn mcp_routes(mcp: Arc<McpState>) -> Router<State> {
         .nest_service("/mcp", service)
         // Inside authentication: only a verified caller's malformed message gets an answer.
         .layer(middleware::from_fn(jsonrpc_errors))
-        .route("/api/v1/feed", get(feed::stream))
         .layer(middleware::from_fn(session_closed))
+        .route("/api/v1/feed", get(feed::stream))
         .merge(api::guarded())
         // Layers run outside-in: the token is checked before any body is read.
         .layer(middleware::from_fn(limit_body))
@@ -329,7 +330,6 @@ fn too_large_response() -> Response {
         .into_response()
 }
 
-/// Refuses bodies over [`MAX_MCP_BODY_BYTES`]: by `Content-Length` up front, and by counting
 /// A closed session is answered `204 No Content`. rmcp answers a client's `DELETE /mcp` with
 /// `202 Accepted`, which the MCP SDKs (which expect 200 or 204) log as a failed termination on
 /// every disconnect; the session is closed by then either way.
@@ -344,6 +344,7 @@ async fn session_closed(request: Request, next: Next) -> Response {
     response
 }
 
+/// Refuses bodies over [`MAX_MCP_BODY_BYTES`]: by `Content-Length` up front, and by counting
 /// for streamed bodies.
 async fn limit_body(request: Request, next: Next) -> Response {
     let declared = request

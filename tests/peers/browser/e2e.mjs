@@ -7,7 +7,8 @@
 //      authorization code + PKCE, login name $E2E_LOGIN), and checks who the console says is
 //      signed in, that no code is left in the address bar and that nothing sits in localStorage,
 //      sessionStorage or cookies;
-//   2. finds the pending approval $E2E_APPROVAL_ID, checks it shows exactly $E2E_COMMAND, types
+//   2. lands on the Activity page, where the held call is a row, then finds the pending approval
+//      $E2E_APPROVAL_ID on the Approvals page, checks it shows exactly $E2E_COMMAND, types
 //      $E2E_REASON, takes the screenshot $E2E_SCREENSHOT of the approvals page, clicks Approve and
 //      waits for the console to confirm;
 //   3. opens the approval's detail view, the live feed (which must show the approval event) and the
@@ -165,6 +166,10 @@ try {
   }
 
   step = 'find the pending approval';
+  // The console opens on Activity; the held call is there too, and on the Approvals page.
+  await page.locator('#page-activity').waitFor({ state: 'visible' });
+  await page.locator(`tr[data-testid="activity-row"][data-call-id="${approvalId}"][data-decision="held"]`).waitFor({ state: 'visible' });
+  await page.locator('[data-testid="nav-approvals"]').click();
   await page.locator('#page-approvals').waitFor({ state: 'visible' });
   const row = page.locator(`tr[data-testid="approval-row"][data-approval-id="${approvalId}"]`);
   await row.waitFor({ state: 'visible' });
@@ -226,7 +231,10 @@ try {
   await page.locator('#audit-verify[data-state="ok"], #audit-verify[data-state="broken"], #audit-verify[data-state="failed"]').waitFor();
   result.verify = { state: await verify.getAttribute('data-state'), text: (await verify.textContent()).trim() };
   if (result.verify.state !== 'ok') throw new Error(`the audit chain check says ${result.verify.text}`);
-  await auditRows.first().click();
+  await auditRows.first().locator('[data-testid="audit-link"]').click();
+  await page.locator('#audit-record-fields dd[data-field="approval_id"]').filter({ hasText: approvalId }).waitFor({ state: 'visible' });
+  // The raw record is behind its toggle.
+  await page.locator('[data-testid="audit-record-raw-toggle"]').click();
   const record = page.locator('#audit-record');
   await record.filter({ hasText: approvalId }).waitFor({ state: 'visible' });
   result.audit_record = JSON.parse(await record.textContent());

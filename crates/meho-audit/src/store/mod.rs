@@ -145,6 +145,18 @@ pub trait AuditStore: Send + Sync + std::fmt::Debug {
     /// One record by id.
     fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredRecord>, AuditError>>;
 
+    /// The records of `tenant` that carry one of `call_ids` or one of `approval_ids`, oldest
+    /// first: everything the log holds about those calls, read through the call and approval
+    /// indexes (the activity view folds calls from them). `limit` bounds the work, it is not a
+    /// page: when more records match, which ones are left out is unspecified.
+    fn linked<'a>(
+        &'a self,
+        tenant: &'a str,
+        call_ids: &'a [String],
+        approval_ids: &'a [String],
+        limit: u32,
+    ) -> BoxFuture<'a, Result<Vec<StoredRecord>, AuditError>>;
+
     /// Stores a signed checkpoint.
     fn insert_checkpoint<'a>(
         &'a self,

@@ -19,6 +19,9 @@ use crate::verify::{ChainChecker, check_chain_by_pages};
 /// Rows per multi-row INSERT: 15 binds each stays far below SQLite's 32766 limit.
 const INSERT_CHUNK: usize = 500;
 
+/// Ids per `IN (…)` list of `linked`, so a read stays far below every backend's bind limit.
+const LINKED_CHUNK: usize = 500;
+
 const RECORD_COLUMNS: &str = "row_id, id, tenant, seq, ts, kind, principal, target, action, outcome, \
      session_id, approval_id, call_id, body, prev_hash, hash";
 
@@ -213,6 +216,37 @@ where
     }
 }
 
+/// `SELECT … WHERE (tenant || '') = ? AND <column> IN (ids) LIMIT ?`: seeks in the partial index on
+/// `column` (`audit_records_call`, `audit_records_approval`). No `ORDER BY`: sorting by `row_id`
+/// in SQL would tempt the planner into walking the tenant's whole `(tenant, row_id)` index; the
+/// caller orders the few rows it gets.
+fn push_linked<DB: sqlx::Database>(
+    qb: &mut QueryBuilder<DB>,
+    tenant: &str,
+    column: &str,
+    ids: &[String],
+    limit: u32,
+) where
+    for<'q> String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    // `tenant || ''` is no indexed column, so SQLite seeks the id index instead of walking the
+    // tenant's `(tenant, ts)` index (it picks that one without statistics); the tenant is still
+    // checked on every row. PostgreSQL's planner reads the same query by its statistics.
+    qb.push(format!(
+        "SELECT {RECORD_COLUMNS} FROM audit_records WHERE (tenant || '') = "
+    ))
+    .push_bind(tenant.to_owned())
+    .push(" AND ")
+    .push(column)
+    .push(" IN (");
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(id.clone());
+    }
+    qb.push(") LIMIT ").push_bind(i64::from(limit));
+}
+
 /// The backend-independent half of `AuditStore`, for one sqlx database type.
 macro_rules! backend {
     ($name:ident, $pool:ty, $db:ty) => {
@@ -318,6 +352,38 @@ macro_rules! backend {
                         .await
                         .map_err(store_err)?;
                     Ok(row.map(StoredRecord::from))
+                })
+            }
+
+            fn linked<'a>(
+                &'a self,
+                tenant: &'a str,
+                call_ids: &'a [String],
+                approval_ids: &'a [String],
+                limit: u32,
+            ) -> BoxFuture<'a, Result<Vec<StoredRecord>, AuditError>> {
+                Box::pin(async move {
+                    // One record can carry both ids: collect by row, once.
+                    let mut found: BTreeMap<i64, StoredRecord> = BTreeMap::new();
+                    let lists = [("call_id", call_ids), ("approval_id", approval_ids)];
+                    for (column, ids) in lists {
+                        for chunk in ids.chunks(LINKED_CHUNK) {
+                            let mut qb = QueryBuilder::<$db>::new("");
+                            push_linked(&mut qb, tenant, column, chunk, limit);
+                            let rows: Vec<RecordRow> = qb
+                                .build_query_as()
+                                .fetch_all(&self.pool)
+                                .await
+                                .map_err(store_err)?;
+                            for row in rows {
+                                found.entry(row.row_id).or_insert_with(|| row.into());
+                            }
+                        }
+                    }
+                    Ok(found
+                        .into_values()
+                        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                        .collect())
                 })
             }
 
@@ -555,7 +621,7 @@ mod plans {
 
     use sqlx::{QueryBuilder, Sqlite};
 
-    use super::{RECORD_COLUMNS, push_filter, push_page};
+    use super::{RECORD_COLUMNS, push_filter, push_linked, push_page};
     use crate::store::{Filter, Page};
 
     async fn plan(store: &meho_store::Store, filter: &Filter, page: Page) -> String {
@@ -690,6 +756,32 @@ mod plans {
         )
         .await;
         assert!(plan.contains("audit_records_ts"), "{plan}");
+        store.close().await;
+    }
+
+    /// `linked` (the activity view's fold) seeks the call and approval indexes; it never walks a
+    /// tenant's records.
+    #[tokio::test]
+    async fn linked_reads_seek_the_call_and_approval_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}/plan.db", dir.path().display());
+        let store = meho_store::Store::open(&url).await.expect("store");
+        let meho_store::Pool::Sqlite(pool) = store.pool() else {
+            panic!("sqlite store expected");
+        };
+        let ids: Vec<String> = (0..40).map(|i| format!("id-{i}")).collect();
+        for (column, index) in [
+            ("call_id", "audit_records_call"),
+            ("approval_id", "audit_records_approval"),
+        ] {
+            let mut qb = QueryBuilder::<Sqlite>::new("EXPLAIN QUERY PLAN ");
+            push_linked(&mut qb, "default", column, &ids, 1000);
+            let rows: Vec<(i64, i64, i64, String)> =
+                qb.build_query_as().fetch_all(pool).await.expect("plan");
+            let plan = rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ");
+            assert!(plan.contains(index), "{column}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{column} sorts: {plan}");
+        }
         store.close().await;
     }
 }

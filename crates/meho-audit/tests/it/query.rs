@@ -70,7 +70,8 @@ fn expected(model: &[StoredRecord], keep: impl Fn(&StoredRecord) -> bool) -> Vec
 
 both_backends!(
     filters_return_exactly_the_matching_records,
-    keyset_pagination_visits_every_record_once
+    keyset_pagination_visits_every_record_once,
+    linked_reads_the_records_of_named_calls_and_approvals_in_one_tenant
 );
 
 /// Each filter returns exactly the matching records; `get` finds records by id.
@@ -365,5 +366,99 @@ async fn keyset_pagination_visits_every_record_once(fx: Fixture) {
     let mut want: Vec<&str> = ids(&all[145..150]);
     want.reverse();
     assert_eq!(ids(&newer), want);
+    log.shutdown().await.unwrap();
+}
+
+/// `linked` returns exactly the records of one tenant carrying one of the call ids or approval
+/// ids, oldest first and each once (a record with both ids too), across id lists longer than one
+/// `IN (…)` chunk; another tenant's records never, whatever ids are asked for.
+async fn linked_reads_the_records_of_named_calls_and_approvals_in_one_tenant(fx: Fixture) {
+    let log = fx.start_log(1000).await;
+    for i in 0..N {
+        log.append(nth(i)).await.unwrap();
+    }
+    let mut model: Vec<StoredRecord> = Vec::new();
+    for tenant in TENANTS {
+        model.extend(fx.records(tenant).await);
+    }
+    let store = fx.audit();
+    let strings = |ids: &[&str]| ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let ascending = |keep: &dyn Fn(&StoredRecord) -> bool| {
+        let mut matching: Vec<&StoredRecord> = model.iter().filter(|r| keep(r)).collect();
+        matching.sort_by_key(|r| r.row);
+        matching
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<Vec<String>>()
+    };
+    let got_ids = |records: Vec<StoredRecord>| {
+        assert!(
+            records.windows(2).all(|w| w[0].row < w[1].row),
+            "oldest first, once"
+        );
+        records.into_iter().map(|r| r.id).collect::<Vec<String>>()
+    };
+
+    // Call ids and an approval id; `call-75` also carries `appr-42` (75 is a multiple of 25).
+    let calls = strings(&[
+        "call-0",
+        "call-3",
+        "call-75",
+        "call-150",
+        "call-1",
+        "call-none",
+    ]);
+    let approvals = strings(&["appr-42"]);
+    let got = store.linked("t-a", &calls, &approvals, 1000).await.unwrap();
+    let want = ascending(&|r| {
+        r.tenant == "t-a"
+            && (r
+                .call_id
+                .as_deref()
+                .is_some_and(|c| calls.iter().any(|x| x == c))
+                || r.approval_id.as_deref() == Some("appr-42"))
+    });
+    assert!(
+        want.len() >= 5,
+        "the model gives a meaningful answer: {want:?}"
+    );
+    assert_eq!(got_ids(got), want);
+
+    // Only approvals, only calls, nothing.
+    let got = store.linked("t-b", &[], &approvals, 1000).await.unwrap();
+    let want = ascending(&|r| r.tenant == "t-b" && r.approval_id.as_deref() == Some("appr-42"));
+    assert!(!want.is_empty());
+    assert_eq!(got_ids(got), want);
+    assert!(
+        store
+            .linked("t-a", &[], &[], 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // More ids than one chunk: every call of t-c, and nothing of another tenant.
+    let many: Vec<String> = (0..1200).map(|i| format!("call-{i}")).collect();
+    let got = store.linked("t-c", &many, &[], 10_000).await.unwrap();
+    assert_eq!(got_ids(got), ascending(&|r| r.tenant == "t-c"));
+    // `call-1` is t-b's (1 % 3): asked in t-a, it does not exist.
+    assert!(
+        store
+            .linked("t-a", &strings(&["call-1", "call-2"]), &[], 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .linked("t-zzz", &many, &approvals, 1000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // `limit` bounds what comes back.
+    let capped = store.linked("t-c", &many, &approvals, 7).await.unwrap();
+    assert!(capped.len() <= 7 && !capped.is_empty(), "{}", capped.len());
     log.shutdown().await.unwrap();
 }

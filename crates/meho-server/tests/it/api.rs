@@ -428,7 +428,12 @@ fn the_openapi_document_states_every_constraint_the_handlers_enforce() {
         }
     }
     let schemas = &doc["components"]["schemas"];
-    let pattern = meho_approvals::not_blank_pattern();
+    // Not blank (a character outside the blanks), and no NUL anywhere.
+    let blanks = meho_approvals::not_blank_pattern();
+    let pattern = format!(
+        "^[^\\u0000]*[^\\u0000{}[^\\u0000]*$",
+        blanks.strip_prefix("[^").unwrap()
+    );
     for (schema, field) in [
         ("DecisionBody", "reason"),
         ("DenyBody", "reason"),
@@ -500,6 +505,60 @@ fn the_openapi_document_states_every_constraint_the_handlers_enforce() {
         .collect();
     assert_eq!(param("/api/v1/audit", "kind")["enum"], json!(kinds));
     assert_eq!(param("/api/v1/audit", "since")["format"], "date-time");
+    // The activity view's filters, and its limit.
+    let limit = param("/api/v1/activity", "limit");
+    assert_eq!(
+        (limit["minimum"].clone(), limit["maximum"].clone()),
+        (json!(1), json!(200))
+    );
+    assert_eq!(
+        param("/api/v1/activity", "tier")["enum"],
+        json!(["read", "write", "destructive"])
+    );
+    assert_eq!(
+        param("/api/v1/activity", "decision")["enum"],
+        json!([
+            "allowed",
+            "denied",
+            "held",
+            "approved",
+            "rejected",
+            "expired",
+            "announced"
+        ])
+    );
+    // No string a request sends may hold NUL (the extractors refuse it), and the document says
+    // so for every free string: parameters and body fields alike.
+    let no_nul = "^[^\\u0000]*$";
+    for (method, path) in operations(&doc) {
+        let operation = &doc["paths"][&path][method.as_str().to_lowercase()];
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            let schema = &parameter["schema"];
+            let is_string = schema["type"] == "string"
+                || schema["type"]
+                    .as_array()
+                    .is_some_and(|t| t.contains(&json!("string")));
+            if is_string && schema["enum"].is_null() {
+                assert!(
+                    schema["pattern"].is_string(),
+                    "{method} {path} `{}` may hold NUL: {schema}",
+                    parameter["name"]
+                );
+            }
+        }
+    }
+    assert_eq!(param("/api/v1/activity", "agent")["pattern"], no_nul);
+    assert_eq!(param("/api/v1/audit", "principal")["pattern"], no_nul);
+    for (schema, field) in [
+        ("NewGrantBody", "target"),
+        ("NewGrantBody", "pattern"),
+        ("LiftBody", "reason"),
+    ] {
+        assert_eq!(
+            schemas[schema]["properties"][field]["pattern"], no_nul,
+            "{schema}.{field}"
+        );
+    }
     // The lift takes its reason in the body; the query form is deprecated.
     assert!(doc["paths"]["/api/v1/freezes/{id}/lift"]["post"]["requestBody"].is_object());
     assert_eq!(

@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+mod activity;
 mod api;
 mod auth;
 mod console;

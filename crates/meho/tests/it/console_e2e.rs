@@ -432,6 +432,8 @@ try {
   await page.locator('#whoami[data-subject]').waitFor({ state: 'attached' });
 
   step = 'the approvals list';
+  await page.locator('#page-activity').waitFor({ state: 'visible' });
+  await page.locator('[data-testid="nav-approvals"]').click();
   const row = page.locator(`tr[data-testid="approval-row"][data-approval-id="${approvalId}"]`);
   await row.waitFor({ state: 'visible' });
   result.row = {
@@ -478,8 +480,11 @@ try {
   const records = await api('GET', '/api/v1/audit?kind=freeze&limit=1');
   const recordId = records.records[0].id;
   await page.evaluate((h) => { window.location.hash = h; }, `#/audit/${recordId}`);
+  await page.locator('#audit-record-fields dd[data-field="kind"]').filter({ hasText: 'freeze' }).waitFor({ state: 'visible' });
+  await page.locator('[data-testid="audit-record-raw-toggle"]').click();
   await page.locator('#audit-record').filter({ hasText: recordId }).waitFor({ state: 'visible' });
   result.audit_record = await text('#audit-record');
+  result.audit_fields = await text('#audit-record-fields');
 
   step = 'page health';
   if (problems.length) throw new Error(problems.join('; '));
@@ -604,6 +609,12 @@ fn the_console_shows_forged_text_as_visible_escapes_in_every_view() {
         ],
     );
     assert_shown("live feed", &field("/feed"), &[REASON_SHOWN]);
+    // The record's human view, above its raw JSON.
+    assert_shown(
+        "audit record fields",
+        &field("/audit_fields"),
+        &[NAME_SHOWN, REASON_SHOWN],
+    );
 }
 
 #[test]
@@ -653,4 +664,461 @@ fn the_console_escape_matches_the_rust_escape_for_every_character() {
     for (js, rust) in out.iter().zip(&expected) {
         assert_eq!(js.as_str(), Some(rust.as_str()), "console and CLI differ");
     }
+}
+
+/// `POST url` with a bearer token and a JSON body: the status and the JSON answer.
+fn post_json(url: &str, token: &str, body: &Value) -> (u16, Value) {
+    let output = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+        ])
+        .args(["-H", "Content-Type: application/json", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg("--data-binary")
+        .arg(body.to_string())
+        .arg(url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (answer, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    let json = serde_json::from_str(answer).unwrap_or(Value::Null);
+    (status.trim().parse().unwrap_or(0), json)
+}
+
+/// A tool call of the agent over Streamable HTTP: the `call` object (errors included).
+fn agent_try(url: &str, token: &str, tool: &str, arguments: &Value) -> Value {
+    let arguments = arguments.to_string();
+    let (code, out) = python_client(&[
+        "http",
+        url,
+        "--token",
+        token,
+        "--timeout",
+        "90",
+        "--call",
+        tool,
+        "--args",
+        &arguments,
+    ]);
+    assert_eq!(code, 0, "{tool} {arguments}: {out}");
+    out["call"].clone()
+}
+
+/// Every page of the console against `meho serve --dev`, after real agent calls over MCP on a
+/// real sshd: the Activity page (counters, the chart by decision and by tier, one timeline row
+/// per call, a filter, a live update), a timeline row reached and opened by keyboard, the call
+/// detail with its records and chain status, the audit search with its raw toggle, a freeze and
+/// a grant created and taken back (and the API's refusals shown), an approval decided, and every
+/// page at 800 px without sideways scrolling. A forged command (ESC, C1, DEL, U+202E) shows as
+/// visible escapes in the timeline. Screenshots: `target/test-artifacts/console-*.png`.
+#[test]
+fn the_console_pages_show_each_call_once_update_live_and_work_by_keyboard_and_at_800_px() {
+    if !require_python() || !require_browser() || !require_sshd("the console pages") {
+        return;
+    }
+    let work = Workdir::new();
+    let (ca, _) = ca_init(&work, "ca_key");
+    let sshd = Sshd::start(work.path(), &meho_ca_pub(&ca));
+    let config = work.write(
+        "meho.toml",
+        &format!(
+            "[ca_keys._default]\npath = \"{ca}\"\n\n\
+             [hosts.web]\naddr = \"127.0.0.1:{port}\"\nuser = \"root\"\nhost_key = \"{key}\"\n\
+             command_policy = {{ mode = \"allowlist\", allow = ['^echo [a-z-]+$', '^uptime$', '^false$'], \
+             require_approval = ['^echo held-'] }}\n",
+            ca = ca.display(),
+            port = sshd.port,
+            key = sshd.host_key,
+        ),
+    );
+    let state = work.path().join("state");
+    let mut daemon = Daemon::start(
+        &work,
+        &[
+            os("serve"),
+            os("--dev"),
+            os("--config"),
+            os(&config),
+            os("--data-dir"),
+            os(&state),
+            os("--listen"),
+            os("127.0.0.1:0"),
+        ],
+        "meho listening on ",
+    );
+    let line = |prefix: &str| {
+        daemon
+            .lines
+            .iter()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in {:?}", daemon.lines))
+            .to_owned()
+    };
+    let agent = line("MEHO_TOKEN=");
+    let approver = line("MEHO_APPROVER_TOKEN=");
+    let base = format!("http://{}", line("meho listening on http://"));
+    let url = format!("{base}/mcp");
+    let exec = |command: &str| {
+        agent_try(
+            &url,
+            &agent,
+            "ssh_execute",
+            &json!({ "server": "web", "command": command }),
+        )
+    };
+
+    // The agent's calls: two that run, two refusals (one forged), three held.
+    let hello = exec("echo hello");
+    assert_eq!(hello["structured_content"]["stdout"], "hello\n", "{hello}");
+    let failed = exec("false");
+    assert_eq!(failed["structured_content"]["exit_code"], 1, "{failed}");
+    assert_eq!(exec("rm -rf /tmp/x")["is_error"], true);
+    assert_eq!(exec(forged::COMMAND)["is_error"], true);
+    let hold = |command: &str| {
+        let held = exec(command);
+        assert_eq!(
+            held["structured_content"]["status"], "pending_approval",
+            "{held}"
+        );
+        held["structured_content"]["approval_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let approved = hold("echo held-approved");
+    let live = hold("echo held-live");
+    let ui = hold("echo held-ui");
+    // Four eyes: the agent's own token cannot approve; the approver's can.
+    let (status, refused) = post_json(
+        &format!("{base}/api/v1/approvals/{approved}/approve"),
+        &agent,
+        &json!({ "reason": "my own call" }),
+    );
+    assert_eq!(
+        (status, &refused["error"]),
+        (403, &json!("four_eyes")),
+        "{refused}"
+    );
+    let (status, decided) = post_json(
+        &format!("{base}/api/v1/approvals/{approved}/approve"),
+        &approver,
+        &json!({ "reason": "change CHG-1: console pages" }),
+    );
+    assert_eq!(status, 200, "{decided}");
+    let collected = agent_try(
+        &url,
+        &agent,
+        "approval_status",
+        &json!({ "approval_id": approved, "wait_seconds": 30 }),
+    );
+    assert_eq!(
+        collected["structured_content"]["result"]["stdout"], "held-approved\n",
+        "{collected}"
+    );
+
+    let artifacts = artifacts_dir();
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shots = [
+        "console-activity.png",
+        "console-call.png",
+        "console-audit.png",
+        "console-freezes.png",
+        "console-grants.png",
+        "console-approvals-dev.png",
+        "console-activity-800.png",
+        "console-call-800.png",
+        "console-approvals-800.png",
+        "console-freezes-800.png",
+        "console-grants-800.png",
+        "console-audit-800.png",
+        "console-feed-800.png",
+    ];
+    for name in shots {
+        let _ = std::fs::remove_file(artifacts.join(name));
+    }
+    let output = Command::new(peers::node())
+        .arg(browser_dir().join("pages.mjs"))
+        .current_dir(browser_dir())
+        .env("MEHO_URL", &base)
+        .env("MEHO_CHROMIUM", chromium())
+        .env("E2E_TOKEN", &approver)
+        .env("E2E_ARTIFACTS", &artifacts)
+        .env("E2E_LIVE_APPROVAL", &live)
+        .env("E2E_UI_APPROVAL", &ui)
+        .env("E2E_CALL_ID", &approved)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| panic!("pages.mjs printed no JSON\nstdout: {stdout}\nstderr: {stderr}"));
+    assert!(
+        output.status.success() && report["ok"] == true,
+        "the browser run failed: {report:#}\nstderr: {stderr}\nmeho log:\n{}",
+        daemon.log_text()
+    );
+    for name in shots {
+        let file = artifacts.join(name);
+        assert!(file.is_file(), "no screenshot at {}", file.display());
+        print_line(&format!("console screenshot: {}", file.display()));
+    }
+    let get = |pointer: &str| {
+        report
+            .pointer(pointer)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {pointer} in {report:#}"))
+    };
+    let text = |pointer: &str| get(pointer).as_str().unwrap_or_default().to_owned();
+
+    // Sign-in: the form says which token approves; the console opens on Activity.
+    assert!(
+        text("/dev_help").contains("MEHO_APPROVER_TOKEN"),
+        "{report:#}"
+    );
+    assert!(text("/dev_help").contains("four eyes"), "{report:#}");
+    assert_eq!(text("/whoami"), "dev-approver");
+    assert_eq!(text("/landed"), "#/activity");
+
+    // The timeline: one row per call, each with what it did and what became of it.
+    let rows = get("/rows");
+    let rows = rows.as_array().unwrap();
+    let row = |command: &str| {
+        let matching: Vec<&Value> = rows.iter().filter(|r| r["command"] == command).collect();
+        assert_eq!(matching.len(), 1, "{command}: {rows:#?}");
+        matching[0].clone()
+    };
+    let hello = row("echo hello");
+    assert_eq!(hello["decision"], "allowed");
+    assert_eq!(hello["agent"], "dev");
+    assert_eq!(hello["rule"], "allow:^echo [a-z-]+$");
+    assert!(
+        hello["result"].as_str().unwrap().starts_with("exit 0 · "),
+        "{hello}"
+    );
+    assert!(hello["when"].as_str().unwrap().contains(" UTC"), "{hello}");
+    assert!(
+        row("false")["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("exit 1")
+    );
+    assert_eq!(row("rm -rf /tmp/x")["decision"], "denied");
+    let forged_row = row(COMMAND_SHOWN);
+    assert_eq!(forged_row["decision"], "denied");
+    assert_shown("activity timeline", &get("/rows").to_string(), &[]);
+    assert_shown(
+        "activity command",
+        forged_row["command"].as_str().unwrap(),
+        &[COMMAND_SHOWN],
+    );
+    let held_approved = row("echo held-approved");
+    assert_eq!(held_approved["id"], approved.as_str());
+    assert_eq!(held_approved["decision"], "approved");
+    assert!(
+        held_approved["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("exit 0")
+    );
+    assert_eq!(row("echo held-live")["decision"], "held");
+    assert_eq!(row("echo held-ui")["decision"], "held");
+    assert_eq!(text("/counters/pending"), "2");
+    assert!(
+        text("/counters/denials").parse::<u32>().unwrap() >= 2,
+        "{report:#}"
+    );
+    assert_eq!(text("/counters/freezes"), "0");
+
+    // The chart counts the same calls the timeline shows, by decision and by tier.
+    let total = get("/chart/total").as_u64().unwrap();
+    assert_eq!(total, rows.len() as u64, "{report:#}");
+    assert_eq!(get("/chart/sum").as_u64(), Some(total));
+    assert_eq!(get("/chart/tier_sum").as_u64(), Some(total));
+    assert!(get("/chart/bars").as_u64().unwrap() >= 3, "{report:#}");
+    for key in get("/chart/keys").as_array().unwrap() {
+        assert!(
+            ["allowed", "denied", "held", "approved"].contains(&key.as_str().unwrap()),
+            "{key}"
+        );
+    }
+    for key in get("/chart/tier_keys").as_array().unwrap() {
+        assert!(
+            ["read", "write", "destructive", "unknown"].contains(&key.as_str().unwrap()),
+            "{key}"
+        );
+    }
+
+    // Filters, and a live update with the page open.
+    let denied = get("/denied_rows");
+    let denied: Vec<&str> = denied
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(denied, [COMMAND_SHOWN, "rm -rf /tmp/x"]);
+    assert_eq!(get("/nobody_rows"), 0);
+    assert_eq!(text("/live_before"), "held");
+    assert_eq!(text("/live_after"), "approved");
+    assert_eq!(text("/pending_after_live"), "1");
+
+    // The keyboard reaches a row and opens its call; the focus is visible.
+    assert!(
+        text("/keyboard/opened").starts_with("#/calls/"),
+        "{report:#}"
+    );
+    assert_eq!(text("/keyboard/outline"), "solid", "{report:#}");
+
+    // The call detail of the held, approved and run call.
+    assert_eq!(text("/call/command"), "echo held-approved");
+    assert_eq!(text("/call/decision"), "approved");
+    assert_eq!(text("/call/verify/state"), "ok", "{report:#}");
+    assert_eq!(text("/call/decided_by"), "dev-approver");
+    assert_eq!(text("/call/reason"), "change CHG-1: console pages");
+    assert!(text("/call/serial").chars().all(|c| c.is_ascii_digit()));
+    assert!(
+        text("/call/result").starts_with("exit status 0"),
+        "{report:#}"
+    );
+    assert_eq!(text("/call/output"), "14 bytes");
+    assert_eq!(text("/call/output_sha256").len(), 64);
+    let records = get("/call/records");
+    let records = records.as_array().unwrap();
+    let links: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap(),
+                r["linked_by"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    for wanted in [
+        ("denial", "held_call"),
+        ("approval", "approval_id"),
+        ("credential", "approval_id"),
+        ("intent", "approval_id"),
+        ("outcome", "approval_id"),
+    ] {
+        assert!(links.contains(&wanted), "{wanted:?} not in {links:?}");
+    }
+    assert!(
+        records
+            .windows(2)
+            .all(|w| w[0]["seq"].as_i64() < w[1]["seq"].as_i64()),
+        "chain order: {records:#?}"
+    );
+    assert_eq!(get("/call/raw_seq"), records[0]["seq"]);
+
+    // The audit search: human rows, times to the second with the zone, JSON behind a toggle.
+    assert_eq!(text("/audit/verify"), "ok");
+    for shown in get("/audit/when").as_array().unwrap() {
+        let shown = shown.as_str().unwrap();
+        assert!(is_relative_then_absolute(shown), "{shown:?}");
+    }
+    assert!(
+        get("/audit/what")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("ssh_execute · echo hello")),
+        "{report:#}"
+    );
+    assert_eq!(get("/audit/raw_visible_before"), false);
+    assert!(
+        get("/audit/raw/hash")
+            .as_str()
+            .is_some_and(|h| h.len() == 64)
+    );
+    assert_eq!(text("/audit/still_on_search"), "#/audit");
+
+    // Freezes and grants, and the API's refusals shown as the API says them.
+    assert!(text("/freeze_error").contains("HTTP 400"), "{report:#}");
+    assert!(text("/freeze/message").contains("froze principal agent-e2e"));
+    assert_eq!(text("/freeze/after/active"), "false");
+    assert!(
+        text("/freeze/after/state").contains("lifted by dev-approver"),
+        "{report:#}"
+    );
+    assert!(text("/grant_error").contains("HTTP 404"), "{report:#}");
+    assert!(text("/grant/message").contains("^uptime -p$"));
+    assert!(
+        text("/grant/revoked").starts_with("revoked grt-"),
+        "{report:#}"
+    );
+
+    // Approvals: decided in the console.
+    assert_eq!(text("/approval_row/command"), "echo held-ui");
+    assert!(text("/approval_row/expires").ends_with(" UTC"));
+    assert!(text("/approved").starts_with(&format!("approved {ui}")));
+
+    // 800 px: no page scrolls sideways.
+    for (page, overflow) in get("/narrow").as_object().unwrap() {
+        assert!(
+            overflow["document"].as_i64() <= Some(0) && overflow["body"].as_i64() <= Some(0),
+            "{page} overflows at 800 px: {overflow}"
+        );
+    }
+    assert_eq!(get("/narrow").as_object().unwrap().len(), 7);
+
+    // Through the API: the console's decisions are there, one call each.
+    let (status, page) = get_json(&format!("{base}/api/v1/activity?limit=200"), &approver);
+    assert_eq!(status, 200, "{page}");
+    let calls = page["calls"].as_array().unwrap();
+    for (id, decision) in [
+        (&approved, "approved"),
+        (&live, "approved"),
+        (&ui, "approved"),
+    ] {
+        let matching: Vec<&Value> = calls.iter().filter(|c| c["id"] == id.as_str()).collect();
+        assert_eq!(matching.len(), 1, "{id}: {calls:#?}");
+        assert_eq!(matching[0]["decision"], decision, "{id}");
+    }
+    let status = daemon.terminate();
+    assert!(status.success(), "{status:?}; log:\n{}", daemon.log_text());
+}
+
+/// `3 min ago2026-12-07 12:43:06 UTC` or `just now2026-…` (the relative time, then the absolute
+/// one to the second with its zone and no fraction), as an audit row's time cell reads.
+fn is_relative_then_absolute(text: &str) -> bool {
+    let (relative_ok, absolute) = match text.strip_prefix("just now") {
+        Some(absolute) => (true, absolute),
+        None => match text.split_once(" ago") {
+            Some((relative, absolute)) => (
+                relative.split_once(' ').is_some_and(|(n, unit)| {
+                    n.chars().all(|c| c.is_ascii_digit())
+                        && ["s", "min", "h", "days"].contains(&unit)
+                }),
+                absolute,
+            ),
+            None => return false,
+        },
+    };
+    let digits =
+        |part: &str, len: usize| part.len() == len && part.chars().all(|c| c.is_ascii_digit());
+    let absolute_ok = absolute.strip_suffix(" UTC").is_some_and(|stamp| {
+        let Some((date, time)) = stamp.split_once(' ') else {
+            return false;
+        };
+        let date: Vec<&str> = date.split('-').collect();
+        let time: Vec<&str> = time.split(':').collect();
+        date.len() == 3
+            && digits(date[0], 4)
+            && digits(date[1], 2)
+            && digits(date[2], 2)
+            && time.len() == 3
+            && time.iter().all(|t| digits(t, 2))
+    });
+    relative_ok && absolute_ok
 }
