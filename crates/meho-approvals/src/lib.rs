@@ -550,16 +550,19 @@ impl Approvals {
     ) -> Result<Approval, ApprovalError> {
         let reason = check_reason("a decision", reason)?;
         let current = self.get(&approver.tenant, id).await?;
+        let roles = || {
+            self.policy
+                .approver_roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         if !self.policy.approver_roles.contains(&approver.role) {
             return Err(ApprovalError::FourEyes(format!(
                 "role `{}` may not decide approvals (approver_roles: {})",
                 approver.role.as_str(),
-                self.policy
-                    .approver_roles
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                roles()
             )));
         }
         let self_approval = current.requester == approver.subject;
@@ -567,12 +570,7 @@ impl Approvals {
             return Err(ApprovalError::FourEyes(format!(
                 "`{}` requested this call and cannot decide it; another identity with an approver role ({}) must",
                 approver.subject,
-                self.policy
-                    .approver_roles
-                    .iter()
-                    .map(|r| r.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                roles()
             )));
         }
         if current.status != Status::Pending {

@@ -1833,18 +1833,23 @@
     );
   }
 
-  async function loadFreezes() {
-    showError($('freezes-error'), null);
+  // The freezes and grants pages list the same way: `/api/v1/<kind>?all=…`, one row each.
+  async function loadList(kind, row) {
+    showError($(`${kind}-error`), null);
     try {
-      const all = $('freezes-all').checked;
-      const data = await api('GET', `/api/v1/freezes?all=${all}&limit=500`);
-      const list = Array.isArray(data && data.freezes) ? data.freezes : [];
-      $('freezes-rows').replaceChildren(...list.map(freezeRow));
-      show($('freezes-empty'), list.length === 0);
-      show($('freezes-table'), list.length > 0);
+      const all = $(`${kind}-all`).checked;
+      const data = await api('GET', `/api/v1/${kind}?all=${all}&limit=500`);
+      const list = Array.isArray(data && data[kind]) ? data[kind] : [];
+      $(`${kind}-rows`).replaceChildren(...list.map(row));
+      show($(`${kind}-empty`), list.length === 0);
+      show($(`${kind}-table`), list.length > 0);
     } catch (error) {
-      showError($('freezes-error'), error);
+      showError($(`${kind}-error`), error);
     }
+  }
+
+  function loadFreezes() {
+    return loadList('freezes', freezeRow);
   }
 
   async function createFreeze(event) {
@@ -1913,18 +1918,8 @@
     );
   }
 
-  async function loadGrants() {
-    showError($('grants-error'), null);
-    try {
-      const all = $('grants-all').checked;
-      const data = await api('GET', `/api/v1/grants?all=${all}&limit=500`);
-      const list = Array.isArray(data && data.grants) ? data.grants : [];
-      $('grants-rows').replaceChildren(...list.map(grantRow));
-      show($('grants-empty'), list.length === 0);
-      show($('grants-table'), list.length > 0);
-    } catch (error) {
-      showError($('grants-error'), error);
-    }
+  function loadGrants() {
+    return loadList('grants', grantRow);
   }
 
   async function createGrant(event) {
