@@ -23,8 +23,9 @@
 //!   rows it scanned, and the cursor is a row, so a call whose records straddle two pages appears
 //!   on the page of its anchor, complete.
 //! - The work per request is bounded ([`MAX_SCAN_ROWS`], [`LINKED_MAX`], [`SUMMARY_MAX_RECORDS`])
-//!   and every read goes through an index (`(tenant|principal|target, row_id)`, `(tenant, ts)`, the
-//!   call and approval indexes).
+//!   and every read goes through an index (`(tenant|principal|target|action, row_id)`, the call
+//!   and approval indexes). Time windows are walked newest first on a row index and cut at the
+//!   first older record ([`newest_since`]), so their cost follows what they return.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::RangeInclusive;
@@ -372,19 +373,30 @@ async fn denial_before(
         .find(|r| r.is_held_denial() && r.hold_signature().as_ref() == Some(&signature)))
 }
 
+/// How [`fold_range`] completes the calls of the rows it was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Links {
+    /// Reads every record linked to them, wherever it is in the log (a page of the timeline:
+    /// a call's later records may lie past the rows scanned).
+    Read,
+    /// The rows are every record from the oldest one on (the summary's window): a call anchored
+    /// in them has all its records there already, since none precedes its anchor.
+    InHand,
+}
+
 /// The calls whose anchor lies in rows `low..high` (`high` open when `None`), folded from
-/// `batch` (the rows scanned) completed with every record linked to them.
+/// `batch` (the rows scanned), completed with every record linked to them as `links` says.
 async fn fold_range(
     store: &dyn AuditStore,
     tenant: &str,
     batch: Vec<StoredRecord>,
-    low: i64,
-    high: Option<i64>,
+    (low, high): (i64, Option<i64>),
+    links: Links,
 ) -> Result<Vec<Folded>, ApiError> {
     let batch: Vec<Rec> = batch.into_iter().map(Rec::new).collect();
     let (calls, approvals) = ids_of(&batch);
     let mut records = batch;
-    if !calls.is_empty() || !approvals.is_empty() {
+    if links == Links::Read && (!calls.is_empty() || !approvals.is_empty()) {
         let linked = store
             .linked(tenant, &calls, &approvals, LINKED_MAX)
             .await
@@ -818,7 +830,7 @@ async fn page(
         };
         let full = batch.len() == BATCH_ROWS as usize;
         scanned += batch.len();
-        for call in fold_range(store, tenant, batch, low, cursor).await? {
+        for call in fold_range(store, tenant, batch, (low, cursor), Links::Read).await? {
             let shown = view(&call, now_us);
             if wanted.keeps(&shown) {
                 calls.push((call.anchor, shown));
@@ -1250,6 +1262,56 @@ pub struct Summary {
     pub truncated: bool,
 }
 
+/// The records matching `filter` written at or after `since`, newest first, at most `cap`; and
+/// whether the cap cut them short.
+///
+/// The time bound is not given to the store: a `since` filter makes SQLite range-scan the
+/// `(tenant, ts)` index and sort every record of the range before the limit applies, so the cost
+/// grows with the whole window. Walking the filter's own `row` index newest first in batches, and
+/// stopping at the first record older than `since`, reads only what is returned (a tenant's
+/// records are appended in time order).
+async fn newest_since(
+    store: &dyn AuditStore,
+    filter: &Filter,
+    since: i64,
+    cap: u32,
+) -> Result<(Vec<StoredRecord>, bool), ApiError> {
+    let cap = cap as usize;
+    let mut kept: Vec<StoredRecord> = Vec::new();
+    let mut before = None;
+    loop {
+        let want = u32::try_from(cap - kept.len())
+            .unwrap_or(u32::MAX)
+            .min(BATCH_ROWS * 4);
+        let batch = store
+            .query(
+                filter,
+                Page::Newest {
+                    before,
+                    limit: want,
+                },
+            )
+            .await
+            .map_err(internal)?;
+        let full = batch.len() == want as usize;
+        before = batch.last().map(|r| r.row);
+        let mut older = false;
+        for record in batch {
+            if record.ts < since {
+                older = true;
+                break;
+            }
+            kept.push(record);
+        }
+        if older || !full {
+            return Ok((kept, false));
+        }
+        if kept.len() >= cap {
+            return Ok((kept, true));
+        }
+    }
+}
+
 /// Sessions opened in the last 24 hours (an `ok` outcome of `ssh_session_open`) whose closing
 /// record (`ssh_session_close`: closed, reaped, frozen, shut down) is not in the log.
 async fn sessions_open(store: &dyn AuditStore, tenant: &str, now_us: i64) -> Result<u32, ApiError> {
@@ -1259,24 +1321,18 @@ async fn sessions_open(store: &dyn AuditStore, tenant: &str, now_us: i64) -> Res
         kind: Some("outcome".to_owned()),
         action: Some(action.to_owned()),
         outcome: outcome.map(str::to_owned),
-        since: Some(since),
         ..Filter::default()
     };
-    let page = Page::Newest {
-        before: None,
-        limit: LINKED_MAX,
-    };
-    let opened = store
-        .query(&read("ssh_session_open", Some("ok")), page)
-        .await
-        .map_err(internal)?;
-    let closed: BTreeSet<String> = store
-        .query(&read("ssh_session_close", None), page)
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .filter_map(|r| r.session_id)
-        .collect();
+    let (opened, _) = newest_since(
+        store,
+        &read("ssh_session_open", Some("ok")),
+        since,
+        LINKED_MAX,
+    )
+    .await?;
+    let (closed, _) =
+        newest_since(store, &read("ssh_session_close", None), since, LINKED_MAX).await?;
+    let closed: BTreeSet<String> = closed.into_iter().filter_map(|r| r.session_id).collect();
     let open: BTreeSet<String> = opened
         .into_iter()
         .filter_map(|r| r.session_id)
@@ -1291,21 +1347,16 @@ async fn summary(state: &McpState, tenant: &str, now_us: i64) -> Result<Summary,
     let store = store.as_ref();
     let end = (now_us.div_euclid(MINUTE_US) + 1) * MINUTE_US;
     let start = end - MINUTES * MINUTE_US;
-    let records = store
-        .query(
-            &Filter {
-                tenant: Some(tenant.to_owned()),
-                since: Some(start),
-                ..Filter::default()
-            },
-            Page::Newest {
-                before: None,
-                limit: SUMMARY_MAX_RECORDS,
-            },
-        )
-        .await
-        .map_err(internal)?;
-    let truncated = records.len() == SUMMARY_MAX_RECORDS as usize;
+    let (records, truncated) = newest_since(
+        store,
+        &Filter {
+            tenant: Some(tenant.to_owned()),
+            ..Filter::default()
+        },
+        start,
+        SUMMARY_MAX_RECORDS,
+    )
+    .await?;
     let low = records.last().map_or(i64::MAX, |r| r.row);
     let mut buckets: Vec<Bucket> = (0..MINUTES)
         .map(|i| Bucket {
@@ -1317,7 +1368,9 @@ async fn summary(state: &McpState, tenant: &str, now_us: i64) -> Result<Summary,
         .collect();
     let mut denials = 0u32;
     let hour_ago = now_us.saturating_sub(3600 * 1_000_000);
-    for call in fold_range(store, tenant, records, low, None).await? {
+    // Every record from `low` on is in hand: a call anchored there needs no linked read. (A call
+    // held before the window and run in it counts from its first record in the window.)
+    for call in fold_range(store, tenant, records, (low, None), Links::InHand).await? {
         let shown = view(&call, now_us);
         if shown.ts < start {
             continue;
