@@ -651,6 +651,7 @@ async fn run() {
             cors_origins: Vec::new(),
         }),
         sessions: Default::default(),
+        recordings: None,
     }));
     let shutdown = stop.clone();
     let server = tokio::spawn(async move {

@@ -1663,6 +1663,45 @@
     }
   }
 
+  /**
+   * A session's recording (asciicast v2) as a file download. The API serves it only when it is
+   * the file its closing audit record names by sha256; it needs the bearer token, so it is
+   * fetched here and handed to the browser as a blob, never as a link that would carry no token.
+   */
+  async function downloadRecording(sessionId, button, status) {
+    button.disabled = true;
+    setText(status, 'fetching…');
+    try {
+      const response = await fetch(`/api/v1/recordings/${encodeURIComponent(sessionId)}`, {
+        headers: { Authorization: `Bearer ${accessToken}` },
+        cache: 'no-store',
+        credentials: 'omit',
+      });
+      if (!response.ok) {
+        let data = null;
+        try {
+          data = await response.json();
+        } catch {
+          data = null;
+        }
+        throw new ApiError(response.status, (data && data.error) || `http_${response.status}`,
+          (data && data.message) || response.statusText || 'request failed');
+      }
+      const blob = await response.blob();
+      const url = URL.createObjectURL(blob);
+      const link = h('a', { href: url, download: `${sessionId}.cast` });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      setText(status, `downloaded ${blob.size} bytes, sha256 verified by the server`);
+    } catch (error) {
+      setText(status, describe(error));
+    } finally {
+      button.disabled = false;
+    }
+  }
+
   function at(iso) {
     return iso ? `${absolute(iso)} (${relative(iso)})` : null;
   }
@@ -1697,10 +1736,16 @@
       ['output_bytes', 'output', Number.isInteger(call.output_bytes) ? `${call.output_bytes} bytes` : null],
       ['output_sha256', 'output sha256', call.output_sha256, true],
       ['session_id', 'session', call.session_id, true],
-      ['recording_sha256', 'recording sha256', call.recording_sha256 ? `${call.recording_sha256} (the session recording; the records name its hash, not its file)` : null, true],
+      ['recording_sha256', 'recording sha256', call.recording_sha256, true],
       ['call_id', 'call id', call.call_id, true],
       ['chain', 'chain position', `#${call.first_seq}–#${call.last_seq} (${call.records} records)`],
     ]);
+    if (call.recording_sha256 && call.session_id) {
+      const status = h('span', { class: 'sub', role: 'status', 'data-testid': 'call-recording-status' });
+      const button = h('button', { type: 'button', 'data-testid': 'call-recording' }, 'Download the recording');
+      button.addEventListener('click', () => downloadRecording(call.session_id, button, status));
+      $('call-fields').append(h('dt', {}, 'recording'), h('dd', {}, button, ' ', status));
+    }
     const step = call.approval;
     show($('call-approval-box'), Boolean(step));
     if (step) {

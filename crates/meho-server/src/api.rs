@@ -1232,7 +1232,8 @@ async fn verify_audit(
         whoami, list_approvals, get_approval, approve, deny, create_grant, list_grants, get_grant,
         revoke_grant, create_freeze, list_freezes, get_freeze, lift_freeze, lift_freeze_by_delete,
         query_audit, get_record, verify_audit, crate::activity::list_activity,
-        crate::activity::activity_summary, crate::activity::get_call
+        crate::activity::activity_summary, crate::activity::get_call,
+        crate::recordings::get_recording
     ),
     components(schemas(ErrorBody)),
     modifiers(&BearerAuth, &Contract),
@@ -1720,6 +1721,10 @@ pub(crate) fn guarded() -> Router<Arc<McpState>> {
             get(crate::activity::activity_summary),
         )
         .route("/api/v1/calls/{id}", get(crate::activity::get_call))
+        .route(
+            "/api/v1/recordings/{session_id}",
+            get(crate::recordings::get_recording),
+        )
 }
 
 /// The routes anyone may read.

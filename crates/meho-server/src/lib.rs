@@ -17,6 +17,7 @@ mod feed;
 pub mod hitl;
 pub mod mcp;
 mod metrics;
+pub mod recordings;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -78,6 +79,8 @@ pub struct McpState {
     pub console: Arc<console::ConsoleSettings>,
     /// Caps on open MCP sessions (`[mcp] max_sessions`, `max_sessions_per_principal`).
     pub sessions: mcp::SessionLimits,
+    /// Where session recordings are (`[ssh] recording_dir`); `None` serves none.
+    pub recordings: Option<std::path::PathBuf>,
 }
 
 /// The audit public key and witness file the verify status uses.

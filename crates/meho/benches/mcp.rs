@@ -339,6 +339,7 @@ fn main() {
                 cors_origins: vec![],
             }),
             sessions: Default::default(),
+            recordings: None,
         }));
         tokio::spawn(meho_server::serve(listener, state, std::future::pending()));
         let _ = MehoMcp::http; // the handler under test is the one `serve` mounts

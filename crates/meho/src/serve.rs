@@ -189,6 +189,7 @@ async fn serve_on(
         verify,
         console: Arc::new(console),
         sessions: (&config.mcp).into(),
+        recordings: Some(config.ssh.recording_path(&paths.data_dir)),
     }));
     if let Some(line) = &ssh.dev_ca {
         outln!("meho dev CA (add to sshd TrustedUserCAKeys): {line}")?;

@@ -8,7 +8,9 @@
 //      the page is open: the row must turn `approved` without a reload);
 //   2. reaches a timeline row with the keyboard only (Tab until a row link has the focus, then
 //      Enter) and reads the call detail it opens; then the detail of the approved call
-//      $E2E_CALL_ID with its records, approval and chain verify status;
+//      $E2E_CALL_ID with its records, approval and chain verify status; then the closing call of
+//      a shell session ($E2E_RECORDING_CALL) and its recording, downloaded from that page: its
+//      sha256 must be $E2E_RECORDING_SHA256, the one the session's closing record holds;
 //   3. the Audit search (human rows, relative and absolute times, the raw JSON behind a toggle);
 //   4. Freezes: creates one and lifts it, and shows the API's refusal of a bad serial;
 //   5. Grants: creates one and revokes it, and shows the API's refusal of an unknown target;
@@ -16,15 +18,16 @@
 //   7. at 800 px wide, every page again: the document must not scroll sideways.
 //
 // Screenshots go to $E2E_ARTIFACTS: console-activity.png, console-call.png, console-audit.png,
-// console-freezes.png, console-grants.png, console-approvals-dev.png and console-<page>-800.png.
+// console-recording.png, console-freezes.png, console-grants.png, console-approvals-dev.png and console-<page>-800.png.
 //
 // Environment: MEHO_URL, E2E_TOKEN, E2E_ARTIFACTS, E2E_LIVE_APPROVAL, E2E_UI_APPROVAL,
-// E2E_CALL_ID (required); MEHO_CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (30000).
+// E2E_CALL_ID, E2E_RECORDING_CALL, E2E_RECORDING_SHA256 (required); MEHO_CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (30000).
 // Prints one JSON line: {"ok": true, ...} (exit 0) or {"ok": false, "step", "error", ...} (exit 1,
 // with console-pages-failure.png). Any page error or CSP violation fails the run.
 
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 
 import { chromium } from 'playwright-core';
 
@@ -43,6 +46,8 @@ const artifacts = env('E2E_ARTIFACTS');
 const liveApproval = env('E2E_LIVE_APPROVAL');
 const uiApproval = env('E2E_UI_APPROVAL');
 const callId = env('E2E_CALL_ID');
+const recordingCall = env('E2E_RECORDING_CALL');
+const recordingSha = env('E2E_RECORDING_SHA256');
 const executablePath = process.env.MEHO_CHROMIUM || '/usr/bin/chromium';
 const timeout = Number(process.env.E2E_TIMEOUT_MS || 30000);
 
@@ -92,7 +97,7 @@ try {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     timeout,
   });
-  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 }, acceptDownloads: true });
   page.setDefaultTimeout(timeout);
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
@@ -217,6 +222,24 @@ try {
   await raw.locator('summary').click();
   result.call.raw_seq = JSON.parse(await raw.locator('pre').textContent()).seq;
   await shot('console-call.png');
+
+  step = 'session recording';
+  await go(`#/calls/${encodeURIComponent(recordingCall)}`);
+  const download = page.locator('[data-testid="call-recording"]');
+  await download.waitFor({ state: 'visible' });
+  const [file] = await Promise.all([page.waitForEvent('download', { timeout }), download.click()]);
+  const saved = await file.path();
+  const bytes = readFileSync(saved);
+  result.recording = {
+    name: file.suggestedFilename(),
+    bytes: bytes.length,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    status: await text(page.locator('[data-testid="call-recording-status"]')),
+  };
+  if (result.recording.sha256 !== recordingSha) {
+    throw new Error(`the downloaded recording's sha256 is ${result.recording.sha256}, not ${recordingSha}`);
+  }
+  await shot('console-recording.png');
 
   step = 'audit search';
   await page.locator('[data-testid="nav-audit"]').click();

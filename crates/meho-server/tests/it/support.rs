@@ -454,6 +454,8 @@ pub(crate) struct Options {
     pub(crate) issuer_override: Option<String>,
     /// Caps on open MCP sessions.
     pub(crate) sessions: meho_server::mcp::SessionLimits,
+    /// `[ssh] recording_dir`.
+    pub(crate) recordings: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -465,6 +467,7 @@ impl Default for Options {
             clock_skew_seconds: 60,
             issuer_override: None,
             sessions: Default::default(),
+            recordings: None,
         }
     }
 }
@@ -573,6 +576,7 @@ impl Server {
                 cors_origins: Vec::new(),
             }),
             sessions: options.sessions,
+            recordings: options.recordings.clone(),
         }));
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {

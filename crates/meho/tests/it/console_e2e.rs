@@ -732,7 +732,9 @@ fn the_console_pages_show_each_call_once_update_live_and_work_by_keyboard_and_at
             "[ca_keys._default]\npath = \"{ca}\"\n\n\
              [hosts.web]\naddr = \"127.0.0.1:{port}\"\nuser = \"root\"\nhost_key = \"{key}\"\n\
              command_policy = {{ mode = \"allowlist\", allow = ['^echo [a-z-]+$', '^uptime$', '^false$'], \
-             require_approval = ['^echo held-'] }}\n",
+             require_approval = ['^echo held-'] }}\n\n\
+             [hosts.lab]\naddr = \"127.0.0.1:{port}\"\nuser = \"root\"\nhost_key = \"{key}\"\n\
+             command_policy = {{ mode = \"off\" }}\n",
             ca = ca.display(),
             port = sshd.port,
             key = sshd.host_key,
@@ -823,11 +825,51 @@ fn the_console_pages_show_each_call_once_update_live_and_work_by_keyboard_and_at
         "{collected}"
     );
 
+    // A shell session, recorded: its closing call's page offers the recording.
+    let opened = agent_try(
+        &url,
+        &agent,
+        "ssh_session_open",
+        // A shell session needs a host without a restricting policy.
+        &json!({ "server": "lab", "mode": "shell" }),
+    );
+    let session = opened["structured_content"]["session_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{opened}"))
+        .to_owned();
+    let ran = agent_try(
+        &url,
+        &agent,
+        "ssh_session_exec",
+        &json!({ "session_id": session, "command": "echo recorded" }),
+    );
+    assert_eq!(ran["is_error"], false, "{ran}");
+    let closed = agent_try(
+        &url,
+        &agent,
+        "ssh_session_close",
+        &json!({ "session_id": session }),
+    );
+    let recording_sha = closed["structured_content"]["recording_sha256"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{closed}"))
+        .to_owned();
+    let (status, page) = get_json(
+        &format!("{base}/api/v1/audit?session_id={session}&action=ssh_session_close"),
+        &approver,
+    );
+    assert_eq!(status, 200, "{page}");
+    let recording_call = page["records"][0]["call_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{page}"))
+        .to_owned();
+
     let artifacts = artifacts_dir();
     std::fs::create_dir_all(&artifacts).unwrap();
     let shots = [
         "console-activity.png",
         "console-call.png",
+        "console-recording.png",
         "console-audit.png",
         "console-freezes.png",
         "console-grants.png",
@@ -853,6 +895,8 @@ fn the_console_pages_show_each_call_once_update_live_and_work_by_keyboard_and_at
         .env("E2E_LIVE_APPROVAL", &live)
         .env("E2E_UI_APPROVAL", &ui)
         .env("E2E_CALL_ID", &approved)
+        .env("E2E_RECORDING_CALL", &recording_call)
+        .env("E2E_RECORDING_SHA256", &recording_sha)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -889,6 +933,14 @@ fn the_console_pages_show_each_call_once_update_live_and_work_by_keyboard_and_at
     assert!(text("/dev_help").contains("four eyes"), "{report:#}");
     assert_eq!(text("/whoami"), "dev-approver");
     assert_eq!(text("/landed"), "#/activity");
+
+    // The session's recording, downloaded from its call page, is the one its record vouches for.
+    assert_eq!(text("/recording/sha256"), recording_sha, "{report:#}");
+    assert_eq!(text("/recording/name"), format!("{session}.cast"));
+    assert!(
+        text("/recording/status").contains("sha256 verified"),
+        "{report:#}"
+    );
 
     // The timeline: one row per call, each with what it did and what became of it.
     let rows = get("/rows");
