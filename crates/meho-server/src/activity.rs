@@ -9,12 +9,12 @@
 //!   it, the intent and outcome of the approved run, its consumption) is one call;
 //! - by `call_id`: an intent and its outcome (or a session's closing record);
 //! - the broker's `needs_approval` denial that a hold turned into an approval request is the first
-//!   record of that approval's call: the request follows it for the same principal, target, tool
-//!   and arguments (the request record names no call of its own);
-//! - the signer's records (`action: "sign"`) carry neither id unless an approval was redeemed; the
-//!   call detail finds them by the certificate serial the outcome names, or as the signer's
-//!   decision on the same command just before the broker's record. The timeline does without
-//!   them: the broker's records carry the same decision and serial.
+//!   record of that approval's call: the request record carries the held call's `call_id`
+//!   (records written before it did are matched by principal, target, tool and arguments);
+//! - the signer's records (`action: "sign"`) carry the broker's `call_id` (and the approval id
+//!   when one was redeemed). Older ones carry neither: the call detail finds them by the
+//!   certificate serial the outcome names, or as the signer's decision on the same command just
+//!   before the broker's record.
 //!
 //! Invariants:
 //! - Everything is read in the caller's tenant only (the token's, never the request's): the page
@@ -200,6 +200,13 @@ impl Key {
         if let Some(approval) = &stored.approval_id {
             return Some(Key::Approval(approval.clone()));
         }
+        // The signer's records carry the broker's call id (records written before they did
+        // carry none and are found by serial in the call detail).
+        if record.is_signer()
+            && let Some(call) = &stored.call_id
+        {
+            return Some(Key::Call(call.clone()));
+        }
         if record.is_signer() || matches!(record.kind(), "approval" | "waiver" | "credential") {
             return None;
         }
@@ -276,8 +283,28 @@ fn group(records: Vec<Rec>) -> (Vec<Folded>, Vec<Rec>) {
         }
         groups.entry(key).or_default().push(record);
     }
+    // A held call's refusal carries its call id, and so does the approval request the hold
+    // wrote: that call is the approval's.
+    let held: Vec<(Key, Key)> = groups
+        .iter()
+        .flat_map(|(key, records)| {
+            records
+                .iter()
+                .filter(|r| r.is_request())
+                .filter_map(|r| r.stored.call_id.clone())
+                .map(move |call| (Key::Call(call), key.clone()))
+        })
+        .collect();
+    for (call, approval) in held {
+        if let Some(records) = groups.remove(&call) {
+            groups.entry(approval).or_default().extend(records);
+        }
+    }
+    // A call is what the broker or a human did: the signer's records alone (a dry run, a
+    // bastion hop) are part of a call, never one.
     let folded = groups
         .into_iter()
+        .filter(|(_, records)| records.iter().any(|r| r.is_primary() || r.is_request()))
         .map(|(key, records)| Folded::new(key, records))
         .collect();
     (folded, waiting.into_values().flatten().collect())
@@ -291,6 +318,10 @@ fn ids_of(records: &[Rec]) -> (Vec<String>, Vec<String>) {
         match Key::of(record) {
             Some(Key::Approval(id)) => {
                 approvals.insert(id);
+                // An approval request names the held call's id: its refusal is read with it.
+                if let Some(call) = record.stored.call_id.clone() {
+                    calls.insert(call);
+                }
             }
             Some(Key::Call(id)) => {
                 calls.insert(id);
@@ -1020,6 +1051,7 @@ async fn primary_after(
 fn link_of(key: &Key, record: &Rec) -> &'static str {
     match key {
         Key::Approval(id) if record.stored.approval_id.as_deref() == Some(id) => "approval_id",
+        Key::Approval(_) if record.stored.call_id.is_some() => "call_id",
         Key::Approval(_) => "held_call",
         Key::Call(id) if record.stored.call_id.as_deref() == Some(id) => "call_id",
         Key::Call(_) | Key::Record(_) => "record",
@@ -1046,7 +1078,25 @@ async fn call_detail(
         Key::Call(id.to_owned())
     };
     let mut records = match &key {
-        Key::Approval(_) => linked(Vec::new(), vec![id.to_owned()]).await?,
+        Key::Approval(_) => {
+            let records = linked(Vec::new(), vec![id.to_owned()]).await?;
+            // The calls the approval's records name (the held call, the approved run): their
+            // records without the approval id (the refusal, the signer's decisions) are the
+            // approval's call too.
+            let calls: Vec<String> = records
+                .iter()
+                .filter_map(|r| r.stored.call_id.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if calls.is_empty() {
+                records
+            } else {
+                let mut all = linked(calls, vec![id.to_owned()]).await?;
+                all.extend(records);
+                all
+            }
+        }
         _ => linked(vec![id.to_owned()], Vec::new()).await?,
     };
     if records.is_empty() && !id.starts_with("apr-") {
@@ -1090,12 +1140,23 @@ async fn call_detail(
     if records.is_empty() {
         return Ok(None);
     }
+    records.sort_by_key(Rec::row);
+    records.dedup_by_key(|r| r.row());
     let mut links: BTreeMap<i64, &'static str> = BTreeMap::new();
-    if let Some(request) = records.iter().find(|r| r.is_request()).cloned()
+    // The held call: by the call id its request names; a request written before requests named
+    // one is matched to the refusal just before it.
+    let request = records.iter().find(|r| r.is_request()).cloned();
+    let held = request.as_ref().and_then(|r| r.stored.call_id.clone());
+    if let Some(request) = request.filter(|r| r.stored.call_id.is_none())
         && let Some(denial) = denial_before(store, tenant, &request).await?
     {
         links.insert(denial.row(), "held_call");
         records.push(denial);
+    }
+    for record in &records {
+        if record.stored.approval_id.is_none() && held.is_some() && record.stored.call_id == held {
+            links.insert(record.row(), "held_call");
+        }
     }
     let serial = records
         .iter()
@@ -1108,6 +1169,15 @@ async fn call_detail(
         .cloned()
         .collect();
     for primary in &primaries {
+        // The signer's records name the call id (read above); older ones are looked for.
+        let named = primary.stored.call_id.as_ref().is_some_and(|call| {
+            records
+                .iter()
+                .any(|r| r.is_signer() && r.stored.call_id.as_ref() == Some(call))
+        });
+        if named {
+            continue;
+        }
         let found = signer_record(store, tenant, primary, serial.as_deref()).await?;
         if let Some((signer, how)) = found
             && !records.iter().any(|r| r.row() == signer.row())

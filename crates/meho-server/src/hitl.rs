@@ -322,6 +322,12 @@ impl Governance {
             action: Some("request".to_owned()),
             outcome: Some("pending".to_owned()),
             approval_id: Some(approval.id.clone()),
+            // The held call's records (its refusal, the signer's decision) carry this id: the
+            // request joins them into one call in the log.
+            call_id: detail
+                .get("call_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             body: json!({
                 "tool": tool, "arguments": shown, "summary": summary, "rule": rule,
                 "tier": tier, "call_hash": approval.call_hash, "expires_at": expires_at,

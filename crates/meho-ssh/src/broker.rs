@@ -209,6 +209,11 @@ fn ssh_error(err: &Error) -> ToolError {
     ToolError::new(code, err.to_string())
 }
 
+/// A new call's id: one per tool call, on every record of it (the signer's included).
+fn new_call_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 fn refusal(decision: &Decision) -> ToolError {
     let (code, message) = if decision.allowed && decision.require_approval {
         (
@@ -268,8 +273,16 @@ fn tier_allows(caller: &Caller, decision: &Decision) -> Result<(), ToolError> {
 }
 
 /// A `needs_approval` refusal carries the call an approval must be bound to: the tool, the
-/// target and the canonical arguments (what the signer checks the approval against later).
-fn bind_call(error: ToolError, tool: &str, target: &str, arguments: &Value) -> ToolError {
+/// target and the canonical arguments (what the signer checks the approval against later), and
+/// the held call's id, which the approval request's record carries so the two are one call in the
+/// log (the id is not part of what the approval binds).
+fn bind_call(
+    error: ToolError,
+    tool: &str,
+    target: &str,
+    arguments: &Value,
+    call_id: &str,
+) -> ToolError {
     if error.code != "needs_approval" {
         return error;
     }
@@ -279,6 +292,7 @@ fn bind_call(error: ToolError, tool: &str, target: &str, arguments: &Value) -> T
             "call".into(),
             json!({ "tool": tool, "target": target, "arguments": arguments }),
         );
+        object.insert("call_id".into(), json!(call_id));
     }
     ToolError {
         detail: Some(detail),
@@ -444,9 +458,12 @@ impl SshBroker {
         Ok(chain)
     }
 
-    fn base_intent(caller: &Caller, host: &str) -> Intent {
+    /// What every intent of one call shares: who, where, and the call's id (which the signer's
+    /// records carry too, so a call's credential or refusal is linked to it exactly).
+    fn base_intent(caller: &Caller, host: &str, call_id: &str) -> Intent {
         Intent {
             host: host.to_owned(),
+            call_id: Some(call_id.to_owned()),
             agent: Some(caller.principal.clone()),
             tenant: Some(caller.tenant.clone()),
             end_user: caller.end_user.clone(),
@@ -523,12 +540,13 @@ impl SshBroker {
         &self,
         caller: &Caller,
         chain: &[HostView],
+        call_id: &str,
     ) -> Result<Vec<Signed>, ToolError> {
         let mut signed = Vec::new();
         for view in chain.iter().take(chain.len().saturating_sub(1)) {
             let intent = Intent {
                 role: Role::Bastion,
-                ..Self::base_intent(caller, &view.name)
+                ..Self::base_intent(caller, &view.name, call_id)
             };
             signed.push(self.sign_hop(view, intent).await?.0);
         }
@@ -547,12 +565,17 @@ impl SshBroker {
             .collect()
     }
 
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the refused call's parts, as the intent of an allowed one has them"
+    )]
     async fn deny(
         &self,
         caller: &Caller,
         action: &str,
         target: &str,
         session_id: Option<&str>,
+        call_id: &str,
         arguments: Value,
         error: &ToolError,
     ) {
@@ -567,6 +590,7 @@ impl SshBroker {
             action: Some(action.to_owned()),
             outcome: Some(error.code.clone()),
             session_id: session_id.map(str::to_owned),
+            call_id: Some(call_id.to_owned()),
             body: json!({ "arguments": arguments, "decision": decision, "error": error.message }),
             ..NewRecord::new(&caller.tenant, RecordKind::Denial, &caller.principal)
         };
@@ -581,28 +605,44 @@ impl SshBroker {
             "server": args.server, "command": args.command, "ttl_seconds": args.ttl_seconds,
             "sudo": args.sudo, "sudo_user": args.sudo_user, "pty": args.pty, "dry_run": args.dry_run,
         });
-        let result = self.execute_inner(caller, args, &arguments).await;
-        self.settle(caller, "ssh_execute", &args.server, None, arguments, result)
-            .await
+        let call_id = new_call_id();
+        let result = self.execute_inner(caller, args, &arguments, &call_id).await;
+        self.settle(
+            caller,
+            "ssh_execute",
+            &args.server,
+            None,
+            &call_id,
+            arguments,
+            result,
+        )
+        .await
     }
 
     /// Writes the denial record of a call refused before its intent, and unwraps the failure.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the call's parts, as `deny` records them"
+    )]
     async fn settle(
         &self,
         caller: &Caller,
         action: &str,
         target: &str,
         session_id: Option<&str>,
+        call_id: &str,
         arguments: Value,
         result: Result<Value, Failure>,
     ) -> Result<Value, ToolError> {
         match result {
             Ok(value) => Ok(value),
             Err(failure) => {
-                let error = bind_call(failure.error, action, target, &arguments);
+                let error = bind_call(failure.error, action, target, &arguments, call_id);
                 if !failure.audited {
-                    self.deny(caller, action, target, session_id, arguments, &error)
-                        .await;
+                    self.deny(
+                        caller, action, target, session_id, call_id, arguments, &error,
+                    )
+                    .await;
                 }
                 Err(error)
             }
@@ -614,6 +654,7 @@ impl SshBroker {
         caller: &Caller,
         args: &ExecuteArgs,
         arguments: &Value,
+        call_id: &str,
     ) -> Result<Value, Failure> {
         let intent = Intent {
             command: Some(args.command.clone()),
@@ -622,7 +663,7 @@ impl SshBroker {
             sudo_user: args.sudo_user.clone(),
             pty: args.pty,
             approval: Self::claim(caller, "ssh_execute", arguments),
-            ..Self::base_intent(caller, &args.server)
+            ..Self::base_intent(caller, &args.server, call_id)
         };
         if args.dry_run {
             // The same host resolution as a real call, so a dry run reveals nothing more.
@@ -645,12 +686,13 @@ impl SshBroker {
         self.check_tier(caller, &intent).await?;
         let (target, answer) = self.sign_hop(&target_view, intent).await?;
         let serial = target.certificate.serial();
-        let bastions = self.sign_bastions(caller, &chain).await?;
+        let bastions = self.sign_bastions(caller, &chain, call_id).await?;
         self.run_with_intent(
             caller,
             "ssh_execute",
             &args.server,
             None,
+            call_id,
             arguments.clone(),
             &answer.decision,
             serial,
@@ -692,6 +734,7 @@ impl SshBroker {
         action: &str,
         target: &str,
         session_id: Option<&str>,
+        call_id: &str,
         arguments: Value,
         decision: &Decision,
         serial: u64,
@@ -700,13 +743,12 @@ impl SshBroker {
     where
         F: std::future::Future<Output = Result<ExecOutput, Error>>,
     {
-        let call_id = uuid::Uuid::now_v7().to_string();
         let call = CallRef {
             tenant: &caller.tenant,
             principal: &caller.principal,
             target,
             action,
-            call_id: &call_id,
+            call_id,
             session_id,
             approval_id: decision.approval_id.as_deref(),
         };
@@ -761,8 +803,9 @@ impl SshBroker {
             "sudo": args.sudo, "sudo_user": args.sudo_user,
         });
         let session_id = format!("s-{}", uuid::Uuid::now_v7().simple());
+        let call_id = new_call_id();
         let result = self
-            .session_open_inner(caller, args, &session_id, &arguments)
+            .session_open_inner(caller, args, &session_id, &call_id, &arguments)
             .await;
         if let Err(error) = &result {
             self.deny(
@@ -770,6 +813,7 @@ impl SshBroker {
                 "ssh_session_open",
                 &args.server,
                 Some(&session_id),
+                &call_id,
                 arguments,
                 error,
             )
@@ -783,6 +827,7 @@ impl SshBroker {
         caller: &Caller,
         args: &SessionOpenArgs,
         session_id: &str,
+        call_id: &str,
         arguments: &Value,
     ) -> Result<Value, ToolError> {
         self.sessions
@@ -810,20 +855,19 @@ impl SshBroker {
             sudo: args.sudo,
             sudo_user: args.sudo_user.clone(),
             pty: args.mode == SessionMode::Pty,
-            ..Self::base_intent(caller, &args.server)
+            ..Self::base_intent(caller, &args.server, call_id)
         };
         let (target, answer) = self.sign_hop(&target_view, intent).await?;
         let serial = target.certificate.serial();
-        let bastions = self.sign_bastions(caller, &chain).await?;
+        let bastions = self.sign_bastions(caller, &chain, call_id).await?;
         let elevation_prefix = answer.elevation_prefix.clone();
 
-        let call_id = uuid::Uuid::now_v7().to_string();
         let call = CallRef {
             tenant: &caller.tenant,
             principal: &caller.principal,
             target: &args.server,
             action: "ssh_session_open",
-            call_id: &call_id,
+            call_id,
             session_id: Some(session_id),
             approval_id: None,
         };
@@ -968,14 +1012,16 @@ impl SshBroker {
             "session_id": args.session_id, "command": args.command, "server": session.host,
             "mode": session.mode, "sudo": session.sudo, "sudo_user": session.sudo_user,
         });
+        let call_id = new_call_id();
         let result = self
-            .session_exec_inner(caller, &session, args, &arguments)
+            .session_exec_inner(caller, &session, args, &arguments, &call_id)
             .await;
         self.settle(
             caller,
             "ssh_session_exec",
             &session.host,
             Some(&session.id),
+            &call_id,
             arguments,
             result,
         )
@@ -988,6 +1034,7 @@ impl SshBroker {
         session: &Arc<Session>,
         args: &SessionExecArgs,
         arguments: &Value,
+        call_id: &str,
     ) -> Result<Value, Failure> {
         session.touch();
         // 1. The host must still be what the session dialed.
@@ -1031,7 +1078,7 @@ impl SshBroker {
             pty: session.mode == SessionMode::Pty,
             dry_run: true,
             approval: Self::claim(caller, "ssh_session_exec", arguments),
-            ..Self::base_intent(caller, &session.host)
+            ..Self::base_intent(caller, &session.host, call_id)
         };
         let answer = self.signer.sign(&intent).await.map_err(signer_error)?;
         tier_allows(caller, &answer.decision)?;
@@ -1051,6 +1098,7 @@ impl SshBroker {
                 "ssh_session_exec",
                 &session.host,
                 Some(&session.id),
+                call_id,
                 arguments.clone(),
                 &answer.decision,
                 session.serial,
@@ -1155,7 +1203,7 @@ impl SshBroker {
             Some(Err(err)) => (None, Some(format!("recording: {err}"))),
             None => (None, None),
         };
-        let call_id = uuid::Uuid::now_v7().to_string();
+        let call_id = new_call_id();
         let call = CallRef {
             tenant: &session.tenant,
             principal: &session.caller,
@@ -1354,6 +1402,7 @@ impl SshBroker {
             FileOp::Put => "ssh_put_file",
             FileOp::Get => "ssh_get_file",
         };
+        let call_id = &new_call_id();
         let inner = async {
             if let Some(size) = upload_size
                 && size > self.options.file_transfer_max_bytes
@@ -1376,12 +1425,12 @@ impl SshBroker {
                 file_op: Some(op),
                 path: Some(path.to_owned()),
                 approval: Self::claim(caller, action, arguments),
-                ..Self::base_intent(caller, server)
+                ..Self::base_intent(caller, server, call_id)
             };
             self.check_tier(caller, &intent).await?;
             let (target, answer) = self.sign_hop(&target_view, intent).await?;
             let serial = target.certificate.serial();
-            let bastions = self.sign_bastions(caller, &chain).await?;
+            let bastions = self.sign_bastions(caller, &chain, call_id).await?;
             let mut payload = None;
             let out = self
                 .run_with_intent(
@@ -1389,6 +1438,7 @@ impl SshBroker {
                     action,
                     server,
                     None,
+                    call_id,
                     arguments.clone(),
                     &answer.decision,
                     serial,
@@ -1413,10 +1463,18 @@ impl SshBroker {
         match inner.await {
             Ok(done) => Ok(done),
             Err(failure) => {
-                let error = bind_call(failure.error, action, server, arguments);
+                let error = bind_call(failure.error, action, server, arguments, call_id);
                 if !failure.audited {
-                    self.deny(caller, action, server, None, arguments.clone(), &error)
-                        .await;
+                    self.deny(
+                        caller,
+                        action,
+                        server,
+                        None,
+                        call_id,
+                        arguments.clone(),
+                        &error,
+                    )
+                    .await;
                 }
                 Err(error)
             }

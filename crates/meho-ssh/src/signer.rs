@@ -427,6 +427,7 @@ impl Signer {
                 "certificate": extra,
             }),
             approval_id: decision.approval_id.clone(),
+            call_id: intent.call_id.clone(),
             ..NewRecord::new(self.chain_for(intent), kind, caller)
         };
         self.append(record).await
@@ -469,6 +470,7 @@ impl Signer {
             action: Some("sign".to_owned()),
             outcome: Some(code.to_owned()),
             body: json!({ "intent": intent_summary(intent), "error": why }),
+            call_id: intent.call_id.clone(),
             ..NewRecord::new(self.chain_for(intent), RecordKind::Denial, caller)
         };
         self.append(record).await

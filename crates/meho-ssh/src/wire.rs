@@ -118,6 +118,10 @@ pub struct Intent {
     /// The human's groups, when the frontend knows them (OIDC); `None` applies no group filter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_user_groups: Option<Vec<String>>,
+    /// The broker's id of the call this intent is part of; the signer's records carry it, so
+    /// a credential or refusal is linked to the call's other records (asserted by the broker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
     /// Decide only; issue nothing.
     #[serde(default)]
     pub dry_run: bool,

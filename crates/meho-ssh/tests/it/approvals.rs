@@ -220,6 +220,33 @@ async fn a_learned_approval_is_still_consumed_once_by_the_run_that_collects_it()
     );
     let body: Value = serde_json::from_str(&issued[1].body).unwrap();
     assert_eq!(body["decision"]["waiver_id"], waiver.id.as_str(), "{body}");
+    // Each certificate record names the call it was issued for: the intent's call id.
+    let intents: Vec<_> = lab
+        .records_of("ssh_execute")
+        .await
+        .into_iter()
+        .filter(|r| r.kind == "intent")
+        .collect();
+    assert_eq!(intents.len(), 2, "{intents:#?}");
+    for (credential, intent) in issued.iter().zip(&intents) {
+        assert!(credential.call_id.is_some(), "{credential:#?}");
+        assert_eq!(credential.call_id, intent.call_id);
+    }
+    // The refused first attempt: the broker's denial and the signer's decision share one id.
+    let signer_refusal = lab
+        .records_of("sign")
+        .await
+        .into_iter()
+        .find(|r| r.kind == "denial")
+        .unwrap();
+    let broker_refusal = lab
+        .records_of("ssh_execute")
+        .await
+        .into_iter()
+        .find(|r| r.kind == "denial")
+        .unwrap();
+    assert!(signer_refusal.call_id.is_some());
+    assert_eq!(signer_refusal.call_id, broker_refusal.call_id);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1065,6 +1065,16 @@ fn the_console_pages_show_each_call_once_update_live_and_work_by_keyboard_and_at
     ] {
         assert!(links.contains(&wanted), "{wanted:?} not in {links:?}");
     }
+    // Linked by ids, not guessed: both the broker's refusal of the held call and the signer's
+    // decision on it carry the held call's id, which its approval request names.
+    let held: Vec<&(&str, &str)> = links.iter().filter(|l| l.1 == "held_call").collect();
+    assert_eq!(held.len(), 2, "{links:?}");
+    assert!(
+        !links
+            .iter()
+            .any(|l| matches!(l.1, "signer_decision" | "credential_serial")),
+        "{links:?}"
+    );
     assert!(
         records
             .windows(2)
