@@ -624,7 +624,7 @@ impl SshBroker {
         clippy::too_many_arguments,
         reason = "the call's parts, as `deny` records them"
     )]
-    async fn settle(
+    async fn settle<T>(
         &self,
         caller: &Caller,
         action: &str,
@@ -632,8 +632,8 @@ impl SshBroker {
         session_id: Option<&str>,
         call_id: &str,
         arguments: Value,
-        result: Result<Value, Failure>,
-    ) -> Result<Value, ToolError> {
+        result: Result<T, Failure>,
+    ) -> Result<T, ToolError> {
         match result {
             Ok(value) => Ok(value),
             Err(failure) => {
@@ -1460,25 +1460,17 @@ impl SshBroker {
             let (data, sha) = payload.unwrap_or_default();
             Ok((serial, data, sha))
         };
-        match inner.await {
-            Ok(done) => Ok(done),
-            Err(failure) => {
-                let error = bind_call(failure.error, action, server, arguments, call_id);
-                if !failure.audited {
-                    self.deny(
-                        caller,
-                        action,
-                        server,
-                        None,
-                        call_id,
-                        arguments.clone(),
-                        &error,
-                    )
-                    .await;
-                }
-                Err(error)
-            }
-        }
+        let result = inner.await;
+        self.settle(
+            caller,
+            action,
+            server,
+            None,
+            call_id,
+            arguments.clone(),
+            result,
+        )
+        .await
     }
 }
 
