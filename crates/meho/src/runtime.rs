@@ -51,12 +51,11 @@ pub(crate) fn init_tracing(level: &str) {
 }
 
 /// rmcp logs every request and session at INFO; for meho's operator those are DEBUG lines. So
-/// unless the filter asks for debug output or names `rmcp` itself, rmcp logs warnings and up.
+/// when the filter's most verbose level is INFO and it does not name `rmcp` itself, rmcp logs
+/// warnings and up. (A quieter filter hides them already and must stay as quiet: `off` is off.)
 fn quiet_rmcp(directive: &str, filter: EnvFilter) -> EnvFilter {
-    let verbose = filter
-        .max_level_hint()
-        .is_some_and(|max| max >= tracing::level_filters::LevelFilter::DEBUG);
-    if verbose || directive.contains("rmcp") {
+    let info = filter.max_level_hint() == Some(tracing::level_filters::LevelFilter::INFO);
+    if !info || directive.contains("rmcp") {
         return filter;
     }
     match "rmcp=warn".parse() {
@@ -401,5 +400,29 @@ mod tests {
         assert!(out.contains("call x\\x1b[2K"), "{out}");
         assert!(out.contains("refused\\x0afaked"), "{out}");
         assert_eq!(out.lines().count(), 1, "one event is one line: {out}");
+    }
+
+    fn quieted(directive: &str) -> String {
+        let filter = EnvFilter::try_new(directive).expect("a valid filter");
+        quiet_rmcp(directive, filter).to_string()
+    }
+
+    #[test]
+    fn rmcp_info_lines_are_quieted_at_info_only() {
+        // At INFO, rmcp's per-request INFO lines are dropped, its warnings kept.
+        assert!(quieted("info").contains("rmcp=warn"), "{}", quieted("info"));
+        assert!(quieted("meho=info").contains("rmcp=warn"));
+        // Asking for debug, naming rmcp, or a quieter filter leaves the filter as it was: `off`
+        // stays off, `warn` stays warn.
+        for unchanged in [
+            "debug",
+            "meho=debug,info",
+            "info,rmcp=info",
+            "off",
+            "warn",
+            "error",
+        ] {
+            assert!(!quieted(unchanged).contains("rmcp=warn"), "{unchanged}");
+        }
     }
 }
