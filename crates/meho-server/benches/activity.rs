@@ -635,6 +635,7 @@ async fn run() {
             audit: audit.clone(),
             governance,
             tasks: Default::default(),
+            tools: Default::default(),
         }),
         auth,
         resource: resource.clone(),

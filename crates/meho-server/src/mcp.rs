@@ -46,7 +46,13 @@ pub struct McpContext {
     pub governance: Arc<Governance>,
     /// Results of approved calls collected through MCP Tasks (`tasks/get`).
     pub tasks: TaskResults,
+    /// Every tool with its JSON schema, built once: the gateway's tools do not change.
+    pub tools: ToolCatalog,
 }
+
+/// The MCP tool list, built on first use (`tools/list` filters it per caller).
+#[derive(Debug, Default)]
+pub struct ToolCatalog(std::sync::OnceLock<Vec<Tool>>);
 
 /// The results of held calls collected through `tasks/get`, so a client that asks again gets the
 /// same completed task (the approval itself runs once). Bounded: the oldest are forgotten.
@@ -255,8 +261,12 @@ impl MehoMcp {
             })
     }
 
-    /// Every tool, before filtering.
-    pub fn all_tools(&self) -> Vec<Tool> {
+    /// Every tool, before filtering (built once per context).
+    pub fn all_tools(&self) -> &[Tool] {
+        self.context.tools.0.get_or_init(|| self.build_tools())
+    }
+
+    fn build_tools(&self) -> Vec<Tool> {
         let mut tools: Vec<Tool> = self.context.gateway.tools().iter().map(spec_tool).collect();
         tools.push(tool(
             "approval_status",
@@ -278,9 +288,10 @@ impl MehoMcp {
         // Shaping the list is not a call: nothing is audited or published for it.
         let has_targets = self.context.gateway.has_targets(&caller).await;
         self.all_tools()
-            .into_iter()
+            .iter()
             .filter(|t| !(caller.max_tier < Tier::Write && needs_more_than_read(&t.name)))
             .filter(|t| has_targets || !t.name.starts_with("ssh_"))
+            .cloned()
             .collect()
     }
 

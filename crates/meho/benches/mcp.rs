@@ -321,6 +321,7 @@ fn main() {
                     config.hosts.clone(),
                 )),
                 tasks: Default::default(),
+            tools: Default::default(),
             }),
             auth: Arc::new(
                 meho_server::auth::Authenticator::new(config.auth.clone(), false, None).unwrap(),

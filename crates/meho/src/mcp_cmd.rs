@@ -68,6 +68,7 @@ async fn serve_on(config: &Config, paths: &Paths, backplane: &Backplane) -> Resu
         audit: backplane.audit.clone(),
         governance: governance.clone(),
         tasks: Default::default(),
+        tools: Default::default(),
     });
     let principal = stdio_principal(config);
     tracing::info!(principal = %principal.subject, tenant = %principal.tenant, "serving MCP on stdio");

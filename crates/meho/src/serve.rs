@@ -181,6 +181,7 @@ async fn serve_on(
             audit: backplane.audit.clone(),
             governance: governance.clone(),
             tasks: Default::default(),
+            tools: Default::default(),
         }),
         auth: Arc::new(authenticator),
         resource: resource.clone(),

@@ -560,6 +560,7 @@ impl Server {
                 audit: audit.clone(),
                 governance,
                 tasks: Default::default(),
+                tools: Default::default(),
             }),
             auth: auth.clone(),
             resource: audience.clone(),
