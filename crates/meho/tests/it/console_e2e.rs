@@ -20,7 +20,6 @@
 //! that the console's `shown()` escapes every character exactly as `meho_core::display::escape`.
 
 use std::io::Write as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -32,7 +31,7 @@ use crate::forged::{
 };
 use crate::peers::{self, Idp, python_client};
 use crate::remote_cli::Served;
-use crate::support::{Daemon, Sshd, ca_init, meho_ca_pub, os, require_sshd};
+use crate::support::{Daemon, Sshd, ca_init, free_port, meho_ca_pub, os, require_sshd};
 
 /// The command the host's policy holds for a human.
 const COMMAND: &str = "echo approved-by-a-human";
@@ -84,14 +83,6 @@ fn artifacts_dir() -> PathBuf {
         .and_then(Path::parent)
         .map_or_else(|| PathBuf::from("target"), Path::to_path_buf);
     target.join("test-artifacts")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// meho on the IdP, one tenant-a host on the lab's sshd whose policy holds [`COMMAND`].

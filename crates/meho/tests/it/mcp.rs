@@ -8,7 +8,6 @@
 //! it the test prints a `SKIPPED:` line, and under `CI=true` it fails.
 
 use std::io::{BufRead as _, BufReader};
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::peers::{self, Idp, python_client};
-use crate::support::{Daemon, Sshd, ca_init, meho_ca_pub, os, require_sshd};
+use crate::support::{Daemon, Sshd, ca_init, free_port, meho_ca_pub, os, require_sshd};
 use crate::{HOST_KEY, Workdir, stderr_of, stdout_of};
 
 /// The tool contract, sorted: what a caller with targets sees.
@@ -161,15 +160,6 @@ impl Lab {
             self.state().display().to_string(),
         ]
     }
-}
-
-/// A free loopback port, for a server whose audience must name its port before it starts.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A running `meho serve`.

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::peers;
-use crate::support::{Daemon, os, ssh_keygen_available};
+use crate::support::{Daemon, free_port, os, ssh_keygen_available};
 use crate::{HOST_KEY, MEHO_ENV, Workdir, stderr_of, stdout_of};
 
 /// The repository root.
@@ -1187,14 +1187,6 @@ impl Walk {
             }
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET path` on `addr`: the status and the response head.

@@ -306,3 +306,14 @@ impl Sshd {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
+
+/// A free loopback port, for a process that must be told its port before it starts (a server
+/// whose audience names it, an sshd). Another process may take it in between: callers that
+/// start a server on it retry.
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
