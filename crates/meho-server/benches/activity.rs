@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use meho_audit::{AuditLog, AuditOptions, CallOutcome, CallRef, InProcessBus, NewRecord};
-use meho_audit::{RecordKind, Redactor};
+use meho_audit::RecordKind;
+use meho_audit::{AuditLog, CallOutcome, CallRef, NewRecord};
 use meho_config::{AuthConfig, Role};
 use meho_core::{Decision, ReasonCode, Tier};
 use meho_gateway::{BoxFuture, Caller, Connector, Gateway, ToolError, ToolSpec};
@@ -574,17 +574,8 @@ fn store_bytes(dir: &std::path::Path) -> u64 {
 
 async fn run() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = meho_store::Store::open(&url).await.unwrap();
-    let audit = Arc::new(
-        AuditLog::start(
-            meho_audit::store::open(&store),
-            Arc::new(InProcessBus::new()),
-            AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
-        )
-        .await
-        .unwrap(),
-    );
+    let store = meho_test_support::sqlite_store(dir.path()).await.unwrap();
+    let audit = meho_test_support::audit_log(&store).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let governance = Arc::new(Governance::new(

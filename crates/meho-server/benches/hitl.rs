@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meho_approvals::{FreezeKind, Subject};
-use meho_audit::{AuditLog, AuditOptions, InProcessBus, Redactor};
 use meho_config::Role;
 use meho_gateway::{BoxFuture, Caller, Connector, Gateway, ToolError, ToolSpec};
 use meho_server::hitl::{Actor, Governance, Origin};
@@ -81,15 +80,7 @@ fn report(name: &str, mut samples: Vec<Duration>) {
 
 async fn run(label: &str, url: &str) {
     let store = meho_store::Store::open(url).await.unwrap();
-    let audit = Arc::new(
-        AuditLog::start(
-            meho_audit::store::open(&store),
-            Arc::new(InProcessBus::new()),
-            AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
-        )
-        .await
-        .unwrap(),
-    );
+    let audit = meho_test_support::audit_log(&store).await.unwrap();
     let governance = Arc::new(Governance::new(
         &store,
         Default::default(),

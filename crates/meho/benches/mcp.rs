@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use axum::routing::get;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
-use meho_audit::{AuditLog, AuditOptions, InProcessBus, Redactor};
+use meho_audit::AuditLog;
 use meho_config::Config;
 use meho_gateway::{Connector, Gateway};
 use meho_server::mcp::{McpContext, MehoMcp};
@@ -277,21 +277,8 @@ fn main() {
             None,
         )
         .unwrap();
-        let store = meho_store::Store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("meho.db").display()
-        ))
-        .await
-        .unwrap();
-        let audit = Arc::new(
-            AuditLog::start(
-                meho_audit::store::open(&store),
-                Arc::new(InProcessBus::new()),
-                AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
-            )
-            .await
-            .unwrap(),
-        );
+        let store = meho_test_support::sqlite_store(dir.path()).await.unwrap();
+        let audit = meho_test_support::audit_log(&store).await.unwrap();
         let (cas, _) = meho_ssh::setup::load_cas(&config, dir.path(), false).unwrap();
         let pool = store.pool().clone();
         let signer = Arc::new(

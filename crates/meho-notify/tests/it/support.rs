@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use meho_audit::{AuditLog, AuditOptions, InProcessBus, Redactor, StoredRecord};
+use meho_audit::{AuditLog, StoredRecord};
 use meho_core::Tier;
 use meho_notify::{Notifier, PendingApproval, WebhookConfig, WebhookFormat};
 use serde_json::json;
@@ -30,19 +30,9 @@ pub struct Audit {
 impl Audit {
     pub async fn start() -> Audit {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("meho.db").display());
-        let store = meho_store::Store::open(&url).await.unwrap();
-        let log = AuditLog::start(
-            meho_audit::store::open(&store),
-            Arc::new(InProcessBus::new()),
-            AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
-        )
-        .await
-        .unwrap();
-        Audit {
-            _dir: dir,
-            log: Arc::new(log),
-        }
+        let store = meho_test_support::sqlite_store(dir.path()).await.unwrap();
+        let log = meho_test_support::audit_log(&store).await.unwrap();
+        Audit { _dir: dir, log }
     }
 
     /// Every record of `tenant`, in chain order.

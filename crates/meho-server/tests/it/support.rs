@@ -17,13 +17,12 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use meho_audit::{AuditLog, AuditOptions, InProcessBus, NewRecord, RecordKind, Redactor};
+use meho_audit::{AuditLog, NewRecord, RecordKind};
 use meho_config::AuthConfig;
 use meho_gateway::{BoxFuture, Caller, Connector, Gateway, ToolError, ToolSpec};
 use meho_server::McpState;
 use meho_server::auth::Authenticator;
 use meho_server::mcp::McpContext;
-use meho_store::Store;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -503,21 +502,8 @@ impl Server {
     pub(crate) async fn start_with_issuer(options: Options, issuer: Issuer) -> Self {
         crypto_provider();
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("meho.db").display()
-        ))
-        .await
-        .unwrap();
-        let audit = Arc::new(
-            AuditLog::start(
-                meho_audit::store::open(&store),
-                Arc::new(InProcessBus::new()),
-                AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
-            )
-            .await
-            .unwrap(),
-        );
+        let store = meho_test_support::sqlite_store(dir.path()).await.unwrap();
+        let audit = meho_test_support::audit_log(&store).await.unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let audience = format!("{base}/mcp");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meho_audit::{AuditLog, AuditOptions, Filter, InProcessBus, Page, Redactor, StoredRecord};
+use meho_audit::{AuditLog, Filter, Page, StoredRecord};
 use meho_config::Config;
 use meho_gateway::{Caller, Connector, Gateway, ToolError};
 use meho_ssh::broker::{BrokerOptions, SshBroker, SshConnector};
@@ -64,21 +64,8 @@ impl Lab {
             ca_path.display()
         );
         let config = Config::parse(&text, None).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let store = meho_store::Store::open(&format!(
-            "sqlite://{}",
-            dir.path().join("meho.db").display()
-        ))
-        .await
-        .unwrap();
-        let audit = Arc::new(
-            AuditLog::start(
-                meho_audit::store::open(&store),
-                Arc::new(InProcessBus::new()),
-                AuditOptions::new(Redactor::new::<&str>(&[]).unwrap()),
-            )
-            .await
-            .unwrap(),
-        );
+        let store = meho_test_support::sqlite_store(dir.path()).await.unwrap();
+        let audit = meho_test_support::audit_log(&store).await.unwrap();
         let cas = CaSet::load(&config.ca_keys).unwrap();
         let approvals = meho_approvals::Approvals::new(
             store.pool().clone(),
