@@ -20,8 +20,7 @@
     dead_code
 )]
 
-#[path = "../tests/it/harness.rs"]
-mod harness;
+use meho_test_support::sshd as harness;
 #[path = "../tests/it/support.rs"]
 mod support;
 

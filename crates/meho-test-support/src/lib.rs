@@ -1,9 +1,20 @@
 //! What meho's integration tests and benches share, so each does not build it again: an SQLite
-//! store in a directory, and an audit log on a store with the in-process feed bus and only the
-//! built-in redaction. A dev-dependency only: nothing here ships.
+//! store in a directory, an audit log on a store with the in-process feed bus and only the
+//! built-in redaction, and a real OpenSSH `sshd` ([`sshd`]). A dev-dependency only: nothing here
+//! ships.
 //!
-//! Failures are returned, not panicked on: the workspace lints hold for this crate too, and the
-//! caller (a test) unwraps with its own context.
+//! The store and audit helpers return their failures (the caller, a test, unwraps with its own
+//! context); the sshd harness panics with sshd's output when it cannot do what a test needs, as
+//! an assertion would.
+
+#[allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a test harness: a sshd that cannot start must stop the test with its output"
+)]
+pub mod sshd;
 
 use std::path::Path;
 use std::sync::Arc;

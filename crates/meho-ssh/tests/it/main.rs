@@ -9,7 +9,8 @@
 )]
 
 mod approvals;
-mod harness;
+/// The sshd harness, shared with the other crates' tests.
+use meho_test_support::sshd as harness;
 mod pki;
 mod signer;
 mod sshd;

@@ -746,7 +746,7 @@ fn exec_put_and_get_against_sshd_pass_output_and_exit_status_through() {
             sshd.host_key
         ),
     );
-    let sshd_log = || std::fs::read_to_string(&sshd.log).unwrap_or_default();
+    let sshd_log = || sshd.log_text();
 
     let output = ssh(
         &work,

@@ -214,96 +214,35 @@ pub(crate) fn require_sshd(what: &str) -> bool {
     false
 }
 
-/// An sshd on a random loopback port that trusts one user CA; killed on drop.
+/// An sshd on a random loopback port that trusts one user CA (the shared harness, which also
+/// ends every session it forked when dropped), with the two things these tests pin in a config.
 pub(crate) struct Sshd {
-    child: Child,
+    sshd: meho_test_support::sshd::Sshd,
     pub(crate) port: u16,
     /// The host key line (`ssh-ed25519 AAAA…`) to pin.
     pub(crate) host_key: String,
-    pub(crate) log: PathBuf,
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Sshd {
-    /// Starts sshd with its files in `dir`, trusting the CA whose public key is `ca_pub`.
-    pub(crate) fn start(dir: &Path, ca_pub: &Path) -> Sshd {
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let host_key = dir.join("host_key");
-        let keygen = Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(&host_key)
-            .output()
-            .unwrap();
-        assert!(keygen.status.success(), "{}", stderr_of(&keygen));
-        let host_line = std::fs::read_to_string(dir.join("host_key.pub")).unwrap();
-        let host_line = host_line.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        let log = dir.join("sshd.log");
-        for _attempt in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = dir.join("sshd_config");
-            std::fs::write(
-                &config,
-                format!(
-                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nTrustedUserCAKeys {}\n\
-                     PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                     AuthorizedKeysFile none\nStrictModes no\nUsePAM no\n\
-                     PidFile {}\nSubsystem sftp internal-sftp\n",
-                    host_key.display(),
-                    ca_pub.display(),
-                    dir.join("sshd.pid").display()
-                ),
-            )
-            .unwrap();
-            let child = Command::new("/usr/sbin/sshd")
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&log).unwrap())
-                .spawn()
-                .unwrap();
-            let mut sshd = Sshd {
-                child,
-                port,
-                host_key: host_line.clone(),
-                log: log.clone(),
-            };
-            let deadline = Instant::now() + EXIT_LIMIT;
-            while Instant::now() < deadline {
-                if matches!(sshd.child.try_wait(), Ok(Some(_))) {
-                    break; // the port was taken in between: try another
-                }
-                if std::fs::read_to_string(&sshd.log)
-                    .unwrap_or_default()
-                    .contains("Server listening")
-                {
-                    return sshd;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = sshd.child.kill();
+    /// Starts sshd trusting the CA whose public key file is `ca_pub`. (`_dir` is where the
+    /// caller keeps its files; the harness keeps sshd's in a directory of its own.)
+    pub(crate) fn start(_dir: &Path, ca_pub: &Path) -> Sshd {
+        let line = std::fs::read_to_string(ca_pub)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", ca_pub.display()));
+        let sshd =
+            meho_test_support::sshd::Sshd::start(meho_test_support::sshd::SshdOptions::new([line
+                .trim()
+                .to_owned()]));
+        Sshd {
+            port: sshd.port(),
+            host_key: sshd.host_key_line(),
+            sshd,
         }
-        panic!(
-            "sshd did not start; log:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
     }
 
     /// What sshd logged so far.
     pub(crate) fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.sshd.log()
     }
 }
 
