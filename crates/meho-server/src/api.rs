@@ -1596,22 +1596,10 @@ mod schema {
                     }
                 }
             }
-            Schema::OneOf(one_of) => {
-                for item in &mut one_of.items {
-                    if let RefOr::T(item) = item {
-                        forbid_nul(item);
-                    }
-                }
-            }
-            Schema::AllOf(all_of) => {
-                for item in &mut all_of.items {
-                    if let RefOr::T(item) = item {
-                        forbid_nul(item);
-                    }
-                }
-            }
-            Schema::AnyOf(any_of) => {
-                for item in &mut any_of.items {
+            Schema::OneOf(utoipa::openapi::schema::OneOf { items, .. })
+            | Schema::AllOf(utoipa::openapi::schema::AllOf { items, .. })
+            | Schema::AnyOf(utoipa::openapi::schema::AnyOf { items, .. }) => {
+                for item in items {
                     if let RefOr::T(item) = item {
                         forbid_nul(item);
                     }

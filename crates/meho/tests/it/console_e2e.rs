@@ -155,22 +155,9 @@ fn get_json(url: &str, token: &str) -> (u16, Value) {
 
 /// A tool call of the agent over Streamable HTTP: the structured result of a non-error answer.
 fn agent_call(url: &str, token: &str, tool: &str, arguments: &Value) -> Value {
-    let arguments = arguments.to_string();
-    let (code, out) = python_client(&[
-        "http",
-        url,
-        "--token",
-        token,
-        "--timeout",
-        "90",
-        "--call",
-        tool,
-        "--args",
-        &arguments,
-    ]);
-    assert_eq!(code, 0, "{tool} {arguments}: {out}");
-    assert_eq!(out["call"]["is_error"], false, "{tool} {arguments}: {out}");
-    out["call"]["structured_content"].clone()
+    let call = agent_try(url, token, tool, arguments);
+    assert_eq!(call["is_error"], false, "{tool} {arguments}: {call}");
+    call["structured_content"].clone()
 }
 
 fn print_line(line: &str) {
