@@ -1,7 +1,8 @@
 //! Call-bound approvals: the groundwork of issue #6's human in the loop.
 //!
 //! An approval is bound to one exact call: the sha256 of the canonical JSON (RFC 8785) of
-//! `{tenant, requester, target, tool, arguments}`, sudo state included in the arguments. Any
+//! `{tenant, requester, target, action}`, where `action` is the connector's typed action (for SSH:
+//! the command with its sudo state, the session command, the file path and content hash). Any
 //! change is another call and needs another approval.
 //!
 //! States: `pending → approved | denied | expired`, then `approved → consumed`, exactly once.
@@ -100,25 +101,76 @@ pub struct Call {
     pub requester: String,
     /// The target.
     pub target: String,
-    /// The tool.
+    /// The tool (shown; the action already says what runs).
     pub tool: String,
-    /// The arguments exactly as they will run, sudo state included.
-    pub arguments: Value,
+    /// The typed action as JSON, exactly as it will run (sudo state included).
+    pub action: Value,
 }
 
 impl Call {
-    /// The binding: sha256 (hex) of the canonical JSON of the call.
-    pub fn hash(&self) -> String {
-        let canonical = serde_json_canonicalizer::to_vec(&json!({
+    /// What an approval binds to: the canonical JSON (RFC 8785) of tenant, requester, target and
+    /// action.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        serde_json_canonicalizer::to_vec(&json!({
             "tenant": self.tenant,
             "requester": self.requester,
             "target": self.target,
-            "tool": self.tool,
-            "arguments": self.arguments,
+            "action": self.action,
         }))
-        .unwrap_or_default();
-        hex::encode(Sha256::digest(&canonical))
+        .unwrap_or_default()
     }
+
+    /// The binding: sha256 (hex) of [`Call::canonical_bytes`].
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.canonical_bytes()))
+    }
+}
+
+/// What an approve-and-learn waiver would cover: one command with its elevation. A call whose
+/// action is not a command has none, and its approval cannot learn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Learnable {
+    /// The command, exactly as the agent sent it.
+    pub command: String,
+    /// Run under sudo.
+    pub sudo: bool,
+    /// Sudo target user.
+    pub sudo_user: Option<String>,
+}
+
+impl Learnable {
+    /// The command an action runs, by the convention every connector's actions follow: an
+    /// action that runs a command names it `command`, with its elevation in `sudo` and
+    /// `sudo_user`. `None` for any other action.
+    pub fn of_action(action: &Value) -> Option<Learnable> {
+        Some(Learnable {
+            command: action.get("command")?.as_str()?.to_owned(),
+            sudo: action.get("sudo").and_then(Value::as_bool).unwrap_or(false),
+            sudo_user: action
+                .get("sudo_user")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        })
+    }
+}
+
+/// A pending approval to record.
+#[derive(Debug, Clone, Copy)]
+pub struct NewApproval<'a> {
+    /// The call it is bound to.
+    pub call: &'a Call,
+    /// What approvers are shown: the arguments with secrets redacted.
+    pub shown: &'a Value,
+    /// The tool arguments as the agent sent them, replayed when the call is collected.
+    pub request: Option<&'a Value>,
+    /// One line for humans.
+    pub summary: &'a str,
+    /// The rule that asked.
+    pub rule: &'a str,
+    /// The call's tier.
+    pub tier: Tier,
+    /// What an approve-and-learn waiver would cover, when the action is a command.
+    pub learnable: Option<&'a Learnable>,
 }
 
 /// One approval as stored.
@@ -141,6 +193,9 @@ pub struct Approval {
     /// The tool arguments exactly as the agent sent them, replayed when the call is collected.
     #[serde(skip)]
     pub request: Option<Value>,
+    /// What an approve-and-learn waiver would cover; `None` for calls that run no command.
+    #[serde(skip)]
+    pub learnable: Option<Learnable>,
     /// One line for humans.
     pub summary: String,
     /// The rule that asked for approval.
@@ -372,11 +427,12 @@ pub fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-const COLUMNS: &str = "id, tenant, requester, target, tool, call_hash, arguments, summary, rule, tier, status, created_at_us, expires_at_us, decided_at_us, decided_by, reason, self_approved, learn_ttl_seconds, consumed_at_us, request";
+const COLUMNS: &str = "id, tenant, requester, target, tool, call_hash, arguments, summary, rule, tier, status, created_at_us, expires_at_us, decided_at_us, decided_by, reason, self_approved, learn_ttl_seconds, consumed_at_us, request, learnable";
 
 fn read_approval(row: &dyn Row) -> Result<Approval, ApprovalError> {
     let arguments = row.text("arguments")?;
     let request = row.opt_text("request")?;
+    let learnable = row.opt_text("learnable")?;
     Ok(Approval {
         id: row.text("id")?,
         tenant: row.text("tenant")?,
@@ -388,6 +444,10 @@ fn read_approval(row: &dyn Row) -> Result<Approval, ApprovalError> {
             .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
         request: request
             .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
+        learnable: learnable
+            .map(|l| serde_json::from_str(&l))
             .transpose()
             .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
         summary: row.text("summary")?,
@@ -443,7 +503,9 @@ impl Approvals {
         Ok(out)
     }
 
-    /// Records a new pending approval for `call`; approvers are shown `call.arguments`.
+    /// Records a new pending approval for `call`; approvers are shown the request (or the
+    /// action, without one), and an action that runs a command can learn it
+    /// ([`Learnable::of_action`]).
     pub async fn create(
         &self,
         call: &Call,
@@ -452,26 +514,36 @@ impl Approvals {
         rule: &str,
         tier: Tier,
     ) -> Result<Approval, ApprovalError> {
-        self.create_shown(call, &call.arguments, request, summary, rule, tier)
-            .await
+        let learnable = Learnable::of_action(&call.action);
+        self.create_shown(&NewApproval {
+            call,
+            shown: request.unwrap_or(&call.action),
+            request,
+            summary,
+            rule,
+            tier,
+            learnable: learnable.as_ref(),
+        })
+        .await
     }
 
-    /// Records a new pending approval bound to `call` (its hash), showing approvers `shown` (the
-    /// arguments with secrets redacted) and keeping `request` (what the agent sent) to replay.
-    pub async fn create_shown(
-        &self,
-        call: &Call,
-        shown: &Value,
-        request: Option<&Value>,
-        summary: &str,
-        rule: &str,
-        tier: Tier,
-    ) -> Result<Approval, ApprovalError> {
+    /// Records a new pending approval bound to `new.call` (its hash), showing approvers
+    /// `new.shown` and keeping `new.request` (what the agent sent) to replay.
+    pub async fn create_shown(&self, new: &NewApproval<'_>) -> Result<Approval, ApprovalError> {
+        let NewApproval {
+            call,
+            shown,
+            request,
+            summary,
+            rule,
+            tier,
+            learnable,
+        } = *new;
         let id = format!("apr-{}", uuid::Uuid::now_v7().simple());
         let now = now_us();
         let ttl = i64::try_from(self.policy.ttl.as_micros()).unwrap_or(i64::MAX);
         let sql = format!(
-            "INSERT INTO approvals ({COLUMNS}, ttl_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, $14, NULL, NULL, $16, $15)"
+            "INSERT INTO approvals ({COLUMNS}, ttl_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, $14, NULL, NULL, $16, $17, $15)"
         );
         self.execute(
             &sql,
@@ -492,6 +564,12 @@ impl Approvals {
                 Bind::Bool(false),
                 Bind::Int(ttl),
                 Bind::OptText(request.map(Value::to_string)),
+                Bind::OptText(
+                    learnable
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
+                ),
             ],
         )
         .await?;

@@ -222,6 +222,18 @@ impl AuditLog {
         receipt: IntentReceipt,
         outcome: &CallOutcome,
     ) -> Result<Appended, AuditError> {
+        self.record_outcome_with(receipt, outcome, serde_json::Map::new())
+            .await
+    }
+
+    /// As [`AuditLog::record_outcome`], with `notes` added to the record's body (why a session
+    /// closed, say); a note never replaces one of the outcome's own fields.
+    pub async fn record_outcome_with(
+        &self,
+        receipt: IntentReceipt,
+        outcome: &CallOutcome,
+        notes: serde_json::Map<String, Value>,
+    ) -> Result<Appended, AuditError> {
         let call = CallRef {
             tenant: &receipt.tenant,
             principal: &receipt.principal,
@@ -231,7 +243,13 @@ impl AuditLog {
             session_id: receipt.session_id.as_deref(),
             approval_id: receipt.approval_id.as_deref(),
         };
-        self.append(NewRecord::outcome(&call, outcome)).await
+        let mut record = NewRecord::outcome(&call, outcome);
+        if let Some(body) = record.body.as_object_mut() {
+            for (key, value) in notes {
+                body.entry(key).or_insert(value);
+            }
+        }
+        self.append(record).await
     }
 
     /// Records an agent's announcement of what it is about to do; it is published on the feed.

@@ -31,6 +31,9 @@ pub enum ReasonCode {
     ShellParseError,
     /// The request itself is malformed or asks for something the host never permits.
     InvalidRequest,
+    /// The call is rated above the highest tier the caller's role may run (a `read_only` role
+    /// and a WRITE command, say). The decider enforces it; `policy check` never prints it.
+    TierExceeded,
 }
 
 impl ReasonCode {
@@ -43,6 +46,7 @@ impl ReasonCode {
             ReasonCode::AllowlistNoMatch => "allowlist_no_match",
             ReasonCode::ShellParseError => "shell_parse_error",
             ReasonCode::InvalidRequest => "invalid_request",
+            ReasonCode::TierExceeded => "tier_exceeded",
         }
     }
 }

@@ -33,11 +33,12 @@ use meho_audit::RecordKind;
 use meho_audit::{AuditLog, CallOutcome, CallRef, NewRecord};
 use meho_config::{AuthConfig, Role};
 use meho_core::{Decision, ReasonCode, Tier};
-use meho_gateway::{BoxFuture, Caller, Connector, Gateway, ToolError, ToolSpec};
+use meho_gateway::{Caller, Gateway};
 use meho_server::auth::{Authenticator, DevTokens};
 use meho_server::hitl::{Actor, Governance, Origin};
 use meho_server::mcp::McpContext;
 use meho_server::{McpState, console};
+use meho_test_support::connector::{Script, Scripted, tool};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -85,45 +86,18 @@ const REFUSED: [&str; 4] = [
 ];
 
 /// The broker as the gateway sees it: `ssh_execute` needs a human until the call carries an
-/// approval (what it writes to the audit log is written by [`Seeder`], with the broker's shapes).
-#[derive(Debug)]
-struct Broker;
-
-impl Connector for Broker {
-    fn tools(&self) -> Vec<ToolSpec> {
-        vec![ToolSpec {
-            name: "ssh_execute".into(),
-            description: "bench".into(),
-            input_schema: json!({ "type": "object" }),
-        }]
-    }
-
-    fn has_targets<'a>(&'a self, _caller: &'a Caller) -> BoxFuture<'a, bool> {
-        Box::pin(async { true })
-    }
-
-    fn call<'a>(
-        &'a self,
-        caller: &'a Caller,
-        tool: &'a str,
-        arguments: Value,
-    ) -> BoxFuture<'a, Result<Value, ToolError>> {
-        Box::pin(async move {
-            if caller.approval_id.is_some() {
-                return Ok(json!({ "exit_status": 0, "stdout": "ok\n" }));
-            }
-            Err(
-                ToolError::new("needs_approval", "the call needs a human").with_detail(json!({
-                    "decision": { "rule": "require_approval:^systemctl restart", "tier": "write" },
-                    "call": {
-                        "tool": tool,
-                        "target": arguments.get("server").cloned().unwrap_or_default(),
-                        "arguments": arguments,
-                    },
-                })),
-            )
-        })
-    }
+/// approval. The pipeline writes the held call's refusal, the approval request and the approved
+/// run's intent and outcome; [`Seeder`] writes what the signer would.
+fn broker() -> Arc<Scripted> {
+    Scripted::new(
+        vec![tool("ssh_execute", Tier::Read, json!({ "type": "object" }))],
+        &["web-00"],
+        |_, _, _| Script::Hold {
+            rule: "require_approval:^systemctl restart".into(),
+            tier: Tier::Write,
+            ran: json!({ "exit_status": 0, "stdout": "ok\n" }),
+        },
+    )
 }
 
 /// One seeded call and the id `GET /api/v1/calls/{id}` takes for it.
@@ -329,26 +303,13 @@ impl Seeder {
         );
         self.sign(TENANT, agent, target, command, &decided, None, None)
             .await;
-        self.append(NewRecord {
-            target: Some(target.to_owned()),
-            action: Some("ssh_execute".to_owned()),
-            outcome: Some("needs_approval".to_owned()),
-            body: json!({
-                "arguments": { "server": target, "command": command },
-                "decision": decided,
-                "error": "the call needs a human's approval (rule `require_approval:^systemctl restart`)",
-            }),
-            ..NewRecord::new(TENANT, RecordKind::Denial, agent)
-        })
-        .await;
         let caller = Caller {
             tenant: TENANT.to_owned(),
             ..Caller::agent(agent)
         };
         let pending = self
-            .governance
+            .gateway
             .call(
-                &self.gateway,
                 &caller,
                 "ssh_execute",
                 json!({ "server": target, "command": command }),
@@ -372,13 +333,11 @@ impl Seeder {
             .unwrap();
         if approve {
             let done = self
-                .governance
-                .status(&self.gateway, &caller, &id, Duration::ZERO, &|_, _| {})
+                .gateway
+                .approval_status(&caller, &id, Duration::ZERO, &|_, _| {})
                 .await
                 .unwrap();
             assert_eq!(done["status"], "executed", "{done}");
-            self.ran(TENANT, agent, target, command, 0, Tier::Write, Some(&id))
-                .await;
         }
         id
     }
@@ -585,7 +544,10 @@ async fn run() {
         &base,
         Default::default(),
     ));
-    let gateway = Gateway::new(vec![Arc::new(Broker) as Arc<dyn Connector>]).unwrap();
+    let gateway = Gateway::builder(governance.clone())
+        .connector(broker())
+        .build()
+        .unwrap();
 
     let seeding = Instant::now();
     let seeder = Arc::new(Seeder {
@@ -624,7 +586,6 @@ async fn run() {
         context: Arc::new(McpContext {
             gateway,
             audit: audit.clone(),
-            governance,
             tasks: Default::default(),
             tools: Default::default(),
         }),

@@ -23,42 +23,26 @@ use std::time::{Duration, Instant};
 
 use meho_approvals::{FreezeKind, Subject};
 use meho_config::Role;
-use meho_gateway::{BoxFuture, Caller, Connector, Gateway, ToolError, ToolSpec};
+use meho_gateway::{Caller, Gateway};
 use meho_server::hitl::{Actor, Governance, Origin};
-use serde_json::{Value, json};
+use meho_test_support::connector::{Script, Scripted, tool};
+use serde_json::json;
 
-#[derive(Debug)]
-struct Held;
-
-impl Connector for Held {
-    fn tools(&self) -> Vec<ToolSpec> {
-        vec![ToolSpec {
-            name: "run".into(),
-            description: "bench".into(),
-            input_schema: json!({ "type": "object" }),
-        }]
-    }
-
-    fn has_targets<'a>(&'a self, _caller: &'a Caller) -> BoxFuture<'a, bool> {
-        Box::pin(async { true })
-    }
-
-    fn call<'a>(
-        &'a self,
-        caller: &'a Caller,
-        _tool: &'a str,
-        arguments: Value,
-    ) -> BoxFuture<'a, Result<Value, ToolError>> {
-        Box::pin(async move {
-            if caller.approval_id.is_some() {
-                return Ok(json!({ "stdout": "done" }));
-            }
-            Err(ToolError::new("needs_approval", "held").with_detail(json!({
-                "decision": { "rule": "require_approval:^x", "tier": "write" },
-                "call": { "tool": "run", "target": "web", "arguments": arguments },
-            })))
-        })
-    }
+/// A connector that holds every call until it is approved.
+fn held() -> std::sync::Arc<Scripted> {
+    Scripted::new(
+        vec![tool(
+            "run",
+            meho_core::Tier::Read,
+            json!({ "type": "object" }),
+        )],
+        &["web"],
+        |_, _, _| Script::Hold {
+            rule: "require_approval:^x".into(),
+            tier: meho_core::Tier::Write,
+            ran: json!({ "stdout": "done" }),
+        },
+    )
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
@@ -88,7 +72,10 @@ async fn run(label: &str, url: &str) {
         "http://127.0.0.1",
         Default::default(),
     ));
-    let gateway = Gateway::new(vec![Arc::new(Held) as Arc<dyn Connector>]).unwrap();
+    let gateway = Gateway::builder(governance.clone())
+        .connector(held())
+        .build()
+        .unwrap();
     let tenant = format!("bench-{}", uuid_like());
     let admin = Actor {
         subject: "boss".into(),
@@ -138,13 +125,8 @@ async fn run(label: &str, url: &str) {
     let (mut hold, mut decide, mut collect) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..300 {
         let started = Instant::now();
-        let pending = governance
-            .call(
-                &gateway,
-                &agent,
-                "run",
-                json!({ "command": format!("x {i}") }),
-            )
+        let pending = gateway
+            .call(&agent, "run", json!({ "command": format!("x {i}") }))
             .await
             .unwrap();
         hold.push(started.elapsed());
@@ -156,8 +138,8 @@ async fn run(label: &str, url: &str) {
             .unwrap();
         decide.push(started.elapsed());
         let started = Instant::now();
-        let done = governance
-            .status(&gateway, &agent, &id, Duration::ZERO, &|_, _| {})
+        let done = gateway
+            .approval_status(&agent, &id, Duration::ZERO, &|_, _| {})
             .await
             .unwrap();
         collect.push(started.elapsed());
@@ -169,26 +151,16 @@ async fn run(label: &str, url: &str) {
 
     let mut wake = Vec::new();
     for i in 0..50 {
-        let pending = governance
-            .call(
-                &gateway,
-                &agent,
-                "run",
-                json!({ "command": format!("w {i}") }),
-            )
+        let pending = gateway
+            .call(&agent, "run", json!({ "command": format!("w {i}") }))
             .await
             .unwrap();
         let id = pending["approval_id"].as_str().unwrap().to_owned();
         let waiter = {
-            let (governance, gateway, agent, id) = (
-                governance.clone(),
-                gateway.clone(),
-                agent.clone(),
-                id.clone(),
-            );
+            let (gateway, agent, id) = (gateway.clone(), agent.clone(), id.clone());
             tokio::spawn(async move {
-                governance
-                    .status(&gateway, &agent, &id, Duration::from_secs(10), &|_, _| {})
+                gateway
+                    .approval_status(&agent, &id, Duration::from_secs(10), &|_, _| {})
                     .await
                     .unwrap();
                 Instant::now()

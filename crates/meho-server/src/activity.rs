@@ -43,7 +43,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::McpState;
 use crate::api::{Acting, ApiError, ErrorBody, Path, Query, RecordView, integral, record_view};
-use crate::hitl::rfc3339;
+use meho_gateway::govern::rfc3339;
 
 /// `limit` of `GET /api/v1/activity`: default and range.
 pub(crate) const ACTIVITY_LIMIT: (u32, RangeInclusive<u32>) = (50, 1..=200);
@@ -724,7 +724,12 @@ fn view(call: &Folded, now_us: i64) -> CallView {
     let started = primary.first().copied().or(first);
     CallView {
         id: call.key.id().to_owned(),
-        call_id: records.iter().find_map(|r| r.stored.call_id.clone()),
+        // The run's id (what links its intent and outcome); a held call that never ran keeps
+        // the id of the call that was held.
+        call_id: intent
+            .or(outcome)
+            .and_then(|r| r.stored.call_id.clone())
+            .or_else(|| records.iter().find_map(|r| r.stored.call_id.clone())),
         approval_id: records.iter().find_map(|r| r.stored.approval_id.clone()),
         session_id: records.iter().find_map(|r| r.stored.session_id.clone()),
         principal,
@@ -1455,7 +1460,7 @@ async fn summary(state: &McpState, tenant: &str, now_us: i64) -> Result<Summary,
             denials = denials.saturating_add(1);
         }
     }
-    let governance = &state.context.governance;
+    let governance = &state.context.governance();
     let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     let pending = governance
         .approvals

@@ -7,7 +7,7 @@
 //!   only identity they use, and its tenant scopes every query (another tenant's row is a 404).
 //! - Every error is `{"error": code, "message": sentence}` with the status docs/api.md lists,
 //!   rejections of the request's path, query and body included (the extractors here).
-//! - Every change goes through [`crate::hitl::Governance`], which audits it.
+//! - Every change goes through [`meho_gateway::Governance`], which audits it.
 //! - The OpenAPI document states what the handlers accept: every enum, range and length comes
 //!   from the constant the handler checks against, so a request the document calls valid is
 //!   never refused as malformed, and one it calls invalid is always refused.
@@ -37,7 +37,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::McpState;
 use crate::auth::Principal;
-use crate::hitl::{Actor, ApprovalView, GovError, Origin, rfc3339, view};
+use meho_gateway::govern::{Actor, ApprovalView, GovError, Origin, rfc3339, view};
 
 /// `limit` of `GET /api/v1/approvals`: default and range.
 const APPROVALS_LIMIT: (u32, RangeInclusive<u32>) = (50, 1..=500);
@@ -470,7 +470,7 @@ async fn list_approvals(
         .transpose()
         .map_err(ApiError::bad_request)?;
     let limit = limit(query.limit, APPROVALS_LIMIT)?;
-    let governance = &state.context.governance;
+    let governance = &state.context.governance();
     let rows = governance
         .approvals
         .list(&actor.tenant, status, limit)
@@ -491,7 +491,7 @@ async fn get_approval(
     Acting(actor): Acting,
     Path(id): Path<String>,
 ) -> Result<Json<ApprovalView>, ApiError> {
-    let governance = &state.context.governance;
+    let governance = &state.context.governance();
     let approval = governance.approvals.get(&actor.tenant, &id).await?;
     Ok(Json(view(&approval, &governance.console_url(&id))))
 }
@@ -516,7 +516,7 @@ async fn decide(
             )));
         }
     };
-    let governance = &state.context.governance;
+    let governance = &state.context.governance();
     let (approval, waiver) = governance.decide(actor, id, approve, reason, learn).await?;
     Ok(Json(DecidedApproval {
         approval: view(&approval, &governance.console_url(id)),
@@ -684,7 +684,7 @@ async fn create_grant(
     }
     let grant = state
         .context
-        .governance
+        .governance()
         .create_grant(
             &actor,
             &body.target,
@@ -706,7 +706,7 @@ async fn list_grants(
 ) -> Result<Json<GrantList>, ApiError> {
     let rows = state
         .context
-        .governance
+        .governance()
         .grants
         .list(
             &actor.tenant,
@@ -730,7 +730,7 @@ async fn get_grant(
 ) -> Result<Json<GrantView>, ApiError> {
     let grant = state
         .context
-        .governance
+        .governance()
         .grants
         .get(&actor.tenant, &id)
         .await?;
@@ -748,7 +748,7 @@ async fn revoke_grant(
     Acting(actor): Acting,
     Path(id): Path<String>,
 ) -> Result<Json<GrantView>, ApiError> {
-    let grant = state.context.governance.revoke_grant(&actor, &id).await?;
+    let grant = state.context.governance().revoke_grant(&actor, &id).await?;
     Ok(Json(grant_view(&grant)))
 }
 
@@ -875,7 +875,7 @@ async fn create_freeze(
     reason("a freeze", &body.reason)?;
     let (freeze, closed) = state
         .context
-        .governance
+        .governance()
         .freeze(
             &state.context.gateway,
             &actor,
@@ -899,7 +899,7 @@ async fn list_freezes(
 ) -> Result<Json<FreezeList>, ApiError> {
     let rows = state
         .context
-        .governance
+        .governance()
         .freezes
         .list(&actor.tenant, query.all, limit(query.limit, FREEZES_LIMIT)?)
         .await?;
@@ -918,7 +918,7 @@ async fn get_freeze(
 ) -> Result<Json<FreezeView>, ApiError> {
     let freeze = state
         .context
-        .governance
+        .governance()
         .freezes
         .get(&actor.tenant, &id)
         .await?;
@@ -964,7 +964,11 @@ async fn lift(
     reason: Option<&str>,
 ) -> Result<Json<FreezeView>, ApiError> {
     let reason = meho_approvals::check_optional_reason("lifting a freeze", reason)?;
-    let freeze = state.context.governance.unfreeze(actor, id, reason).await?;
+    let freeze = state
+        .context
+        .governance()
+        .unfreeze(actor, id, reason)
+        .await?;
     Ok(Json(freeze_view(&freeze, None)))
 }
 

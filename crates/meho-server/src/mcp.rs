@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use meho_audit::AuditLog;
 use meho_core::Tier;
-use meho_gateway::{Caller, Gateway, ToolError, ToolSpec};
+use meho_gateway::{Answer, Caller, ErrorCode, Gateway, ToolError, ToolSpec};
 use rmcp::ErrorData as McpError;
 use rmcp::handler::server::ServerHandler;
 use rmcp::model::{
@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::{Principal, SCOPE_TOOLS};
-use crate::hitl::Governance;
+use meho_gateway::Governance;
 
 /// Longest accepted text field in tool arguments.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
@@ -38,16 +38,21 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 /// What every MCP session shares.
 #[derive(Debug)]
 pub struct McpContext {
-    /// The call path.
+    /// The call path (with its human in the loop: freezes, approvals, grants).
     pub gateway: Gateway,
     /// For `announce`.
     pub audit: Arc<AuditLog>,
-    /// Freezes and approvals: every tool call passes through it.
-    pub governance: Arc<Governance>,
     /// Results of approved calls collected through MCP Tasks (`tasks/get`).
     pub tasks: TaskResults,
     /// Every tool with its JSON schema, built once: the gateway's tools do not change.
     pub tools: ToolCatalog,
+}
+
+impl McpContext {
+    /// The human in the loop behind the gateway.
+    pub fn governance(&self) -> &Arc<Governance> {
+        self.gateway.governance()
+    }
 }
 
 /// The MCP tool list, built on first use (`tools/list` filters it per caller).
@@ -149,40 +154,30 @@ fn schema<T: JsonSchema>() -> Arc<JsonObject> {
     Arc::new(value.as_object().cloned().unwrap_or_default())
 }
 
-/// `(read_only, destructive, idempotent, open_world)` per tool.
-fn hints(name: &str) -> (bool, bool, bool, bool) {
-    match name {
-        "list_targets" | "approval_status" => (true, false, true, false),
-        "ssh_get_file" => (true, false, true, true),
-        "ssh_execute" | "ssh_session_exec" => (false, true, false, true),
-        "ssh_put_file" => (false, true, true, true),
-        "ssh_session_open" => (false, false, false, true),
-        "ssh_session_close" => (false, false, true, true),
-        // announce, and anything a connector adds later: conservative.
-        _ => (false, false, false, false),
-    }
-}
-
-fn tool(name: &str, description: &str, input_schema: Arc<JsonObject>) -> Tool {
-    let (read_only, destructive, idempotent, open_world) = hints(name);
+fn tool(
+    name: &str,
+    description: &str,
+    input_schema: Arc<JsonObject>,
+    hints: meho_gateway::Annotations,
+) -> Tool {
     let mut tool = Tool::new(name.to_owned(), description.to_owned(), input_schema);
     let mut annotations = ToolAnnotations::new();
-    annotations.read_only_hint = Some(read_only);
-    annotations.destructive_hint = Some(destructive);
-    annotations.idempotent_hint = Some(idempotent);
-    annotations.open_world_hint = Some(open_world);
+    annotations.read_only_hint = Some(hints.read_only);
+    annotations.destructive_hint = Some(hints.destructive);
+    annotations.idempotent_hint = Some(hints.idempotent);
+    annotations.open_world_hint = Some(hints.open_world);
     tool.annotations = Some(annotations);
     tool
 }
 
 fn spec_tool(spec: &ToolSpec) -> Tool {
     let schema = spec.input_schema.as_object().cloned().unwrap_or_default();
-    tool(&spec.name, &spec.description, Arc::new(schema))
-}
-
-/// Tools a caller limited to READ cannot use at all.
-fn needs_more_than_read(name: &str) -> bool {
-    matches!(name, "ssh_put_file")
+    tool(
+        &spec.name,
+        &spec.description,
+        Arc::new(schema),
+        spec.annotations,
+    )
 }
 
 /// Refuses text over [`MAX_TEXT_BYTES`] or containing NUL, anywhere in the arguments.
@@ -272,25 +267,40 @@ impl MehoMcp {
             "approval_status",
             "Wait for (up to wait_seconds) and collect a call that went to a human: pending calls answer `pending_approval`; once approved, the call runs under your identity and its result is returned; denied or expired calls are errors with the reason.",
             schema::<ApprovalStatusArgs>(),
+            meho_gateway::Annotations {
+                read_only: true,
+                idempotent: true,
+                ..meho_gateway::Annotations::default()
+            },
         ));
         tools.push(tool(
             "announce",
             "Post what you are about to do (activity, targets, planned tier) to the live feed before doing it.",
             schema::<AnnounceArgs>(),
+            meho_gateway::Annotations::default(),
         ));
         tools
     }
 
-    /// The tools `principal` can use: a read-only role sees no write-only tools, and without any
-    /// target in its tenant and groups a caller sees no target tools.
+    /// The tools `principal` can use: a role limited below a tool's lowest tier does not see
+    /// it, and without any target in its tenant and groups a caller sees no connector tools.
     pub async fn tools_for(&self, principal: &Principal) -> Vec<Tool> {
         let caller = principal.caller();
         // Shaping the list is not a call: nothing is audited or published for it.
         let has_targets = self.context.gateway.has_targets(&caller).await;
+        let specs = self.context.gateway.tools();
         self.all_tools()
             .iter()
-            .filter(|t| !(caller.max_tier < Tier::Write && needs_more_than_read(&t.name)))
-            .filter(|t| has_targets || !t.name.starts_with("ssh_"))
+            .filter(|t| {
+                match specs.iter().find(|spec| spec.name == t.name.as_ref()) {
+                    Some(spec) => {
+                        spec.min_tier <= caller.max_tier
+                            && (has_targets || spec.name == meho_gateway::LIST_TARGETS)
+                    }
+                    // meho's own tools (approval_status, announce).
+                    None => true,
+                }
+            })
             .cloned()
             .collect()
     }
@@ -304,24 +314,25 @@ impl MehoMcp {
     ) -> Result<CallToolResult, McpError> {
         self.call_with_progress(principal, name, arguments, None)
             .await
+            .map(Answered::into_result)
     }
 
     /// Runs one tool call for `principal`, reporting progress of long waits to `progress`.
-    pub async fn call_with_progress(
+    async fn call_with_progress(
         &self,
         principal: &Principal,
         name: &str,
         arguments: Value,
         progress: Option<Progress>,
-    ) -> Result<CallToolResult, McpError> {
+    ) -> Result<Answered, McpError> {
         if !principal.has_scope(SCOPE_TOOLS) {
-            return Ok(error_result(&ToolError::new(
-                "forbidden",
+            return Ok(Answered::Done(error_result(&ToolError::new(
+                ErrorCode::Forbidden,
                 format!("the token lacks the `{SCOPE_TOOLS}` scope"),
-            )));
+            ))));
         }
         if let Err(message) = check_limits(&arguments, "") {
-            return Ok(error_result(&ToolError::new("invalid_arguments", message)));
+            return Ok(Answered::Done(error_result(&ToolError::invalid(message))));
         }
         let caller = principal.caller();
         let outcome = match name {
@@ -329,27 +340,23 @@ impl MehoMcp {
                 // A frozen agent cannot post to the feed either.
                 match self
                     .context
-                    .governance
-                    .check_frozen(&caller, name, &arguments)
+                    .governance()
+                    .check_frozen(&caller, None, name, &arguments)
                     .await
                 {
-                    Ok(()) => self.announce(&caller, arguments).await,
+                    Ok(()) => self.announce(&caller, arguments).await.map(Answer::Done),
                     Err(error) => Err(error),
                 }
             }
-            "approval_status" => self.approval_status(&caller, arguments, progress).await,
-            _ if self.context.gateway.tools().iter().any(|t| t.name == name) => {
-                if caller.max_tier < Tier::Write && needs_more_than_read(name) {
-                    Err(ToolError::new(
-                        "denied",
-                        format!("`{name}` changes the target; a read_only role cannot use it"),
-                    ))
-                } else {
-                    self.context
-                        .governance
-                        .call(&self.context.gateway, &caller, name, arguments)
-                        .await
-                }
+            "approval_status" => self
+                .approval_status(&caller, arguments, progress)
+                .await
+                .map(Answer::Done),
+            _ if self.context.gateway.serves(name) => {
+                self.context
+                    .gateway
+                    .dispatch(&caller, name, arguments)
+                    .await
             }
             _ => {
                 return Err(McpError::invalid_params(
@@ -359,25 +366,24 @@ impl MehoMcp {
             }
         };
         Ok(match outcome {
-            Ok(value) => CallToolResult::structured(value),
-            Err(error) => error_result(&error),
+            Ok(Answer::Done(value)) => Answered::Done(CallToolResult::structured(value)),
+            Ok(Answer::Held { approval_id, value }) => {
+                Answered::Held(approval_id, CallToolResult::structured(value))
+            }
+            Err(error) => Answered::Done(error_result(&error)),
         })
     }
 
     async fn announce(&self, caller: &Caller, arguments: Value) -> Result<Value, ToolError> {
         let args: AnnounceArgs = serde_json::from_value(arguments)
-            .map_err(|e| ToolError::new("invalid_arguments", format!("announce: {e}")))?;
+            .map_err(|e| ToolError::invalid(format!("announce: {e}")))?;
         if args.ttl_seconds == 0 || args.ttl_seconds > 86_400 {
-            return Err(ToolError::new(
-                "invalid_arguments",
+            return Err(ToolError::invalid(
                 "ttl_seconds must be between 1 and 86400",
             ));
         }
         if args.targets.len() > 64 {
-            return Err(ToolError::new(
-                "invalid_arguments",
-                "at most 64 targets per announcement",
-            ));
+            return Err(ToolError::invalid("at most 64 targets per announcement"));
         }
         let appended = self
             .context
@@ -391,7 +397,7 @@ impl MehoMcp {
                 args.ttl_seconds,
             )
             .await
-            .map_err(|e| ToolError::new("internal", format!("the feed is unavailable: {e}")))?;
+            .map_err(|e| ToolError::internal(format!("the feed is unavailable: {e}")))?;
         Ok(json!({ "announced": true, "id": appended.id, "seq": appended.seq }))
     }
 
@@ -402,12 +408,9 @@ impl MehoMcp {
         progress: Option<Progress>,
     ) -> Result<Value, ToolError> {
         let args: ApprovalStatusArgs = serde_json::from_value(arguments)
-            .map_err(|e| ToolError::new("invalid_arguments", format!("approval_status: {e}")))?;
+            .map_err(|e| ToolError::invalid(format!("approval_status: {e}")))?;
         if args.wait_seconds > 60 {
-            return Err(ToolError::new(
-                "invalid_arguments",
-                "wait_seconds must be between 0 and 60",
-            ));
+            return Err(ToolError::invalid("wait_seconds must be between 0 and 60"));
         }
         let id = args.approval_id.clone();
         let tick = move |done: std::time::Duration, total: std::time::Duration| {
@@ -416,9 +419,8 @@ impl MehoMcp {
             }
         };
         self.context
-            .governance
-            .status(
-                &self.context.gateway,
+            .gateway
+            .approval_status(
                 caller,
                 &args.approval_id,
                 std::time::Duration::from_secs(u64::from(args.wait_seconds)),
@@ -428,9 +430,24 @@ impl MehoMcp {
     }
 }
 
+/// What a tool call answered, as MCP sends it: a held call keeps its approval id, so a client
+/// that speaks the tasks extension gets a task.
+enum Answered {
+    Done(CallToolResult),
+    Held(String, CallToolResult),
+}
+
+impl Answered {
+    fn into_result(self) -> CallToolResult {
+        match self {
+            Answered::Done(result) | Answered::Held(_, result) => result,
+        }
+    }
+}
+
 /// The MCP task of a held call: its id is the approval id.
 fn task_of(approval: &meho_approvals::Approval) -> rmcp::model::Task {
-    use crate::hitl::rfc3339;
+    use meho_gateway::govern::rfc3339;
     let status = match approval.status {
         meho_approvals::Status::Pending | meho_approvals::Status::Approved => {
             rmcp::model::TaskStatus::Working
@@ -474,7 +491,7 @@ impl MehoMcp {
     async fn task(&self, principal: &Principal, id: &str) -> Result<GetTaskResult, McpError> {
         use rmcp::model::{DetailedTask, TaskPayload};
         let caller = principal.caller();
-        let governance = &self.context.governance;
+        let governance = &self.context.governance();
         let approval = governance
             .approvals
             .get(&caller.tenant, id)
@@ -498,14 +515,10 @@ impl MehoMcp {
                 TaskPayload::Completed { result },
             )));
         }
-        let outcome = governance
-            .status(
-                &self.context.gateway,
-                &caller,
-                id,
-                std::time::Duration::ZERO,
-                &|_, _| {},
-            )
+        let outcome = self
+            .context
+            .gateway
+            .approval_status(&caller, id, std::time::Duration::ZERO, &|_, _| {})
             .await;
         let result = match outcome {
             Ok(value) if value.get("status").and_then(Value::as_str) != Some("executed") => {
@@ -576,25 +589,26 @@ impl ServerHandler for MehoMcp {
             .await?;
         // A held call is a task for clients that speak the tasks extension: `tasks/get` waits
         // for the human and collects it.
-        let held = result
-            .structured_content
-            .as_ref()
-            .filter(|v| v.get("status").and_then(Value::as_str) == Some("pending_approval"))
-            .and_then(|v| v.get("approval_id").and_then(Value::as_str));
-        if let (true, Some(id), false) = (tasks, held, result.is_error.unwrap_or(false)) {
-            let caller = principal.caller();
-            if let Ok(approval) = self
-                .context
-                .governance
-                .approvals
-                .get(&caller.tenant, id)
-                .await
-            {
-                return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
-                    task_of(&approval),
-                )));
+        let result = match result {
+            Answered::Held(id, result) if tasks => {
+                let caller = principal.caller();
+                match self
+                    .context
+                    .governance()
+                    .approvals
+                    .get(&caller.tenant, &id)
+                    .await
+                {
+                    Ok(approval) => {
+                        return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
+                            task_of(&approval),
+                        )));
+                    }
+                    Err(_) => result,
+                }
             }
-        }
+            other => other.into_result(),
+        };
         Ok(CallToolResponse::from(result))
     }
 

@@ -28,10 +28,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use meho_gateway::Caller;
-use meho_ssh::broker::{ExecuteArgs, SessionExecArgs, SessionOpenArgs};
 use meho_ssh::ca::{CaKey, CertSpec, generate_ed25519};
 use meho_ssh::wire::SessionMode;
 use russh::keys::ssh_key::LineEnding;
+use serde_json::json;
 
 use support::USER;
 const RUNS: usize = 60;
@@ -140,24 +140,26 @@ fn main() {
             |_| {},
         )
         .await;
-        let broker = &lab.broker;
+        let gateway = &lab.gateway;
         let caller = Caller::agent("bench");
-        let execute = ExecuteArgs {
-            server: "web".into(),
-            command: COMMAND.into(),
-            ..Default::default()
-        };
+        let execute = json!({ "server": "web", "command": COMMAND });
 
         // Warm up both paths.
         for _ in 0..5 {
-            broker.execute(&caller, &execute).await.unwrap();
+            gateway
+                .call(&caller, "ssh_execute", execute.clone())
+                .await
+                .unwrap();
             ssh_once();
         }
         let mut meho = Vec::new();
         let mut openssh = Vec::new();
         for _ in 0..RUNS {
             let started = Instant::now();
-            let out = broker.execute(&caller, &execute).await.unwrap();
+            let out = gateway
+                .call(&caller, "ssh_execute", execute.clone())
+                .await
+                .unwrap();
             meho.push(started.elapsed());
             assert_eq!(out["exit_code"], 0);
             openssh.push(tokio::task::block_in_place(ssh_once));
@@ -185,28 +187,28 @@ fn main() {
         );
 
         for mode in [SessionMode::Exec, SessionMode::Shell] {
-            let open = broker
-                .session_open(
+            let open = gateway
+                .call(
                     &caller,
-                    &SessionOpenArgs {
-                        server: "web".into(),
-                        mode,
-                        ..Default::default()
-                    },
+                    "ssh_session_open",
+                    json!({ "server": "web", "mode": mode }),
                 )
                 .await
                 .unwrap();
-            let exec = SessionExecArgs {
-                session_id: open["session_id"].as_str().unwrap().to_owned(),
-                command: COMMAND.into(),
-            };
+            let exec = json!({ "session_id": open["session_id"], "command": COMMAND });
             for _ in 0..5 {
-                broker.session_exec(&caller, &exec).await.unwrap();
+                gateway
+                    .call(&caller, "ssh_session_exec", exec.clone())
+                    .await
+                    .unwrap();
             }
             let mut samples = Vec::new();
             for _ in 0..RUNS {
                 let started = Instant::now();
-                broker.session_exec(&caller, &exec).await.unwrap();
+                gateway
+                    .call(&caller, "ssh_session_exec", exec.clone())
+                    .await
+                    .unwrap();
                 samples.push(started.elapsed());
             }
             let (median, p95) = stats(samples);
@@ -223,14 +225,11 @@ fn main() {
         let before = rss_kib();
         let mut ids = Vec::new();
         for _ in 0..SESSIONS {
-            let open = broker
-                .session_open(
+            let open = gateway
+                .call(
                     &caller,
-                    &SessionOpenArgs {
-                        server: "web".into(),
-                        mode: SessionMode::Shell,
-                        ..Default::default()
-                    },
+                    "ssh_session_open",
+                    json!({ "server": "web", "mode": "shell" }),
                 )
                 .await
                 .unwrap();
@@ -242,6 +241,6 @@ fn main() {
             "RSS growth per open shell session: {:.1} KiB ({SESSIONS} sessions, {before} -> {after} KiB; target <= 1024 KiB)",
             (after.saturating_sub(before)) as f64 / SESSIONS as f64
         );
-        broker.shutdown().await;
+        lab.broker.shutdown().await;
     });
 }

@@ -1,16 +1,27 @@
-//! The SSH broker: the one path every SSH call takes.
+//! The SSH connector: the typed stages of every SSH call, run by the gateway's pipeline.
 //!
-//! decide (the signer) → credential (the certificate, per hop) → execute (russh) → audit. The
-//! broker records its own intent before anything runs and its outcome after; the signer records
-//! every certificate it issues or refuses. The three records share the host and the serial.
+//! - **plan**: validates the arguments, resolves the host and its jump chain against a fresh host
+//!   view from the signer, and types the call as an [`SshAction`];
+//! - **authorize**: asks the signer to decide the action and sign a certificate per hop (the
+//!   signer enforces the caller's maximum tier and redeems an approval against the action);
+//! - **execute**: dials the chain with exactly those certificates and runs exactly the decided
+//!   words (the certificate's force-command), or the session command.
+//!
+//! The gateway audits around these stages (a refusal once, the intent before execute, the
+//! outcome after); the signer records every certificate it issues or refuses. All of a call's
+//! records carry its call id. The broker writes records itself only for what is not a call: a
+//! session closed by the reaper, a freeze or a shutdown.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use meho_audit::{AuditLog, CallOutcome, CallRef, NewRecord, RecordKind};
-use meho_core::{Decision, Tier};
-use meho_gateway::{BoxFuture, Caller, Connector, ToolError, ToolSpec};
+use meho_audit::{AuditLog, CallOutcome, CallRef, IntentReceipt, NewRecord};
+use meho_core::{Decision, ReasonCode, Tier};
+use meho_gateway::{
+    Annotations, Authorized, BoxFuture, CallContext, Caller, Connector, ErrorCode, Failed,
+    Learnable, Output, Plan, Refusal, Target, ToolError, ToolSpec,
+};
 use russh::keys::ssh_key::{Certificate, PrivateKey};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -22,7 +33,7 @@ use crate::client::{ConnectOptions, Connection, ExecOutput, Hop, connect};
 use crate::recording::{Recorder, Stream};
 use crate::session::{Session, SessionInit, SessionLimits, SessionTable, Shell};
 use crate::signer_client::{SignerClient, SignerFailure};
-use crate::wire::{FileOp, HostView, Intent, Purpose, Role, SessionMode, SignResponse};
+use crate::wire::{ApprovalClaim, HostView, Intent, SessionMode, SignResponse, SshAction};
 
 /// Longest jump chain followed; longer is a config loop or a mistake.
 pub const MAX_HOPS: usize = 8;
@@ -173,12 +184,7 @@ pub struct GetFileArgs {
     pub path: String,
 }
 
-/// `list_targets` arguments (none).
-#[derive(Debug, Clone, Deserialize, JsonSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ListArgs {}
-
-/// The SSH broker.
+/// The SSH broker: sessions, the signer it asks, and how it dials.
 #[derive(Debug)]
 pub struct SshBroker {
     signer: Arc<dyn SignerClient>,
@@ -189,121 +195,30 @@ pub struct SshBroker {
 
 fn signer_error(err: SignerFailure) -> ToolError {
     let code = match err.code.as_str() {
-        "forbidden" => "forbidden",
-        "unknown_host" => "unknown_target",
-        "bad_request" => "invalid_arguments",
-        "unreachable" => "unreachable",
-        _ => "internal",
+        "forbidden" => ErrorCode::Forbidden,
+        "unknown_host" => ErrorCode::UnknownTarget,
+        "bad_request" => ErrorCode::InvalidArguments,
+        "unreachable" => ErrorCode::Unreachable,
+        _ => ErrorCode::Internal,
     };
     ToolError::new(code, err.message)
 }
 
 fn ssh_error(err: &Error) -> ToolError {
     let code = match err {
-        Error::HostKeyMismatch { .. } => "host_key_mismatch",
-        Error::AuthRefused { .. } => "auth_refused",
-        Error::Connect { .. } => "unreachable",
-        Error::Channel { .. } | Error::File { .. } => "execution_failed",
-        _ => "internal",
+        Error::HostKeyMismatch { .. } => ErrorCode::HostKeyMismatch,
+        Error::AuthRefused { .. } => ErrorCode::AuthRefused,
+        Error::Connect { .. } => ErrorCode::Unreachable,
+        Error::Channel { .. } | Error::File { .. } => ErrorCode::ExecutionFailed,
+        _ => ErrorCode::Internal,
     };
     ToolError::new(code, err.to_string())
-}
-
-/// A new call's id: one per tool call, on every record of it (the signer's included).
-fn new_call_id() -> String {
-    uuid::Uuid::now_v7().to_string()
-}
-
-fn refusal(decision: &Decision) -> ToolError {
-    let (code, message) = if decision.allowed && decision.require_approval {
-        (
-            "needs_approval",
-            format!(
-                "the call needs a human's approval (rule `{}`)",
-                decision.rule
-            ),
-        )
-    } else if let Some(problem) = decision.rule.strip_prefix("approval:") {
-        (
-            "approval_refused",
-            format!(
-                "the approval `{}` cannot authorize this call: {}",
-                decision.approval_id.as_deref().unwrap_or("?"),
-                match problem {
-                    "different-call" => {
-                        "it was given for a different call; any change needs a new approval"
-                    }
-                    "consumed" => "it was already used",
-                    "expired" => "it expired",
-                    "denied" => "it was denied",
-                    "pending" => "nobody has approved it yet",
-                    "not-found" => "no such approval in this tenant",
-                    _ => "approvals cannot be checked here",
-                }
-            ),
-        )
-    } else {
-        (
-            "denied",
-            format!(
-                "denied by policy: {} (rule `{}`)",
-                decision.reason_code, decision.rule
-            ),
-        )
-    };
-    ToolError::new(code, message).with_detail(json!({ "decision": decision }))
-}
-
-/// Refuses a decision the caller's role may not act on.
-fn tier_allows(caller: &Caller, decision: &Decision) -> Result<(), ToolError> {
-    if !decision.allowed || decision.require_approval {
-        return Err(refusal(decision));
-    }
-    if decision.tier > caller.max_tier {
-        return Err(ToolError::new(
-            "denied",
-            format!(
-                "this call is {}-tier; the caller's role may run {}-tier actions only",
-                decision.tier, caller.max_tier
-            ),
-        )
-        .with_detail(json!({ "decision": decision })));
-    }
-    Ok(())
-}
-
-/// A `needs_approval` refusal carries the call an approval must be bound to: the tool, the
-/// target and the canonical arguments (what the signer checks the approval against later), and
-/// the held call's id, which the approval request's record carries so the two are one call in the
-/// log (the id is not part of what the approval binds).
-fn bind_call(
-    error: ToolError,
-    tool: &str,
-    target: &str,
-    arguments: &Value,
-    call_id: &str,
-) -> ToolError {
-    if error.code != "needs_approval" {
-        return error;
-    }
-    let mut detail = error.detail.clone().unwrap_or_else(|| json!({}));
-    if let Some(object) = detail.as_object_mut() {
-        object.insert(
-            "call".into(),
-            json!({ "tool": tool, "target": target, "arguments": arguments }),
-        );
-        object.insert("call_id".into(), json!(call_id));
-    }
-    ToolError {
-        detail: Some(detail),
-        ..error
-    }
 }
 
 /// Another caller's session answers exactly like a missing one.
 fn no_session(id: &str) -> ToolError {
     ToolError::new(
-        "not_found",
+        ErrorCode::NotFound,
         format!("no open session `{id}` for this caller"),
     )
 }
@@ -336,7 +251,8 @@ fn exec_result(out: &ExecOutput, serial: u64, warnings: Vec<String>) -> ExecResu
     }
 }
 
-fn outcome_of(out: &ExecOutput, started: Instant, serial: u64) -> CallOutcome {
+/// The outcome record of a command (the gateway sets the duration).
+fn outcome_of(out: &ExecOutput, serial: u64) -> CallOutcome {
     CallOutcome {
         exit_status: out.exit_code.map(i64::from),
         error: if out.timed_out {
@@ -346,31 +262,24 @@ fn outcome_of(out: &ExecOutput, started: Instant, serial: u64) -> CallOutcome {
                 .as_ref()
                 .map(|s| format!("killed by signal {s}"))
         },
-        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         credential_serial: Some(serial),
         output_bytes: (out.stdout.len() + out.stderr.len()) as u64
             + out.stdout_dropped
             + out.stderr_dropped,
         output_sha256: Some(out.sha256()),
-        recording_sha256: None,
+        ..CallOutcome::default()
     }
 }
 
-/// Why a call did not produce a result, and whether its records are already written: a call
-/// that failed after its intent was recorded has its outcome record; one refused before has none
-/// yet, and [`SshBroker::settle`] writes its denial.
-struct Failure {
-    error: ToolError,
-    audited: bool,
+/// A failure after the intent: an SSH error, recorded with the credential's serial.
+fn failed(err: &Error, serial: Option<u64>) -> Failed {
+    let mut failed = Failed::new(ssh_error(err), serial);
+    failed.outcome.error = Some(err.to_string());
+    failed
 }
 
-impl From<ToolError> for Failure {
-    fn from(error: ToolError) -> Self {
-        Failure {
-            error,
-            audited: false,
-        }
-    }
+fn json_of<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// A signed hop before it is dialed.
@@ -380,8 +289,160 @@ struct Signed {
     certificate: Certificate,
 }
 
+/// The certificates of one call: every bastion's and the target's, and how the target runs
+/// elevated (sessions).
+pub struct Minted {
+    hops: Vec<Signed>,
+    elevation_prefix: Option<String>,
+}
+
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let serials: Vec<u64> = self.hops.iter().map(|h| h.certificate.serial()).collect();
+        f.debug_struct("Minted")
+            .field("serials", &serials)
+            .field("elevation_prefix", &self.elevation_prefix)
+            .finish()
+    }
+}
+
+impl Minted {
+    fn hops(self) -> Vec<Hop> {
+        self.hops
+            .into_iter()
+            .map(|s| Hop {
+                view: s.view,
+                key: s.key,
+                certificate: s.certificate,
+            })
+            .collect()
+    }
+}
+
+/// A planned SSH call: its [`SshAction`] (all an approval binds to: it serializes as exactly
+/// the action) and what the later stages need of the plan (the resolved chain, the session,
+/// the upload).
+#[derive(Clone)]
+pub struct Planned {
+    /// What the call does.
+    pub action: SshAction,
+    /// The resolved chain, bastions first; empty for calls in an open session.
+    chain: Vec<HostView>,
+    /// The session a session command runs in, or a close closes.
+    session: Option<Arc<Session>>,
+    /// An upload's bytes.
+    upload: Option<Arc<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned")
+            .field("action", &self.action)
+            .field(
+                "chain",
+                &self
+                    .chain
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Serialize for Planned {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.action.serialize(serializer)
+    }
+}
+
+/// The command line an approver reads for an action, when it runs one.
+fn learnable_of(action: &SshAction) -> Option<Learnable> {
+    match action {
+        SshAction::Exec {
+            command,
+            sudo,
+            sudo_user,
+            ..
+        }
+        | SshAction::SessionExec {
+            command,
+            sudo,
+            sudo_user,
+            ..
+        } => Some(Learnable {
+            command: command.clone(),
+            sudo: *sudo,
+            sudo_user: sudo_user.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// One line for approvers: the tool, the target, the command (or path) and the elevation.
+fn summarize(tool: &str, target: &str, action: &SshAction) -> String {
+    let sudo = |sudo: bool, user: &Option<String>| match (sudo, user) {
+        (_, Some(user)) => format!(" (sudo -u {user})"),
+        (true, None) => " (sudo)".to_owned(),
+        (false, None) => String::new(),
+    };
+    let what = match action {
+        SshAction::Exec {
+            command,
+            sudo: s,
+            sudo_user,
+            ..
+        }
+        | SshAction::SessionExec {
+            command,
+            sudo: s,
+            sudo_user,
+            ..
+        } => format!("{command}{}", sudo(*s, sudo_user)),
+        SshAction::SessionOpen {
+            mode,
+            sudo: s,
+            sudo_user,
+            ..
+        } => format!("{} session{}", mode.as_str(), sudo(*s, sudo_user)),
+        SshAction::FilePut { path, .. } | SshAction::FileGet { path } => format!("path {path}"),
+        SshAction::SessionClose { session_id } => format!("close {session_id}"),
+        SshAction::BastionHop => "hop".to_owned(),
+    };
+    format!("{tool} on {target}: {what}")
+}
+
+/// What the host will run, when the decider spelled it differently from what the agent wrote
+/// (the force-command rebuilt from the decoded words): approvers are shown both.
+fn runs_differently(action: &SshAction, decision: &Decision) -> Option<String> {
+    let (command, elevated) = match action {
+        SshAction::Exec {
+            command,
+            sudo,
+            sudo_user,
+            ..
+        }
+        | SshAction::SessionExec {
+            command,
+            sudo,
+            sudo_user,
+            ..
+        } => (command, *sudo || sudo_user.is_some()),
+        _ => return None,
+    };
+    let runs = decision.force_command.as_deref()?;
+    // An elevated force-command starts with its sudo prefix, which the summary already says.
+    let unprefixed = if elevated {
+        runs.split_once(" -- ").map(|(_, rest)| rest)
+    } else {
+        Some(runs)
+    };
+    (unprefixed != Some(command.as_str())).then(|| runs.to_owned())
+}
+
 impl SshBroker {
-    /// A broker that gets certificates from `signer` and audits into `audit`.
+    /// A broker that gets certificates from `signer` and records session housekeeping into
+    /// `audit`.
     pub fn new(
         signer: Arc<dyn SignerClient>,
         audit: Arc<AuditLog>,
@@ -407,28 +468,6 @@ impl SshBroker {
             .map_err(signer_error)
     }
 
-    /// `list_targets`: the caller's hosts, with the listing audited (what an agent learned is
-    /// part of what it did).
-    pub async fn list_targets(&self, caller: &Caller) -> Result<Vec<HostView>, ToolError> {
-        let hosts = self.list_servers(caller).await?;
-        let record = NewRecord {
-            action: Some("list_targets".to_owned()),
-            outcome: Some("ok".to_owned()),
-            body: json!({
-                "count": hosts.len(),
-                "targets": hosts.iter().map(|h| h.name.as_str()).collect::<Vec<_>>(),
-            }),
-            ..NewRecord::new(&caller.tenant, RecordKind::Outcome, &caller.principal)
-        };
-        self.audit.append(record).await.map_err(|err| {
-            ToolError::new(
-                "internal",
-                format!("the audit log is unavailable, so nothing is listed: {err}"),
-            )
-        })?;
-        Ok(hosts)
-    }
-
     /// Resolves `server` and its jump chain against a fresh host view, bastions first. New
     /// connections never use a stale view: if the signer cannot be asked, the call fails.
     async fn chain(&self, caller: &Caller, server: &str) -> Result<Vec<HostView>, ToolError> {
@@ -436,20 +475,19 @@ impl SshBroker {
         let find = |name: &str| hosts.iter().find(|h| h.name == name).cloned();
         let mut chain = vec![find(server).ok_or_else(|| {
             ToolError::new(
-                "unknown_target",
+                ErrorCode::UnknownTarget,
                 format!("no host `{server}` that this caller may use"),
             )
         })?];
         while let Some(jump) = chain.last().and_then(|h| h.jump.clone()) {
             if chain.len() >= MAX_HOPS || chain.iter().any(|h| h.name == jump) {
-                return Err(ToolError::new(
-                    "internal",
-                    format!("the jump chain of `{server}` loops or is longer than {MAX_HOPS} hops"),
-                ));
+                return Err(ToolError::internal(format!(
+                    "the jump chain of `{server}` loops or is longer than {MAX_HOPS} hops"
+                )));
             }
             chain.push(find(&jump).ok_or_else(|| {
                 ToolError::new(
-                    "forbidden",
+                    ErrorCode::Forbidden,
                     format!("`{server}` jumps through `{jump}`, which this caller may not use"),
                 )
             })?);
@@ -458,53 +496,51 @@ impl SshBroker {
         Ok(chain)
     }
 
-    /// What every intent of one call shares: who, where, and the call's id (which the signer's
-    /// records carry too, so a call's credential or refusal is linked to it exactly).
-    fn base_intent(caller: &Caller, host: &str, call_id: &str) -> Intent {
+    /// The intent for `action` on `host` within `call`: who, where, the call's id (the
+    /// signer's records carry it), the caller's maximum tier, and the approval collected.
+    fn intent(
+        call: CallContext<'_>,
+        host: &str,
+        action: &SshAction,
+        approval: Option<&meho_gateway::ApprovalClaim>,
+    ) -> Intent {
+        let caller = call.caller;
         Intent {
-            host: host.to_owned(),
-            call_id: Some(call_id.to_owned()),
+            call_id: Some(call.call_id.to_owned()),
             agent: Some(caller.principal.clone()),
             tenant: Some(caller.tenant.clone()),
             end_user: caller.end_user.clone(),
             end_user_groups: caller.groups.clone(),
-            ..Intent::default()
+            max_tier: (caller.max_tier < Tier::Destructive).then_some(caller.max_tier),
+            approval: approval.map(|claim| ApprovalClaim {
+                id: claim.id.clone(),
+                action: action.clone(),
+            }),
+            ..action.intent(host)
         }
     }
 
-    /// The approval the caller is collecting, bound to `tool` and its canonical `arguments`.
-    fn claim(caller: &Caller, tool: &str, arguments: &Value) -> Option<crate::wire::ApprovalClaim> {
-        caller
-            .approval_id
-            .as_ref()
-            .map(|id| crate::wire::ApprovalClaim {
-                id: id.clone(),
-                tool: tool.to_owned(),
-                arguments: arguments.clone(),
-            })
-    }
-
-    /// Signs one hop with a fresh ephemeral key.
+    /// Signs one hop with a fresh ephemeral key; a refusal is the signer's decision.
     async fn sign_hop(
         &self,
         view: &HostView,
         mut intent: Intent,
-    ) -> Result<(Signed, SignResponse), ToolError> {
+    ) -> Result<(Signed, SignResponse), Refusal> {
         let key = generate_ed25519("meho-ephemeral").map_err(|e| ssh_error(&e))?;
         intent.public_key = Some(
             key.public_key()
                 .to_openssh()
-                .map_err(|e| ToolError::new("internal", format!("encode public key: {e}")))?,
+                .map_err(|e| ToolError::internal(format!("encode public key: {e}")))?,
         );
         let answer = self.signer.sign(&intent).await.map_err(signer_error)?;
         let Some(line) = answer.certificate.as_deref() else {
-            return Err(refusal(&answer.decision));
+            return Err(Refusal::Decided {
+                decision: answer.decision,
+                runs: None,
+            });
         };
         let certificate = Certificate::from_openssh(line).map_err(|e| {
-            ToolError::new(
-                "internal",
-                format!("the signer sent an unreadable certificate: {e}"),
-            )
+            ToolError::internal(format!("the signer sent an unreadable certificate: {e}"))
         })?;
         Ok((
             Signed {
@@ -516,399 +552,451 @@ impl SshBroker {
         ))
     }
 
-    /// A caller limited below DESTRUCTIVE (a `read_only` role) may run only what the policy rates
-    /// at or below its tier; the decision is asked for first, as a dry run, so nothing is issued
-    /// for a call it may not make.
-    async fn check_tier(&self, caller: &Caller, intent: &Intent) -> Result<(), ToolError> {
-        if caller.max_tier >= Tier::Destructive {
-            return Ok(());
-        }
-        let answer = self
-            .signer
-            .sign(&Intent {
-                dry_run: true,
-                public_key: None,
-                ..intent.clone()
-            })
-            .await
-            .map_err(signer_error)?;
-        tier_allows(caller, &answer.decision)
-    }
-
-    /// Signs every bastion of `chain` (all but the last hop).
-    async fn sign_bastions(
+    /// Decides and signs a new connection's chain: the target first (its decision is the
+    /// call's), then every bastion, each with a certificate that may only tunnel.
+    async fn mint(
         &self,
-        caller: &Caller,
-        chain: &[HostView],
-        call_id: &str,
-    ) -> Result<Vec<Signed>, ToolError> {
-        let mut signed = Vec::new();
-        for view in chain.iter().take(chain.len().saturating_sub(1)) {
-            let intent = Intent {
-                role: Role::Bastion,
-                ..Self::base_intent(caller, &view.name, call_id)
-            };
-            signed.push(self.sign_hop(view, intent).await?.0);
-        }
-        Ok(signed)
-    }
-
-    fn hops(bastions: Vec<Signed>, target: Signed) -> Vec<Hop> {
-        bastions
-            .into_iter()
-            .chain(std::iter::once(target))
-            .map(|s| Hop {
-                view: s.view,
-                key: s.key,
-                certificate: s.certificate,
-            })
-            .collect()
-    }
-
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the refused call's parts, as the intent of an allowed one has them"
-    )]
-    async fn deny(
-        &self,
-        caller: &Caller,
-        action: &str,
-        target: &str,
-        session_id: Option<&str>,
-        call_id: &str,
-        arguments: Value,
-        error: &ToolError,
-    ) {
-        let decision = error
-            .detail
-            .as_ref()
-            .and_then(|d| d.get("decision"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let record = NewRecord {
-            target: Some(target.to_owned()),
-            action: Some(action.to_owned()),
-            outcome: Some(error.code.clone()),
-            session_id: session_id.map(str::to_owned),
-            call_id: Some(call_id.to_owned()),
-            body: json!({ "arguments": arguments, "decision": decision, "error": error.message }),
-            ..NewRecord::new(&caller.tenant, RecordKind::Denial, &caller.principal)
+        call: CallContext<'_>,
+        planned: &Planned,
+        approval: Option<&meho_gateway::ApprovalClaim>,
+    ) -> Result<Authorized<Minted>, Refusal> {
+        let (target_view, bastions) = planned
+            .chain
+            .split_last()
+            .ok_or_else(|| ToolError::internal("empty chain"))?;
+        let intent = Self::intent(call, &target_view.name, &planned.action, approval);
+        let (target, answer) = match self.sign_hop(target_view, intent).await {
+            Err(Refusal::Decided { decision, .. }) => {
+                let runs = runs_differently(&planned.action, &decision);
+                return Err(Refusal::Decided { decision, runs });
+            }
+            other => other?,
         };
-        if let Err(err) = self.audit.append(record).await {
-            tracing::error!(%err, "could not audit a refused SSH call");
+        let serial = target.certificate.serial();
+        let mut hops = Vec::with_capacity(planned.chain.len());
+        for view in bastions {
+            let intent = Self::intent(call, &view.name, &SshAction::BastionHop, None);
+            hops.push(self.sign_hop(view, intent).await?.0);
+        }
+        hops.push(target);
+        Ok(Authorized {
+            runs: runs_differently(&planned.action, &answer.decision),
+            decision: answer.decision,
+            credential: Some(Minted {
+                hops,
+                elevation_prefix: answer.elevation_prefix,
+            }),
+            serial: Some(serial),
+        })
+    }
+
+    /// A decision without a certificate: a preview, or a command in an open session (whose
+    /// connection is authenticated already).
+    async fn decide_only(
+        &self,
+        call: CallContext<'_>,
+        planned: &Planned,
+        host: &str,
+        approval: Option<&meho_gateway::ApprovalClaim>,
+    ) -> Result<Authorized<Minted>, Refusal> {
+        let intent = Intent {
+            dry_run: true,
+            ..Self::intent(call, host, &planned.action, approval)
+        };
+        let answer = self.signer.sign(&intent).await.map_err(signer_error)?;
+        let runs = runs_differently(&planned.action, &answer.decision);
+        if !answer.decision.allowed || answer.decision.require_approval {
+            return Err(Refusal::Decided {
+                decision: answer.decision,
+                runs,
+            });
+        }
+        Ok(Authorized {
+            decision: answer.decision,
+            credential: None,
+            serial: planned.session.as_ref().map(|s| s.serial),
+            runs,
+        })
+    }
+
+    // --- plan ------------------------------------------------------------------------------------
+
+    async fn plan(
+        &self,
+        call: CallContext<'_>,
+        tool: &str,
+        arguments: &Value,
+    ) -> Result<Plan<Planned>, ToolError> {
+        let caller = call.caller;
+        let new_plan = |target: &str, action: SshAction, shown: Value, min_tier: Tier| Plan {
+            tool: tool.to_owned(),
+            target: target.to_owned(),
+            summary: summarize(tool, target, &action),
+            learnable: learnable_of(&action),
+            min_tier,
+            session_id: None,
+            arguments: shown,
+            request: arguments.clone(),
+            preview: false,
+            action: Planned {
+                action,
+                chain: Vec::new(),
+                session: None,
+                upload: None,
+            },
+        };
+        match tool {
+            "ssh_execute" => {
+                let args: ExecuteArgs = parse(tool, arguments)?;
+                let shown = json!({
+                    "server": args.server, "command": args.command, "ttl_seconds": args.ttl_seconds,
+                    "sudo": args.sudo, "sudo_user": args.sudo_user, "pty": args.pty, "dry_run": args.dry_run,
+                });
+                // A dry run resolves the host as a real call does, so it reveals nothing more.
+                let chain = self.chain(caller, &args.server).await?;
+                let action = SshAction::Exec {
+                    command: args.command,
+                    sudo: args.sudo,
+                    sudo_user: args.sudo_user,
+                    pty: args.pty,
+                    ttl_seconds: args.ttl_seconds,
+                };
+                let mut plan = new_plan(&args.server, action, shown, Tier::Read);
+                plan.action.chain = chain;
+                plan.preview = args.dry_run;
+                Ok(plan)
+            }
+            "ssh_session_open" => {
+                let args: SessionOpenArgs = parse(tool, arguments)?;
+                self.sessions
+                    .check_capacity(&caller.principal)
+                    .map_err(|m| ToolError::new(ErrorCode::Limit, m))?;
+                let shown = json!({
+                    "server": args.server, "mode": args.mode, "ttl_seconds": args.ttl_seconds,
+                    "sudo": args.sudo, "sudo_user": args.sudo_user,
+                });
+                let chain = self.chain(caller, &args.server).await?;
+                // A shell's command stream cannot be rated command by command: only a caller
+                // who may run anything may open one.
+                let min_tier = if args.mode == SessionMode::Exec {
+                    Tier::Read
+                } else {
+                    Tier::Destructive
+                };
+                let action = SshAction::SessionOpen {
+                    mode: args.mode,
+                    sudo: args.sudo,
+                    sudo_user: args.sudo_user,
+                    ttl_seconds: args.ttl_seconds,
+                };
+                let mut plan = new_plan(&args.server, action, shown, min_tier);
+                plan.action.chain = chain;
+                plan.session_id = Some(format!("s-{}", uuid::Uuid::now_v7().simple()));
+                Ok(plan)
+            }
+            "ssh_session_exec" => {
+                let args: SessionExecArgs = parse(tool, arguments)?;
+                let session = self
+                    .sessions
+                    .get(&args.session_id, &caller.principal)
+                    .ok_or_else(|| no_session(&args.session_id))?;
+                session.touch();
+                self.recheck_host(caller, &session).await?;
+                // The session's host and sudo state are part of the call an approval binds.
+                let shown = json!({
+                    "session_id": args.session_id, "command": args.command, "server": session.host,
+                    "mode": session.mode, "sudo": session.sudo, "sudo_user": session.sudo_user,
+                });
+                let action = SshAction::SessionExec {
+                    session_id: session.id.clone(),
+                    mode: session.mode,
+                    command: args.command,
+                    sudo: session.sudo,
+                    sudo_user: session.sudo_user.clone(),
+                };
+                let mut plan = new_plan(&session.host, action, shown, Tier::Read);
+                plan.session_id = Some(session.id.clone());
+                plan.action.session = Some(session);
+                Ok(plan)
+            }
+            "ssh_session_close" => {
+                let args: SessionCloseArgs = parse(tool, arguments)?;
+                let session = self
+                    .sessions
+                    .get(&args.session_id, &caller.principal)
+                    .ok_or_else(|| no_session(&args.session_id))?;
+                let shown = json!({ "session_id": args.session_id });
+                let action = SshAction::SessionClose {
+                    session_id: session.id.clone(),
+                };
+                let mut plan = new_plan(&session.host, action, shown, Tier::Read);
+                plan.session_id = Some(session.id.clone());
+                plan.action.session = Some(session);
+                Ok(plan)
+            }
+            "ssh_put_file" => {
+                let args: PutFileArgs = parse(tool, arguments)?;
+                let data = match (&args.content, &args.content_base64) {
+                    (Some(text), None) => text.clone().into_bytes(),
+                    (None, Some(b64)) => {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD
+                            .decode(b64)
+                            .map_err(|e| ToolError::invalid(format!("content_base64: {e}")))?
+                    }
+                    _ => {
+                        return Err(ToolError::invalid(
+                            "give exactly one of `content` and `content_base64`",
+                        ));
+                    }
+                };
+                let size = data.len() as u64;
+                if size > self.options.file_transfer_max_bytes {
+                    return Err(ToolError::new(
+                        ErrorCode::Limit,
+                        format!(
+                            "the file is {size} bytes, over the {}-byte transfer cap",
+                            self.options.file_transfer_max_bytes
+                        ),
+                    ));
+                }
+                let sha = {
+                    use sha2::Digest;
+                    hex::encode(sha2::Sha256::digest(&data))
+                };
+                let shown = json!({
+                    "server": args.server, "path": args.path, "size": size, "sha256": sha,
+                });
+                let chain = self.chain(caller, &args.server).await?;
+                let action = SshAction::FilePut {
+                    path: args.path,
+                    size,
+                    sha256: sha,
+                };
+                let mut plan = new_plan(&args.server, action, shown, Tier::Write);
+                // The request replayed after an approval is the bound content, not a copy of it
+                // in the records: those show its size and hash.
+                plan.action.chain = chain;
+                plan.action.upload = Some(Arc::new(data));
+                Ok(plan)
+            }
+            "ssh_get_file" => {
+                let args: GetFileArgs = parse(tool, arguments)?;
+                let shown = json!({ "server": args.server, "path": args.path });
+                let chain = self.chain(caller, &args.server).await?;
+                let action = SshAction::FileGet { path: args.path };
+                let mut plan = new_plan(&args.server, action, shown, Tier::Read);
+                plan.action.chain = chain;
+                Ok(plan)
+            }
+            other => Err(ToolError::new(
+                ErrorCode::UnknownTool,
+                format!("no tool named `{other}`"),
+            )),
+        }
+    }
+
+    /// A session command's host must still be what the session dialed: a host that is gone or
+    /// changed (address, user, host key, jump) ends the session.
+    async fn recheck_host(&self, caller: &Caller, session: &Arc<Session>) -> Result<(), ToolError> {
+        let chain = match self.chain(caller, &session.host).await {
+            Ok(chain) => chain,
+            Err(err) if err.code == ErrorCode::Unreachable => return Err(err),
+            Err(err) => {
+                self.end_session(session, "host_removed").await;
+                return Err(ToolError::new(
+                    ErrorCode::SessionEnded,
+                    format!("the session was closed: {}", err.message),
+                ));
+            }
+        };
+        let same = chain.len() == session.conn.chain().len()
+            && chain.iter().zip(session.conn.chain()).all(|(now, then)| {
+                now.addr == then.addr
+                    && now.user == then.user
+                    && now.host_key == then.host_key
+                    && now.jump == then.jump
+            });
+        if !same {
+            self.end_session(session, "host_changed").await;
+            return Err(ToolError::new(
+                ErrorCode::SessionEnded,
+                format!(
+                    "`{}` changed (address, user, host key or jump) since the session opened; the session was closed, open a new one",
+                    session.host
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    // --- authorize -------------------------------------------------------------------------------
+
+    async fn authorize(
+        &self,
+        call: CallContext<'_>,
+        plan: &Plan<Planned>,
+        approval: Option<&meho_gateway::ApprovalClaim>,
+    ) -> Result<Authorized<Minted>, Refusal> {
+        let planned = &plan.action;
+        match &planned.action {
+            SshAction::Exec { .. } if plan.preview => {
+                self.decide_only(call, planned, &plan.target, approval)
+                    .await
+            }
+            SshAction::SessionExec { .. } => {
+                self.decide_only(call, planned, &plan.target, approval)
+                    .await
+            }
+            SshAction::SessionClose { .. } => Ok(Authorized {
+                // Ending one's own session is always allowed; a freeze was checked before.
+                decision: Decision {
+                    allowed: true,
+                    reason_code: ReasonCode::Allowed,
+                    ..Decision::refused(ReasonCode::Allowed, "session:close", Tier::Read)
+                },
+                credential: None,
+                serial: planned.session.as_ref().map(|s| s.serial),
+                runs: None,
+            }),
+            SshAction::BastionHop => Err(ToolError::internal("a hop is not a call").into()),
+            SshAction::Exec { .. }
+            | SshAction::SessionOpen { .. }
+            | SshAction::FilePut { .. }
+            | SshAction::FileGet { .. } => self.mint(call, planned, approval).await,
+        }
+    }
+
+    // --- execute ---------------------------------------------------------------------------------
+
+    async fn execute(
+        &self,
+        call: CallContext<'_>,
+        plan: &Plan<Planned>,
+        authorized: Authorized<Minted>,
+    ) -> Result<Output, Failed> {
+        let serial = authorized.serial;
+        let planned = &plan.action;
+        match (&planned.action, authorized.credential) {
+            (SshAction::SessionExec { command, .. }, _) => {
+                let session = planned
+                    .session
+                    .as_ref()
+                    .ok_or_else(|| Failed::new(ToolError::internal("no session"), serial))?;
+                self.session_exec(session, command, &authorized.decision)
+                    .await
+            }
+            (SshAction::SessionClose { .. }, _) => {
+                let session = planned
+                    .session
+                    .as_ref()
+                    .ok_or_else(|| Failed::new(ToolError::internal("no session"), serial))?;
+                self.session_close(call.caller, session).await
+            }
+            (action, Some(minted)) => {
+                let serial = minted
+                    .hops
+                    .last()
+                    .map(|h| h.certificate.serial())
+                    .unwrap_or_default();
+                match action {
+                    SshAction::Exec { command, pty, .. } => {
+                        self.exec(minted, command, *pty, serial, &authorized.decision)
+                            .await
+                    }
+                    SshAction::SessionOpen { .. } => {
+                        self.session_open(call.caller, plan, minted, serial).await
+                    }
+                    SshAction::FilePut { path, .. } => {
+                        let data = planned.upload.clone().unwrap_or_default();
+                        self.put(minted, path, &data, &plan.target, serial).await
+                    }
+                    SshAction::FileGet { path } => {
+                        self.get(minted, path, &plan.target, serial).await
+                    }
+                    _ => Err(Failed::new(
+                        ToolError::internal("no credential for this action"),
+                        Some(serial),
+                    )),
+                }
+            }
+            (_, None) => Err(Failed::new(
+                ToolError::internal("the call was authorized without a certificate"),
+                serial,
+            )),
         }
     }
 
     /// `ssh_execute`: one command under a certificate whose `force-command` is exactly it.
-    pub async fn execute(&self, caller: &Caller, args: &ExecuteArgs) -> Result<Value, ToolError> {
-        let arguments = json!({
-            "server": args.server, "command": args.command, "ttl_seconds": args.ttl_seconds,
-            "sudo": args.sudo, "sudo_user": args.sudo_user, "pty": args.pty, "dry_run": args.dry_run,
-        });
-        let call_id = new_call_id();
-        let result = self.execute_inner(caller, args, &arguments, &call_id).await;
-        self.settle(
-            caller,
-            "ssh_execute",
-            &args.server,
-            None,
-            &call_id,
-            arguments,
-            result,
-        )
-        .await
-    }
-
-    /// Writes the denial record of a call refused before its intent, and unwraps the failure.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "the call's parts, as `deny` records them"
-    )]
-    async fn settle<T>(
+    async fn exec(
         &self,
-        caller: &Caller,
-        action: &str,
-        target: &str,
-        session_id: Option<&str>,
-        call_id: &str,
-        arguments: Value,
-        result: Result<T, Failure>,
-    ) -> Result<T, ToolError> {
-        match result {
-            Ok(value) => Ok(value),
-            Err(failure) => {
-                let error = bind_call(failure.error, action, target, &arguments, call_id);
-                if !failure.audited {
-                    self.deny(
-                        caller, action, target, session_id, call_id, arguments, &error,
-                    )
-                    .await;
-                }
-                Err(error)
-            }
-        }
-    }
-
-    async fn execute_inner(
-        &self,
-        caller: &Caller,
-        args: &ExecuteArgs,
-        arguments: &Value,
-        call_id: &str,
-    ) -> Result<Value, Failure> {
-        let intent = Intent {
-            command: Some(args.command.clone()),
-            ttl_seconds: args.ttl_seconds,
-            sudo: args.sudo,
-            sudo_user: args.sudo_user.clone(),
-            pty: args.pty,
-            approval: Self::claim(caller, "ssh_execute", arguments),
-            ..Self::base_intent(caller, &args.server, call_id)
-        };
-        if args.dry_run {
-            // The same host resolution as a real call, so a dry run reveals nothing more.
-            self.chain(caller, &args.server).await?;
-            let answer = self
-                .signer
-                .sign(&Intent {
-                    dry_run: true,
-                    ..intent
-                })
-                .await
-                .map_err(signer_error)?;
-            return Ok(json!({ "dry_run": true, "decision": answer.decision }));
-        }
-        let chain = self.chain(caller, &args.server).await?;
-        let target_view = chain
-            .last()
-            .cloned()
-            .ok_or_else(|| ToolError::new("internal", "empty chain"))?;
-        self.check_tier(caller, &intent).await?;
-        let (target, answer) = self.sign_hop(&target_view, intent).await?;
-        let serial = target.certificate.serial();
-        let bastions = self.sign_bastions(caller, &chain, call_id).await?;
-        self.run_with_intent(
-            caller,
-            "ssh_execute",
-            &args.server,
-            None,
-            call_id,
-            arguments.clone(),
-            &answer.decision,
-            serial,
-            async {
-                let conn = connect(Self::hops(bastions, target), &self.options.connect).await?;
-                // The certificate forces the command; sending it too keeps sshd's log readable.
-                let command = answer
-                    .decision
-                    .force_command
-                    .as_deref()
-                    .unwrap_or(&args.command);
-                let out = conn
-                    .exec(
-                        command,
-                        args.pty,
-                        self.options.output_cap_bytes,
-                        self.options.exec_timeout,
-                    )
-                    .await;
-                conn.close().await;
-                out
-            },
-        )
-        .await
-        .map(|out| {
-            serde_json::to_value(exec_result(&out, serial, answer.decision.warnings.clone()))
-                .unwrap_or(Value::Null)
-        })
-    }
-
-    /// Records the intent (fail closed), runs `work`, records the outcome.
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site shape per tool; a struct would only rename them"
-    )]
-    async fn run_with_intent<F>(
-        &self,
-        caller: &Caller,
-        action: &str,
-        target: &str,
-        session_id: Option<&str>,
-        call_id: &str,
-        arguments: Value,
-        decision: &Decision,
+        minted: Minted,
+        command: &str,
+        pty: bool,
         serial: u64,
-        work: F,
-    ) -> Result<ExecOutput, Failure>
-    where
-        F: std::future::Future<Output = Result<ExecOutput, Error>>,
-    {
-        let call = CallRef {
-            tenant: &caller.tenant,
-            principal: &caller.principal,
-            target,
-            action,
-            call_id,
-            session_id,
-            approval_id: decision.approval_id.as_deref(),
-        };
-        let receipt = self
-            .audit
-            .record_intent(&call, arguments, decision)
-            .await
-            .map_err(|err| {
-                ToolError::new(
-                    "internal",
-                    format!("the audit log is unavailable, so nothing was run: {err}"),
+        decision: &Decision,
+    ) -> Result<Output, Failed> {
+        let run = async {
+            let conn = connect(minted.hops(), &self.options.connect).await?;
+            // The certificate forces the command; sending it too keeps sshd's log readable.
+            let command = decision.force_command.as_deref().unwrap_or(command);
+            let out = conn
+                .exec(
+                    command,
+                    pty,
+                    self.options.output_cap_bytes,
+                    self.options.exec_timeout,
                 )
-            })?;
-        let started = Instant::now();
-        match work.await {
-            Ok(out) => {
-                if let Err(err) = self
-                    .audit
-                    .record_outcome(receipt, &outcome_of(&out, started, serial))
-                    .await
-                {
-                    tracing::error!(%err, "could not audit an SSH call's outcome");
-                }
-                Ok(out)
-            }
-            Err(err) => {
-                let outcome = CallOutcome {
-                    error: Some(err.to_string()),
-                    duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                    credential_serial: Some(serial),
-                    ..CallOutcome::default()
-                };
-                if let Err(audit_err) = self.audit.record_outcome(receipt, &outcome).await {
-                    tracing::error!(%audit_err, "could not audit an SSH call's failure");
-                }
-                Err(Failure {
-                    error: ssh_error(&err),
-                    audited: true,
-                })
-            }
+                .await;
+            conn.close().await;
+            out
+        };
+        match run.await {
+            Ok(out) => Ok(Output {
+                value: json_of(&exec_result(&out, serial, decision.warnings.clone())),
+                outcome: outcome_of(&out, serial),
+                notes: serde_json::Map::new(),
+            }),
+            Err(err) => Err(failed(&err, Some(serial))),
         }
     }
 
-    /// `ssh_session_open`.
-    pub async fn session_open(
+    async fn session_open(
         &self,
         caller: &Caller,
-        args: &SessionOpenArgs,
-    ) -> Result<Value, ToolError> {
-        let arguments = json!({
-            "server": args.server, "mode": args.mode, "ttl_seconds": args.ttl_seconds,
-            "sudo": args.sudo, "sudo_user": args.sudo_user,
-        });
-        let session_id = format!("s-{}", uuid::Uuid::now_v7().simple());
-        let call_id = new_call_id();
-        let result = self
-            .session_open_inner(caller, args, &session_id, &call_id, &arguments)
-            .await;
-        if let Err(error) = &result {
-            self.deny(
-                caller,
-                "ssh_session_open",
-                &args.server,
-                Some(&session_id),
-                &call_id,
-                arguments,
-                error,
-            )
-            .await;
-        }
-        result
-    }
-
-    async fn session_open_inner(
-        &self,
-        caller: &Caller,
-        args: &SessionOpenArgs,
-        session_id: &str,
-        call_id: &str,
-        arguments: &Value,
-    ) -> Result<Value, ToolError> {
-        self.sessions
-            .check_capacity(&caller.principal)
-            .map_err(|m| ToolError::new("limit", m))?;
-        if args.mode != SessionMode::Exec && caller.max_tier < Tier::Destructive {
-            return Err(ToolError::new(
-                "denied",
-                format!(
-                    "a {} session cannot be rated command by command; callers limited to {}-tier actions may open exec sessions only",
-                    args.mode.as_str(),
-                    caller.max_tier
-                ),
+        plan: &Plan<Planned>,
+        minted: Minted,
+        serial: u64,
+    ) -> Result<Output, Failed> {
+        let SshAction::SessionOpen {
+            mode,
+            sudo,
+            sudo_user,
+            ..
+        } = &plan.action.action
+        else {
+            return Err(Failed::new(
+                ToolError::internal("not a session open"),
+                Some(serial),
             ));
-        }
-        let chain = self.chain(caller, &args.server).await?;
-        let target_view = chain
-            .last()
-            .cloned()
-            .ok_or_else(|| ToolError::new("internal", "empty chain"))?;
-        let intent = Intent {
-            purpose: Purpose::Session,
-            session_mode: Some(args.mode),
-            ttl_seconds: args.ttl_seconds,
-            sudo: args.sudo,
-            sudo_user: args.sudo_user.clone(),
-            pty: args.mode == SessionMode::Pty,
-            ..Self::base_intent(caller, &args.server, call_id)
         };
-        let (target, answer) = self.sign_hop(&target_view, intent).await?;
-        let serial = target.certificate.serial();
-        let bastions = self.sign_bastions(caller, &chain, call_id).await?;
-        let elevation_prefix = answer.elevation_prefix.clone();
-
-        let call = CallRef {
-            tenant: &caller.tenant,
-            principal: &caller.principal,
-            target: &args.server,
-            action: "ssh_session_open",
-            call_id,
-            session_id: Some(session_id),
-            approval_id: None,
-        };
-        let receipt = self
-            .audit
-            .record_intent(&call, arguments.clone(), &answer.decision)
+        let session_id = plan.session_id.clone().unwrap_or_default();
+        let elevation_prefix = minted.elevation_prefix.clone();
+        let (conn, shell, recorder) = self
+            .open_connection(&plan.target, *mode, &session_id, minted)
             .await
-            .map_err(|err| {
-                ToolError::new("internal", format!("the audit log is unavailable: {err}"))
-            })?;
-        let started = Instant::now();
-        let opened = self
-            .open_connection(
-                args,
-                session_id,
-                bastions,
-                target,
-                elevation_prefix.as_deref(),
-            )
-            .await;
-        let outcome = CallOutcome {
-            error: opened.as_ref().err().map(|e| e.message.clone()),
-            duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            credential_serial: Some(serial),
-            ..CallOutcome::default()
-        };
-        if let Err(err) = self.audit.record_outcome(receipt, &outcome).await {
-            tracing::error!(%err, "could not audit a session open");
-        }
-        let (conn, shell, recorder) = opened?;
+            .map_err(|error| Failed::new(error, Some(serial)))?;
         let recording = recorder.as_ref().map(|r| r.path().display().to_string());
         let session = Arc::new(Session::new(
-            session_id.to_owned(),
+            session_id.clone(),
             SessionInit {
                 caller: caller.principal.clone(),
                 end_user: caller.end_user.clone(),
                 tenant: caller.tenant.clone(),
-                host: args.server.clone(),
-                mode: args.mode,
-                sudo: args.sudo || args.sudo_user.is_some(),
-                sudo_user: args.sudo_user.clone(),
+                host: plan.target.clone(),
+                mode: *mode,
+                sudo: *sudo || sudo_user.is_some(),
+                sudo_user: sudo_user.clone(),
                 serial,
                 elevation_prefix,
             },
@@ -918,40 +1006,47 @@ impl SshBroker {
         ));
         if let Err(session) = self.sessions.insert(session) {
             let _ = session.shutdown().await;
-            return Err(ToolError::new(
-                "limit",
-                "session limit reached while opening",
+            return Err(Failed::new(
+                ToolError::new(ErrorCode::Limit, "session limit reached while opening"),
+                Some(serial),
             ));
         }
-        Ok(json!({
-            "session_id": session_id,
-            "server": args.server,
-            "mode": args.mode,
-            "serial": serial,
-            "recording": recording,
-            "idle_timeout_seconds": self.options.sessions.idle_timeout.as_secs(),
-            "max_lifetime_seconds": self.options.sessions.max_lifetime.as_secs(),
-        }))
+        Ok(Output {
+            value: json!({
+                "session_id": session_id,
+                "server": plan.target,
+                "mode": mode,
+                "serial": serial,
+                "recording": recording,
+                "idle_timeout_seconds": self.options.sessions.idle_timeout.as_secs(),
+                "max_lifetime_seconds": self.options.sessions.max_lifetime.as_secs(),
+            }),
+            outcome: CallOutcome {
+                credential_serial: Some(serial),
+                ..CallOutcome::default()
+            },
+            notes: serde_json::Map::new(),
+        })
     }
 
     async fn open_connection(
         &self,
-        args: &SessionOpenArgs,
+        server: &str,
+        mode: SessionMode,
         session_id: &str,
-        bastions: Vec<Signed>,
-        target: Signed,
-        elevation_prefix: Option<&str>,
+        minted: Minted,
     ) -> Result<(Connection, Option<Shell>, Option<Recorder>), ToolError> {
-        let conn = connect(Self::hops(bastions, target), &self.options.connect)
+        let elevation_prefix = minted.elevation_prefix.clone();
+        let conn = connect(minted.hops(), &self.options.connect)
             .await
             .map_err(|e| ssh_error(&e))?;
-        if args.mode == SessionMode::Exec {
+        if mode == SessionMode::Exec {
             return Ok((conn, None, None));
         }
         let recorder = match Recorder::create(
             &self.options.recording_dir,
             session_id,
-            &format!("meho session {session_id} on {}", args.server),
+            &format!("meho session {session_id} on {server}"),
             200,
             50,
         ) {
@@ -959,7 +1054,7 @@ impl SshBroker {
             Err(err) if self.options.recording_strict => {
                 conn.close().await;
                 return Err(ToolError::new(
-                    "execution_failed",
+                    ErrorCode::ExecutionFailed,
                     format!(
                         "recording is strict and {} cannot be written: {err}",
                         self.options.recording_dir.display()
@@ -978,7 +1073,7 @@ impl SshBroker {
         let shell = Shell::start(
             &conn,
             &shell_command,
-            args.mode == SessionMode::Pty,
+            mode == SessionMode::Pty,
             self.options.exec_timeout,
         )
         .await;
@@ -987,166 +1082,68 @@ impl SshBroker {
             Err(err) => {
                 conn.close().await;
                 Err(ToolError::new(
-                    "execution_failed",
-                    format!(
-                        "`{}`: could not start the session shell: {err}",
-                        args.server
-                    ),
+                    ErrorCode::ExecutionFailed,
+                    format!("`{server}`: could not start the session shell: {err}"),
                 ))
             }
         }
     }
 
-    /// `ssh_session_exec`: re-decides the command against the current policy and rechecks the
-    /// host before sending it.
-    pub async fn session_exec(
+    /// `ssh_session_exec`: the decided command in the session, recorded.
+    async fn session_exec(
         &self,
-        caller: &Caller,
-        args: &SessionExecArgs,
-    ) -> Result<Value, ToolError> {
-        let Some(session) = self.sessions.get(&args.session_id, &caller.principal) else {
-            return Err(no_session(&args.session_id));
-        };
-        // The session's host and sudo state are part of the call an approval is bound to.
-        let arguments = json!({
-            "session_id": args.session_id, "command": args.command, "server": session.host,
-            "mode": session.mode, "sudo": session.sudo, "sudo_user": session.sudo_user,
-        });
-        let call_id = new_call_id();
-        let result = self
-            .session_exec_inner(caller, &session, args, &arguments, &call_id)
-            .await;
-        self.settle(
-            caller,
-            "ssh_session_exec",
-            &session.host,
-            Some(&session.id),
-            &call_id,
-            arguments,
-            result,
-        )
-        .await
-    }
-
-    async fn session_exec_inner(
-        &self,
-        caller: &Caller,
         session: &Arc<Session>,
-        args: &SessionExecArgs,
-        arguments: &Value,
-        call_id: &str,
-    ) -> Result<Value, Failure> {
-        session.touch();
-        // 1. The host must still be what the session dialed.
-        let chain = match self.chain(caller, &session.host).await {
-            Ok(chain) => chain,
-            Err(err) if err.code == "unreachable" => return Err(err.into()),
-            Err(err) => {
-                self.end_session(session, "host_removed").await;
-                return Err(ToolError::new(
-                    "session_ended",
-                    format!("the session was closed: {}", err.message),
-                )
-                .into());
+        command: &str,
+        decision: &Decision,
+    ) -> Result<Output, Failed> {
+        let serial = Some(session.serial);
+        if command.contains(['\n', '\r']) {
+            // The engine refuses these already; the shell protocol depends on it, so check again.
+            return Err(Failed::new(
+                ToolError::invalid("newlines are not allowed in commands"),
+                serial,
+            ));
+        }
+        let _ = session.record(Stream::Input, format!("{command}\n").as_bytes());
+        let run = async {
+            match session.mode {
+                SessionMode::Exec => {
+                    // Elevation is part of the decided force-command shape.
+                    let command = decision.force_command.as_deref().unwrap_or(command);
+                    session
+                        .conn
+                        .exec(
+                            command,
+                            false,
+                            self.options.output_cap_bytes,
+                            self.options.exec_timeout,
+                        )
+                        .await
+                }
+                SessionMode::Shell | SessionMode::Pty => {
+                    let mut guard = session.shell.lock().await;
+                    let shell = guard.as_mut().ok_or_else(|| Error::Channel {
+                        host: session.host.clone(),
+                        message: "the session's shell is gone".into(),
+                    })?;
+                    shell
+                        .run(
+                            command,
+                            self.options.output_cap_bytes,
+                            self.options.exec_timeout,
+                        )
+                        .await
+                }
             }
         };
-        let same = chain.len() == session.conn.chain().len()
-            && chain.iter().zip(session.conn.chain()).all(|(now, then)| {
-                now.addr == then.addr
-                    && now.user == then.user
-                    && now.host_key == then.host_key
-                    && now.jump == then.jump
-            });
-        if !same {
-            self.end_session(session, "host_changed").await;
-            return Err(ToolError::new(
-                "session_ended",
-                format!(
-                    "`{}` changed (address, user, host key or jump) since the session opened; the session was closed, open a new one",
-                    session.host
-                ),
-            )
-            .into());
-        }
-        // 2. The command, decided against the current policy.
-        let intent = Intent {
-            purpose: Purpose::Session,
-            session_mode: Some(session.mode),
-            command: Some(args.command.clone()),
-            sudo: session.sudo,
-            sudo_user: session.sudo_user.clone(),
-            pty: session.mode == SessionMode::Pty,
-            dry_run: true,
-            approval: Self::claim(caller, "ssh_session_exec", arguments),
-            ..Self::base_intent(caller, &session.host, call_id)
-        };
-        let answer = self.signer.sign(&intent).await.map_err(signer_error)?;
-        tier_allows(caller, &answer.decision)?;
-        if args.command.contains(['\n', '\r']) {
-            // The engine refuses these already; the shell protocol depends on it, so check again.
-            return Err(ToolError::new(
-                "invalid_arguments",
-                "newlines are not allowed in commands",
-            )
-            .into());
-        }
-        // 3. Run, recorded.
-        let _ = session.record(Stream::Input, format!("{}\n", args.command).as_bytes());
-        let out = self
-            .run_with_intent(
-                caller,
-                "ssh_session_exec",
-                &session.host,
-                Some(&session.id),
-                call_id,
-                arguments.clone(),
-                &answer.decision,
-                session.serial,
-                async {
-                    match session.mode {
-                        SessionMode::Exec => {
-                            // Elevation is part of the decided force-command shape.
-                            let command = answer
-                                .decision
-                                .force_command
-                                .as_deref()
-                                .unwrap_or(&args.command);
-                            session
-                                .conn
-                                .exec(
-                                    command,
-                                    false,
-                                    self.options.output_cap_bytes,
-                                    self.options.exec_timeout,
-                                )
-                                .await
-                        }
-                        SessionMode::Shell | SessionMode::Pty => {
-                            let mut guard = session.shell.lock().await;
-                            let shell = guard.as_mut().ok_or_else(|| Error::Channel {
-                                host: session.host.clone(),
-                                message: "the session's shell is gone".into(),
-                            })?;
-                            shell
-                                .run(
-                                    &args.command,
-                                    self.options.output_cap_bytes,
-                                    self.options.exec_timeout,
-                                )
-                                .await
-                        }
-                    }
-                },
-            )
-            .await;
-        let out = match out {
+        let out = match run.await {
             Ok(out) => out,
             Err(err) => {
                 if session.mode != SessionMode::Exec {
                     // A shell that failed mid-command is in an unknown state.
                     self.end_session(session, "shell_failed").await;
                 }
-                return Err(err);
+                return Err(failed(&err, serial));
             }
         };
         let recorded = session
@@ -1156,37 +1153,55 @@ impl SshBroker {
             && self.options.recording_strict
         {
             self.end_session(session, "recording_failed").await;
-            return Err(Failure {
-                error: ToolError::new(
-                    "execution_failed",
-                    format!("recording is strict and failed ({err}); the session was closed"),
-                ),
-                audited: true,
-            });
+            let error = ToolError::new(
+                ErrorCode::ExecutionFailed,
+                format!("recording is strict and failed ({err}); the session was closed"),
+            );
+            let mut outcome = outcome_of(&out, session.serial);
+            outcome.error = Some(error.message.clone());
+            return Err(Failed { error, outcome });
         }
         if out.timed_out && session.mode != SessionMode::Exec {
             self.end_session(session, "exec_timeout").await;
         }
         session.touch();
-        Ok(serde_json::to_value(exec_result(
-            &out,
-            session.serial,
-            answer.decision.warnings.clone(),
-        ))
-        .unwrap_or(Value::Null))
+        Ok(Output {
+            value: json_of(&exec_result(
+                &out,
+                session.serial,
+                decision.warnings.clone(),
+            )),
+            outcome: outcome_of(&out, session.serial),
+            notes: serde_json::Map::new(),
+        })
     }
 
-    /// `ssh_session_close`.
-    pub async fn session_close(
+    /// `ssh_session_close`: the session's closing record is the call's outcome record, with the
+    /// recording's sha256.
+    async fn session_close(
         &self,
         caller: &Caller,
-        args: &SessionCloseArgs,
-    ) -> Result<Value, ToolError> {
-        let Some(session) = self.sessions.remove(&args.session_id, &caller.principal) else {
-            return Err(no_session(&args.session_id));
-        };
-        let recording = self.finish_session(&session, "closed").await;
-        Ok(json!({ "session_id": session.id, "closed": true, "recording_sha256": recording }))
+        session: &Arc<Session>,
+    ) -> Result<Output, Failed> {
+        let serial = Some(session.serial);
+        if self
+            .sessions
+            .remove(&session.id, &caller.principal)
+            .is_none()
+        {
+            return Err(Failed::new(no_session(&session.id), serial));
+        }
+        let (sha, error, notes) = self.shut(session, "closed").await;
+        Ok(Output {
+            value: json!({ "session_id": session.id, "closed": true, "recording_sha256": sha }),
+            outcome: CallOutcome {
+                error,
+                credential_serial: serial,
+                recording_sha256: sha,
+                ..CallOutcome::default()
+            },
+            notes,
+        })
     }
 
     async fn end_session(&self, session: &Arc<Session>, reason: &str) {
@@ -1195,15 +1210,40 @@ impl SshBroker {
         }
     }
 
-    /// Shuts a removed session down and writes its closing record with the recording's sha256.
-    async fn finish_session(&self, session: &Session, reason: &str) -> Option<String> {
-        let recording = session.shutdown().await;
-        let (sha, error) = match recording {
+    /// Shuts a removed session down: the recording's sha256 (or why it failed), and the notes
+    /// its closing record carries.
+    async fn shut(
+        &self,
+        session: &Session,
+        reason: &str,
+    ) -> (
+        Option<String>,
+        Option<String>,
+        serde_json::Map<String, Value>,
+    ) {
+        let (sha, error) = match session.shutdown().await {
             Some(Ok(sha)) => (Some(sha), None),
             Some(Err(err)) => (None, Some(format!("recording: {err}"))),
             None => (None, None),
         };
-        let call_id = new_call_id();
+        let mut notes = serde_json::Map::new();
+        notes.insert("reason".into(), json!(reason));
+        notes.insert(
+            "recording_failed".into(),
+            json!(
+                session
+                    .recording_failed
+                    .load(std::sync::atomic::Ordering::SeqCst)
+            ),
+        );
+        (sha, error, notes)
+    }
+
+    /// Closes a session that no call closed (reaped, frozen, host gone, shutdown) and writes its
+    /// closing record: housekeeping, not a call, so the broker records it itself.
+    async fn finish_session(&self, session: &Session, reason: &str) -> Option<String> {
+        let (sha, error, notes) = self.shut(session, reason).await;
+        let call_id = uuid::Uuid::now_v7().to_string();
         let call = CallRef {
             tenant: &session.tenant,
             principal: &session.caller,
@@ -1216,22 +1256,14 @@ impl SshBroker {
         let mut record = NewRecord::outcome(
             &call,
             &CallOutcome {
-                error: error.clone(),
+                error,
                 credential_serial: Some(session.serial),
                 recording_sha256: sha.clone(),
                 ..CallOutcome::default()
             },
         );
         if let Some(body) = record.body.as_object_mut() {
-            body.insert("reason".into(), json!(reason));
-            body.insert(
-                "recording_failed".into(),
-                json!(
-                    session
-                        .recording_failed
-                        .load(std::sync::atomic::Ordering::SeqCst)
-                ),
-            );
+            body.extend(notes);
         }
         if let Err(err) = self.audit.append(record).await {
             tracing::error!(%err, "could not audit a session close");
@@ -1293,185 +1325,89 @@ impl SshBroker {
         self.sessions.len()
     }
 
-    /// `ssh_put_file`.
-    pub async fn put_file(&self, caller: &Caller, args: &PutFileArgs) -> Result<Value, ToolError> {
-        let data = match (&args.content, &args.content_base64) {
-            (Some(text), None) => text.clone().into_bytes(),
-            (None, Some(b64)) => {
-                use base64::Engine;
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .map_err(|e| {
-                        ToolError::new("invalid_arguments", format!("content_base64: {e}"))
-                    })?
-            }
-            _ => {
-                return Err(ToolError::new(
-                    "invalid_arguments",
-                    "give exactly one of `content` and `content_base64`",
-                ));
-            }
+    /// `ssh_put_file`: the bound content, over SFTP under a certificate pinned to
+    /// `internal-sftp`.
+    async fn put(
+        &self,
+        minted: Minted,
+        path: &str,
+        data: &[u8],
+        server: &str,
+        serial: u64,
+    ) -> Result<Output, Failed> {
+        let run = async {
+            let conn = connect(minted.hops(), &self.options.connect).await?;
+            let out = conn.put_file(path, data).await;
+            conn.close().await;
+            out
         };
-        let sha = {
-            use sha2::Digest;
-            hex::encode(sha2::Sha256::digest(&data))
-        };
-        let arguments = json!({
-            "server": args.server, "path": args.path, "size": data.len(), "sha256": sha,
-        });
-        let result = self
-            .transfer(
-                caller,
-                FileOp::Put,
-                &args.server,
-                &args.path,
-                &arguments,
-                async |conn: Connection| {
-                    let out = conn.put_file(&args.path, &data).await;
-                    conn.close().await;
-                    out.map(|sha| (Vec::new(), sha))
-                },
-                Some(data.len() as u64),
-            )
-            .await;
-        result.map(|(serial, _, sha)| {
-            json!({ "server": args.server, "path": args.path, "size": data.len(), "sha256": sha, "serial": serial })
-        })
+        match run.await {
+            Ok(written) => Ok(Output {
+                value: json!({
+                    "server": server, "path": path, "size": data.len(),
+                    "sha256": written,
+                    "serial": serial,
+                }),
+                outcome: transfer_outcome(serial),
+                notes: serde_json::Map::new(),
+            }),
+            Err(err) => Err(failed(&err, Some(serial))),
+        }
     }
 
     /// `ssh_get_file`.
-    pub async fn get_file(&self, caller: &Caller, args: &GetFileArgs) -> Result<Value, ToolError> {
-        let arguments = json!({ "server": args.server, "path": args.path });
-        let cap = self.options.file_transfer_max_bytes;
-        let result = self
-            .transfer(
-                caller,
-                FileOp::Get,
-                &args.server,
-                &args.path,
-                &arguments,
-                async |conn: Connection| {
-                    let out = conn.get_file(&args.path, cap).await;
-                    conn.close().await;
-                    out.map(|data| {
-                        use sha2::Digest;
-                        let sha = hex::encode(sha2::Sha256::digest(&data));
-                        (data, sha)
-                    })
-                },
-                None,
-            )
-            .await;
-        result.map(|(serial, data, sha)| {
-            use base64::Engine;
-            let text = String::from_utf8(data.clone()).ok();
-            json!({
-                "server": args.server,
-                "path": args.path,
-                "size": data.len(),
-                "sha256": sha,
-                "serial": serial,
-                "content": text,
-                "content_base64": if text.is_none() {
-                    Some(base64::engine::general_purpose::STANDARD.encode(&data))
-                } else {
-                    None
-                },
-            })
-        })
-    }
-
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "put and get share this; the closure differs"
-    )]
-    async fn transfer<F>(
+    async fn get(
         &self,
-        caller: &Caller,
-        op: FileOp,
-        server: &str,
+        minted: Minted,
         path: &str,
-        arguments: &Value,
-        work: F,
-        upload_size: Option<u64>,
-    ) -> Result<(u64, Vec<u8>, String), ToolError>
-    where
-        F: AsyncFnOnce(Connection) -> Result<(Vec<u8>, String), Error>,
-    {
-        let action = match op {
-            FileOp::Put => "ssh_put_file",
-            FileOp::Get => "ssh_get_file",
+        server: &str,
+        serial: u64,
+    ) -> Result<Output, Failed> {
+        let cap = self.options.file_transfer_max_bytes;
+        let run = async {
+            let conn = connect(minted.hops(), &self.options.connect).await?;
+            let out = conn.get_file(path, cap).await;
+            conn.close().await;
+            out
         };
-        let call_id = &new_call_id();
-        let inner = async {
-            if let Some(size) = upload_size
-                && size > self.options.file_transfer_max_bytes
-            {
-                return Err(Failure::from(ToolError::new(
-                    "limit",
-                    format!(
-                        "the file is {size} bytes, over the {}-byte transfer cap",
-                        self.options.file_transfer_max_bytes
-                    ),
-                )));
+        match run.await {
+            Ok(data) => {
+                use base64::Engine;
+                use sha2::Digest;
+                let sha = hex::encode(sha2::Sha256::digest(&data));
+                let text = String::from_utf8(data.clone()).ok();
+                Ok(Output {
+                    value: json!({
+                        "server": server,
+                        "path": path,
+                        "size": data.len(),
+                        "sha256": sha,
+                        "serial": serial,
+                        "content": text,
+                        "content_base64": if text.is_none() {
+                            Some(base64::engine::general_purpose::STANDARD.encode(&data))
+                        } else {
+                            None
+                        },
+                    }),
+                    outcome: transfer_outcome(serial),
+                    notes: serde_json::Map::new(),
+                })
             }
-            let chain = self.chain(caller, server).await?;
-            let target_view = chain
-                .last()
-                .cloned()
-                .ok_or_else(|| ToolError::new("internal", "empty chain"))?;
-            let intent = Intent {
-                purpose: Purpose::File,
-                file_op: Some(op),
-                path: Some(path.to_owned()),
-                approval: Self::claim(caller, action, arguments),
-                ..Self::base_intent(caller, server, call_id)
-            };
-            self.check_tier(caller, &intent).await?;
-            let (target, answer) = self.sign_hop(&target_view, intent).await?;
-            let serial = target.certificate.serial();
-            let bastions = self.sign_bastions(caller, &chain, call_id).await?;
-            let mut payload = None;
-            let out = self
-                .run_with_intent(
-                    caller,
-                    action,
-                    server,
-                    None,
-                    call_id,
-                    arguments.clone(),
-                    &answer.decision,
-                    serial,
-                    async {
-                        let conn =
-                            connect(Self::hops(bastions, target), &self.options.connect).await?;
-                        let (data, sha) = work(conn).await?;
-                        let out = ExecOutput {
-                            exit_code: Some(0),
-                            stdout: Vec::new(),
-                            ..ExecOutput::default()
-                        };
-                        payload = Some((data, sha));
-                        Ok(out)
-                    },
-                )
-                .await?;
-            drop(out);
-            let (data, sha) = payload.unwrap_or_default();
-            Ok((serial, data, sha))
-        };
-        let result = inner.await;
-        self.settle(
-            caller,
-            action,
-            server,
-            None,
-            call_id,
-            arguments.clone(),
-            result,
-        )
-        .await
+            Err(err) => Err(failed(&err, Some(serial))),
+        }
     }
+}
+
+/// A finished transfer's outcome record: exit 0, nothing on stdout or stderr.
+fn transfer_outcome(serial: u64) -> CallOutcome {
+    outcome_of(
+        &ExecOutput {
+            exit_code: Some(0),
+            ..ExecOutput::default()
+        },
+        serial,
+    )
 }
 
 /// The broker as a gateway connector: the SSH tools.
@@ -1492,79 +1428,127 @@ impl SshConnector {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(tool: &str, arguments: Value) -> Result<T, ToolError> {
-    serde_json::from_value(arguments)
-        .map_err(|err| ToolError::new("invalid_arguments", format!("{tool}: {err}")))
+fn parse<T: serde::de::DeserializeOwned>(tool: &str, arguments: &Value) -> Result<T, ToolError> {
+    T::deserialize(arguments).map_err(|err| ToolError::invalid(format!("{tool}: {err}")))
 }
 
-fn spec<T: JsonSchema>(name: &str, description: &str) -> ToolSpec {
+fn spec<T: JsonSchema>(
+    name: &str,
+    description: &str,
+    min_tier: Tier,
+    annotations: Annotations,
+) -> ToolSpec {
     ToolSpec {
         name: name.to_owned(),
         description: description.to_owned(),
         input_schema: serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null),
+        annotations,
+        min_tier,
+    }
+}
+
+/// `(read_only, destructive, idempotent, open_world)`.
+fn hints(read_only: bool, destructive: bool, idempotent: bool, open_world: bool) -> Annotations {
+    Annotations {
+        read_only,
+        destructive,
+        idempotent,
+        open_world,
     }
 }
 
 impl Connector for SshConnector {
+    type Action = Planned;
+    type Credential = Minted;
+
     fn tools(&self) -> Vec<ToolSpec> {
         vec![
-            spec::<ListArgs>(
-                "list_targets",
-                "List the targets (SSH hosts) you may use in your tenant, with what each allows.",
-            ),
             spec::<ExecuteArgs>(
                 "ssh_execute",
                 "Run one command on a host under a per-call certificate that permits only that command. Returns stdout, stderr, exit_code, serial and warnings.",
+                Tier::Read,
+                hints(false, true, false, true),
             ),
             spec::<SessionOpenArgs>(
                 "ssh_session_open",
                 "Open a session on a host (exec, shell or pty) for several commands over one connection.",
+                Tier::Read,
+                hints(false, false, false, true),
             ),
             spec::<SessionExecArgs>(
                 "ssh_session_exec",
                 "Run a command in an open session; it is decided against the current policy first.",
+                Tier::Read,
+                hints(false, true, false, true),
             ),
-            spec::<SessionCloseArgs>("ssh_session_close", "Close a session."),
-            spec::<PutFileArgs>("ssh_put_file", "Upload a file over SFTP."),
-            spec::<GetFileArgs>("ssh_get_file", "Download a file over SFTP."),
+            spec::<SessionCloseArgs>(
+                "ssh_session_close",
+                "Close a session.",
+                Tier::Read,
+                hints(false, false, true, true),
+            ),
+            spec::<PutFileArgs>(
+                "ssh_put_file",
+                "Upload a file over SFTP.",
+                Tier::Write,
+                hints(false, true, true, true),
+            ),
+            spec::<GetFileArgs>(
+                "ssh_get_file",
+                "Download a file over SFTP.",
+                Tier::Read,
+                hints(true, false, true, true),
+            ),
         ]
     }
 
-    fn call<'a>(
+    fn plan<'a>(
         &'a self,
-        caller: &'a Caller,
+        call: CallContext<'a>,
         tool: &'a str,
-        arguments: Value,
-    ) -> BoxFuture<'a, Result<Value, ToolError>> {
+        arguments: &'a Value,
+    ) -> BoxFuture<'a, Result<Plan<Planned>, ToolError>> {
+        Box::pin(self.broker.plan(call, tool, arguments))
+    }
+
+    fn authorize<'a>(
+        &'a self,
+        call: CallContext<'a>,
+        plan: &'a Plan<Planned>,
+        approval: Option<&'a meho_gateway::ApprovalClaim>,
+    ) -> BoxFuture<'a, Result<Authorized<Minted>, Refusal>> {
+        Box::pin(self.broker.authorize(call, plan, approval))
+    }
+
+    fn execute<'a>(
+        &'a self,
+        call: CallContext<'a>,
+        plan: &'a Plan<Planned>,
+        authorized: Authorized<Minted>,
+        _receipt: &'a IntentReceipt,
+    ) -> BoxFuture<'a, Result<Output, Failed>> {
+        Box::pin(self.broker.execute(call, plan, authorized))
+    }
+
+    fn targets<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<Vec<Target>, ToolError>> {
         Box::pin(async move {
-            let broker = &self.broker;
-            match tool {
-                "list_targets" => {
-                    let _: ListArgs = parse(tool, arguments)?;
-                    let hosts = broker.list_targets(caller).await?;
-                    let targets: Vec<Value> = hosts
-                        .into_iter()
-                        .map(|h| {
-                            let mut target = serde_json::to_value(h).unwrap_or(Value::Null);
-                            if let Some(object) = target.as_object_mut() {
-                                object.insert("kind".into(), json!("ssh"));
-                            }
-                            target
-                        })
-                        .collect();
-                    Ok(json!({ "targets": targets }))
-                }
-                "ssh_execute" => broker.execute(caller, &parse(tool, arguments)?).await,
-                "ssh_session_open" => broker.session_open(caller, &parse(tool, arguments)?).await,
-                "ssh_session_exec" => broker.session_exec(caller, &parse(tool, arguments)?).await,
-                "ssh_session_close" => broker.session_close(caller, &parse(tool, arguments)?).await,
-                "ssh_put_file" => broker.put_file(caller, &parse(tool, arguments)?).await,
-                "ssh_get_file" => broker.get_file(caller, &parse(tool, arguments)?).await,
-                other => Err(ToolError::new(
-                    "unknown_tool",
-                    format!("no tool named `{other}`"),
-                )),
-            }
+            let hosts = self.broker.list_servers(caller).await?;
+            Ok(hosts
+                .into_iter()
+                .map(|host| {
+                    let name = host.name.clone();
+                    let mut detail = match json_of(&host) {
+                        Value::Object(map) => map,
+                        _ => serde_json::Map::new(),
+                    };
+                    detail.remove("name");
+                    Target {
+                        name,
+                        kind: "ssh",
+                        detail,
+                    }
+                })
+                .collect())
         })
     }
 
@@ -1583,5 +1567,64 @@ impl Connector for SshConnector {
         frozen: meho_gateway::Frozen<'a>,
     ) -> BoxFuture<'a, usize> {
         Box::pin(self.broker.freeze(tenant, frozen))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use meho_core::{Decision, ReasonCode, Tier};
+
+    use super::{SshAction, runs_differently, summarize};
+
+    fn exec(command: &str, sudo: bool) -> SshAction {
+        SshAction::Exec {
+            command: command.into(),
+            sudo,
+            sudo_user: None,
+            pty: false,
+            ttl_seconds: None,
+        }
+    }
+
+    fn forcing(command: &str) -> Decision {
+        Decision {
+            force_command: Some(command.into()),
+            ..Decision::refused(ReasonCode::NeedsApproval, "r", Tier::Write)
+        }
+    }
+
+    #[test]
+    fn the_summary_says_what_runs_when_it_is_spelled_differently() {
+        let plain = exec("ls -la", false);
+        assert_eq!(
+            summarize("ssh_execute", "web", &plain),
+            "ssh_execute on web: ls -la"
+        );
+        assert_eq!(runs_differently(&plain, &forcing("ls -la")), None);
+        let decoded = exec("git log $'a\\' ; touch /tmp/x #\\''", false);
+        let runs = "git log 'a'\"'\"' ; touch /tmp/x #'\"'\"''";
+        assert_eq!(
+            runs_differently(&decoded, &forcing(runs)).as_deref(),
+            Some(runs)
+        );
+        let sudo = exec("ls /root", true);
+        assert_eq!(
+            summarize("ssh_execute", "web", &sudo),
+            "ssh_execute on web: ls /root (sudo)"
+        );
+        assert_eq!(
+            runs_differently(&sudo, &forcing("sudo -n -- ls /root")),
+            None
+        );
+        let file = SshAction::FilePut {
+            path: "/etc/motd".into(),
+            size: 1,
+            sha256: "x".into(),
+        };
+        assert_eq!(
+            summarize("ssh_put_file", "web", &file),
+            "ssh_put_file on web: path /etc/motd"
+        );
+        assert_eq!(runs_differently(&file, &forcing("internal-sftp")), None);
     }
 }

@@ -18,7 +18,7 @@ use russh::keys::ssh_key::{Algorithm, PublicKey};
 use serde_json::json;
 
 use crate::ca::{CaSet, CertSpec, random_bytes};
-use crate::wire::{FileOp, HostView, Intent, Purpose, Role, SessionMode, SignResponse};
+use crate::wire::{FileOp, HostView, Intent, Purpose, Role, SessionMode, SignResponse, SshAction};
 
 /// Clock skew allowance: certificates are valid from 30 s before issue.
 pub const BACKDATE_SECONDS: u64 = 30;
@@ -163,16 +163,22 @@ impl Signer {
         let Some(store) = &self.store else {
             return Ok(refuse("approval:unavailable", &decision));
         };
-        if let Err(why) = claim_matches(intent, claim) {
-            tracing::info!(approval = %claim.id, %why, "approval presented for another call");
-            return Ok(refuse("approval:different-call", &decision));
-        }
+        let action = match claim_matches(intent, claim) {
+            Ok(action) => action,
+            Err(why) => {
+                tracing::info!(approval = %claim.id, %why, "approval presented for another call");
+                return Ok(refuse("approval:different-call", &decision));
+            }
+        };
+        // The approval is bound to the hash of exactly this call: tenant, requester, host and
+        // the action (the gateway hashed the same four when it held the call).
         let call = meho_approvals::Call {
             tenant: self.chain_for(intent).to_owned(),
             requester: intent.agent.clone().unwrap_or_else(|| caller.to_owned()),
             target: intent.host.clone(),
-            tool: claim.tool.clone(),
-            arguments: claim.arguments.clone(),
+            tool: String::new(),
+            action: serde_json::to_value(&action)
+                .map_err(|e| SignError::Internal(format!("encode the action: {e}")))?,
         };
         let consume =
             !intent.dry_run || (intent.purpose == Purpose::Session && intent.command.is_some());
@@ -287,6 +293,21 @@ impl Signer {
                 },
             );
             decision.warnings.extend(overlay_warning);
+        }
+        // The caller's role caps the tier it may run: nothing is issued (and no approval is
+        // consumed) for a call rated above it.
+        if let Some(max) = intent.max_tier
+            && decision.allowed
+            && decision.tier > max
+        {
+            decision = Decision {
+                warnings: std::mem::take(&mut decision.warnings),
+                ..Decision::refused(
+                    ReasonCode::TierExceeded,
+                    format!("tier:{}-over-{max}", decision.tier),
+                    decision.tier,
+                )
+            };
         }
         let decision = self.redeem(caller, intent, decision).await?;
         if !decision.allowed || decision.require_approval {
@@ -494,40 +515,22 @@ fn intent_summary(intent: &Intent) -> serde_json::Value {
         "tenant": intent.tenant,
         "end_user": intent.end_user,
         "dry_run": intent.dry_run,
+        "session_id": intent.session_id,
+        "content": intent.content,
+        "max_tier": intent.max_tier,
         "approval_id": intent.approval.as_ref().map(|a| &a.id),
     })
 }
 
-/// Whether the approved arguments describe exactly this intent: the tool matches its purpose,
-/// and host, command, path and sudo state are the same.
-fn claim_matches(intent: &Intent, claim: &crate::wire::ApprovalClaim) -> Result<(), String> {
-    use serde_json::Value;
-    let expected = match (intent.purpose, intent.file_op) {
-        (Purpose::Oneshot, _) => "ssh_execute",
-        (Purpose::Session, _) => "ssh_session_exec",
-        (Purpose::File, Some(FileOp::Put)) => "ssh_put_file",
-        (Purpose::File, _) => "ssh_get_file",
-    };
-    let args = &claim.arguments;
-    let text = |key: &str| args.get(key).and_then(Value::as_str);
-    let checks = [
-        (claim.tool == expected, "tool"),
-        (intent.role == Role::Target, "role"),
-        (text("server") == Some(intent.host.as_str()), "server"),
-        (text("command") == intent.command.as_deref(), "command"),
-        (text("path") == intent.path.as_deref(), "path"),
-        (
-            args.get("sudo").and_then(Value::as_bool).unwrap_or(false) == intent.sudo,
-            "sudo",
-        ),
-        (
-            text("sudo_user") == intent.sudo_user.as_deref(),
-            "sudo_user",
-        ),
-    ];
-    match checks.iter().find(|(ok, _)| !ok) {
-        Some((_, field)) => Err(format!("`{field}` differs from the approved call")),
-        None => Ok(()),
+/// Whether the claimed action is exactly the one `intent` asks for: the signer reads the
+/// action back from the intent it signs and compares the typed values, never tool names or JSON
+/// keys. A bastion hop is never approved.
+fn claim_matches(intent: &Intent, claim: &crate::wire::ApprovalClaim) -> Result<SshAction, String> {
+    match SshAction::of_intent(intent) {
+        Some(SshAction::BastionHop) => Err("a bastion hop is not an approvable call".to_owned()),
+        Some(action) if action == claim.action => Ok(action),
+        Some(_) => Err("the action differs from the approved call".to_owned()),
+        None => Err("the intent does not describe a whole action".to_owned()),
     }
 }
 

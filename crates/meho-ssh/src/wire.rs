@@ -1,7 +1,7 @@
 //! What travels between the broker and the signer: an intent and a public key in, a certificate
 //! (or a refusal) out. These JSON shapes are the `/v1/sign` and `/v1/hosts` contract.
 
-use meho_core::Decision;
+use meho_core::{Decision, Tier};
 use serde::{Deserialize, Serialize};
 
 /// Which hop a certificate is for.
@@ -118,6 +118,16 @@ pub struct Intent {
     /// The human's groups, when the frontend knows them (OIDC); `None` applies no group filter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_user_groups: Option<Vec<String>>,
+    /// The session a session command runs in (its action names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// For an upload: the content's size and sha256 (its action names them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Content>,
+    /// The highest tier the caller's role may run: the signer refuses a call it rates above it
+    /// (`tier_exceeded`) and issues nothing for it. `None` is unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tier: Option<Tier>,
     /// The broker's id of the call this intent is part of; the signer's records carry it, so
     /// a credential or refusal is linked to the call's other records (asserted by the broker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,16 +141,225 @@ pub struct Intent {
     pub approval: Option<ApprovalClaim>,
 }
 
-/// An approved call, as the broker presents it to the signer.
+/// An approved call, as the broker presents it to the signer: the signer rebuilds the action
+/// from the intent it is asked to sign, refuses a claim for any other action, and consumes the
+/// approval only if its `call_hash` is the hash of exactly this call.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalClaim {
     /// The approval id.
     pub id: String,
-    /// The tool the approval was for.
-    pub tool: String,
-    /// The canonical call arguments the approval is bound to (its `call_hash`).
-    pub arguments: serde_json::Value,
+    /// The action the approval was given for.
+    pub action: SshAction,
+}
+
+/// An upload's content, as its action binds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Content {
+    /// Bytes.
+    pub size: u64,
+    /// sha256, lowercase hex.
+    pub sha256: String,
+}
+
+/// What an SSH call does, typed: what the firewall decides, an approval binds to (its JSON, with
+/// tenant, requester and host) and the signer constrains the certificate to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SshAction {
+    /// One command under a certificate whose force-command is exactly it.
+    Exec {
+        /// The command line as the agent wrote it.
+        command: String,
+        /// Under `sudo -n`.
+        sudo: bool,
+        /// As this user (implies sudo).
+        sudo_user: Option<String>,
+        /// On a PTY.
+        pty: bool,
+        /// Requested certificate lifetime.
+        ttl_seconds: Option<u32>,
+    },
+    /// Opening a session.
+    SessionOpen {
+        /// Exec, shell or pty.
+        mode: SessionMode,
+        /// Elevated.
+        sudo: bool,
+        /// Sudo target user.
+        sudo_user: Option<String>,
+        /// Requested certificate lifetime.
+        ttl_seconds: Option<u32>,
+    },
+    /// One command in an open session.
+    SessionExec {
+        /// The session.
+        session_id: String,
+        /// Its mode.
+        mode: SessionMode,
+        /// The command line.
+        command: String,
+        /// Whether the session runs elevated.
+        sudo: bool,
+        /// Its sudo target user.
+        sudo_user: Option<String>,
+    },
+    /// Closing a session.
+    SessionClose {
+        /// The session.
+        session_id: String,
+    },
+    /// An SFTP upload.
+    FilePut {
+        /// Absolute remote path.
+        path: String,
+        /// Bytes.
+        size: u64,
+        /// sha256 of the content, lowercase hex.
+        sha256: String,
+    },
+    /// An SFTP download.
+    FileGet {
+        /// Absolute remote path.
+        path: String,
+    },
+    /// A jump host on the way: it may only tunnel.
+    BastionHop,
+}
+
+impl SshAction {
+    /// The intent that asks the signer for exactly this action on `host`.
+    pub fn intent(&self, host: &str) -> Intent {
+        let base = Intent {
+            host: host.to_owned(),
+            ..Intent::default()
+        };
+        match self {
+            SshAction::Exec {
+                command,
+                sudo,
+                sudo_user,
+                pty,
+                ttl_seconds,
+            } => Intent {
+                command: Some(command.clone()),
+                sudo: *sudo,
+                sudo_user: sudo_user.clone(),
+                pty: *pty,
+                ttl_seconds: *ttl_seconds,
+                ..base
+            },
+            SshAction::SessionOpen {
+                mode,
+                sudo,
+                sudo_user,
+                ttl_seconds,
+            } => Intent {
+                purpose: Purpose::Session,
+                session_mode: Some(*mode),
+                sudo: *sudo,
+                sudo_user: sudo_user.clone(),
+                pty: *mode == SessionMode::Pty,
+                ttl_seconds: *ttl_seconds,
+                ..base
+            },
+            SshAction::SessionExec {
+                session_id,
+                mode,
+                command,
+                sudo,
+                sudo_user,
+            } => Intent {
+                purpose: Purpose::Session,
+                session_mode: Some(*mode),
+                session_id: Some(session_id.clone()),
+                command: Some(command.clone()),
+                sudo: *sudo,
+                sudo_user: sudo_user.clone(),
+                pty: *mode == SessionMode::Pty,
+                // The session's connection is authenticated; each command is only decided.
+                dry_run: true,
+                ..base
+            },
+            SshAction::SessionClose { session_id } => Intent {
+                purpose: Purpose::Session,
+                session_id: Some(session_id.clone()),
+                dry_run: true,
+                ..base
+            },
+            SshAction::FilePut { path, size, sha256 } => Intent {
+                purpose: Purpose::File,
+                file_op: Some(FileOp::Put),
+                path: Some(path.clone()),
+                content: Some(Content {
+                    size: *size,
+                    sha256: sha256.clone(),
+                }),
+                ..base
+            },
+            SshAction::FileGet { path } => Intent {
+                purpose: Purpose::File,
+                file_op: Some(FileOp::Get),
+                path: Some(path.clone()),
+                ..base
+            },
+            SshAction::BastionHop => Intent {
+                role: Role::Bastion,
+                ..base
+            },
+        }
+    }
+
+    /// The action an intent asks for: what the signer compares an approval claim with. `None`
+    /// when the intent describes no whole action (a session command without its session, an
+    /// upload without its content).
+    pub fn of_intent(intent: &Intent) -> Option<SshAction> {
+        if intent.role == Role::Bastion {
+            return Some(SshAction::BastionHop);
+        }
+        Some(match intent.purpose {
+            Purpose::Oneshot => SshAction::Exec {
+                command: intent.command.clone()?,
+                sudo: intent.sudo,
+                sudo_user: intent.sudo_user.clone(),
+                pty: intent.pty,
+                ttl_seconds: intent.ttl_seconds,
+            },
+            Purpose::Session => match (&intent.command, &intent.session_id) {
+                (None, None) => SshAction::SessionOpen {
+                    mode: intent.session_mode.unwrap_or_default(),
+                    sudo: intent.sudo,
+                    sudo_user: intent.sudo_user.clone(),
+                    ttl_seconds: intent.ttl_seconds,
+                },
+                (Some(command), Some(session_id)) => SshAction::SessionExec {
+                    session_id: session_id.clone(),
+                    mode: intent.session_mode.unwrap_or_default(),
+                    command: command.clone(),
+                    sudo: intent.sudo,
+                    sudo_user: intent.sudo_user.clone(),
+                },
+                (None, Some(session_id)) => SshAction::SessionClose {
+                    session_id: session_id.clone(),
+                },
+                (Some(_), None) => return None,
+            },
+            Purpose::File => match intent.file_op? {
+                FileOp::Put => {
+                    let content = intent.content.as_ref()?;
+                    SshAction::FilePut {
+                        path: intent.path.clone()?,
+                        size: content.size,
+                        sha256: content.sha256.clone(),
+                    }
+                }
+                FileOp::Get => SshAction::FileGet {
+                    path: intent.path.clone()?,
+                },
+            },
+        })
+    }
 }
 
 /// `POST /v1/sign`: the answer. A refusal is an answer (`decision.allowed == false`, no
@@ -209,4 +428,55 @@ pub struct ErrorBody {
     pub code: String,
     /// A sentence for humans.
     pub error: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{SessionMode, SshAction};
+
+    /// The broker asks for an action through its intent; the signer reads the action back from
+    /// the intent. Both must be the same action, or no approval could ever match (or a wrong one
+    /// could).
+    #[test]
+    fn every_action_survives_its_intent() {
+        let actions = [
+            SshAction::Exec {
+                command: "ls -la".into(),
+                sudo: true,
+                sudo_user: Some("postgres".into()),
+                pty: true,
+                ttl_seconds: Some(30),
+            },
+            SshAction::SessionOpen {
+                mode: SessionMode::Shell,
+                sudo: false,
+                sudo_user: None,
+                ttl_seconds: None,
+            },
+            SshAction::SessionExec {
+                session_id: "s-1".into(),
+                mode: SessionMode::Pty,
+                command: "id".into(),
+                sudo: true,
+                sudo_user: None,
+            },
+            SshAction::SessionClose {
+                session_id: "s-1".into(),
+            },
+            SshAction::FilePut {
+                path: "/etc/motd".into(),
+                size: 3,
+                sha256: "ab".into(),
+            },
+            SshAction::FileGet {
+                path: "/etc/motd".into(),
+            },
+            SshAction::BastionHop,
+        ];
+        for action in actions {
+            let intent = action.intent("web");
+            assert_eq!(intent.host, "web");
+            assert_eq!(SshAction::of_intent(&intent).as_ref(), Some(&action));
+        }
+    }
 }

@@ -16,6 +16,8 @@
 )]
 pub mod sshd;
 
+pub mod connector;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -25,7 +25,7 @@ use base64::Engine as _;
 use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use meho_audit::AuditLog;
 use meho_config::Config;
-use meho_gateway::{Connector, Gateway};
+use meho_gateway::Gateway;
 use meho_server::mcp::{McpContext, MehoMcp};
 use meho_server::{McpState, State};
 use meho_ssh::broker::SshConnector;
@@ -294,19 +294,22 @@ fn main() {
         );
         let broker =
             meho_ssh::setup::broker(&config, dir.path(), audit.clone(), Some(signer)).unwrap();
-        let connector: Arc<dyn Connector> = Arc::new(SshConnector::new(broker));
+        let governance = Arc::new(meho_gateway::Governance::new(
+            &store,
+            Default::default(),
+            audit.clone(),
+            &resource,
+            config.hosts.clone(),
+        ));
+        let gateway = Gateway::builder(governance)
+            .connector(Arc::new(SshConnector::new(broker)))
+            .build()
+            .unwrap();
         let mut state = State::new(store.clone());
         state.mcp = Some(Arc::new(McpState {
             context: Arc::new(McpContext {
-                gateway: Gateway::new(vec![connector]).unwrap(),
+                gateway,
                 audit: audit.clone(),
-                governance: Arc::new(meho_server::hitl::Governance::new(
-                    &store,
-                    Default::default(),
-                    audit.clone(),
-                    &resource,
-                    config.hosts.clone(),
-                )),
                 tasks: Default::default(),
             tools: Default::default(),
             }),

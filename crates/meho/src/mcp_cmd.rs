@@ -64,9 +64,8 @@ async fn serve_on(config: &Config, paths: &Paths, backplane: &Backplane) -> Resu
     let ssh = Ssh::start(config, &paths.data_dir, backplane, false)?;
     let governance = backplane.governance(config, &config.server.effective_public_url(), None)?;
     let context = Arc::new(McpContext {
-        gateway: ssh.gateway()?,
+        gateway: ssh.gateway(governance.clone(), meho_gateway::Holds::Pending)?,
         audit: backplane.audit.clone(),
-        governance: governance.clone(),
         tasks: Default::default(),
         tools: Default::default(),
     });

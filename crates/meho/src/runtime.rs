@@ -13,7 +13,7 @@ use meho_audit::{
     AuditKey, AuditLog, AuditOptions, InProcessBus, NewRecord, RecordKind, Redactor, Witness,
 };
 use meho_config::{Config, FileUse, SignerLocation};
-use meho_gateway::{Connector, Gateway};
+use meho_gateway::{Gateway, Governance, Holds};
 use meho_ssh::broker::{SshBroker, SshConnector};
 use meho_ssh::signer::Signer;
 use meho_store::Store;
@@ -207,8 +207,8 @@ impl Backplane {
         config: &Config,
         public_url: &str,
         self_approval_hint: Option<String>,
-    ) -> Result<Arc<meho_server::hitl::Governance>, Failure> {
-        let mut governance = meho_server::hitl::Governance::new(
+    ) -> Result<Arc<Governance>, Failure> {
+        let mut governance = Governance::new(
             &self.store,
             meho_approvals::ApprovalPolicy::from_config(&config.approvals),
             self.audit.clone(),
@@ -317,10 +317,17 @@ impl Ssh {
         Ok(Ssh { broker, dev_ca })
     }
 
-    /// The gateway over the SSH tools: the one call path MCP and the CLI share.
-    pub(crate) fn gateway(&self) -> Result<Gateway, Failure> {
-        let connector: Arc<dyn Connector> = Arc::new(SshConnector::new(self.broker.clone()));
-        Gateway::new(vec![connector])
+    /// The gateway over the SSH tools, governed by `governance`: the one call path MCP, the
+    /// REST API and the CLI share. `holds` says what a call that needs approval becomes.
+    pub(crate) fn gateway(
+        &self,
+        governance: Arc<Governance>,
+        holds: Holds,
+    ) -> Result<Gateway, Failure> {
+        Gateway::builder(governance)
+            .connector(Arc::new(SshConnector::new(self.broker.clone())))
+            .holds(holds)
+            .build()
             .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot build the gateway: {err}")))
     }
 }

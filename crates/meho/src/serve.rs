@@ -177,9 +177,8 @@ async fn serve_on(
     let mut state = State::new(backplane.store.clone());
     state.mcp = Some(Arc::new(meho_server::McpState {
         context: Arc::new(meho_server::mcp::McpContext {
-            gateway: ssh.gateway()?,
+            gateway: ssh.gateway(governance.clone(), meho_gateway::Holds::Pending)?,
             audit: backplane.audit.clone(),
-            governance: governance.clone(),
             tasks: Default::default(),
             tools: Default::default(),
         }),

@@ -16,7 +16,7 @@ use comfy_table::{Table, presets::UTF8_HORIZONTAL_ONLY};
 use meho_config::Config;
 use meho_core::Decision;
 use meho_core::display::escape;
-use meho_gateway::{Caller, Gateway, ToolError};
+use meho_gateway::{Caller, ErrorCode, Gateway, Holds, ToolError};
 use meho_ssh::broker::ExecResult;
 use meho_ssh::wire::HostView;
 use serde_json::{Value, json};
@@ -68,10 +68,10 @@ async fn call(
     // The dev CA `meho serve --dev` made in this data directory is used when present, never
     // created here.
     let ssh = Ssh::start(config, &paths.data_dir, backplane, false)?;
-    let gateway = Governed {
-        gateway: ssh.gateway()?,
-        governance: backplane.governance(config, &config.server.effective_public_url(), None)?,
-    };
+    // A call that needs approval is refused here (the CLI cannot wait for one); agents ask
+    // through MCP.
+    let governance = backplane.governance(config, &config.server.effective_public_url(), None)?;
+    let gateway = ssh.gateway(governance, Holds::Refuse)?;
     let caller = Caller::agent(caller_name(command.common()));
     let status = match command {
         SshCommand::Exec(args) => exec(&gateway, &caller, args).await,
@@ -81,28 +81,6 @@ async fn call(
     };
     ssh.broker.shutdown().await;
     status
-}
-
-/// The gateway behind the freeze check: a frozen principal cannot act from the CLI either. A
-/// call that needs approval is refused here (the CLI has no way to wait for one); agents ask
-/// through MCP.
-struct Governed {
-    gateway: Gateway,
-    governance: std::sync::Arc<meho_server::hitl::Governance>,
-}
-
-impl Governed {
-    async fn call(
-        &self,
-        caller: &Caller,
-        tool: &str,
-        arguments: Value,
-    ) -> Result<Value, ToolError> {
-        self.governance
-            .check_frozen(caller, tool, &arguments)
-            .await?;
-        self.gateway.call(caller, tool, arguments).await
-    }
 }
 
 /// `--caller`, else `cli:$USER`.
@@ -118,7 +96,7 @@ fn caller_name(common: &SshCommonArgs) -> String {
 /// Runs one tool; a [`ToolError`] is reported (as JSON on stdout too, with `--format json`) and
 /// becomes exit 2 for `invalid_arguments`, else exit 1.
 async fn tool(
-    gateway: &Governed,
+    gateway: &Gateway,
     caller: &Caller,
     format: Format,
     name: &str,
@@ -137,8 +115,8 @@ async fn tool(
 
 fn tool_failure(err: &ToolError) -> Failure {
     // Refusals quote the command; one escaped line, so it cannot draw anything else.
-    let message = format!("{}: {}", escape(&err.code), escape(&err.message));
-    if err.code == "invalid_arguments" {
+    let message = format!("{}: {}", err.code, escape(&err.message));
+    if err.code == ErrorCode::InvalidArguments {
         Failure::Usage(message)
     } else {
         Failure::Runtime(anyhow::anyhow!(message))
@@ -175,7 +153,7 @@ fn unreadable(tool: &str, err: &serde_json::Error) -> Failure {
     ))
 }
 
-async fn exec(gateway: &Governed, caller: &Caller, args: &SshExecArgs) -> Result<u8, Failure> {
+async fn exec(gateway: &Gateway, caller: &Caller, args: &SshExecArgs) -> Result<u8, Failure> {
     let format = args.common.format;
     let arguments = json!({
         "server": args.host,
@@ -222,7 +200,7 @@ async fn exec(gateway: &Governed, caller: &Caller, args: &SshExecArgs) -> Result
         .unwrap_or(1))
 }
 
-async fn hosts(gateway: &Governed, caller: &Caller, common: &SshCommonArgs) -> Result<u8, Failure> {
+async fn hosts(gateway: &Gateway, caller: &Caller, common: &SshCommonArgs) -> Result<u8, Failure> {
     let result = tool(gateway, caller, common.format, "list_targets", json!({})).await?;
     if common.format == Format::Json {
         print_json(&result)?;
@@ -256,7 +234,7 @@ fn is_dash(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-async fn put(gateway: &Governed, caller: &Caller, args: &SshPutArgs) -> Result<u8, Failure> {
+async fn put(gateway: &Gateway, caller: &Caller, args: &SshPutArgs) -> Result<u8, Failure> {
     let data = if is_dash(&args.local_file) {
         let mut data = Vec::new();
         std::io::stdin()
@@ -313,7 +291,7 @@ fn destination(args: &SshGetArgs) -> Result<Option<PathBuf>, Failure> {
     }
 }
 
-async fn get(gateway: &Governed, caller: &Caller, args: &SshGetArgs) -> Result<u8, Failure> {
+async fn get(gateway: &Gateway, caller: &Caller, args: &SshGetArgs) -> Result<u8, Failure> {
     let destination = destination(args)?;
     let format = args.common.format;
     let arguments = json!({ "server": args.host, "path": args.remote_path });

@@ -91,7 +91,7 @@ fn call(requester: &str, command: &str) -> Call {
         requester: requester.into(),
         target: "web".into(),
         tool: "ssh_execute".into(),
-        arguments: json!({"server": "web", "command": command, "sudo": false}),
+        action: json!({"kind": "exec", "command": command, "sudo": false}),
     }
 }
 
@@ -193,7 +193,7 @@ async fn an_approval_is_bound_to_its_call_and_consumed_exactly_once() {
 
         // A changed argument (sudo on) is another call.
         let mut changed = asked.clone();
-        changed.arguments["sudo"] = json!(true);
+        changed.action["sudo"] = json!(true);
         let err = approvals.consume(&pending.id, &changed).await.unwrap_err();
         assert!(
             matches!(err, ApprovalError::DifferentCall(_)),
@@ -379,12 +379,13 @@ fn the_call_hash_covers_every_field() {
             target: "db".into(),
             ..base.clone()
         },
+        // The same command as another kind of action (in a session) is another call.
         Call {
-            tool: "ssh_session_exec".into(),
+            action: json!({"kind": "session_exec", "command": "id", "sudo": false}),
             ..base.clone()
         },
         Call {
-            arguments: json!({"server": "web", "command": "id", "sudo": true}),
+            action: json!({"kind": "exec", "command": "id", "sudo": true}),
             ..base.clone()
         },
     ]
@@ -394,7 +395,7 @@ fn the_call_hash_covers_every_field() {
     assert_eq!(hashes.len(), 6);
     // Key order does not matter: the hash is over canonical JSON.
     let reordered = Call {
-        arguments: json!({"sudo": false, "command": "id", "server": "web"}),
+        action: json!({"sudo": false, "command": "id", "kind": "exec"}),
         ..base.clone()
     };
     assert_eq!(reordered.hash(), base.hash());

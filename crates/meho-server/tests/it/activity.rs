@@ -229,8 +229,8 @@ impl Agent<'_> {
             .id
     }
 
-    /// The records a held call leaves before its approval request: the signer's and the
-    /// broker's `needs_approval` refusals, for the arguments the MCP call sends.
+    /// The signer's record of a held call, before the pipeline's own refusal and approval
+    /// request (the scripted connector has no signer).
     async fn held(&self, target: &str, command: &str) {
         let decided = decision(
             true,
@@ -239,21 +239,6 @@ impl Agent<'_> {
             Tier::Write,
         );
         self.sign(target, command, &decided, None, None).await;
-        self.server
-            .audit
-            .append(NewRecord {
-                target: Some(target.to_owned()),
-                action: Some("ssh_execute".to_owned()),
-                outcome: Some("needs_approval".to_owned()),
-                body: json!({
-                    "arguments": { "server": target, "command": command },
-                    "decision": decided,
-                    "error": "the call needs a human's approval (rule `require_approval:^hold`)",
-                }),
-                ..NewRecord::new(self.tenant, RecordKind::Denial, self.name)
-            })
-            .await
-            .unwrap();
     }
 }
 
@@ -284,8 +269,20 @@ async fn decide(server: &Server, token: &str, id: &str, verb: &str, reason: &str
     .await;
 }
 
-/// Collects an approved call over MCP and writes what the broker writes when it runs.
+/// Collects an approved call over MCP (the signer's credential first, as the signer writes it
+/// while the pipeline authorizes the run); returns the run's call id.
 async fn collect(agent: &Agent<'_>, mcp: &mut Mcp<'_>, id: &str, command: &str) -> String {
+    let serial = 4_000_000 + SERIALS.fetch_add(1, Ordering::Relaxed);
+    let mut decided = decision(
+        true,
+        ReasonCode::Allowed,
+        "require_approval:^hold",
+        Tier::Write,
+    );
+    decided.approval_id = Some(id.to_owned());
+    agent
+        .sign("x", command, &decided, Some(serial), Some(id))
+        .await;
     let done = mcp
         .call_tool(
             "approval_status",
@@ -296,7 +293,24 @@ async fn collect(agent: &Agent<'_>, mcp: &mut Mcp<'_>, id: &str, command: &str) 
         done["result"]["structuredContent"]["status"], "executed",
         "{done}"
     );
-    agent.ran("x", command, 0, Tier::Write, Some(id)).await
+    let runs = agent
+        .server
+        .audit
+        .query(
+            &meho_audit::Filter {
+                approval_id: Some(id.to_owned()),
+                kind: Some("intent".to_owned()),
+                ..meho_audit::Filter::default()
+            },
+            meho_audit::Page::Newest {
+                before: None,
+                limit: 10,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1, "one run of the approved call");
+    runs[0].call_id.clone().unwrap()
 }
 
 /// The fixture most tests share, in tenant `a` by `agent-1`: an allowed call that ran

@@ -455,7 +455,7 @@ async fn rs256_es256_and_eddsa_tokens_are_accepted_and_reach_the_tools() {
         );
         assert_eq!(
             answer["result"]["structuredContent"],
-            json!({ "targets": [{ "name": "x" }] }),
+            json!({ "targets": [{ "name": "x", "kind": "scripted" }] }),
             "{key:?}: {answer}"
         );
         let seen = server.connector.calls().pop().unwrap();

@@ -19,10 +19,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use meho_audit::{AuditLog, NewRecord, RecordKind};
 use meho_config::AuthConfig;
-use meho_gateway::{BoxFuture, Caller, Connector, Gateway, ToolError, ToolSpec};
+use meho_gateway::{Caller, ErrorCode, Gateway, Tier, ToolError};
 use meho_server::McpState;
 use meho_server::auth::Authenticator;
 use meho_server::mcp::McpContext;
+use meho_test_support::connector::{Script, Scripted, tool as scripted_tool};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -298,144 +299,121 @@ pub(crate) struct SeenCall {
     pub(crate) arguments: Value,
 }
 
-/// A connector that records every call. Tools: `list_targets` (one target `x`, none in tenant
-/// `lonely`), `ssh_execute` (fails with `denied` for commands starting `rm`) and `ssh_put_file`.
-#[derive(Debug, Default)]
+/// A scripted connector that records every call it decides (and every target listing). Tools:
+/// `ssh_execute` (held for commands starting `hold`, fails with `denied` for commands starting
+/// `rm`) and `ssh_put_file` (WRITE tier; held for paths under `/hold`); one target `x`, none in
+/// tenant `lonely`.
+#[derive(Debug)]
 pub(crate) struct TestConnector {
-    calls: Mutex<Vec<SeenCall>>,
+    pub(crate) scripted: Arc<Scripted>,
+}
+
+impl Default for TestConnector {
+    fn default() -> Self {
+        let schema = |properties: Value, required: &[&str]| {
+            json!({
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+            })
+        };
+        // The hints of their SSH namesakes.
+        let hinted = |mut spec: meho_gateway::ToolSpec, destructive: bool| {
+            spec.annotations = meho_gateway::Annotations {
+                read_only: false,
+                destructive,
+                idempotent: false,
+                open_world: true,
+            };
+            spec
+        };
+        let tools = vec![
+            hinted(
+                scripted_tool(
+                    "ssh_execute",
+                    Tier::Read,
+                    schema(
+                        json!({
+                            "server": { "type": "string" },
+                            "command": { "type": "string" },
+                            "args": { "type": "array", "items": { "type": "string" } },
+                        }),
+                        &["server", "command"],
+                    ),
+                ),
+                true,
+            ),
+            hinted(
+                scripted_tool(
+                    "ssh_put_file",
+                    Tier::Write,
+                    schema(
+                        json!({
+                            "server": { "type": "string" },
+                            "path": { "type": "string" },
+                            "content": { "type": "string" },
+                        }),
+                        &["server", "path", "content"],
+                    ),
+                ),
+                true,
+            ),
+        ];
+        let scripted = Scripted::with_lonely(tools, &["x"], &["lonely"], |_, tool, arguments| {
+            let text = |key: &str| {
+                arguments
+                    .get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            };
+            match tool {
+                "ssh_execute" if text("command").starts_with("hold") => Script::Hold {
+                    rule: "require_approval:^hold".into(),
+                    tier: Tier::Write,
+                    ran: json!({ "exit_status": 0, "stdout": format!("ran {}\n", text("command")) }),
+                },
+                "ssh_execute" if text("command").starts_with("rm") => Script::Fail(
+                    ToolError::new(
+                        ErrorCode::Denied,
+                        format!("`{}` is refused by rule `no_rm` on `x`", text("command")),
+                    )
+                    .with_detail(json!({ "rule": "no_rm" })),
+                ),
+                "ssh_execute" => Script::Run(json!({ "exit_status": 0, "stdout": "ok\n" })),
+                "ssh_put_file" if text("path").starts_with("/hold") => Script::Hold {
+                    rule: "require_approval:^put /hold".into(),
+                    tier: Tier::Write,
+                    ran: json!({ "written": true }),
+                },
+                _ => Script::Run(json!({ "written": true })),
+            }
+        });
+        TestConnector { scripted }
+    }
 }
 
 impl TestConnector {
+    /// Every call decided and every target listing, in order.
     pub(crate) fn calls(&self) -> Vec<SeenCall> {
-        self.calls.lock().unwrap().clone()
+        self.scripted
+            .seen()
+            .into_iter()
+            .filter(|s| s.stage == "authorize" || s.stage == "targets")
+            .map(|s| SeenCall {
+                caller: s.caller,
+                tool: s.tool,
+                arguments: s.arguments,
+            })
+            .collect()
     }
 
     pub(crate) fn count(&self) -> usize {
-        self.calls.lock().unwrap().len()
+        self.calls().len()
     }
 
     pub(crate) fn count_of(&self, tool: &str) -> usize {
-        self.calls
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|c| c.tool == tool)
-            .count()
-    }
-}
-
-fn object_schema(properties: Value, required: &[&str]) -> Value {
-    json!({
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": false,
-    })
-}
-
-impl Connector for TestConnector {
-    fn tools(&self) -> Vec<ToolSpec> {
-        vec![
-            ToolSpec {
-                name: "list_targets".into(),
-                description: "Lists the targets the caller may reach.".into(),
-                input_schema: object_schema(json!({}), &[]),
-            },
-            ToolSpec {
-                name: "ssh_execute".into(),
-                description: "Runs one command on a host.".into(),
-                input_schema: object_schema(
-                    json!({
-                        "server": { "type": "string" },
-                        "command": { "type": "string" },
-                        "args": { "type": "array", "items": { "type": "string" } },
-                    }),
-                    &["server", "command"],
-                ),
-            },
-            ToolSpec {
-                name: "ssh_put_file".into(),
-                description: "Writes a file on a host.".into(),
-                input_schema: object_schema(
-                    json!({
-                        "server": { "type": "string" },
-                        "path": { "type": "string" },
-                        "content": { "type": "string" },
-                    }),
-                    &["server", "path", "content"],
-                ),
-            },
-        ]
-    }
-
-    fn has_targets<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, bool> {
-        Box::pin(async move { caller.tenant != "lonely" })
-    }
-
-    fn call<'a>(
-        &'a self,
-        caller: &'a Caller,
-        tool: &'a str,
-        arguments: Value,
-    ) -> BoxFuture<'a, Result<Value, ToolError>> {
-        Box::pin(async move {
-            self.calls.lock().unwrap().push(SeenCall {
-                caller: caller.clone(),
-                tool: tool.to_owned(),
-                arguments: arguments.clone(),
-            });
-            match tool {
-                "list_targets" if caller.tenant == "lonely" => Ok(json!({ "targets": [] })),
-                "list_targets" => Ok(json!({ "targets": [{ "name": "x" }] })),
-                "ssh_execute" => {
-                    let command = arguments
-                        .get("command")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    if command.starts_with("hold") && caller.approval_id.is_none() {
-                        // What a connector answers when policy wants a human: the decision and
-                        // the canonical call to bind the approval to.
-                        Err(ToolError::new("needs_approval", "the call needs a human")
-                            .with_detail(json!({
-                                "decision": { "rule": "require_approval:^hold", "tier": "write" },
-                                "call": {
-                                    "tool": tool,
-                                    "target": arguments.get("server").cloned().unwrap_or_default(),
-                                    "arguments": arguments,
-                                },
-                            })))
-                    } else if command.starts_with("hold") {
-                        Ok(json!({ "exit_status": 0, "stdout": format!("ran {command}\n") }))
-                    } else if command.starts_with("rm") {
-                        Err(ToolError::new(
-                            "denied",
-                            format!("`{command}` is refused by rule `no_rm` on `x`"),
-                        )
-                        .with_detail(json!({ "rule": "no_rm" })))
-                    } else {
-                        Ok(json!({ "exit_status": 0, "stdout": "ok\n" }))
-                    }
-                }
-                "ssh_put_file"
-                    if caller.approval_id.is_none()
-                        && arguments
-                            .get("path")
-                            .and_then(Value::as_str)
-                            .is_some_and(|p| p.starts_with("/hold")) =>
-                {
-                    Err(ToolError::new("needs_approval", "the call needs a human")
-                        .with_detail(json!({
-                            "decision": { "rule": "require_approval:^put /hold", "tier": "write" },
-                            "call": { "tool": tool, "target": "x", "arguments": arguments },
-                        })))
-                }
-                "ssh_put_file" => Ok(json!({ "written": true })),
-                other => Err(ToolError::new(
-                    "unknown_tool",
-                    format!("no tool named `{other}`"),
-                )),
-            }
-        })
+        self.calls().iter().filter(|c| c.tool == tool).count()
     }
 }
 
@@ -530,21 +508,23 @@ impl Server {
             .unwrap(),
         );
         let connector = Arc::new(TestConnector::default());
-        let gateway = Gateway::new(vec![connector.clone() as Arc<dyn Connector>]).unwrap();
         let stop = CancellationToken::new();
-        let governance = Arc::new(meho_server::hitl::Governance::new(
+        let governance = Arc::new(meho_gateway::Governance::new(
             &store,
             meho_approvals::ApprovalPolicy::default(),
             audit.clone(),
             &base,
             Default::default(),
         ));
+        let gateway = Gateway::builder(governance)
+            .connector(connector.scripted.clone())
+            .build()
+            .unwrap();
         let mut state = meho_server::State::new(store);
         state.mcp = Some(Arc::new(McpState {
             context: Arc::new(McpContext {
                 gateway,
                 audit: audit.clone(),
-                governance,
                 tasks: Default::default(),
                 tools: Default::default(),
             }),

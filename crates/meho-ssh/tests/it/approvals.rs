@@ -21,7 +21,7 @@ async fn approve(lab: &Lab, refused: &ToolError, approve: bool) -> String {
         requester: caller().principal,
         target: bound["target"].as_str().unwrap().into(),
         tool: bound["tool"].as_str().unwrap().into(),
-        arguments: bound["arguments"].clone(),
+        action: bound["action"].clone(),
     };
     let pending = lab
         .approvals

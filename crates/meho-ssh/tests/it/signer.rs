@@ -498,14 +498,12 @@ async fn a_broker_with_a_remote_signer_runs_commands_on_sshd() {
     let mut options = meho_ssh::broker::BrokerOptions::from_config(&lab.config.ssh, lab.dir.path());
     options.connect.connect_timeout = Duration::from_secs(10);
     let broker = meho_ssh::broker::SshBroker::new(remote, lab.audit.clone(), options);
-    let out = broker
-        .execute(
+    let gateway = Lab::gateway_over(&lab.governance, Arc::new(broker));
+    let out = gateway
+        .call(
             &crate::support::caller(),
-            &meho_ssh::broker::ExecuteArgs {
-                server: "web".into(),
-                command: "id -un".into(),
-                ..Default::default()
-            },
+            "ssh_execute",
+            serde_json::json!({ "server": "web", "command": "id -un" }),
         )
         .await
         .unwrap();

@@ -831,7 +831,8 @@ async fn shell_sessions_are_recorded_as_asciicast_that_replays() {
     };
     assert_eq!(closed["recording_sha256"], sha);
     let close = lab.records_of("ssh_session_close").await;
-    assert_eq!(body(&close[0])["recording_sha256"], sha);
+    let closing = close.iter().find(|r| r.kind == "outcome").unwrap();
+    assert_eq!(body(closing)["recording_sha256"], sha);
 }
 
 #[tokio::test(flavor = "multi_thread")]

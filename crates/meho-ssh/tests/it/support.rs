@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use meho_audit::{AuditLog, Filter, Page, StoredRecord};
 use meho_config::Config;
-use meho_gateway::{Caller, Connector, Gateway, ToolError};
+use meho_gateway::{Caller, Gateway, ToolError};
 use meho_ssh::broker::{BrokerOptions, SshBroker, SshConnector};
 use meho_ssh::ca::{CaKey, CaSet};
 use meho_ssh::signer::{Signer, SignerState};
@@ -30,6 +30,8 @@ pub struct Lab {
     pub signer: Arc<Signer>,
     pub broker: Arc<SshBroker>,
     pub gateway: Gateway,
+    /// The human in the loop behind the gateway (same store).
+    pub governance: Arc<meho_gateway::Governance>,
     pub config: Config,
 }
 
@@ -94,8 +96,14 @@ impl Lab {
             audit.clone(),
             options,
         ));
-        let connector: Arc<dyn Connector> = Arc::new(SshConnector::new(broker.clone()));
-        let gateway = Gateway::new(vec![connector]).unwrap();
+        let governance = Arc::new(meho_gateway::Governance::new(
+            &store,
+            meho_approvals::ApprovalPolicy::default(),
+            audit.clone(),
+            "http://127.0.0.1",
+            config.hosts.clone(),
+        ));
+        let gateway = Self::gateway_over(&governance, broker.clone());
         Lab {
             dir,
             ca_path,
@@ -105,8 +113,22 @@ impl Lab {
             signer,
             broker,
             gateway,
+            governance,
             config,
         }
+    }
+
+    /// The pipeline over `broker`: the CLI's (a call that needs approval is refused with the
+    /// call it must be bound to; these tests create and decide approvals themselves).
+    pub fn gateway_over(
+        governance: &Arc<meho_gateway::Governance>,
+        broker: Arc<SshBroker>,
+    ) -> Gateway {
+        Gateway::builder(governance.clone())
+            .connector(Arc::new(SshConnector::new(broker)))
+            .holds(meho_gateway::Holds::Refuse)
+            .build()
+            .unwrap()
     }
 
     /// Applies a new config to the running signer (a policy reload).

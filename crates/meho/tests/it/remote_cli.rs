@@ -165,7 +165,10 @@ impl Served {
                 requester: requester.into(),
                 target: target.into(),
                 tool: "ssh_execute".into(),
-                arguments: arguments.clone(),
+                action: json!({
+                    "kind": "exec", "command": command, "sudo": false, "sudo_user": null,
+                    "pty": false, "ttl_seconds": null,
+                }),
             };
             let approval = approvals
                 .create(

@@ -1,11 +1,12 @@
 //! The human in the loop: freezes, call-bound approvals, grants, and the audit trail of each.
 //!
-//! Every tool call of every frontend (MCP over stdio or HTTP) goes through [`Governance::call`]:
-//! a frozen principal or session is refused before anything else; a call whose decision says
-//! `require_approval` becomes a pending approval, announced to the webhooks, and the tool answers
-//! at once. [`Governance::status`] lets the requester wait for the decision and, once approved,
-//! runs the call under the requester's identity, with the approval attached: the signer checks
-//! that the approval is for exactly this call and consumes it as it mints the credential.
+//! The pipeline ([`crate::Gateway::call`]) asks [`Governance::check_frozen`] before it plans a
+//! call, and [`Governance::hold`]s a call whose decision requires approval: the call becomes a
+//! pending approval bound to the sha256 of the plan's canonical call, announced to the webhooks,
+//! and the tool answers at once. [`crate::Gateway::approval_status`] lets the requester wait for
+//! the decision and, once approved, replays the call through the pipeline under the requester's
+//! identity with the approval attached: the connector's decider checks it against the typed
+//! action and consumes it as it mints the credential.
 //!
 //! Invariants:
 //! - Every transition (requested, approved, denied, expired, consumed, refused by four eyes) is
@@ -18,13 +19,15 @@ use std::time::{Duration, Instant};
 
 use meho_approvals::{
     Approval, ApprovalError, Approvals, Approver, Call, Freeze, FreezeKind, Freezes, GrantRow,
-    Grants, NewGrant, Status, Subject, WaiverRow,
+    Grants, Learnable, NewApproval, NewGrant, Status, Subject, WaiverRow,
 };
 use meho_audit::{AuditLog, NewRecord, RecordKind};
 use meho_config::{Host, Role};
-use meho_gateway::{Caller, Frozen, Gateway, ToolError};
+use meho_core::Decision;
 use meho_policy::Elevation;
 use serde_json::{Value, json};
+
+use crate::{Caller, ErrorCode, Frozen, Gateway, ToolError};
 
 /// Longest `approval_status` wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -167,6 +170,11 @@ impl Governance {
         self
     }
 
+    /// The audit log every governed call and decision is written to.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
     /// The notifier, if webhooks are configured.
     pub fn notifier(&self) -> Option<&meho_notify::Notifier> {
         self.notifier.as_ref()
@@ -187,28 +195,13 @@ impl Governance {
 
     // --- the tool path --------------------------------------------------------------------------
 
-    /// Runs one governed tool call: freeze check, then the gateway; a call that needs approval
-    /// becomes a pending approval.
-    pub async fn call(
-        &self,
-        gateway: &Gateway,
-        caller: &Caller,
-        tool: &str,
-        arguments: Value,
-    ) -> Result<Value, ToolError> {
-        self.check_frozen(caller, tool, &arguments).await?;
-        match gateway.call(caller, tool, arguments.clone()).await {
-            Err(error) if error.code == "needs_approval" && caller.approval_id.is_none() => {
-                self.hold(caller, tool, arguments, &error).await
-            }
-            other => other,
-        }
-    }
-
-    /// Refuses (and audits) a call from a frozen principal or session.
+    /// Refuses (and audits) a call from a frozen principal or session. The session is the one
+    /// the call names in its `session_id` argument: a freeze is checked before the call is
+    /// planned, so nothing of a frozen caller's call is looked at beyond that.
     pub async fn check_frozen(
         &self,
         caller: &Caller,
+        call_id: Option<&str>,
         tool: &str,
         arguments: &Value,
     ) -> Result<(), ToolError> {
@@ -225,14 +218,13 @@ impl Governance {
             )
             .await
             .map_err(|e| {
-                ToolError::new(
-                    "internal",
-                    format!("freezes cannot be checked, so nothing runs (fail closed): {e}"),
-                )
+                ToolError::internal(format!(
+                    "freezes cannot be checked, so nothing runs (fail closed): {e}"
+                ))
             })?;
         let Some(freeze) = found else { return Ok(()) };
         let error = ToolError::new(
-            "frozen",
+            ErrorCode::Frozen,
             format!(
                 "{} `{}` is frozen ({}: {}); nothing runs until an operator lifts it",
                 freeze.kind, freeze.value, freeze.id, freeze.reason
@@ -244,6 +236,7 @@ impl Governance {
             outcome: Some("frozen".to_owned()),
             session_id: session.map(str::to_owned),
             approval_id: caller.approval_id.clone(),
+            call_id: call_id.map(str::to_owned),
             body: json!({ "freeze_id": freeze.id, "kind": freeze.kind, "value": freeze.value, "error": error.message }),
             ..NewRecord::new(&caller.tenant, RecordKind::Denial, &caller.principal)
         };
@@ -253,93 +246,62 @@ impl Governance {
         Err(error)
     }
 
-    /// Turns a `needs_approval` refusal into a pending approval and answers at once.
-    async fn hold(
-        &self,
-        caller: &Caller,
-        tool: &str,
-        request: Value,
-        error: &ToolError,
-    ) -> Result<Value, ToolError> {
-        let detail = error.detail.clone().unwrap_or(Value::Null);
-        let bound = detail.get("call").cloned().unwrap_or(Value::Null);
-        let decision = detail.get("decision").cloned().unwrap_or(Value::Null);
-        let target = bound
-            .get("target")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let arguments = bound.get("arguments").cloned().unwrap_or(Value::Null);
-        let rule = decision
-            .get("rule")
-            .and_then(Value::as_str)
-            .unwrap_or("require_approval")
-            .to_owned();
-        let tier = decision
-            .get("tier")
-            .cloned()
-            .and_then(|t| serde_json::from_value(t).ok())
-            .unwrap_or(meho_core::Tier::Destructive);
-        if target.is_empty() || arguments.is_null() {
-            // A connector that asks for approval must say which call; without it nothing can
-            // be bound, so nothing is held.
-            return Err(ToolError::new(
-                "internal",
-                "the connector asked for approval without naming the call",
-            ));
-        }
+    /// Holds a call whose decision requires approval: a pending approval bound to `held.call`,
+    /// its audit record (joined to the held call by its id) and the webhooks. Answers the tool's
+    /// `pending_approval` result.
+    pub async fn hold(&self, caller: &Caller, held: &Held<'_>) -> Result<crate::Answer, ToolError> {
         // Approvers, webhooks and the feed see the arguments through the audit redactor; the
-        // binding (call hash) is over the real ones, and the request is kept to replay.
-        let mut shown = arguments.clone();
-        self.audit.redactor().redact_value(&mut shown);
-        // What the host will run, as the firewall rebuilt it from the decoded words: an approver
-        // reads that, not only the raw bash the agent wrote (`$'…'` and friends).
-        let runs = decision
-            .get("force_command")
-            .and_then(Value::as_str)
-            .map(|runs| self.audit.redactor().redact_str(runs).into_owned());
-        let summary = summarize(tool, &target, &shown, runs.as_deref());
-        let call = Call {
-            tenant: caller.tenant.clone(),
-            requester: caller.principal.clone(),
-            target: target.clone(),
-            tool: tool.to_owned(),
-            arguments: arguments.clone(),
-        };
+        // binding (call hash) is over the real action, and the request is kept to replay.
+        let redactor = self.audit.redactor();
+        let mut shown = held.arguments.clone();
+        redactor.redact_value(&mut shown);
+        let mut summary = redactor.redact_str(held.summary).into_owned();
+        if let Some(runs) = held.runs {
+            // What the target will run, as the decider rebuilt it from the decoded words: an
+            // approver reads that, not only what the agent wrote (`$'…'` and friends).
+            summary.push_str(" → runs: ");
+            summary.push_str(&redactor.redact_str(runs));
+        }
+        let summary = clip(summary, 300);
+        let tier = held.decision.tier;
+        let rule = held.decision.rule.as_str();
         let approval = self
             .approvals
-            .create_shown(&call, &shown, Some(&request), &summary, &rule, tier)
+            .create_shown(&NewApproval {
+                call: held.call,
+                shown: &shown,
+                request: Some(held.request),
+                summary: &summary,
+                rule,
+                tier,
+                learnable: held.learnable,
+            })
             .await
             .map_err(|e| {
-                ToolError::new(
-                    "internal",
-                    format!("the call needs approval, but approvals are unavailable: {e}"),
-                )
+                ToolError::internal(format!(
+                    "the call needs approval, but approvals are unavailable: {e}"
+                ))
             })?;
         let expires_at = rfc3339(approval.expires_at_us);
         let record = NewRecord {
-            target: Some(target.clone()),
+            target: Some(held.call.target.clone()),
             action: Some("request".to_owned()),
             outcome: Some("pending".to_owned()),
             approval_id: Some(approval.id.clone()),
-            // The held call's records (its refusal, the signer's decision) carry this id: the
-            // request joins them into one call in the log.
-            call_id: detail
-                .get("call_id")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            // The held call's records (its refusal, the decider's) carry this id: the request
+            // joins them into one call in the log.
+            call_id: Some(held.call_id.to_owned()),
             body: json!({
-                "tool": tool, "arguments": shown, "summary": summary, "rule": rule,
+                "tool": held.call.tool, "arguments": shown, "summary": summary, "rule": rule,
                 "tier": tier, "call_hash": approval.call_hash, "expires_at": expires_at,
                 "requester": caller.principal,
             }),
             ..NewRecord::new(&caller.tenant, RecordKind::Approval, &caller.principal)
         };
         self.audit.append(record).await.map_err(|e| {
-            ToolError::new(
-                "internal",
-                format!("the audit log is unavailable, so the call was not held: {e}"),
-            )
+            ToolError::internal(format!(
+                "the audit log is unavailable, so the call was not held: {e}"
+            ))
         })?;
         if let Some(notifier) = &self.notifier {
             notifier.notify_pending(&meho_notify::PendingApproval {
@@ -357,15 +319,60 @@ impl Governance {
                 console_url: self.console_url(&approval.id),
             });
         }
-        Ok(pending(&approval, &self.console_url(&approval.id)))
+        Ok(crate::Answer::Held {
+            value: pending(&approval, &self.console_url(&approval.id)),
+            approval_id: approval.id,
+        })
     }
 
+    /// Records that the collecting run consumed `approval` (the decider consumes it as it
+    /// authorizes the call; this is the transition's record).
+    async fn record_consumed(&self, caller: &Caller, approval: &Approval, ok: bool) {
+        if let Ok(after) = self.approvals.get(&caller.tenant, &approval.id).await
+            && after.status == Status::Consumed
+        {
+            let record = NewRecord {
+                target: Some(approval.target.clone()),
+                action: Some("consume".to_owned()),
+                outcome: Some("consumed".to_owned()),
+                approval_id: Some(approval.id.clone()),
+                body: json!({ "tool": approval.tool, "ok": ok, "call_hash": approval.call_hash }),
+                ..NewRecord::new(&caller.tenant, RecordKind::Approval, &caller.principal)
+            };
+            if let Err(err) = self.audit.append(record).await {
+                tracing::error!(%err, "could not audit an approval's consumption");
+            }
+        }
+    }
+}
+
+/// A call the pipeline holds for a human.
+#[derive(Debug, Clone, Copy)]
+pub struct Held<'a> {
+    /// The held call's id.
+    pub call_id: &'a str,
+    /// What the approval binds to.
+    pub call: &'a Call,
+    /// The decision that asked for approval.
+    pub decision: &'a Decision,
+    /// The call as its records show it.
+    pub arguments: &'a Value,
+    /// The tool arguments as sent, replayed when collected.
+    pub request: &'a Value,
+    /// One line for approvers.
+    pub summary: &'a str,
+    /// What the target will run, when spelled differently from the request.
+    pub runs: Option<&'a str>,
+    /// What an approve-and-learn waiver would cover.
+    pub learnable: Option<&'a Learnable>,
+}
+
+impl Gateway {
     /// `approval_status`: the state of an approval, waiting up to `wait` for a decision. Once
     /// approved, the requester's call runs (exactly once) and its result is returned. `tick` is
     /// called about once a second while waiting (MCP progress notifications).
-    pub async fn status(
+    pub async fn approval_status(
         &self,
-        gateway: &Gateway,
         caller: &Caller,
         id: &str,
         wait: Duration,
@@ -375,26 +382,30 @@ impl Governance {
         let started = Instant::now();
         let mut last_tick = Instant::now();
         loop {
-            let approval = self
-                .approvals
-                .get(&caller.tenant, id)
-                .await
-                .map_err(|e| match e {
-                    ApprovalError::NotFound(_) => ToolError::new("not_found", e.to_string()),
-                    other => ToolError::new("internal", other.to_string()),
-                })?;
+            let governance = self.governance();
+            let approval =
+                governance
+                    .approvals
+                    .get(&caller.tenant, id)
+                    .await
+                    .map_err(|e| match e {
+                        ApprovalError::NotFound(_) => {
+                            ToolError::new(ErrorCode::NotFound, e.to_string())
+                        }
+                        other => ToolError::internal(other.to_string()),
+                    })?;
             match approval.status {
                 Status::Pending => {
                     let waited = started.elapsed();
                     if waited >= wait {
-                        return Ok(pending(&approval, &self.console_url(id)));
+                        return Ok(pending(&approval, &governance.console_url(id)));
                     }
                     if last_tick.elapsed() >= Duration::from_secs(1) {
                         tick(waited, wait);
                         last_tick = Instant::now();
                     }
                     let nap = POLL_EVERY.min(wait.saturating_sub(waited));
-                    let _ = tokio::time::timeout(nap, self.decided.notified()).await;
+                    let _ = tokio::time::timeout(nap, governance.decided.notified()).await;
                 }
                 Status::Approved if approval.requester != caller.principal => {
                     return Ok(json!({
@@ -403,47 +414,43 @@ impl Governance {
                         "message": format!("approved; only the requester `{}` can run it", approval.requester),
                     }));
                 }
-                Status::Approved => return self.collect(gateway, caller, &approval).await,
+                Status::Approved => return self.collect(caller, &approval).await,
                 Status::Denied => {
                     return Err(ToolError::new(
-                        "approval_denied",
+                        ErrorCode::ApprovalDenied,
                         format!(
                             "`{}` denied the call: {}",
                             approval.decided_by.as_deref().unwrap_or("?"),
                             approval.reason.as_deref().unwrap_or("no reason given")
                         ),
                     )
-                    .with_detail(view_json(&approval, &self.console_url(id))));
+                    .with_detail(view_json(&approval, &governance.console_url(id))));
                 }
                 Status::Expired => {
                     return Err(ToolError::new(
-                        "approval_expired",
+                        ErrorCode::ApprovalExpired,
                         if approval.decided_at_us.is_some() {
                             "the call was approved but not collected in time; ask again"
                         } else {
                             "nobody decided in time; the call did not run; ask again"
                         },
                     )
-                    .with_detail(view_json(&approval, &self.console_url(id))));
+                    .with_detail(view_json(&approval, &governance.console_url(id))));
                 }
                 Status::Consumed => {
                     return Err(ToolError::new(
-                        "approval_consumed",
+                        ErrorCode::ApprovalConsumed,
                         "the approved call already ran; an approval runs its call once",
                     )
-                    .with_detail(view_json(&approval, &self.console_url(id))));
+                    .with_detail(view_json(&approval, &governance.console_url(id))));
                 }
             }
         }
     }
 
-    /// Runs an approved call as its requester, with the approval attached for the signer.
-    async fn collect(
-        &self,
-        gateway: &Gateway,
-        caller: &Caller,
-        approval: &Approval,
-    ) -> Result<Value, ToolError> {
+    /// Runs an approved call as its requester through the pipeline, with the approval attached
+    /// for the decider.
+    async fn collect(&self, caller: &Caller, approval: &Approval) -> Result<Value, ToolError> {
         let as_approved = Caller {
             approval_id: Some(approval.id.clone()),
             ..caller.clone()
@@ -452,28 +459,10 @@ impl Governance {
             .request
             .clone()
             .unwrap_or_else(|| approval.arguments.clone());
-        let outcome = async {
-            self.check_frozen(&as_approved, &approval.tool, &request)
-                .await?;
-            gateway.call(&as_approved, &approval.tool, request).await
-        }
-        .await;
-        // The signer consumed it if the call was authorized; record the transition.
-        if let Ok(after) = self.approvals.get(&caller.tenant, &approval.id).await
-            && after.status == Status::Consumed
-        {
-            let record = NewRecord {
-                target: Some(approval.target.clone()),
-                action: Some("consume".to_owned()),
-                outcome: Some("consumed".to_owned()),
-                approval_id: Some(approval.id.clone()),
-                body: json!({ "tool": approval.tool, "ok": outcome.is_ok(), "call_hash": approval.call_hash }),
-                ..NewRecord::new(&caller.tenant, RecordKind::Approval, &caller.principal)
-            };
-            if let Err(err) = self.audit.append(record).await {
-                tracing::error!(%err, "could not audit an approval's consumption");
-            }
-        }
+        let outcome = self.call(&as_approved, &approval.tool, request).await;
+        self.governance()
+            .record_consumed(caller, approval, outcome.is_ok())
+            .await;
         let result = outcome?;
         Ok(json!({
             "approval_id": approval.id,
@@ -481,7 +470,9 @@ impl Governance {
             "result": result,
         }))
     }
+}
 
+impl Governance {
     // --- decisions ------------------------------------------------------------------------------
 
     /// Approves or denies as `actor`, under the four-eyes rules; a refusal is audited too. With
@@ -505,7 +496,7 @@ impl Governance {
             // Refuse before deciding: a learn request that cannot be honoured must not leave an
             // approval behind.
             let current = self.approvals.get(&actor.tenant, id).await?;
-            learned_command(&current)?;
+            learnable(&current)?;
         }
         let approver = Approver {
             subject: actor.subject.clone(),
@@ -585,12 +576,9 @@ impl Governance {
         approval: &Approval,
         ttl: Duration,
     ) -> Result<WaiverRow, GovError> {
-        let args = &approval.arguments;
-        let command = learned_command(approval)?;
-        let elevation = Elevation::from_request(
-            args.get("sudo").and_then(Value::as_bool).unwrap_or(false),
-            args.get("sudo_user").and_then(Value::as_str),
-        );
+        let learnable = learnable(approval)?;
+        let command = learnable.command.as_str();
+        let elevation = Elevation::from_request(learnable.sudo, learnable.sudo_user.as_deref());
         let waiver = self
             .grants
             .learn(
@@ -785,22 +773,15 @@ impl Governance {
     }
 }
 
-/// The command a waiver would cover: as it runs (the shown arguments may be redacted), and only
-/// for tools that run commands.
-fn learned_command(approval: &Approval) -> Result<&str, GovError> {
-    approval
-        .request
-        .as_ref()
-        .unwrap_or(&approval.arguments)
-        .get("command")
-        .and_then(Value::as_str)
-        .filter(|_| matches!(approval.tool.as_str(), "ssh_execute" | "ssh_session_exec"))
-        .ok_or_else(|| {
-            GovError::BadRequest(format!(
-                "approve-and-learn applies to commands; `{}` calls have none",
-                approval.tool
-            ))
-        })
+/// What a waiver of `approval` would cover: the command the held call runs, as the connector
+/// planned it. Calls that run no command cannot learn.
+fn learnable(approval: &Approval) -> Result<&Learnable, GovError> {
+    approval.learnable.as_ref().ok_or_else(|| {
+        GovError::BadRequest(format!(
+            "approve-and-learn applies to commands; `{}` calls have none",
+            approval.tool
+        ))
+    })
 }
 
 fn require_operator(actor: &Actor, what: &str) -> Result<(), GovError> {
@@ -813,42 +794,10 @@ fn require_operator(actor: &Actor, what: &str) -> Result<(), GovError> {
     }
 }
 
-/// One line for humans: tool, target, and what it runs.
-/// One line for approvers: the tool, the target, the command (or path) and the elevation, and
-/// when the host would run something spelled differently (the force-command rebuilt from the
-/// decoded words, elevation included), that too: `… → runs: <force-command>`.
-fn summarize(tool: &str, target: &str, arguments: &Value, runs: Option<&str>) -> String {
-    let text = |key: &str| arguments.get(key).and_then(Value::as_str);
-    let what = text("command")
-        .map(str::to_owned)
-        .or_else(|| text("path").map(|p| format!("path {p}")))
-        .unwrap_or_default();
-    let sudo = match (
-        arguments
-            .get("sudo")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        text("sudo_user"),
-    ) {
-        (_, Some(user)) => format!(" (sudo -u {user})"),
-        (true, None) => " (sudo)".to_owned(),
-        (false, None) => String::new(),
-    };
-    let mut line = format!("{tool} on {target}: {what}{sudo}");
-    if let (Some(command), Some(runs)) = (text("command"), runs) {
-        // An elevated force-command starts with its sudo prefix, which `(sudo)` already says.
-        let unprefixed = if sudo.is_empty() {
-            Some(runs)
-        } else {
-            runs.split_once(" -- ").map(|(_, rest)| rest)
-        };
-        if unprefixed != Some(command) {
-            line.push_str(" → runs: ");
-            line.push_str(runs);
-        }
-    }
-    if line.len() > 300 {
-        let mut cut = 297;
+/// `line` cut to at most `max` bytes (on a character boundary), marked with `...`.
+fn clip(mut line: String, max: usize) -> String {
+    if line.len() > max {
+        let mut cut = max.saturating_sub(3);
         while !line.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -945,40 +894,4 @@ pub fn view(approval: &Approval, console_url: &str) -> ApprovalView {
 
 fn view_json(approval: &Approval, console_url: &str) -> Value {
     serde_json::to_value(view(approval, console_url)).unwrap_or(Value::Null)
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::summarize;
-
-    #[test]
-    fn the_summary_says_what_runs_when_it_is_spelled_differently() {
-        let plain = json!({ "command": "ls -la" });
-        assert_eq!(
-            summarize("ssh_execute", "web", &plain, Some("ls -la")),
-            "ssh_execute on web: ls -la"
-        );
-        let decoded = json!({ "command": "git log $'a\\' ; touch /tmp/x #\\''" });
-        assert_eq!(
-            summarize(
-                "ssh_execute",
-                "web",
-                &decoded,
-                Some("git log 'a'\"'\"' ; touch /tmp/x #'\"'\"''")
-            ),
-            "ssh_execute on web: git log $'a\\' ; touch /tmp/x #\\'' → runs: git log 'a'\"'\"' ; touch /tmp/x #'\"'\"''"
-        );
-        let sudo = json!({ "command": "ls /root", "sudo": true });
-        assert_eq!(
-            summarize("ssh_execute", "web", &sudo, Some("sudo -n -- ls /root")),
-            "ssh_execute on web: ls /root (sudo)"
-        );
-        let file = json!({ "path": "/etc/motd" });
-        assert_eq!(
-            summarize("ssh_put_file", "web", &file, Some("internal-sftp")),
-            "ssh_put_file on web: path /etc/motd"
-        );
-    }
 }
