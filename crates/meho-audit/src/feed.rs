@@ -10,11 +10,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::broadcast;
 
 use crate::AuditError;
-use crate::record::StoredRecord;
+use crate::record::{NewRecord, Record};
 use crate::store::AuditStore;
 
 /// Events buffered per tenant for slow subscribers before they fall back to the store.
@@ -22,56 +21,32 @@ const CHANNEL_CAPACITY: usize = 1024;
 /// Records fetched per round trip while catching up.
 const CATCH_UP_PAGE: u32 = 500;
 
-/// One event of the feed: an audited record, as a subscriber sees it.
+/// One event of the feed: an audited record as a subscriber sees it. The record as submitted
+/// (redacted), with the id, place and time the log gave it; not its hashes, which
+/// `GET /api/v1/audit/{id}` shows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedEvent {
-    /// The tenant.
-    pub tenant: String,
-    /// The tenant's audit sequence number: the SSE event id.
-    pub seq: i64,
     /// The record id.
     pub id: String,
+    /// The tenant's audit sequence number: the SSE event id.
+    pub seq: i64,
     /// Unix microseconds.
     pub ts: i64,
-    /// The record kind, e.g. `intent`, `outcome`, `announce`.
-    pub kind: String,
-    /// Who.
-    pub principal: String,
-    /// Target.
-    pub target: Option<String>,
-    /// Action.
-    pub action: Option<String>,
-    /// Outcome.
-    pub outcome: Option<String>,
-    /// Session.
-    pub session_id: Option<String>,
-    /// Approval.
-    pub approval_id: Option<String>,
-    /// Call link.
-    pub call_id: Option<String>,
-    /// Details, already redacted.
-    pub body: Value,
+    /// What was recorded: tenant, kind, principal, target, …, body.
+    #[serde(flatten)]
+    pub record: NewRecord,
 }
 
 impl FeedEvent {
-    /// The event for a stored record.
-    pub fn from_stored(record: StoredRecord) -> Self {
-        let body = serde_json::from_str(&record.body).unwrap_or(Value::Null);
-        FeedEvent {
-            tenant: record.tenant,
-            seq: record.seq,
+    /// The event for a stored record; an error if its kind or body no longer parse (an edited
+    /// row).
+    pub fn from_stored(record: Record) -> Result<Self, AuditError> {
+        Ok(FeedEvent {
+            record: record.submitted()?,
             id: record.id,
+            seq: record.seq,
             ts: record.ts,
-            kind: record.kind,
-            principal: record.principal,
-            target: record.target,
-            action: record.action,
-            outcome: record.outcome,
-            session_id: record.session_id,
-            approval_id: record.approval_id,
-            call_id: record.call_id,
-            body,
-        }
+        })
     }
 }
 
@@ -112,7 +87,7 @@ impl InProcessBus {
 impl FeedBus for InProcessBus {
     fn publish(&self, event: Arc<FeedEvent>) {
         // No subscriber is not an error: the store has the event.
-        let _ = self.sender(&event.tenant).send(event);
+        let _ = self.sender(&event.record.tenant).send(event);
     }
 
     fn subscribe(&self, tenant: &str) -> broadcast::Receiver<Arc<FeedEvent>> {
@@ -205,7 +180,7 @@ impl Subscription {
                 }
                 after = row.seq;
                 self.backlog
-                    .push_back(Arc::new(FeedEvent::from_stored(row)));
+                    .push_back(Arc::new(FeedEvent::from_stored(row)?));
             }
             if before.is_none() || !full {
                 return Ok(());

@@ -237,42 +237,60 @@ pub struct CallOutcome {
     pub recording_sha256: Option<String>,
 }
 
-/// A stored record: a [`NewRecord`] plus what the log assigned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An audit record as the log holds it: a [`NewRecord`] (redacted) plus what the log assigned
+/// (id, place in the chain, time, hashes) and the store's row number. This is the one definition
+/// of a record; the REST API, the live feed and `meho audit` show views of it.
+///
+/// Every field is the stored text, so a tampered row still hashes (and fails verification)
+/// rather than failing to parse: `kind` is the kind's stored name, `body` the RFC 8785 JSON
+/// written at append time. As JSON (serde) a record is its fields with `body` as the JSON it
+/// holds (a body that is not JSON, which only an edited row has, as the string it is) and
+/// without `row`, which is the store's cursor and not part of the record; reading that JSON back
+/// stores the body in its canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
-    /// The store's row number: the keyset-pagination cursor. Not part of the chain.
+    /// Row number in the store (insertion order): the keyset-pagination cursor. Not part of the
+    /// chain, nor of the record's JSON (0 in a record read from JSON).
+    #[serde(skip)]
+    #[sqlx(rename = "row_id")]
     pub row: i64,
-    /// Stable, globally unique id (UUIDv7).
+    /// Record id.
     pub id: String,
-    /// The tenant whose chain the record is in.
-    pub tenant: String,
-    /// 1-based position in the tenant's chain.
+    /// Position in the tenant's chain.
     pub seq: i64,
-    /// Unix time in microseconds.
+    /// The tenant.
+    pub tenant: String,
+    /// Unix microseconds.
     pub ts: i64,
     /// What happened.
-    pub kind: RecordKind,
+    pub kind: String,
     /// Who.
     pub principal: String,
-    /// Target.
+    /// The target.
     pub target: Option<String>,
-    /// Action.
+    /// The action.
     pub action: Option<String>,
-    /// Outcome word.
+    /// The outcome word.
     pub outcome: Option<String>,
-    /// Session.
+    /// The session.
     pub session_id: Option<String>,
-    /// Approval.
+    /// The approval.
     pub approval_id: Option<String>,
-    /// Call link.
+    /// Links an intent to its outcome.
     pub call_id: Option<String>,
-    /// Details, redacted.
-    pub body: Value,
-    /// The previous record's hash (lowercase hex), or [`GENESIS_HASH`].
+    /// Everything else (redacted before it was stored).
+    #[serde(with = "body_json")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub body: String,
+    /// The previous record's hash.
     pub prev_hash: String,
-    /// `sha256(prev_hash_bytes || canonical_bytes)`, lowercase hex.
+    /// This record's hash.
     pub hash: String,
 }
+
+/// The name a store's readers knew [`Record`] by; the same type.
+pub type StoredRecord = Record;
 
 impl Record {
     /// The canonical bytes of the record: RFC 8785 (JCS) JSON of an object holding exactly
@@ -280,18 +298,16 @@ impl Record {
     /// `session_id`, `approval_id`, `call_id` and `body`, with absent values as `null`.
     /// `row`, `prev_hash` and `hash` are not part of it. See `docs/audit.md`.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        let body = canonical_bytes(&self.body);
-        self.fields(std::str::from_utf8(&body).unwrap_or("null"))
-            .canonical_bytes()
+        self.fields().canonical_bytes()
     }
 
-    pub(crate) fn fields<'a>(&'a self, body_json: &'a str) -> RecordFields<'a> {
+    pub(crate) fn fields(&self) -> RecordFields<'_> {
         RecordFields {
             id: &self.id,
             tenant: &self.tenant,
             seq: self.seq,
             ts: self.ts,
-            kind: self.kind.as_str(),
+            kind: &self.kind,
             principal: &self.principal,
             target: self.target.as_deref(),
             action: self.action.as_deref(),
@@ -299,12 +315,55 @@ impl Record {
             session_id: self.session_id.as_deref(),
             approval_id: self.approval_id.as_deref(),
             call_id: self.call_id.as_deref(),
-            body_json,
+            body_json: &self.body,
         }
+    }
+
+    /// The record as it was submitted (after redaction): its kind and body parsed.
+    pub fn submitted(&self) -> Result<NewRecord, crate::AuditError> {
+        let corrupt = |message: String| crate::AuditError::Corrupt {
+            id: self.id.clone(),
+            message,
+        };
+        Ok(NewRecord {
+            tenant: self.tenant.clone(),
+            kind: self.kind.parse().map_err(corrupt)?,
+            principal: self.principal.clone(),
+            target: self.target.clone(),
+            action: self.action.clone(),
+            outcome: self.outcome.clone(),
+            session_id: self.session_id.clone(),
+            approval_id: self.approval_id.clone(),
+            call_id: self.call_id.clone(),
+            body: serde_json::from_str(&self.body)
+                .map_err(|err| corrupt(format!("body is not JSON: {err}")))?,
+        })
     }
 }
 
-/// The chained fields of a record, borrowed, with the body as its stored canonical JSON text.
+/// `Record::body` in JSON: the JSON value the stored text holds, and back to canonical text.
+mod body_json {
+    use serde::{Deserialize as _, Deserializer, Serialize as _, Serializer};
+    use serde_json::Value;
+
+    pub(super) fn serialize<S: Serializer>(body: &str, serializer: S) -> Result<S::Ok, S::Error> {
+        match serde_json::from_str::<Value>(body) {
+            Ok(value) => value.serialize(serializer),
+            // Only an edited row holds a body that is not JSON: show what it holds.
+            Err(_) => serializer.serialize_str(body),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<String, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        String::from_utf8(super::canonical_bytes(&value)).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The chained fields of a record, borrowed, with the body as its stored canonical JSON text: what
+/// the hash covers. Verification reads rows into it without allocating.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RecordFields<'a> {
     pub(crate) id: &'a str,
@@ -404,97 +463,6 @@ pub fn canonical_bytes(value: &Value) -> Vec<u8> {
     serde_json_canonicalizer::to_vec(value).unwrap_or_default()
 }
 
-/// A record exactly as a store returns it: every field as text, so a tampered row still hashes
-/// (and fails) rather than failing to parse.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredRecord {
-    /// Row number in the store (insertion order), the pagination cursor.
-    pub row: i64,
-    /// Record id.
-    pub id: String,
-    /// Tenant.
-    pub tenant: String,
-    /// Position in the tenant's chain.
-    pub seq: i64,
-    /// Unix microseconds.
-    pub ts: i64,
-    /// Kind, as stored.
-    pub kind: String,
-    /// Principal.
-    pub principal: String,
-    /// Target.
-    pub target: Option<String>,
-    /// Action.
-    pub action: Option<String>,
-    /// Outcome.
-    pub outcome: Option<String>,
-    /// Session.
-    pub session_id: Option<String>,
-    /// Approval.
-    pub approval_id: Option<String>,
-    /// Call link.
-    pub call_id: Option<String>,
-    /// The body as stored: RFC 8785 JSON.
-    pub body: String,
-    /// Previous hash, as stored.
-    pub prev_hash: String,
-    /// Hash, as stored.
-    pub hash: String,
-}
-
-impl StoredRecord {
-    pub(crate) fn fields(&self) -> RecordFields<'_> {
-        RecordFields {
-            id: &self.id,
-            tenant: &self.tenant,
-            seq: self.seq,
-            ts: self.ts,
-            kind: &self.kind,
-            principal: &self.principal,
-            target: self.target.as_deref(),
-            action: self.action.as_deref(),
-            outcome: self.outcome.as_deref(),
-            session_id: self.session_id.as_deref(),
-            approval_id: self.approval_id.as_deref(),
-            call_id: self.call_id.as_deref(),
-            body_json: &self.body,
-        }
-    }
-
-    /// Parses the stored text into a [`Record`].
-    pub fn into_record(self) -> Result<Record, crate::AuditError> {
-        let kind =
-            self.kind
-                .parse::<RecordKind>()
-                .map_err(|message| crate::AuditError::Corrupt {
-                    id: self.id.clone(),
-                    message,
-                })?;
-        let body = serde_json::from_str(&self.body).map_err(|err| crate::AuditError::Corrupt {
-            id: self.id.clone(),
-            message: format!("body is not JSON: {err}"),
-        })?;
-        Ok(Record {
-            row: self.row,
-            id: self.id,
-            tenant: self.tenant,
-            seq: self.seq,
-            ts: self.ts,
-            kind,
-            principal: self.principal,
-            target: self.target,
-            action: self.action,
-            outcome: self.outcome,
-            session_id: self.session_id,
-            approval_id: self.approval_id,
-            call_id: self.call_id,
-            body,
-            prev_hash: self.prev_hash,
-            hash: self.hash,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -510,6 +478,55 @@ mod tests {
         ]
     }
 
+    /// A record's JSON is its fields with the body as the JSON it holds and without `row`;
+    /// read back, the body is stored canonical again. An edited body that is not JSON shows as
+    /// the text it is.
+    #[test]
+    fn record_json_holds_the_body_as_json_and_leaves_out_the_row() {
+        let record = Record {
+            row: 42,
+            id: "r1".into(),
+            seq: 3,
+            tenant: "acme".into(),
+            ts: 1_700_000_000_000_000,
+            kind: "intent".into(),
+            principal: "alice".into(),
+            target: Some("web-1".into()),
+            action: None,
+            outcome: Some("allowed".into()),
+            session_id: None,
+            approval_id: None,
+            call_id: Some("c1".into()),
+            body: r#"{"a":[1,2.5,null],"b":"ü"}"#.into(),
+            prev_hash: GENESIS_HASH.into(),
+            hash: "ab".into(),
+        };
+        let value = serde_json::to_value(&record).unwrap();
+        assert_eq!(
+            value,
+            json!({
+                "id": "r1", "seq": 3, "tenant": "acme", "ts": 1_700_000_000_000_000_i64,
+                "kind": "intent", "principal": "alice", "target": "web-1", "action": null,
+                "outcome": "allowed", "session_id": null, "approval_id": null, "call_id": "c1",
+                "body": { "b": "ü", "a": [1, 2.5, null] }, "prev_hash": GENESIS_HASH, "hash": "ab",
+            })
+        );
+        let back: Record = serde_json::from_value(value).unwrap();
+        assert_eq!(
+            back,
+            Record {
+                row: 0,
+                ..record.clone()
+            }
+        );
+        let edited = Record {
+            body: "{not json".into(),
+            ..record
+        };
+        assert_eq!(serde_json::to_value(&edited).unwrap()["body"], "{not json");
+        assert!(edited.submitted().is_err());
+    }
+
     proptest! {
         /// The hand-written JCS writer produces exactly what a general RFC 8785 canonicalizer
         /// produces for the same object, for any field content.
@@ -521,15 +538,16 @@ mod tests {
             seq in 0i64..(1 << 53), ts in 0i64..(1 << 53),
             key in text(), value in text(), number in any::<i32>(), float in -1e9f64..1e9,
         ) {
+            let body = json!({ key: value, "n": number, "f": float, "list": [1, "two", null] });
             let record = Record {
                 row: 7,
                 id, tenant, seq, ts,
-                kind: RecordKind::Intent,
+                kind: RecordKind::Intent.as_str().to_owned(),
                 principal, target, action, outcome,
                 session_id: session,
                 approval_id: None,
                 call_id: Some("c".into()),
-                body: json!({ key: value, "n": number, "f": float, "list": [1, "two", null] }),
+                body: String::from_utf8(canonical_bytes(&body)).unwrap(),
                 prev_hash: GENESIS_HASH.into(),
                 hash: String::new(),
             };
@@ -539,7 +557,7 @@ mod tests {
                 "kind": record.kind, "principal": record.principal, "target": record.target,
                 "action": record.action, "outcome": record.outcome,
                 "session_id": record.session_id, "approval_id": record.approval_id,
-                "call_id": record.call_id, "body": record.body,
+                "call_id": record.call_id, "body": body,
             })).unwrap();
             prop_assert_eq!(
                 String::from_utf8(record.canonical_bytes()).unwrap(),

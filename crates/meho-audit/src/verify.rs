@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::AuditError;
 use crate::chain::links;
 use crate::checkpoint::{AuditPublicKey, Checkpoint, WitnessLineError};
-use crate::record::{GENESIS_HASH, RecordFields, StoredRecord};
+use crate::record::{GENESIS_HASH, Record, RecordFields};
 use crate::store::AuditStore;
 
 /// Records fetched per round trip while verifying.
@@ -256,7 +256,7 @@ pub struct RowView<'a> {
 
 impl<'a> RowView<'a> {
     /// A view of a stored record.
-    pub fn of(record: &'a StoredRecord) -> Self {
+    pub fn of(record: &'a Record) -> Self {
         RowView {
             fields: record.fields(),
             prev_hash: &record.prev_hash,

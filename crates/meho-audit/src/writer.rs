@@ -16,7 +16,7 @@ use meho_core::{Decision, Tier};
 
 use crate::checkpoint::{AuditKey, Checkpoint, Witness};
 use crate::feed::{FeedBus, FeedEvent, Subscription};
-use crate::record::{CallOutcome, CallRef, NewRecord, RecordKind, StoredRecord, canonical_bytes};
+use crate::record::{CallOutcome, CallRef, NewRecord, Record, RecordKind, canonical_bytes};
 use crate::redact::Redactor;
 use crate::store::{Appended, AuditStore, Filter, Page, Stamped};
 use crate::{AuditError, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_CHECKPOINT_RECORDS, MAX_BODY_BYTES};
@@ -301,16 +301,12 @@ impl AuditLog {
     }
 
     /// Records matching `filter`, one page.
-    pub async fn query(
-        &self,
-        filter: &Filter,
-        page: Page,
-    ) -> Result<Vec<StoredRecord>, AuditError> {
+    pub async fn query(&self, filter: &Filter, page: Page) -> Result<Vec<Record>, AuditError> {
         self.store.query(filter, page).await
     }
 
     /// One record by id.
-    pub async fn get(&self, id: &str) -> Result<Option<StoredRecord>, AuditError> {
+    pub async fn get(&self, id: &str) -> Result<Option<Record>, AuditError> {
         self.store.get(id).await
     }
 
@@ -476,20 +472,10 @@ impl Writer {
 }
 
 fn feed_event(stamped: Stamped, appended: &Appended) -> FeedEvent {
-    let record = stamped.record;
     FeedEvent {
-        tenant: record.tenant,
-        seq: appended.seq,
         id: stamped.id,
+        seq: appended.seq,
         ts: stamped.ts,
-        kind: record.kind.as_str().to_owned(),
-        principal: record.principal,
-        target: record.target,
-        action: record.action,
-        outcome: record.outcome,
-        session_id: record.session_id,
-        approval_id: record.approval_id,
-        call_id: record.call_id,
-        body: record.body,
+        record: stamped.record,
     }
 }

@@ -35,7 +35,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use meho_approvals::Status;
-use meho_audit::{AuditStore, Filter, Page, StoredRecord};
+use meho_audit::{AuditStore, Filter, Page, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
@@ -97,12 +97,12 @@ pub const LINKS: [&str; 6] = [
 /// A record with its body parsed.
 #[derive(Debug, Clone)]
 struct Rec {
-    stored: StoredRecord,
+    stored: Record,
     body: Value,
 }
 
 impl Rec {
-    fn new(stored: StoredRecord) -> Self {
+    fn new(stored: Record) -> Self {
         let body = serde_json::from_str(&stored.body).unwrap_or(Value::Null);
         Rec { stored, body }
     }
@@ -420,7 +420,7 @@ enum Links {
 async fn fold_range(
     store: &dyn AuditStore,
     tenant: &str,
-    batch: Vec<StoredRecord>,
+    batch: Vec<Record>,
     (low, high): (i64, Option<i64>),
     links: Links,
 ) -> Result<Vec<Folded>, ApiError> {
@@ -1350,9 +1350,9 @@ async fn newest_since(
     filter: &Filter,
     since: i64,
     cap: u32,
-) -> Result<(Vec<StoredRecord>, bool), ApiError> {
+) -> Result<(Vec<Record>, bool), ApiError> {
     let cap = cap as usize;
-    let mut kept: Vec<StoredRecord> = Vec::new();
+    let mut kept: Vec<Record> = Vec::new();
     let mut before = None;
     loop {
         let want = u32::try_from(cap - kept.len())

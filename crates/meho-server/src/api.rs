@@ -28,7 +28,7 @@ use meho_approvals::{
     Freeze, FreezeKind, GrantRow, MAX_FREEZE_VALUE_CHARS, MAX_REASON_CHARS, MAX_SERIAL_DIGITS,
     Status,
 };
-use meho_audit::{Filter, Page, StoredRecord};
+use meho_audit::{Filter, Page, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::openapi::schema::{Object, ObjectBuilder, Schema, SchemaFormat, Type};
@@ -974,33 +974,33 @@ async fn lift(
 
 // --- audit -------------------------------------------------------------------------------------
 
-/// `GET /api/v1/audit` query.
-#[derive(Debug, Deserialize, IntoParams)]
+/// `GET /api/v1/audit` query: the audit log's [`Filter`] (the tenant comes from the token) and
+/// the page.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    /// Only this principal.
-    pub principal: Option<String>,
-    /// Only this target.
-    pub target: Option<String>,
-    /// Only this action.
-    pub action: Option<String>,
-    /// Only this outcome.
-    pub outcome: Option<String>,
-    /// Only this record kind.
-    #[param(schema_with = schema::record_kind)]
-    pub kind: Option<String>,
-    /// Only this session.
-    pub session_id: Option<String>,
-    /// Only this approval.
-    pub approval_id: Option<String>,
-    /// Only this call.
-    pub call_id: Option<String>,
-    /// At or after this time (RFC 3339).
-    #[param(schema_with = schema::date_time)]
-    pub since: Option<String>,
-    /// Before this time (RFC 3339).
-    #[param(schema_with = schema::date_time)]
-    pub until: Option<String>,
+    /// Which records.
+    #[serde(flatten)]
+    pub filter: Filter,
+    /// Which page of them.
+    #[serde(flatten)]
+    pub page: AuditPage,
+}
+
+/// The filter's parameters, then the page's (utoipa's `IntoParams` cannot flatten).
+impl IntoParams for AuditQuery {
+    fn into_params(
+        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        let mut parameters = Filter::into_params(&parameter_in_provider);
+        parameters.extend(AuditPage::into_params(parameter_in_provider));
+        parameters
+    }
+}
+
+/// The page of `GET /api/v1/audit`.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditPage {
     /// How many, newest first: 1–1000, default 100.
     #[param(schema_with = schema::audit_limit)]
     #[serde(default, deserialize_with = "integral::optional")]
@@ -1010,62 +1010,20 @@ pub struct AuditQuery {
     pub before: Option<i64>,
 }
 
-/// One audit record.
+/// One audit record: the stored record with its time in RFC 3339.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RecordView {
-    /// Record id.
-    pub id: String,
-    /// Position in the tenant's chain.
-    pub seq: i64,
-    /// The tenant.
-    pub tenant: String,
-    /// Unix microseconds.
-    pub ts: i64,
+    /// The record.
+    #[serde(flatten)]
+    pub record: Record,
     /// RFC 3339.
     pub time: String,
-    /// What happened.
-    pub kind: String,
-    /// Who.
-    pub principal: String,
-    /// The target.
-    pub target: Option<String>,
-    /// The action.
-    pub action: Option<String>,
-    /// The outcome word.
-    pub outcome: Option<String>,
-    /// The session.
-    pub session_id: Option<String>,
-    /// The approval.
-    pub approval_id: Option<String>,
-    /// Links an intent to its outcome.
-    pub call_id: Option<String>,
-    /// Everything else (redacted before it was stored).
-    #[schema(value_type = Object)]
-    pub body: Value,
-    /// The previous record's hash.
-    pub prev_hash: String,
-    /// This record's hash.
-    pub hash: String,
 }
 
-pub(crate) fn record_view(record: StoredRecord) -> RecordView {
+pub(crate) fn record_view(record: Record) -> RecordView {
     RecordView {
-        body: serde_json::from_str(&record.body).unwrap_or(Value::String(record.body.clone())),
         time: rfc3339(record.ts),
-        id: record.id,
-        seq: record.seq,
-        tenant: record.tenant,
-        ts: record.ts,
-        kind: record.kind,
-        principal: record.principal,
-        target: record.target,
-        action: record.action,
-        outcome: record.outcome,
-        session_id: record.session_id,
-        approval_id: record.approval_id,
-        call_id: record.call_id,
-        prev_hash: record.prev_hash,
-        hash: record.hash,
+        record,
     }
 }
 
@@ -1078,16 +1036,6 @@ pub struct RecordPage {
     pub next_before: Option<i64>,
 }
 
-fn parse_time(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
-    value
-        .map(|text| {
-            time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-                .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX))
-                .map_err(|e| ApiError::bad_request(format!("`{name}` is not RFC 3339: {e}")))
-        })
-        .transpose()
-}
-
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = RecordPage)))]
 async fn query_audit(
@@ -1095,7 +1043,8 @@ async fn query_audit(
     Acting(actor): Acting,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<RecordPage>, ApiError> {
-    if let Some(kind) = &query.kind
+    let AuditQuery { mut filter, page } = query;
+    if let Some(kind) = &filter.kind
         && !meho_audit::RecordKind::ALL
             .iter()
             .any(|k| k.as_str() == kind)
@@ -1104,27 +1053,15 @@ async fn query_audit(
             "unknown record kind `{kind}`"
         )));
     }
-    let limit = limit(query.limit, AUDIT_LIMIT)?;
-    let filter = Filter {
-        tenant: Some(actor.tenant.clone()),
-        principal: query.principal,
-        target: query.target,
-        action: query.action,
-        outcome: query.outcome,
-        kind: query.kind,
-        session_id: query.session_id,
-        approval_id: query.approval_id,
-        call_id: query.call_id,
-        since: parse_time("since", query.since.as_deref())?,
-        until: parse_time("until", query.until.as_deref())?,
-    };
+    let limit = limit(page.limit, AUDIT_LIMIT)?;
+    filter.tenant = Some(actor.tenant.clone());
     let records = state
         .context
         .audit
         .query(
             &filter,
             Page::Newest {
-                before: query.before,
+                before: page.before,
                 limit,
             },
         )
@@ -1509,10 +1446,6 @@ mod schema {
         enumeration(FreezeKind::ALL.map(FreezeKind::as_str)).build()
     }
 
-    pub(super) fn record_kind() -> Object {
-        enumeration(meho_audit::RecordKind::ALL.map(meho_audit::RecordKind::as_str)).build()
-    }
-
     pub(super) fn limit((default, range): (u32, RangeInclusive<u32>)) -> Object {
         ObjectBuilder::new()
             .schema_type(Type::Integer)
@@ -1629,13 +1562,6 @@ mod schema {
         ObjectBuilder::new()
             .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
             .max_length(Some(MAX_REASON_CHARS))
-            .build()
-    }
-
-    pub(super) fn date_time() -> Object {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
             .build()
     }
 

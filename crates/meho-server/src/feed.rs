@@ -98,19 +98,22 @@ pub(crate) async fn stream(
                 let keep = query
                     .target
                     .as_ref()
-                    .is_none_or(|t| event.target.as_ref() == Some(t))
+                    .is_none_or(|t| event.record.target.as_ref() == Some(t))
                     && query
                         .principal
                         .as_ref()
-                        .is_none_or(|p| &event.principal == p)
-                    && query.kind.as_ref().is_none_or(|k| &event.kind == k);
+                        .is_none_or(|p| &event.record.principal == p)
+                    && query
+                        .kind
+                        .as_ref()
+                        .is_none_or(|k| event.record.kind.as_str() == k);
                 if !keep {
                     continue;
                 }
                 let data = serde_json::to_string(&*event).unwrap_or_default();
                 let sse = Event::default()
                     .id(event.seq.to_string())
-                    .event(event.kind.clone())
+                    .event(event.record.kind.as_str())
                     .data(data);
                 return Some((Ok::<Event, Infallible>(sse), (subscription, query)));
             }

@@ -172,6 +172,6 @@ pub(crate) async fn get_recording(
 }
 
 /// The file name offered for download: the session id (already checked to be `[A-Za-z0-9-]`).
-fn closed_id(record: &meho_audit::StoredRecord) -> &str {
+fn closed_id(record: &meho_audit::Record) -> &str {
     record.session_id.as_deref().unwrap_or("recording")
 }

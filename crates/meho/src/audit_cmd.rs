@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use meho_audit::{
-    AuditKey, AuditPublicKey, AuditStore, Filter, Page, StoredRecord, VerifyInputs, Witness,
+    AuditKey, AuditPublicKey, AuditStore, Filter, Page, Record, VerifyInputs, Witness,
 };
 use meho_config::Config;
 use meho_core::display::escape;
@@ -277,46 +277,38 @@ fn format_ts(micros: i64) -> String {
     humantime::format_rfc3339_millis(at).to_string()
 }
 
-fn record_json(record: &StoredRecord) -> serde_json::Value {
-    json!({
-        "row": record.row,
-        "id": record.id,
-        "tenant": record.tenant,
-        "seq": record.seq,
-        "ts": record.ts,
-        "time": format_ts(record.ts),
-        "kind": record.kind,
-        "principal": record.principal,
-        "target": record.target,
-        "action": record.action,
-        "outcome": record.outcome,
-        "session_id": record.session_id,
-        "approval_id": record.approval_id,
-        "call_id": record.call_id,
-        "body": serde_json::from_str::<serde_json::Value>(&record.body).unwrap_or(serde_json::Value::Null),
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    })
+/// A record as `show`, `query`, `tail` and `export` print it: the record's JSON plus its `row`
+/// (the cursor) and `time`, keys in name order.
+#[derive(serde::Serialize)]
+struct Printed<'a> {
+    row: i64,
+    time: String,
+    #[serde(flatten)]
+    record: &'a Record,
 }
 
-fn table(records: &[StoredRecord]) -> String {
-    records_table(records.iter().map(|r| {
-        row(&RemoteRecord {
-            id: r.id.clone(),
-            tenant: r.tenant.clone(),
-            seq: r.seq,
-            ts: r.ts,
-            kind: r.kind.clone(),
-            principal: r.principal.clone(),
-            target: r.target.clone(),
-            action: r.action.clone(),
-            outcome: r.outcome.clone(),
-        })
-    }))
+fn record_json(record: &Record) -> Result<serde_json::Value, Failure> {
+    let mut value = serde_json::to_value(Printed {
+        row: record.row,
+        time: format_ts(record.ts),
+        record,
+    })
+    .context("cannot format the record")?;
+    // A body that is not JSON (an edited row) prints as null here.
+    if serde_json::from_str::<serde_json::Value>(&record.body).is_err()
+        && let Some(fields) = value.as_object_mut()
+    {
+        fields.insert("body".to_owned(), serde_json::Value::Null);
+    }
+    Ok(value)
+}
+
+fn table(records: &[Record]) -> String {
+    records_table(records.iter().map(row))
 }
 
 /// The table columns of one record, local or remote.
-fn row(r: &RemoteRecord) -> [String; 9] {
+fn row(r: &Record) -> [String; 9] {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
     [
         format_ts(r.ts),
@@ -349,11 +341,11 @@ fn records_table(rows: impl Iterator<Item = [String; 9]>) -> String {
     )
 }
 
-fn print_records(records: &[StoredRecord], format: Format, header: bool) -> Result<(), Failure> {
+fn print_records(records: &[Record], format: Format, header: bool) -> Result<(), Failure> {
     match format {
         Format::Json => {
             for record in records {
-                outln!("{}", record_json(record))?;
+                outln!("{}", record_json(record)?)?;
             }
         }
         Format::Text if records.is_empty() => {}
@@ -454,7 +446,7 @@ async fn query(args: &QueryArgs) -> Result<(), Failure> {
         Format::Json => outln!(
             "{}",
             json!({
-                "records": records.iter().map(record_json).collect::<Vec<_>>(),
+                "records": records.iter().map(record_json).collect::<Result<Vec<_>, _>>()?,
                 "next_cursor": next_cursor,
             })
         )?,
@@ -480,7 +472,7 @@ async fn show(args: &ShowArgs) -> Result<(), Failure> {
         .await
         .context("cannot query the audit log")?
         .ok_or_else(|| Failure::Usage(format!("no audit record `{}`", args.id)))?;
-    let value = record_json(&record);
+    let value = record_json(&record)?;
     match args.format {
         Format::Json => outln!("{value}")?,
         Format::Text => {
@@ -512,7 +504,7 @@ async fn export(args: &ExportArgs) -> Result<(), Failure> {
             let Some(last) = rows.last() else { break };
             after = last.seq;
             for row in &rows {
-                writeln!(out, "{}", record_json(row)).context("cannot write the export")?;
+                writeln!(out, "{}", record_json(row)?).context("cannot write the export")?;
             }
         }
     }
@@ -520,28 +512,22 @@ async fn export(args: &ExportArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A record as `GET /api/v1/audit` lists it (the fields the table shows); local records are
-/// shown through the same shape.
-#[derive(Debug, serde::Deserialize)]
-struct RemoteRecord {
-    id: String,
-    tenant: String,
-    seq: i64,
-    ts: i64,
-    kind: String,
-    principal: String,
-    target: Option<String>,
-    action: Option<String>,
-    outcome: Option<String>,
-}
-
 #[derive(Debug, serde::Deserialize)]
 struct RemotePage {
-    records: Vec<RemoteRecord>,
+    records: Vec<Record>,
     next_before: Option<i64>,
 }
 
-/// `meho audit query --server`: the same filters as the local query, sent as
+/// The query string of `GET /api/v1/audit`: the filter (times in RFC 3339) and the page.
+#[derive(serde::Serialize)]
+struct AuditQuery {
+    #[serde(flatten)]
+    filter: Filter,
+    limit: u32,
+    before: Option<i64>,
+}
+
+/// `meho audit query --server`: the same filter as the local query, sent as
 /// `GET /api/v1/audit`; ages in `--since`/`--until` become RFC 3339 times here.
 async fn remote_query(args: &QueryArgs) -> Result<(), Failure> {
     let remote = Remote::new(&args.remote, args.format)?;
@@ -551,32 +537,12 @@ async fn remote_query(args: &QueryArgs) -> Result<(), Failure> {
             "--tenant does not go with --server: the server answers for the token's tenant".into(),
         ));
     }
-    let now = SystemTime::now();
-    let mut query = Vec::new();
-    for (name, value) in [
-        ("principal", &filter.principal),
-        ("target", &filter.target),
-        ("action", &filter.action),
-        ("outcome", &filter.outcome),
-        ("kind", &filter.kind),
-        ("session_id", &filter.session),
-        ("approval_id", &filter.approval),
-        ("call_id", &filter.call),
-    ] {
-        if let Some(value) = value {
-            query.push((name, value.clone()));
-        }
-    }
-    for (name, value) in [("since", &filter.since), ("until", &filter.until)] {
-        if let Some(text) = value {
-            query.push((name, rfc3339(parse_time(text, now)?)));
-        }
-    }
-    query.push(("limit", args.limit.clamp(1, 1000).to_string()));
-    if let Some(before) = args.cursor {
-        query.push(("before", before.to_string()));
-    }
-    let answer = remote.get(&["api", "v1", "audit"], &query).await?;
+    let query = AuditQuery {
+        filter: filter.to_filter()?,
+        limit: args.limit.clamp(1, 1000),
+        before: args.cursor,
+    };
+    let answer = remote.get_with(&["api", "v1", "audit"], &query).await?;
     if args.format == Format::Json {
         return answer.print();
     }
@@ -606,10 +572,4 @@ async fn remote_show(args: &ShowArgs) -> Result<(), Failure> {
             output::print_text(&text)
         }
     }
-}
-
-/// Unix microseconds as RFC 3339 in UTC.
-fn rfc3339(micros: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_micros(u64::try_from(micros).unwrap_or(0));
-    humantime::format_rfc3339_micros(at).to_string()
 }

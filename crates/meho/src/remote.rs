@@ -28,6 +28,9 @@ use serde_json::Value;
 use crate::Failure;
 use crate::cli::{Format, RemoteArgs};
 
+/// No query string.
+const NO_QUERY: &[(&str, String)] = &[];
+
 /// How long to wait for a TCP (and TLS) connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a whole request may take, answer included.
@@ -135,9 +138,19 @@ impl Remote {
         self.send(Method::GET, segments, query, None).await
     }
 
+    /// `GET` with the query string `query` serializes to (its fields by name; `None` left out).
+    pub(crate) async fn get_with<Q: serde::Serialize + ?Sized>(
+        &self,
+        segments: &[&str],
+        query: &Q,
+    ) -> Result<Answer, Failure> {
+        self.send(Method::GET, segments, query, None).await
+    }
+
     /// `POST` `body` as JSON.
     pub(crate) async fn post(&self, segments: &[&str], body: &Value) -> Result<Answer, Failure> {
-        self.send(Method::POST, segments, &[], Some(body)).await
+        self.send(Method::POST, segments, NO_QUERY, Some(body))
+            .await
     }
 
     /// `DELETE`.
@@ -158,21 +171,20 @@ impl Remote {
         Ok(url)
     }
 
-    async fn send(
+    async fn send<Q: serde::Serialize + ?Sized>(
         &self,
         method: Method,
         segments: &[&str],
-        query: &[(&str, String)],
+        query: &Q,
         body: Option<&Value>,
     ) -> Result<Answer, Failure> {
+        // An empty query string leaves the URL without `?`.
         let mut request = self
             .http
             .request(method, self.endpoint(segments)?)
             .header(AUTHORIZATION, self.auth.clone())
-            .header(ACCEPT, "application/json");
-        if !query.is_empty() {
-            request = request.query(query);
-        }
+            .header(ACCEPT, "application/json")
+            .query(query);
         if let Some(body) = body {
             request = request.json(body);
         }

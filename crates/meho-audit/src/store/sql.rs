@@ -13,7 +13,7 @@ use super::{Appended, AuditStore, BoxFuture, Filter, Head, Page, Stamped};
 use crate::AuditError;
 use crate::chain::link;
 use crate::checkpoint::Checkpoint;
-use crate::record::{GENESIS_HASH, RecordFields, StoredRecord};
+use crate::record::{GENESIS_HASH, Record};
 use crate::verify::{ChainChecker, check_chain_by_pages};
 
 /// Rows per multi-row INSERT: 15 binds each stays far below SQLite's 32766 limit.
@@ -24,49 +24,6 @@ const LINKED_CHUNK: usize = 500;
 
 const RECORD_COLUMNS: &str = "row_id, id, tenant, seq, ts, kind, principal, target, action, outcome, \
      session_id, approval_id, call_id, body, prev_hash, hash";
-
-#[derive(Debug, FromRow)]
-struct RecordRow {
-    row_id: i64,
-    id: String,
-    tenant: String,
-    seq: i64,
-    ts: i64,
-    kind: String,
-    principal: String,
-    target: Option<String>,
-    action: Option<String>,
-    outcome: Option<String>,
-    session_id: Option<String>,
-    approval_id: Option<String>,
-    call_id: Option<String>,
-    body: String,
-    prev_hash: String,
-    hash: String,
-}
-
-impl From<RecordRow> for StoredRecord {
-    fn from(row: RecordRow) -> Self {
-        StoredRecord {
-            row: row.row_id,
-            id: row.id,
-            tenant: row.tenant,
-            seq: row.seq,
-            ts: row.ts,
-            kind: row.kind,
-            principal: row.principal,
-            target: row.target,
-            action: row.action,
-            outcome: row.outcome,
-            session_id: row.session_id,
-            approval_id: row.approval_id,
-            call_id: row.call_id,
-            body: row.body,
-            prev_hash: row.prev_hash,
-            hash: row.hash,
-        }
-    }
-}
 
 #[derive(Debug, FromRow)]
 struct CheckpointRow {
@@ -129,21 +86,7 @@ pub(super) fn link_batch<'a>(
             .entry(record.tenant.clone())
             .or_insert_with(|| (0, GENESIS_HASH.to_owned()));
         let seq = *head_seq + 1;
-        let fields = RecordFields {
-            id: &stamped.id,
-            tenant: &record.tenant,
-            seq,
-            ts: stamped.ts,
-            kind: record.kind.as_str(),
-            principal: &record.principal,
-            target: record.target.as_deref(),
-            action: record.action.as_deref(),
-            outcome: record.outcome.as_deref(),
-            session_id: record.session_id.as_deref(),
-            approval_id: record.approval_id.as_deref(),
-            call_id: record.call_id.as_deref(),
-            body_json: &stamped.body_json,
-        };
+        let fields = stamped.fields(seq);
         let hash = link(head_hash, &fields.canonical_bytes()).ok_or_else(|| {
             AuditError::Invalid(format!(
                 "the chain head of tenant `{}` is not a sha256: `{head_hash}`",
@@ -270,7 +213,7 @@ macro_rules! backend {
                 tenant: &'a str,
                 after_seq: i64,
                 limit: u32,
-            ) -> BoxFuture<'a, Result<Vec<StoredRecord>, AuditError>> {
+            ) -> BoxFuture<'a, Result<Vec<Record>, AuditError>> {
                 Box::pin(async move {
                     let mut qb = QueryBuilder::<$db>::new(format!(
                         "SELECT {RECORD_COLUMNS} FROM audit_records WHERE tenant = "
@@ -280,12 +223,12 @@ macro_rules! backend {
                         .push_bind(after_seq)
                         .push(" ORDER BY seq LIMIT ")
                         .push_bind(i64::from(limit));
-                    let rows: Vec<RecordRow> = qb
+                    let rows: Vec<Record> = qb
                         .build_query_as()
                         .fetch_all(&self.pool)
                         .await
                         .map_err(store_err)?;
-                    Ok(rows.into_iter().map(StoredRecord::from).collect())
+                    Ok(rows)
                 })
             }
 
@@ -321,37 +264,37 @@ macro_rules! backend {
                 &'a self,
                 filter: &'a Filter,
                 page: Page,
-            ) -> BoxFuture<'a, Result<Vec<StoredRecord>, AuditError>> {
+            ) -> BoxFuture<'a, Result<Vec<Record>, AuditError>> {
                 Box::pin(async move {
                     let mut qb = QueryBuilder::<$db>::new(format!(
                         "SELECT {RECORD_COLUMNS} FROM audit_records"
                     ));
                     push_filter(&mut qb, filter);
                     push_page(&mut qb, page);
-                    let rows: Vec<RecordRow> = qb
+                    let rows: Vec<Record> = qb
                         .build_query_as()
                         .fetch_all(&self.pool)
                         .await
                         .map_err(store_err)?;
-                    Ok(rows.into_iter().map(StoredRecord::from).collect())
+                    Ok(rows)
                 })
             }
 
             fn get<'a>(
                 &'a self,
                 id: &'a str,
-            ) -> BoxFuture<'a, Result<Option<StoredRecord>, AuditError>> {
+            ) -> BoxFuture<'a, Result<Option<Record>, AuditError>> {
                 Box::pin(async move {
                     let mut qb = QueryBuilder::<$db>::new(format!(
                         "SELECT {RECORD_COLUMNS} FROM audit_records WHERE id = "
                     ));
                     qb.push_bind(id.to_owned());
-                    let row: Option<RecordRow> = qb
+                    let row: Option<Record> = qb
                         .build_query_as()
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(store_err)?;
-                    Ok(row.map(StoredRecord::from))
+                    Ok(row)
                 })
             }
 
@@ -361,22 +304,22 @@ macro_rules! backend {
                 call_ids: &'a [String],
                 approval_ids: &'a [String],
                 limit: u32,
-            ) -> BoxFuture<'a, Result<Vec<StoredRecord>, AuditError>> {
+            ) -> BoxFuture<'a, Result<Vec<Record>, AuditError>> {
                 Box::pin(async move {
                     // One record can carry both ids: collect by row, once.
-                    let mut found: BTreeMap<i64, StoredRecord> = BTreeMap::new();
+                    let mut found: BTreeMap<i64, Record> = BTreeMap::new();
                     let lists = [("call_id", call_ids), ("approval_id", approval_ids)];
                     for (column, ids) in lists {
                         for chunk in ids.chunks(LINKED_CHUNK) {
                             let mut qb = QueryBuilder::<$db>::new("");
                             push_linked(&mut qb, tenant, column, chunk, limit);
-                            let rows: Vec<RecordRow> = qb
+                            let rows: Vec<Record> = qb
                                 .build_query_as()
                                 .fetch_all(&self.pool)
                                 .await
                                 .map_err(store_err)?;
                             for row in rows {
-                                found.entry(row.row_id).or_insert_with(|| row.into());
+                                found.entry(row.row).or_insert(row);
                             }
                         }
                     }

@@ -18,7 +18,7 @@ async fn next(subscription: &mut Subscription) -> Arc<FeedEvent> {
 /// The event must be exactly the stored record it announces.
 async fn assert_matches_store(log: &AuditLog, event: &FeedEvent) {
     let stored = log.get(&event.id).await.unwrap().unwrap();
-    assert_eq!(event, &FeedEvent::from_stored(stored));
+    assert_eq!(event, &FeedEvent::from_stored(stored).unwrap());
 }
 
 both_backends!(
@@ -115,7 +115,7 @@ async fn lagging_subscriber_misses_nothing(fx: Fixture) {
     for expected in seq + 1..=seq + 3000 {
         let event = next(&mut subscription).await;
         assert_eq!(event.seq, expected, "every seq once, in order");
-        assert_eq!(event.tenant, "flood");
+        assert_eq!(event.record.tenant, "flood");
     }
     let seq = seq + 3000;
     let last = log.append(record("flood", "alice", 5)).await.unwrap();
@@ -145,19 +145,22 @@ async fn announce_publishes_an_announce_event(fx: Fixture) {
     let from_bus = live.try_recv().unwrap();
     let from_subscription = next(&mut subscription).await;
     for event in [&from_bus, &from_subscription] {
-        assert_eq!(event.kind, "announce");
+        assert_eq!(event.record.kind.as_str(), "announce");
         assert_eq!(event.id, done.id);
         assert_eq!(event.seq, 1);
-        assert_eq!(event.principal, "agent-7");
-        assert_eq!(event.action.as_deref(), Some("announce"));
-        assert_eq!(event.target.as_deref(), Some("web-1"));
+        assert_eq!(event.record.principal, "agent-7");
+        assert_eq!(event.record.action.as_deref(), Some("announce"));
+        assert_eq!(event.record.target.as_deref(), Some("web-1"));
         assert_eq!(
-            event.body["activity"],
+            event.record.body["activity"],
             "rotating TLS certificates on the web tier"
         );
-        assert_eq!(event.body["targets"], serde_json::json!(["web-1", "web-2"]));
-        assert_eq!(event.body["planned_tier"], "write");
-        assert_eq!(event.body["ttl_seconds"], 300);
+        assert_eq!(
+            event.record.body["targets"],
+            serde_json::json!(["web-1", "web-2"])
+        );
+        assert_eq!(event.record.body["planned_tier"], "write");
+        assert_eq!(event.record.body["ttl_seconds"], 300);
     }
     assert_eq!(
         from_bus.as_ref(),
@@ -191,7 +194,7 @@ async fn tenants_only_see_their_own_events(fx: Fixture) {
     {
         for (index, id) in sent.iter().enumerate() {
             let event = next(subscription).await;
-            assert_eq!(event.tenant, tenant);
+            assert_eq!(event.record.tenant, tenant);
             assert_eq!(&event.id, id);
             assert_eq!(event.seq, i64::try_from(index).unwrap() + 1);
         }
@@ -211,10 +214,10 @@ async fn tenants_only_see_their_own_events(fx: Fixture) {
     let last_a = log.append(record("tenant-a", "alice", 102)).await.unwrap();
     let event = next(&mut a).await;
     assert_eq!(
-        (event.tenant.as_str(), event.id.as_str(), event.seq),
+        (event.record.tenant.as_str(), event.id.as_str(), event.seq),
         ("tenant-a", last_a.id.as_str(), 5)
     );
     let event = next(&mut b).await;
-    assert_eq!((event.tenant.as_str(), event.seq), ("tenant-b", 5));
+    assert_eq!((event.record.tenant.as_str(), event.seq), ("tenant-b", 5));
     log.shutdown().await.unwrap();
 }

@@ -91,7 +91,7 @@ async fn filters_return_exactly_the_matching_records(fx: Fixture) {
     assert_eq!(model.len(), N);
     for stored in &model {
         let new = &submitted[&stored.id];
-        let record = stored.clone().into_record().unwrap();
+        let record = stored.submitted().unwrap();
         assert_eq!(
             (
                 &record.tenant,

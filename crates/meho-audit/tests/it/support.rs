@@ -356,7 +356,13 @@ pub fn record(tenant: &str, principal: &str, i: usize) -> NewRecord {
 pub fn chain_hash(prev_hash: &str, record: &StoredRecord) -> String {
     let mut input = hex::decode(prev_hash).unwrap();
     assert_eq!(input.len(), 32, "prev_hash is a sha256");
-    input.extend_from_slice(&record.clone().into_record().unwrap().canonical_bytes());
+    // The body canonicalized afresh, not the stored text the log hashed.
+    let body: serde_json::Value = serde_json::from_str(&record.body).unwrap();
+    let record = StoredRecord {
+        body: String::from_utf8(meho_audit::canonical_bytes(&body)).unwrap(),
+        ..record.clone()
+    };
+    input.extend_from_slice(&record.canonical_bytes());
     meho_audit::sha256_hex(&input)
 }
 

@@ -19,6 +19,7 @@ mod routes;
 mod sessions;
 mod support;
 mod tasks;
+mod wire;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

@@ -1520,6 +1520,80 @@ fn query_text_is_a_table_with_a_header_row() {
 
 // --- show ------------------------------------------------------------------------------------
 
+/// The record's JSON as `show`, `query`, `tail` and `export` print it, pinned byte for byte: every
+/// field (`row` and `time` included), keys in name order, absent fields as `null`, `time` in
+/// milliseconds. Scripts and other tools read this; it is a contract.
+#[test]
+fn record_json_is_the_same_bytes_in_show_query_tail_and_export() {
+    let (dir, written) = AuditDir::sample();
+    for (i, w) in written
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| [0, 5, 9].contains(i))
+    {
+        let r = &w.record;
+        let show = dir.ok("show", &[w.id.as_str(), "--format", "json"]);
+        let row = serde_json::from_str::<Value>(&show).unwrap()["row"].clone();
+        assert!(row.is_i64(), "{show}");
+        let prev_hash = if i == 0 || written[i - 1].record.tenant != r.tenant {
+            GENESIS.to_owned()
+        } else {
+            written[i - 1].hash.clone()
+        };
+        let expected = serde_json::to_string(&json!({
+            "row": row, "id": w.id, "tenant": r.tenant, "seq": w.seq, "ts": w.ts,
+            "time": micros_to_rfc3339(w.ts)[..23].to_owned() + "Z", "kind": r.kind.as_str(),
+            "principal": r.principal, "target": r.target, "action": r.action,
+            "outcome": r.outcome, "session_id": r.session_id, "approval_id": r.approval_id,
+            "call_id": r.call_id, "body": r.body, "prev_hash": prev_hash, "hash": w.hash,
+        }))
+        .unwrap();
+        assert_eq!(show.trim_end(), expected, "show");
+        let line = |text: &str, what: &str| {
+            text.lines()
+                .find(|l| l.contains(&w.id))
+                .unwrap_or_else(|| panic!("{what} lacks {}: {text}", w.id))
+                .to_owned()
+        };
+        let export = dir.ok("export", &[]);
+        assert_eq!(line(&export, "export"), expected, "export");
+        let tail = dir.ok("tail", &["-n", "100", "--format", "json"]);
+        assert_eq!(line(&tail, "tail"), expected, "tail");
+        let query = dir.ok(
+            "query",
+            &[
+                "--principal",
+                &r.principal,
+                "--tenant",
+                &r.tenant,
+                "--kind",
+                r.kind.as_str(),
+                "--format",
+                "json",
+            ],
+        );
+        let page: Value = serde_json::from_str(&query).unwrap();
+        let records = page["records"].as_array().unwrap();
+        let at = records
+            .iter()
+            .position(|v| v["id"] == w.id.as_str())
+            .unwrap();
+        let listed: Vec<String> = records
+            .iter()
+            .map(|v| serde_json::to_string(v).unwrap())
+            .collect();
+        assert_eq!(listed[at], expected, "query");
+        assert_eq!(
+            query.trim_end(),
+            format!(
+                "{{\"next_cursor\":null,\"records\":[{}]}}",
+                listed.join(",")
+            ),
+            "query page"
+        );
+    }
+}
+
 #[test]
 fn show_prints_every_field_of_one_record() {
     let (dir, written) = AuditDir::sample();
