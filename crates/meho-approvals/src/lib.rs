@@ -225,8 +225,8 @@ pub struct Approval {
 /// The human deciding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Approver {
-    /// Their `sub`.
-    pub subject: String,
+    /// Their principal (the token's `sub`).
+    pub principal: String,
     /// Their tenant.
     pub tenant: String,
     /// Their role there.
@@ -643,11 +643,11 @@ impl Approvals {
                 roles()
             )));
         }
-        let self_approval = current.requester == approver.subject;
+        let self_approval = current.requester == approver.principal;
         if self_approval && !self.policy.allow_self_approval {
             return Err(ApprovalError::FourEyes(format!(
                 "`{}` requested this call and cannot decide it; another identity with an approver role ({}) must",
-                approver.subject,
+                approver.principal,
                 roles()
             )));
         }
@@ -675,7 +675,7 @@ impl Approvals {
                 vec![
                     Bind::Text(status.as_str().to_owned()),
                     Bind::Int(now),
-                    Bind::Text(approver.subject.clone()),
+                    Bind::Text(approver.principal.clone()),
                     Bind::Text(reason.to_owned()),
                     Bind::Bool(self_approval),
                     Bind::OptInt(if approve { learn_ttl_seconds } else { None }),

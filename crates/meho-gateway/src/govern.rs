@@ -48,8 +48,8 @@ pub struct Origin {
 /// Who is acting on the REST API.
 #[derive(Debug, Clone)]
 pub struct Actor {
-    /// Their `sub`.
-    pub subject: String,
+    /// Their principal (the token's `sub`).
+    pub principal: String,
     /// Their tenant.
     pub tenant: String,
     /// Their role there.
@@ -499,7 +499,7 @@ impl Governance {
             learnable(&current)?;
         }
         let approver = Approver {
-            subject: actor.subject.clone(),
+            principal: actor.principal.clone(),
             tenant: actor.tenant.clone(),
             role: actor.role,
         };
@@ -529,7 +529,7 @@ impl Governance {
                             "error": err.to_string(), "reason": reason, "role": actor.role.as_str(),
                             "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
                         }),
-                        ..NewRecord::new(&actor.tenant, RecordKind::Approval, &actor.subject)
+                        ..NewRecord::new(&actor.tenant, RecordKind::Approval, &actor.principal)
                     };
                     self.append(record).await?;
                 }
@@ -539,7 +539,7 @@ impl Governance {
                         .approvals
                         .get(&actor.tenant, id)
                         .await
-                        .is_ok_and(|a| a.requester == actor.subject)
+                        .is_ok_and(|a| a.requester == actor.principal)
                 {
                     return Err(GovError::FourEyes(format!("four eyes: {message}; {hint}")));
                 }
@@ -563,7 +563,7 @@ impl Governance {
                 "role": actor.role.as_str(), "ip": actor.origin.ip,
                 "user_agent": actor.origin.user_agent,
             }),
-            ..NewRecord::new(&actor.tenant, RecordKind::Approval, &actor.subject)
+            ..NewRecord::new(&actor.tenant, RecordKind::Approval, &actor.principal)
         };
         self.append(record).await?;
         self.decided.notify_waiters();
@@ -589,7 +589,7 @@ impl Governance {
                 &approval.requester,
                 &approval.requester,
                 &approval.id,
-                &actor.subject,
+                &actor.principal,
                 ttl,
             )
             .await?;
@@ -604,7 +604,7 @@ impl Governance {
                 "expires_at": rfc3339(waiver.expires_at_us),
                 "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
             }),
-            ..NewRecord::new(&actor.tenant, RecordKind::Waiver, &actor.subject)
+            ..NewRecord::new(&actor.tenant, RecordKind::Waiver, &actor.principal)
         };
         self.append(record).await?;
         Ok(waiver)
@@ -660,7 +660,7 @@ impl Governance {
                 tier,
                 ttl,
                 reason: reason.trim().to_owned(),
-                created_by: actor.subject.clone(),
+                created_by: actor.principal.clone(),
             })
             .await?;
         self.audit_grant(actor, &grant, "create", "created").await?;
@@ -672,7 +672,7 @@ impl Governance {
         require_operator(actor, "revoke grants")?;
         let grant = self
             .grants
-            .revoke(&actor.tenant, id, &actor.subject)
+            .revoke(&actor.tenant, id, &actor.principal)
             .await?;
         self.audit_grant(actor, &grant, "revoke", "revoked").await?;
         Ok(grant)
@@ -694,7 +694,7 @@ impl Governance {
                 "reason": grant.reason, "expires_at": rfc3339(grant.expires_at_us),
                 "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
             }),
-            ..NewRecord::new(&actor.tenant, RecordKind::Grant, &actor.subject)
+            ..NewRecord::new(&actor.tenant, RecordKind::Grant, &actor.principal)
         };
         self.append(record).await
     }
@@ -714,7 +714,7 @@ impl Governance {
         require_operator(actor, "freeze")?;
         let freeze = self
             .freezes
-            .create(&actor.tenant, kind, value, reason.trim(), &actor.subject)
+            .create(&actor.tenant, kind, value, reason.trim(), &actor.principal)
             .await?;
         let closed = match kind {
             FreezeKind::Principal => {
@@ -741,7 +741,7 @@ impl Governance {
                 "reason": freeze.reason, "closed_sessions": closed,
                 "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
             }),
-            ..NewRecord::new(&actor.tenant, RecordKind::Freeze, &actor.subject)
+            ..NewRecord::new(&actor.tenant, RecordKind::Freeze, &actor.principal)
         };
         self.append(record).await?;
         Ok((freeze, closed))
@@ -757,7 +757,7 @@ impl Governance {
         require_operator(actor, "lift freezes")?;
         let freeze = self
             .freezes
-            .lift(&actor.tenant, id, &actor.subject, reason)
+            .lift(&actor.tenant, id, &actor.principal, reason)
             .await?;
         let record = NewRecord {
             action: Some("unfreeze".to_owned()),
@@ -766,7 +766,7 @@ impl Governance {
                 "freeze_id": freeze.id, "kind": freeze.kind, "value": freeze.value,
                 "reason": reason, "ip": actor.origin.ip, "user_agent": actor.origin.user_agent,
             }),
-            ..NewRecord::new(&actor.tenant, RecordKind::Freeze, &actor.subject)
+            ..NewRecord::new(&actor.tenant, RecordKind::Freeze, &actor.principal)
         };
         self.append(record).await?;
         Ok(freeze)

@@ -321,7 +321,7 @@ impl Seeder {
             return id;
         };
         let admin = Actor {
-            subject: "boss".into(),
+            principal: "boss".into(),
             tenant: TENANT.into(),
             role: Role::TenantAdmin,
             origin: Origin::default(),

@@ -78,7 +78,7 @@ async fn run(label: &str, url: &str) {
         .unwrap();
     let tenant = format!("bench-{}", uuid_like());
     let admin = Actor {
-        subject: "boss".into(),
+        principal: "boss".into(),
         tenant: tenant.clone(),
         role: Role::TenantAdmin,
         origin: Origin::default(),

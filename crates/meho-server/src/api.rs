@@ -326,7 +326,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Acting {
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(256).collect());
         Ok(Acting(Actor {
-            subject: principal.subject.clone(),
+            principal: principal.subject.clone(),
             tenant: principal.tenant.clone(),
             role: principal.role,
             origin: Origin { ip, user_agent },

@@ -457,7 +457,7 @@ impl SshBroker {
     }
 
     /// The hosts the caller may use, fresh from the signer.
-    pub async fn list_servers(&self, caller: &Caller) -> Result<Vec<HostView>, ToolError> {
+    pub async fn target_views(&self, caller: &Caller) -> Result<Vec<HostView>, ToolError> {
         self.signer
             .hosts(
                 Some(&caller.principal),
@@ -471,7 +471,7 @@ impl SshBroker {
     /// Resolves `server` and its jump chain against a fresh host view, bastions first. New
     /// connections never use a stale view: if the signer cannot be asked, the call fails.
     async fn chain(&self, caller: &Caller, server: &str) -> Result<Vec<HostView>, ToolError> {
-        let hosts = self.list_servers(caller).await?;
+        let hosts = self.target_views(caller).await?;
         let find = |name: &str| hosts.iter().find(|h| h.name == name).cloned();
         let mut chain = vec![find(server).ok_or_else(|| {
             ToolError::new(
@@ -507,7 +507,7 @@ impl SshBroker {
         let caller = call.caller;
         Intent {
             call_id: Some(call.call_id.to_owned()),
-            agent: Some(caller.principal.clone()),
+            principal: Some(caller.principal.clone()),
             tenant: Some(caller.tenant.clone()),
             end_user: caller.end_user.clone(),
             end_user_groups: caller.groups.clone(),
@@ -704,7 +704,7 @@ impl SshBroker {
                 self.recheck_host(caller, &session).await?;
                 // The session's host and sudo state are part of the call an approval binds.
                 let shown = json!({
-                    "session_id": args.session_id, "command": args.command, "server": session.host,
+                    "session_id": args.session_id, "command": args.command, "server": session.target,
                     "mode": session.mode, "sudo": session.sudo, "sudo_user": session.sudo_user,
                 });
                 let action = SshAction::SessionExec {
@@ -714,7 +714,7 @@ impl SshBroker {
                     sudo: session.sudo,
                     sudo_user: session.sudo_user.clone(),
                 };
-                let mut plan = new_plan(&session.host, action, shown, Tier::Read);
+                let mut plan = new_plan(&session.target, action, shown, Tier::Read);
                 plan.session_id = Some(session.id.clone());
                 plan.action.session = Some(session);
                 Ok(plan)
@@ -729,7 +729,7 @@ impl SshBroker {
                 let action = SshAction::SessionClose {
                     session_id: session.id.clone(),
                 };
-                let mut plan = new_plan(&session.host, action, shown, Tier::Read);
+                let mut plan = new_plan(&session.target, action, shown, Tier::Read);
                 plan.session_id = Some(session.id.clone());
                 plan.action.session = Some(session);
                 Ok(plan)
@@ -799,7 +799,7 @@ impl SshBroker {
     /// A session command's host must still be what the session dialed: a host that is gone or
     /// changed (address, user, host key, jump) ends the session.
     async fn recheck_host(&self, caller: &Caller, session: &Arc<Session>) -> Result<(), ToolError> {
-        let chain = match self.chain(caller, &session.host).await {
+        let chain = match self.chain(caller, &session.target).await {
             Ok(chain) => chain,
             Err(err) if err.code == ErrorCode::Unreachable => return Err(err),
             Err(err) => {
@@ -823,7 +823,7 @@ impl SshBroker {
                 ErrorCode::SessionEnded,
                 format!(
                     "`{}` changed (address, user, host key or jump) since the session opened; the session was closed, open a new one",
-                    session.host
+                    session.target
                 ),
             ));
         }
@@ -990,10 +990,10 @@ impl SshBroker {
         let session = Arc::new(Session::new(
             session_id.clone(),
             SessionInit {
-                caller: caller.principal.clone(),
+                principal: caller.principal.clone(),
                 end_user: caller.end_user.clone(),
                 tenant: caller.tenant.clone(),
-                host: plan.target.clone(),
+                target: plan.target.clone(),
                 mode: *mode,
                 sudo: *sudo || sudo_user.is_some(),
                 sudo_user: sudo_user.clone(),
@@ -1123,7 +1123,7 @@ impl SshBroker {
                 SessionMode::Shell | SessionMode::Pty => {
                     let mut guard = session.shell.lock().await;
                     let shell = guard.as_mut().ok_or_else(|| Error::Channel {
-                        host: session.host.clone(),
+                        target: session.target.clone(),
                         message: "the session's shell is gone".into(),
                     })?;
                     shell
@@ -1205,7 +1205,11 @@ impl SshBroker {
     }
 
     async fn end_session(&self, session: &Arc<Session>, reason: &str) {
-        if self.sessions.remove(&session.id, &session.caller).is_some() {
+        if self
+            .sessions
+            .remove(&session.id, &session.principal)
+            .is_some()
+        {
             self.finish_session(session, reason).await;
         }
     }
@@ -1246,8 +1250,8 @@ impl SshBroker {
         let call_id = uuid::Uuid::now_v7().to_string();
         let call = CallRef {
             tenant: &session.tenant,
-            principal: &session.caller,
-            target: &session.host,
+            principal: &session.principal,
+            target: &session.target,
             action: "ssh_session_close",
             call_id: &call_id,
             session_id: Some(&session.id),
@@ -1308,7 +1312,7 @@ impl SshBroker {
         let ended = self.sessions.take_matching(|s| {
             s.tenant == tenant
                 && match frozen {
-                    Frozen::Principal(p) => s.caller == p,
+                    Frozen::Principal(p) => s.principal == p,
                     Frozen::Session(id) => s.id == id,
                     Frozen::Serial(serial) => s.serial == serial,
                 }
@@ -1532,7 +1536,7 @@ impl Connector for SshConnector {
 
     fn targets<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<Vec<Target>, ToolError>> {
         Box::pin(async move {
-            let hosts = self.broker.list_servers(caller).await?;
+            let hosts = self.broker.target_views(caller).await?;
             Ok(hosts
                 .into_iter()
                 .map(|host| {
@@ -1555,7 +1559,7 @@ impl Connector for SshConnector {
     fn has_targets<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             self.broker
-                .list_servers(caller)
+                .target_views(caller)
                 .await
                 .is_ok_and(|hosts| !hosts.is_empty())
         })

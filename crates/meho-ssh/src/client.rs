@@ -116,7 +116,7 @@ pub async fn connect(hops: Vec<Hop>, options: &ConnectOptions) -> Result<Connect
         let step = async {
             let expected = PublicKey::from_openssh(hop.view.host_key.trim()).map_err(|err| {
                 Error::Connect {
-                    host: host.clone(),
+                    target: host.clone(),
                     message: format!("configured host_key is not a public key: {err}"),
                 }
             })?;
@@ -131,7 +131,7 @@ pub async fn connect(hops: Vec<Hop>, options: &ConnectOptions) -> Result<Connect
                         dial(&hop.view.addr, options.bind_address)
                             .await
                             .map_err(|message| Error::Connect {
-                                host: host.clone(),
+                                target: host.clone(),
                                 message,
                             })?;
                     client::connect_stream(config.clone(), stream, handler).await
@@ -139,14 +139,14 @@ pub async fn connect(hops: Vec<Hop>, options: &ConnectOptions) -> Result<Connect
                 Some(previous) => {
                     let (target, port) =
                         split_addr(&hop.view.addr).ok_or_else(|| Error::Connect {
-                            host: host.clone(),
+                            target: host.clone(),
                             message: format!("addr `{}` is not host:port", hop.view.addr),
                         })?;
                     let channel = previous
                         .channel_open_direct_tcpip(target, u32::from(port), "127.0.0.1", 0)
                         .await
                         .map_err(|err| Error::Connect {
-                            host: host.clone(),
+                            target: host.clone(),
                             message: format!(
                                 "the bastion could not open a tunnel to {}: {err}",
                                 hop.view.addr
@@ -161,12 +161,12 @@ pub async fn connect(hops: Vec<Hop>, options: &ConnectOptions) -> Result<Connect
                     let offered = offered.lock().ok().and_then(|mut o| o.take());
                     return Err(match offered {
                         Some(offered) => Error::HostKeyMismatch {
-                            host: host.clone(),
+                            target: host.clone(),
                             expected: expected.fingerprint(HashAlg::Sha256).to_string(),
                             offered,
                         },
                         None => Error::Connect {
-                            host: host.clone(),
+                            target: host.clone(),
                             message: format!("SSH handshake failed: {err}"),
                         },
                     });
@@ -180,12 +180,12 @@ pub async fn connect(hops: Vec<Hop>, options: &ConnectOptions) -> Result<Connect
                 )
                 .await
                 .map_err(|err| Error::Connect {
-                    host: host.clone(),
+                    target: host.clone(),
                     message: format!("authentication failed: {err}"),
                 })?;
             if !auth.success() {
                 return Err(Error::AuthRefused {
-                    host: host.clone(),
+                    target: host.clone(),
                     serial: hop.certificate.serial(),
                 });
             }
@@ -194,7 +194,7 @@ pub async fn connect(hops: Vec<Hop>, options: &ConnectOptions) -> Result<Connect
         let handle = tokio::time::timeout(options.connect_timeout, step)
             .await
             .map_err(|_| Error::Connect {
-                host: hop.view.name.clone(),
+                target: hop.view.name.clone(),
                 message: format!(
                     "timed out after {} s connecting to {}",
                     options.connect_timeout.as_secs(),
@@ -327,7 +327,7 @@ impl Connection {
                     }
                     ChannelMsg::Failure => {
                         return Err(Error::Channel {
-                            host: host.clone(),
+                            target: host.clone(),
                             message: "the host refused to run the command".into(),
                         });
                     }
@@ -355,7 +355,7 @@ impl Connection {
     ) -> Result<russh::Channel<client::Msg>, Error> {
         let host = self.host_name();
         let channel_err = |err: russh::Error| Error::Channel {
-            host: host.clone(),
+            target: host.clone(),
             message: err.to_string(),
         };
         let channel = self
@@ -378,7 +378,7 @@ impl Connection {
         let sftp = self.sftp().await?;
         let host = self.host_name();
         let file_err = |err: &dyn std::fmt::Display| Error::File {
-            host: host.clone(),
+            target: host.clone(),
             path: path.to_owned(),
             message: err.to_string(),
         };
@@ -394,7 +394,7 @@ impl Connection {
         let sftp = self.sftp().await?;
         let host = self.host_name();
         let file_err = |message: String| Error::File {
-            host: host.clone(),
+            target: host.clone(),
             path: path.to_owned(),
             message,
         };
@@ -432,20 +432,20 @@ impl Connection {
                 .channel_open_session()
                 .await
                 .map_err(|err| Error::Channel {
-                    host: host.clone(),
+                    target: host.clone(),
                     message: err.to_string(),
                 })?;
         channel
             .request_subsystem(true, "sftp")
             .await
             .map_err(|err| Error::Channel {
-                host: host.clone(),
+                target: host.clone(),
                 message: format!("sftp subsystem: {err}"),
             })?;
         russh_sftp::client::SftpSession::new(channel.into_stream())
             .await
             .map_err(|err| Error::Channel {
-                host,
+                target: host,
                 message: format!("sftp: {err}"),
             })
     }

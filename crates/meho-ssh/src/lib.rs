@@ -46,11 +46,11 @@ pub enum Error {
     },
     /// The host's key differs from the pinned one: possible interception, refused.
     #[error(
-        "host key mismatch for `{host}`: expected {expected}, the server offered {offered}; refusing to connect (update host_key only if the host was really re-keyed)"
+        "host key mismatch for `{target}`: expected {expected}, the server offered {offered}; refusing to connect (update host_key only if the host was really re-keyed)"
     )]
     HostKeyMismatch {
-        /// The host.
-        host: String,
+        /// The target host.
+        target: String,
         /// Fingerprint of the configured key.
         expected: String,
         /// What the server presented.
@@ -58,35 +58,35 @@ pub enum Error {
     },
     /// The host refused the certificate.
     #[error(
-        "`{host}` refused certificate serial {serial} (expired, untrusted CA, source-address or principal mismatch; the host's sshd log says which)"
+        "`{target}` refused certificate serial {serial} (expired, untrusted CA, source-address or principal mismatch; the host's sshd log says which)"
     )]
     AuthRefused {
-        /// The host.
-        host: String,
+        /// The target host.
+        target: String,
         /// The certificate serial, to find in the sshd log.
         serial: u64,
     },
     /// TCP, DNS, handshake or timeout.
-    #[error("cannot connect to `{host}`: {message}")]
+    #[error("cannot connect to `{target}`: {message}")]
     Connect {
-        /// The host.
-        host: String,
+        /// The target host.
+        target: String,
         /// What failed.
         message: String,
     },
     /// A channel could not be opened or failed.
-    #[error("`{host}`: {message}")]
+    #[error("`{target}`: {message}")]
     Channel {
-        /// The host.
-        host: String,
+        /// The target host.
+        target: String,
         /// What failed.
         message: String,
     },
     /// An SFTP operation failed.
-    #[error("`{host}`: {path}: {message}")]
+    #[error("`{target}`: {path}: {message}")]
     File {
-        /// The host.
-        host: String,
+        /// The target host.
+        target: String,
         /// The remote path.
         path: String,
         /// What failed.

@@ -53,14 +53,14 @@ impl Shell {
                 .data_bytes(&b"stty -echo 2>/dev/null; PS1=''; PS2=''; export PS1 PS2\n"[..])
                 .await
                 .map_err(|err| Error::Channel {
-                    host: String::new(),
+                    target: String::new(),
                     message: format!("send to shell: {err}"),
                 })?;
         }
         let out = shell.run(":", usize::MAX >> 1, timeout).await?;
         if out.timed_out {
             return Err(Error::Channel {
-                host: String::new(),
+                target: String::new(),
                 message: "the shell did not start in time".into(),
             });
         }
@@ -92,7 +92,7 @@ impl Shell {
             .data_bytes(script.into_bytes())
             .await
             .map_err(|err| Error::Channel {
-                host: String::new(),
+                target: String::new(),
                 message: format!("send to shell: {err}"),
             })?;
 
@@ -105,7 +105,7 @@ impl Shell {
             while !(stdout.done && stderr.done) {
                 let Some(message) = self.channel.wait().await else {
                     return Err(Error::Channel {
-                        host: String::new(),
+                        target: String::new(),
                         message: "the session's shell exited".into(),
                     });
                 };
@@ -124,7 +124,7 @@ impl Shell {
                     }
                     ChannelMsg::Eof | ChannelMsg::Close => {
                         return Err(Error::Channel {
-                            host: String::new(),
+                            target: String::new(),
                             message: format!(
                                 "the session's shell exited{}",
                                 out.exit_code
@@ -230,14 +230,14 @@ fn strip_cr(data: &[u8]) -> Vec<u8> {
 pub struct Session {
     /// Opaque id handed to the agent.
     pub id: String,
-    /// The caller that opened it; only it may use it.
-    pub caller: String,
-    /// The human behind the caller, if known.
+    /// The principal that opened it; only it may use it.
+    pub principal: String,
+    /// The human behind the principal, if known.
     pub end_user: Option<String>,
     /// The tenant.
     pub tenant: String,
-    /// The host.
-    pub host: String,
+    /// The target host.
+    pub target: String,
     /// Exec, shell or pty.
     pub mode: SessionMode,
     /// Whether it runs elevated.
@@ -260,8 +260,8 @@ impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
             .field("id", &self.id)
-            .field("caller", &self.caller)
-            .field("host", &self.host)
+            .field("principal", &self.principal)
+            .field("target", &self.target)
             .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
@@ -270,14 +270,14 @@ impl std::fmt::Debug for Session {
 /// What opening a session needs besides the connection.
 #[derive(Debug)]
 pub struct SessionInit {
-    /// See [`Session::caller`].
-    pub caller: String,
+    /// See [`Session::principal`].
+    pub principal: String,
     /// See [`Session::end_user`].
     pub end_user: Option<String>,
     /// See [`Session::tenant`].
     pub tenant: String,
-    /// See [`Session::host`].
-    pub host: String,
+    /// See [`Session::target`].
+    pub target: String,
     /// See [`Session::mode`].
     pub mode: SessionMode,
     /// See [`Session::sudo`].
@@ -301,10 +301,10 @@ impl Session {
         let now = Instant::now();
         Session {
             id,
-            caller: init.caller,
+            principal: init.principal,
             end_user: init.end_user,
             tenant: init.tenant,
-            host: init.host,
+            target: init.target,
             mode: init.mode,
             sudo: init.sudo,
             sudo_user: init.sudo_user,
@@ -398,8 +398,8 @@ impl SessionTable {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Refuses a new session for `caller` when a cap is reached.
-    pub fn check_capacity(&self, caller: &str) -> Result<(), String> {
+    /// Refuses a new session for `principal` when a cap is reached.
+    pub fn check_capacity(&self, principal: &str) -> Result<(), String> {
         let sessions = self.lock();
         if sessions.len() >= self.limits.max_sessions {
             return Err(format!(
@@ -407,10 +407,13 @@ impl SessionTable {
                 self.limits.max_sessions
             ));
         }
-        let mine = sessions.values().filter(|s| s.caller == caller).count();
+        let mine = sessions
+            .values()
+            .filter(|s| s.principal == principal)
+            .count();
         if mine >= self.limits.max_per_caller {
             return Err(format!(
-                "caller `{caller}` already has {mine} open sessions (limit {})",
+                "principal `{principal}` already has {mine} open sessions (limit {})",
                 self.limits.max_per_caller
             ));
         }
@@ -422,7 +425,7 @@ impl SessionTable {
         let mut sessions = self.lock();
         let mine = sessions
             .values()
-            .filter(|s| s.caller == session.caller)
+            .filter(|s| s.principal == session.principal)
             .count();
         if sessions.len() >= self.limits.max_sessions || mine >= self.limits.max_per_caller {
             return Err(session);
@@ -431,15 +434,18 @@ impl SessionTable {
         Ok(())
     }
 
-    /// The session `id`, if `caller` owns it. Another caller's session looks like no session.
-    pub fn get(&self, id: &str, caller: &str) -> Option<Arc<Session>> {
-        self.lock().get(id).filter(|s| s.caller == caller).cloned()
+    /// The session `id`, if `principal` owns it. Another principal's session looks like no session.
+    pub fn get(&self, id: &str, principal: &str) -> Option<Arc<Session>> {
+        self.lock()
+            .get(id)
+            .filter(|s| s.principal == principal)
+            .cloned()
     }
 
-    /// Removes and returns the session `id` if `caller` owns it.
-    pub fn remove(&self, id: &str, caller: &str) -> Option<Arc<Session>> {
+    /// Removes and returns the session `id` if `principal` owns it.
+    pub fn remove(&self, id: &str, principal: &str) -> Option<Arc<Session>> {
         let mut sessions = self.lock();
-        if sessions.get(id).is_some_and(|s| s.caller == caller) {
+        if sessions.get(id).is_some_and(|s| s.principal == principal) {
             sessions.remove(id)
         } else {
             None

@@ -26,7 +26,7 @@ pub const BACKDATE_SECONDS: u64 = 30;
 /// Why the signer refused to answer (as opposed to answering with a refusal).
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
-    /// The caller may not use this host or this signer.
+    /// The principal may not use this host or this signer.
     #[error("forbidden: {0}")]
     Forbidden(String),
     /// No such host.
@@ -118,7 +118,7 @@ impl Signer {
         }
         match store
             .grants
-            .overlay(self.chain_for(intent), &intent.host)
+            .overlay(self.chain_for(intent), &intent.target)
             .await
         {
             Ok((grants, waivers)) => (grants, waivers, None),
@@ -146,7 +146,7 @@ impl Signer {
     /// the approval untouched.
     async fn redeem(
         &self,
-        caller: &str,
+        principal: &str,
         intent: &Intent,
         mut decision: Decision,
     ) -> Result<Decision, SignError> {
@@ -174,8 +174,11 @@ impl Signer {
         // the action (the gateway hashed the same four when it held the call).
         let call = meho_approvals::Call {
             tenant: self.chain_for(intent).to_owned(),
-            requester: intent.agent.clone().unwrap_or_else(|| caller.to_owned()),
-            target: intent.host.clone(),
+            requester: intent
+                .principal
+                .clone()
+                .unwrap_or_else(|| principal.to_owned()),
+            target: intent.target.clone(),
             tool: String::new(),
             action: serde_json::to_value(&action)
                 .map_err(|e| SignError::Internal(format!("encode the action: {e}")))?,
@@ -239,11 +242,11 @@ impl Signer {
             .clone()
     }
 
-    /// The hosts `caller` (in `tenant`, when given, and a human in `end_user_groups`, when known)
+    /// The hosts `principal` (in `tenant`, when given, and a human in `end_user_groups`, when known)
     /// may use.
     pub fn hosts(
         &self,
-        caller: &str,
+        principal: &str,
         tenant: Option<&str>,
         end_user_groups: Option<&[String]>,
     ) -> Vec<HostView> {
@@ -251,39 +254,39 @@ impl Signer {
             .hosts
             .values()
             .filter(|h| tenant.is_none_or(|t| h.tenant == t))
-            .filter(|h| access(h, caller, end_user_groups).is_ok())
+            .filter(|h| access(h, principal, end_user_groups).is_ok())
             .map(view)
             .collect()
     }
 
-    /// Decides `intent` for `caller` and, when allowed and not a dry run, signs its public key.
-    pub async fn sign(&self, caller: &str, intent: &Intent) -> Result<SignResponse, SignError> {
+    /// Decides `intent` for `principal` and, when allowed and not a dry run, signs its public key.
+    pub async fn sign(&self, principal: &str, intent: &Intent) -> Result<SignResponse, SignError> {
         let state = self.state();
         // Another tenant's host does not exist for this call.
         let Some(host) = state
             .hosts
-            .get(&intent.host)
+            .get(&intent.target)
             .filter(|h| intent.tenant.as_deref().is_none_or(|t| h.tenant == t))
         else {
-            self.audit_refusal(caller, intent, "unknown_host", "unknown host")
+            self.audit_refusal(principal, intent, "unknown_host", "unknown host")
                 .await?;
-            return Err(SignError::UnknownHost(intent.host.clone()));
+            return Err(SignError::UnknownHost(intent.target.clone()));
         };
-        if let Err(why) = access(host, caller, intent.end_user_groups.as_deref()) {
-            self.audit_refusal(caller, intent, "forbidden", &why)
+        if let Err(why) = access(host, principal, intent.end_user_groups.as_deref()) {
+            self.audit_refusal(principal, intent, "forbidden", &why)
                 .await?;
             return Err(SignError::Forbidden(why));
         }
         let now = unix_now();
         let elevation = Elevation::from_request(intent.sudo, intent.sudo_user.as_deref());
-        let mut decision = decide(host, caller, intent, &elevation, now, Overlay::default());
+        let mut decision = decide(host, principal, intent, &elevation, now, Overlay::default());
         if !decision.allowed || decision.require_approval {
             // Grants and waivers only widen: they can change nothing the baseline allows
             // outright, so the store is asked only when the baseline refuses or holds the call.
             let (grants, waivers, overlay_warning) = self.overlay(intent).await;
             decision = decide(
                 host,
-                caller,
+                principal,
                 intent,
                 &elevation,
                 now,
@@ -294,7 +297,7 @@ impl Signer {
             );
             decision.warnings.extend(overlay_warning);
         }
-        // The caller's role caps the tier it may run: nothing is issued (and no approval is
+        // The principal's role caps the tier it may run: nothing is issued (and no approval is
         // consumed) for a call rated above it.
         if let Some(max) = intent.max_tier
             && decision.allowed
@@ -309,9 +312,9 @@ impl Signer {
                 )
             };
         }
-        let decision = self.redeem(caller, intent, decision).await?;
+        let decision = self.redeem(principal, intent, decision).await?;
         if !decision.allowed || decision.require_approval {
-            self.audit_decision(RecordKind::Denial, caller, intent, &decision, json!({}))
+            self.audit_decision(RecordKind::Denial, principal, intent, &decision, json!({}))
                 .await?;
             return Ok(SignResponse {
                 decision,
@@ -324,7 +327,7 @@ impl Signer {
         if intent.dry_run {
             self.audit_decision(
                 RecordKind::Credential,
-                caller,
+                principal,
                 intent,
                 &decision,
                 json!({ "dry_run": true }),
@@ -359,7 +362,7 @@ impl Signer {
             principal: host.principal.clone(),
             key_id: format!(
                 "meho:agent={} user={} host={} serial={serial}",
-                key_id_word(caller),
+                key_id_word(principal),
                 key_id_word(end_user),
                 host.name
             ),
@@ -388,7 +391,7 @@ impl Signer {
             .map_err(|err| SignError::Internal(format!("encode certificate: {err}")))?;
         self.audit_decision(
             RecordKind::Credential,
-            caller,
+            principal,
             intent,
             &decision,
             json!({
@@ -428,7 +431,7 @@ impl Signer {
     async fn audit_decision(
         &self,
         kind: RecordKind,
-        caller: &str,
+        principal: &str,
         intent: &Intent,
         decision: &Decision,
         extra: serde_json::Value,
@@ -439,7 +442,7 @@ impl Signer {
             _ => decision.reason_code.as_str(),
         };
         let record = NewRecord {
-            target: Some(intent.host.clone()),
+            target: Some(intent.target.clone()),
             action: Some("sign".to_owned()),
             outcome: Some(outcome.to_owned()),
             body: json!({
@@ -449,12 +452,12 @@ impl Signer {
             }),
             approval_id: decision.approval_id.clone(),
             call_id: intent.call_id.clone(),
-            ..NewRecord::new(self.chain_for(intent), kind, caller)
+            ..NewRecord::new(self.chain_for(intent), kind, principal)
         };
         self.append(record).await
     }
 
-    /// Records that a TLS client whose CN is not an allowed caller asked for `what`.
+    /// Records that a TLS client whose CN is not an allowed principal asked for `what`.
     pub async fn audit_caller_refused(
         &self,
         cn: &str,
@@ -481,18 +484,18 @@ impl Signer {
 
     async fn audit_refusal(
         &self,
-        caller: &str,
+        principal: &str,
         intent: &Intent,
         code: &str,
         why: &str,
     ) -> Result<(), SignError> {
         let record = NewRecord {
-            target: Some(intent.host.clone()),
+            target: Some(intent.target.clone()),
             action: Some("sign".to_owned()),
             outcome: Some(code.to_owned()),
             body: json!({ "intent": intent_summary(intent), "error": why }),
             call_id: intent.call_id.clone(),
-            ..NewRecord::new(self.chain_for(intent), RecordKind::Denial, caller)
+            ..NewRecord::new(self.chain_for(intent), RecordKind::Denial, principal)
         };
         self.append(record).await
     }
@@ -511,7 +514,7 @@ fn intent_summary(intent: &Intent) -> serde_json::Value {
         "sudo": intent.sudo,
         "sudo_user": intent.sudo_user,
         "pty": intent.pty,
-        "agent": intent.agent,
+        "agent": intent.principal,
         "tenant": intent.tenant,
         "end_user": intent.end_user,
         "dry_run": intent.dry_run,
@@ -534,11 +537,11 @@ fn claim_matches(intent: &Intent, claim: &crate::wire::ApprovalClaim) -> Result<
     }
 }
 
-/// Whether `caller` (and the human's groups, when known) may use `host`.
-fn access(host: &Host, caller: &str, end_user_groups: Option<&[String]>) -> Result<(), String> {
-    if !host.allowed_callers.is_empty() && !host.allowed_callers.iter().any(|c| c == caller) {
+/// Whether `principal` (and the human's groups, when known) may use `host`.
+fn access(host: &Host, principal: &str, end_user_groups: Option<&[String]>) -> Result<(), String> {
+    if !host.allowed_callers.is_empty() && !host.allowed_callers.iter().any(|c| c == principal) {
         return Err(format!(
-            "caller `{caller}` is not in allowed_callers of host `{}`",
+            "principal `{principal}` is not in allowed_callers of host `{}`",
             host.name
         ));
     }
@@ -568,10 +571,10 @@ fn view(host: &Host) -> HostView {
     }
 }
 
-/// The decision for one intent. Pure: no IO, no clock (the caller passes `now`).
+/// The decision for one intent. Pure: no IO, no clock (the principal passes `now`).
 pub fn decide(
     host: &Host,
-    caller: &str,
+    principal: &str,
     intent: &Intent,
     elevation: &Elevation,
     now: u64,
@@ -587,7 +590,7 @@ pub fn decide(
             &Request {
                 command,
                 elevation: elevation.clone(),
-                caller,
+                caller: principal,
                 end_user: intent.end_user.as_deref().unwrap_or(""),
                 now,
             },

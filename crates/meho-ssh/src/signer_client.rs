@@ -73,8 +73,8 @@ impl SignerClient for LocalSigner {
         intent: &'a Intent,
     ) -> BoxFuture<'a, Result<SignResponse, SignerFailure>> {
         Box::pin(async move {
-            let caller = intent.agent.as_deref().unwrap_or(&self.caller);
-            Ok(self.signer.sign(caller, intent).await?)
+            let principal = intent.principal.as_deref().unwrap_or(&self.caller);
+            Ok(self.signer.sign(principal, intent).await?)
         })
     }
 

@@ -69,8 +69,9 @@ pub enum FileOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Intent {
-    /// The host (by config name).
-    pub host: String,
+    /// The target host, by config name (`host` on the wire).
+    #[serde(rename = "host")]
+    pub target: String,
     /// Target or bastion.
     #[serde(default)]
     pub role: Role,
@@ -104,11 +105,11 @@ pub struct Intent {
     /// Ask for `permit-pty`.
     #[serde(default)]
     pub pty: bool,
-    /// The agent (authenticated principal) the broker is calling for. An in-process signer
+    /// The principal the broker is calling for (`agent` on the wire). An in-process signer
     /// takes it as the caller; a remote signer authorizes the broker's TLS identity and records
     /// this as asserted by the broker.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub agent: Option<String>,
+    #[serde(default, rename = "agent", skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     /// The tenant the call is made in; a host of another tenant does not exist for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
@@ -229,10 +230,10 @@ pub enum SshAction {
 }
 
 impl SshAction {
-    /// The intent that asks the signer for exactly this action on `host`.
-    pub fn intent(&self, host: &str) -> Intent {
+    /// The intent that asks the signer for exactly this action on `target`.
+    pub fn intent(&self, target: &str) -> Intent {
         let base = Intent {
-            host: host.to_owned(),
+            target: target.to_owned(),
             ..Intent::default()
         };
         match self {
@@ -475,7 +476,7 @@ mod tests {
         ];
         for action in actions {
             let intent = action.intent("web");
-            assert_eq!(intent.host, "web");
+            assert_eq!(intent.target, "web");
             assert_eq!(SshAction::of_intent(&intent).as_ref(), Some(&action));
         }
     }

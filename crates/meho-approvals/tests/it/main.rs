@@ -97,7 +97,7 @@ fn call(requester: &str, command: &str) -> Call {
 
 fn admin(subject: &str, tenant: &str) -> Approver {
     Approver {
-        subject: subject.into(),
+        principal: subject.into(),
         tenant: tenant.into(),
         role: Role::TenantAdmin,
     }

@@ -89,7 +89,7 @@ impl World {
 
     fn admin(&self) -> Actor {
         Actor {
-            subject: "boss".into(),
+            principal: "boss".into(),
             tenant: "default".into(),
             role: Role::TenantAdmin,
             origin: Origin::default(),

@@ -36,7 +36,7 @@ async fn approve(lab: &Lab, refused: &ToolError, approve: bool) -> String {
         .unwrap();
     if approve {
         let boss = Approver {
-            subject: "boss".into(),
+            principal: "boss".into(),
             tenant: "default".into(),
             role: Role::TenantAdmin,
         };

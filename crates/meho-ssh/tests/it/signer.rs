@@ -54,7 +54,7 @@ async fn lab() -> Lab {
 
 fn intent(host: &str, key: &russh::keys::ssh_key::PrivateKey) -> Intent {
     Intent {
-        host: host.into(),
+        target: host.into(),
         public_key: Some(key.public_key().to_openssh().unwrap()),
         end_user: Some("alice example".into()),
         ..Intent::default()

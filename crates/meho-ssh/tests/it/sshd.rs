@@ -88,7 +88,7 @@ async fn a_certificate_for_uptime_cannot_run_id() {
         .sign(
             "meho-test",
             &Intent {
-                host: "web".into(),
+                target: "web".into(),
                 command: Some("uptime".into()),
                 public_key: Some(key.public_key().to_openssh().unwrap()),
                 ..Intent::default()
@@ -1237,7 +1237,7 @@ async fn tenants_never_see_each_others_hosts_and_read_only_runs_reads_only() {
         .sign(
             "alice",
             &Intent {
-                host: "other".into(),
+                target: "other".into(),
                 tenant: Some("a".into()),
                 command: Some("id".into()),
                 public_key: Some(key.public_key().to_openssh().unwrap()),
