@@ -108,13 +108,7 @@ impl Scripted {
         targets: &[&str],
         script: impl Fn(&Caller, &str, &Value) -> Script + Send + Sync + 'static,
     ) -> Arc<Self> {
-        Arc::new(Scripted {
-            tools,
-            targets: targets.iter().map(|t| (*t).to_owned()).collect(),
-            script: Box::new(script),
-            seen: Mutex::new(Vec::new()),
-            lonely: Vec::new(),
-        })
+        Self::with_lonely(tools, targets, &[], script)
     }
 
     /// As [`Scripted::new`], where `lonely` tenants reach no target.

@@ -40,3 +40,19 @@ pub async fn audit_log(store: &Store) -> Result<Arc<AuditLog>, AuditError> {
     .await?;
     Ok(Arc::new(log))
 }
+
+/// Every record of `audit` (up to 10,000), oldest first: what a test reads back to check what
+/// was recorded, in order.
+pub async fn records(audit: &AuditLog) -> Result<Vec<meho_audit::StoredRecord>, AuditError> {
+    let mut all = audit
+        .query(
+            &meho_audit::Filter::default(),
+            meho_audit::Page::Newest {
+                before: None,
+                limit: 10_000,
+            },
+        )
+        .await?;
+    all.reverse();
+    Ok(all)
+}

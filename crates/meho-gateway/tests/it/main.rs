@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meho_approvals::{FreezeKind, Status};
-use meho_audit::{AuditLog, Filter, Page, StoredRecord};
+use meho_audit::{AuditLog, StoredRecord};
 use meho_config::Role;
 use meho_core::Tier;
 use meho_gateway::govern::{Actor, Origin};
@@ -57,19 +57,7 @@ impl World {
 
     /// Every record, oldest first.
     async fn records(&self) -> Vec<StoredRecord> {
-        let mut all = self
-            .audit
-            .query(
-                &Filter::default(),
-                Page::Newest {
-                    before: None,
-                    limit: 1000,
-                },
-            )
-            .await
-            .unwrap();
-        all.reverse();
-        all
+        meho_test_support::records(&self.audit).await.unwrap()
     }
 
     /// `(kind, action, outcome)` of every record.

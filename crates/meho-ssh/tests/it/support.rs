@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meho_audit::{AuditLog, Filter, Page, StoredRecord};
+use meho_audit::{AuditLog, StoredRecord};
 use meho_config::Config;
 use meho_gateway::{Caller, Gateway, ToolError};
 use meho_ssh::broker::{BrokerOptions, SshBroker, SshConnector};
@@ -154,19 +154,7 @@ impl Lab {
 
     /// Every record, oldest first.
     pub async fn records(&self) -> Vec<StoredRecord> {
-        let mut all = self
-            .audit
-            .query(
-                &Filter::default(),
-                Page::Newest {
-                    before: None,
-                    limit: 10_000,
-                },
-            )
-            .await
-            .unwrap();
-        all.reverse();
-        all
+        meho_test_support::records(&self.audit).await.unwrap()
     }
 
     /// Records of `action`.
