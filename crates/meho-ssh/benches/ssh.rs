@@ -20,9 +20,8 @@
     dead_code
 )]
 
+use meho_test_support::ssh_lab as support;
 use meho_test_support::sshd as harness;
-#[path = "../tests/it/support.rs"]
-mod support;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

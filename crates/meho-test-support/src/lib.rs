@@ -18,6 +18,16 @@ pub mod sshd;
 
 pub mod connector;
 
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    missing_debug_implementations,
+    reason = "a test lab: a lab that cannot be built must stop the test with its error"
+)]
+pub mod ssh_lab;
+
 use std::path::Path;
 use std::sync::Arc;
 
