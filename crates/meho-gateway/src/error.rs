@@ -5,8 +5,10 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// The stable, machine-readable code of a [`ToolError`]. Its snake_case name is a contract: MCP
-/// clients read it as `structuredContent.error`, the CLI prints it, and `docs/mcp.md` lists it.
+/// The stable, machine-readable code of a [`ToolError`], for a tool call and for a human's
+/// governance request alike. Its snake_case name is a contract: MCP clients read it as
+/// `structuredContent.error`, the REST API as `error`, the CLI prints it; `docs/pipeline.md` lists
+/// every code.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,11 +51,20 @@ pub enum ErrorCode {
     NotFound,
     /// meho itself failed (the audit log, the store, the signer). Nothing unaudited ran.
     Internal,
+    /// A human's request (REST) is malformed: a blank reason, a learn request for a call that runs
+    /// no command, …
+    BadRequest,
+    /// Four eyes: the requester may not decide their own call, or the role may not approve.
+    FourEyes,
+    /// The object is not in a state that allows it (an approval already decided, say).
+    WrongState,
+    /// A grant asked for on a target whose policy has no allowlist to widen.
+    GrantNeedsAllowlist,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidArguments,
         ErrorCode::UnknownTool,
         ErrorCode::Denied,
@@ -73,6 +84,10 @@ impl ErrorCode {
         ErrorCode::Limit,
         ErrorCode::NotFound,
         ErrorCode::Internal,
+        ErrorCode::BadRequest,
+        ErrorCode::FourEyes,
+        ErrorCode::WrongState,
+        ErrorCode::GrantNeedsAllowlist,
     ];
 
     /// The wire name.
@@ -97,6 +112,10 @@ impl ErrorCode {
             ErrorCode::Limit => "limit",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal",
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::FourEyes => "four_eyes",
+            ErrorCode::WrongState => "wrong_state",
+            ErrorCode::GrantNeedsAllowlist => "grant_needs_allowlist",
         }
     }
 }
@@ -119,7 +138,7 @@ impl PartialEq<str> for ErrorCode {
     }
 }
 
-/// A call that did not produce a result.
+/// A call (or a governance request) that did not produce a result.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize)]
 #[error("{code}: {message}")]
 pub struct ToolError {
@@ -157,6 +176,20 @@ impl ToolError {
     /// `invalid_arguments`.
     pub fn invalid(message: impl Into<String>) -> Self {
         ToolError::new(ErrorCode::InvalidArguments, message)
+    }
+}
+
+impl From<meho_approvals::ApprovalError> for ToolError {
+    fn from(err: meho_approvals::ApprovalError) -> Self {
+        use meho_approvals::ApprovalError as E;
+        let code = match &err {
+            E::NotFound(_) => ErrorCode::NotFound,
+            E::FourEyes(_) => ErrorCode::FourEyes,
+            E::WrongState { .. } | E::Conflict(_) => ErrorCode::WrongState,
+            E::Invalid(_) | E::DifferentCall(_) => ErrorCode::BadRequest,
+            E::Store(_) | E::Corrupt(_) => ErrorCode::Internal,
+        };
+        ToolError::new(code, err.to_string())
     }
 }
 

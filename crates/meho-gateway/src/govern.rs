@@ -58,50 +58,6 @@ pub struct Actor {
     pub origin: Origin,
 }
 
-/// Why a governance operation failed; the REST layer maps these to statuses.
-#[derive(Debug, thiserror::Error)]
-pub enum GovError {
-    /// 400.
-    #[error("{0}")]
-    BadRequest(String),
-    /// 403 `forbidden`.
-    #[error("{0}")]
-    Forbidden(String),
-    /// 403 `four_eyes`.
-    #[error("{0}")]
-    FourEyes(String),
-    /// 404.
-    #[error("{0}")]
-    NotFound(String),
-    /// 409 `wrong_state`.
-    #[error("{0}")]
-    WrongState(String),
-    /// 409 `grant_needs_allowlist`.
-    #[error("{0}")]
-    NeedsAllowlist(String),
-    /// 500: the store or the audit log failed.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<ApprovalError> for GovError {
-    fn from(err: ApprovalError) -> Self {
-        match err {
-            ApprovalError::NotFound(_) => GovError::NotFound(err.to_string()),
-            ApprovalError::FourEyes(_) => GovError::FourEyes(err.to_string()),
-            ApprovalError::WrongState { .. } | ApprovalError::Conflict(_) => {
-                GovError::WrongState(err.to_string())
-            }
-            ApprovalError::Invalid(_) | ApprovalError::DifferentCall(_) => {
-                GovError::BadRequest(err.to_string())
-            }
-            ApprovalError::Store(_) | ApprovalError::Corrupt(_) => {
-                GovError::Internal(err.to_string())
-            }
-        }
-    }
-}
-
 /// RFC 3339 (UTC, microseconds) of unix microseconds.
 pub fn rfc3339(us: i64) -> String {
     let nanos = i128::from(us) * 1000;
@@ -185,12 +141,13 @@ impl Governance {
         format!("{}/console/#/approvals/{id}", self.public_url)
     }
 
-    async fn append(&self, record: NewRecord) -> Result<(), GovError> {
-        self.audit
-            .append(record)
-            .await
-            .map(drop)
-            .map_err(|e| GovError::Internal(format!("the audit log is unavailable: {e}")))
+    async fn append(&self, record: NewRecord) -> Result<(), ToolError> {
+        self.audit.append(record).await.map(drop).map_err(|e| {
+            ToolError::new(
+                ErrorCode::Internal,
+                format!("the audit log is unavailable: {e}"),
+            )
+        })
     }
 
     // --- the tool path --------------------------------------------------------------------------
@@ -484,13 +441,14 @@ impl Governance {
         approve: bool,
         reason: &str,
         learn_ttl: Option<Duration>,
-    ) -> Result<(Approval, Option<WaiverRow>), GovError> {
+    ) -> Result<(Approval, Option<WaiverRow>), ToolError> {
         // The one limit every reason shares (grants, freezes, lifts); trimmed for the records.
         let reason = meho_approvals::check_reason("a decision", reason)?;
         if learn_ttl.is_some() {
             if !approve {
-                return Err(GovError::BadRequest(
-                    "`learn_ttl_seconds` only goes with approve".into(),
+                return Err(ToolError::new(
+                    ErrorCode::BadRequest,
+                    "`learn_ttl_seconds` only goes with approve",
                 ));
             }
             // Refuse before deciding: a learn request that cannot be honoured must not leave an
@@ -541,7 +499,10 @@ impl Governance {
                         .await
                         .is_ok_and(|a| a.requester == actor.principal)
                 {
-                    return Err(GovError::FourEyes(format!("four eyes: {message}; {hint}")));
+                    return Err(ToolError::new(
+                        ErrorCode::FourEyes,
+                        format!("four eyes: {message}; {hint}"),
+                    ));
                 }
                 return Err(err.into());
             }
@@ -575,7 +536,7 @@ impl Governance {
         actor: &Actor,
         approval: &Approval,
         ttl: Duration,
-    ) -> Result<WaiverRow, GovError> {
+    ) -> Result<WaiverRow, ToolError> {
         let learnable = learnable(approval)?;
         let command = learnable.command.as_str();
         let elevation = Elevation::from_request(learnable.sudo, learnable.sudo_user.as_deref());
@@ -611,7 +572,7 @@ impl Governance {
     }
 
     /// Marks timed-out approvals expired and audits each; run it periodically.
-    pub async fn sweep(&self) -> Result<usize, GovError> {
+    pub async fn sweep(&self) -> Result<usize, ToolError> {
         let expired = self.approvals.expire_due().await?;
         for approval in &expired {
             let record = NewRecord {
@@ -641,16 +602,21 @@ impl Governance {
         tier: meho_core::Tier,
         ttl: Duration,
         reason: &str,
-    ) -> Result<GrantRow, GovError> {
+    ) -> Result<GrantRow, ToolError> {
         require_operator(actor, "create grants")?;
         let host = self
             .hosts
             .get(target)
             .filter(|h| h.tenant == actor.tenant)
-            .ok_or_else(|| GovError::NotFound(format!("no target `{target}` in your tenant")))?;
+            .ok_or_else(|| {
+                ToolError::new(
+                    ErrorCode::NotFound,
+                    format!("no target `{target}` in your tenant"),
+                )
+            })?;
         host.policy
             .check_grantable(target)
-            .map_err(|e| GovError::NeedsAllowlist(e.to_string()))?;
+            .map_err(|e| ToolError::new(ErrorCode::GrantNeedsAllowlist, e.to_string()))?;
         let grant = self
             .grants
             .create(&NewGrant {
@@ -668,7 +634,7 @@ impl Governance {
     }
 
     /// Revokes a grant (operators only; audited).
-    pub async fn revoke_grant(&self, actor: &Actor, id: &str) -> Result<GrantRow, GovError> {
+    pub async fn revoke_grant(&self, actor: &Actor, id: &str) -> Result<GrantRow, ToolError> {
         require_operator(actor, "revoke grants")?;
         let grant = self
             .grants
@@ -684,7 +650,7 @@ impl Governance {
         grant: &GrantRow,
         action: &str,
         outcome: &str,
-    ) -> Result<(), GovError> {
+    ) -> Result<(), ToolError> {
         let record = NewRecord {
             target: Some(grant.target.clone()),
             action: Some(action.to_owned()),
@@ -710,7 +676,7 @@ impl Governance {
         kind: FreezeKind,
         value: &str,
         reason: &str,
-    ) -> Result<(Freeze, usize), GovError> {
+    ) -> Result<(Freeze, usize), ToolError> {
         require_operator(actor, "freeze")?;
         let freeze = self
             .freezes
@@ -753,7 +719,7 @@ impl Governance {
         actor: &Actor,
         id: &str,
         reason: Option<&str>,
-    ) -> Result<Freeze, GovError> {
+    ) -> Result<Freeze, ToolError> {
         require_operator(actor, "lift freezes")?;
         let freeze = self
             .freezes
@@ -775,22 +741,28 @@ impl Governance {
 
 /// What a waiver of `approval` would cover: the command the held call runs, as the connector
 /// planned it. Calls that run no command cannot learn.
-fn learnable(approval: &Approval) -> Result<&Learnable, GovError> {
+fn learnable(approval: &Approval) -> Result<&Learnable, ToolError> {
     approval.learnable.as_ref().ok_or_else(|| {
-        GovError::BadRequest(format!(
-            "approve-and-learn applies to commands; `{}` calls have none",
-            approval.tool
-        ))
+        ToolError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "approve-and-learn applies to commands; `{}` calls have none",
+                approval.tool
+            ),
+        )
     })
 }
 
-fn require_operator(actor: &Actor, what: &str) -> Result<(), GovError> {
+fn require_operator(actor: &Actor, what: &str) -> Result<(), ToolError> {
     match actor.role {
         Role::Operator | Role::TenantAdmin => Ok(()),
-        Role::ReadOnly => Err(GovError::Forbidden(format!(
-            "role `{}` may not {what}; it takes operator or tenant_admin",
-            actor.role.as_str()
-        ))),
+        Role::ReadOnly => Err(ToolError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "role `{}` may not {what}; it takes operator or tenant_admin",
+                actor.role.as_str()
+            ),
+        )),
     }
 }
 

@@ -37,7 +37,8 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::McpState;
 use crate::auth::Principal;
-use meho_gateway::govern::{Actor, ApprovalView, GovError, Origin, rfc3339, view};
+use meho_gateway::govern::{Actor, ApprovalView, Origin, rfc3339, view};
+use meho_gateway::{ErrorCode, ToolError};
 
 /// `limit` of `GET /api/v1/approvals`: default and range.
 const APPROVALS_LIMIT: (u32, RangeInclusive<u32>) = (50, 1..=500);
@@ -124,24 +125,44 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<GovError> for ApiError {
-    fn from(err: GovError) -> Self {
-        let (status, code) = match &err {
-            GovError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            GovError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            GovError::FourEyes(_) => (StatusCode::FORBIDDEN, "four_eyes"),
-            GovError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            GovError::WrongState(_) => (StatusCode::CONFLICT, "wrong_state"),
-            GovError::NeedsAllowlist(_) => (StatusCode::CONFLICT, "grant_needs_allowlist"),
-            GovError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
-        ApiError::new(status, code, err.to_string())
+/// The REST mapping of an error code: one match (the MCP mapping is `mcp::error_result`).
+fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidArguments | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::Forbidden | ErrorCode::FourEyes | ErrorCode::Denied | ErrorCode::Frozen => {
+            StatusCode::FORBIDDEN
+        }
+        ErrorCode::NotFound | ErrorCode::UnknownTarget | ErrorCode::UnknownTool => {
+            StatusCode::NOT_FOUND
+        }
+        ErrorCode::WrongState
+        | ErrorCode::GrantNeedsAllowlist
+        | ErrorCode::NeedsApproval
+        | ErrorCode::ApprovalRefused
+        | ErrorCode::ApprovalDenied
+        | ErrorCode::ApprovalExpired
+        | ErrorCode::ApprovalConsumed
+        | ErrorCode::SessionEnded => StatusCode::CONFLICT,
+        ErrorCode::Limit => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Unreachable
+        | ErrorCode::HostKeyMismatch
+        | ErrorCode::AuthRefused
+        | ErrorCode::ExecutionFailed => StatusCode::BAD_GATEWAY,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        // A code added later is an internal error until it is mapped here.
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<ToolError> for ApiError {
+    fn from(err: ToolError) -> Self {
+        ApiError::new(status_of(err.code), err.code.as_str(), err.message)
     }
 }
 
 impl From<meho_approvals::ApprovalError> for ApiError {
     fn from(err: meho_approvals::ApprovalError) -> Self {
-        GovError::from(err).into()
+        ToolError::from(err).into()
     }
 }
 
