@@ -118,3 +118,163 @@ impl Decision {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The JSON of a decision is a contract (`policy check --format json`, `policy explain`, the
+    //! signer's `/v1/sign` answer, the signer's audit records): these strings were captured from
+    //! the decision as it serialized when it still held two booleans, `allowed` and
+    //! `require_approval`, and must not change by a byte.
+
+    use super::*;
+
+    /// `(allowed, require_approval)` as the JSON carries them.
+    fn decision(
+        allowed: bool,
+        require_approval: bool,
+        reason_code: ReasonCode,
+        rule: &str,
+        tier: Tier,
+    ) -> Decision {
+        Decision {
+            allowed,
+            require_approval,
+            ..Decision::refused(reason_code, rule, tier)
+        }
+    }
+
+    /// Every kind of decision, each with the exact JSON it serializes to.
+    fn pinned() -> Vec<(&'static str, Decision, &'static str)> {
+        vec![
+            (
+                "allow",
+                Decision {
+                    force_command: Some("ls -la".into()),
+                    ..decision(true, false, ReasonCode::Allowed, "allow:^ls", Tier::Read)
+                },
+                r#"{"allowed":true,"require_approval":false,"rule":"allow:^ls","reason_code":"allowed","tier":"read","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":"ls -la"}"#,
+            ),
+            (
+                "allow with every optional field",
+                Decision {
+                    warnings: vec!["approved by alice (ap-1)".into()],
+                    force_command: Some("sudo -n -u www -- systemctl restart nginx".into()),
+                    elevation_prefix: Some("sudo -n -u www".into()),
+                    grant_id: Some("gr-1".into()),
+                    waiver_id: Some("wv-1".into()),
+                    approval_id: Some("ap-1".into()),
+                    ..decision(
+                        true,
+                        false,
+                        ReasonCode::Allowed,
+                        "approval-waived:require_approval:^systemctl restart ",
+                        Tier::Write,
+                    )
+                },
+                r#"{"allowed":true,"require_approval":false,"rule":"approval-waived:require_approval:^systemctl restart ","reason_code":"allowed","tier":"write","warnings":["approved by alice (ap-1)"],"would_deny":false,"would_require_approval":false,"force_command":"sudo -n -u www -- systemctl restart nginx","elevation_prefix":"sudo -n -u www","grant_id":"gr-1","waiver_id":"wv-1","approval_id":"ap-1"}"#,
+            ),
+            (
+                "allow in audit mode",
+                Decision {
+                    warnings: vec![
+                        "audit: would deny: allowlist:no-match".into(),
+                        "audit: would require approval: require_approval:^apt ".into(),
+                    ],
+                    would_deny: true,
+                    would_require_approval: true,
+                    force_command: Some("apt install x".into()),
+                    ..decision(
+                        true,
+                        false,
+                        ReasonCode::Allowed,
+                        "allowlist:no-match",
+                        Tier::Write,
+                    )
+                },
+                r#"{"allowed":true,"require_approval":false,"rule":"allowlist:no-match","reason_code":"allowed","tier":"write","warnings":["audit: would deny: allowlist:no-match","audit: would require approval: require_approval:^apt "],"would_deny":true,"would_require_approval":true,"force_command":"apt install x"}"#,
+            ),
+            (
+                "require approval",
+                Decision {
+                    force_command: Some("systemctl restart nginx".into()),
+                    ..decision(
+                        true,
+                        true,
+                        ReasonCode::NeedsApproval,
+                        "require_approval:^systemctl restart ",
+                        Tier::Write,
+                    )
+                },
+                r#"{"allowed":true,"require_approval":true,"rule":"require_approval:^systemctl restart ","reason_code":"needs_approval","tier":"write","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":"systemctl restart nginx"}"#,
+            ),
+            (
+                "require approval with a grant and an elevation",
+                Decision {
+                    force_command: Some("sudo -n -- apt upgrade".into()),
+                    elevation_prefix: Some("sudo -n".into()),
+                    grant_id: Some("gr-2".into()),
+                    ..decision(
+                        true,
+                        true,
+                        ReasonCode::NeedsApproval,
+                        "require_approval:^apt ",
+                        Tier::Destructive,
+                    )
+                },
+                r#"{"allowed":true,"require_approval":true,"rule":"require_approval:^apt ","reason_code":"needs_approval","tier":"destructive","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":"sudo -n -- apt upgrade","elevation_prefix":"sudo -n","grant_id":"gr-2"}"#,
+            ),
+            (
+                "deny",
+                Decision::refused(ReasonCode::CommandDenied, "deny:^rm", Tier::Destructive),
+                r#"{"allowed":false,"require_approval":false,"rule":"deny:^rm","reason_code":"command_denied","tier":"destructive","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":null}"#,
+            ),
+            (
+                "deny of an approval the signer could not redeem",
+                Decision {
+                    warnings: vec!["grants unavailable".into()],
+                    approval_id: Some("ap-2".into()),
+                    ..Decision::refused(
+                        ReasonCode::NeedsApproval,
+                        "approval:different-call",
+                        Tier::Write,
+                    )
+                },
+                r#"{"allowed":false,"require_approval":false,"rule":"approval:different-call","reason_code":"needs_approval","tier":"write","warnings":["grants unavailable"],"would_deny":false,"would_require_approval":false,"force_command":null,"approval_id":"ap-2"}"#,
+            ),
+            (
+                "deny by the allowlist after an approval rule matched",
+                decision(
+                    false,
+                    true,
+                    ReasonCode::AllowlistNoMatch,
+                    "allowlist:no-match",
+                    Tier::Write,
+                ),
+                r#"{"allowed":false,"require_approval":true,"rule":"allowlist:no-match","reason_code":"allowlist_no_match","tier":"write","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":null}"#,
+            ),
+        ]
+    }
+
+    #[test]
+    fn serializes_every_kind_of_decision_exactly_as_the_contract_says() {
+        for (name, decision, json) in pinned() {
+            assert_eq!(serde_json::to_string(&decision).unwrap(), json, "{name}");
+        }
+    }
+
+    #[test]
+    fn reads_back_every_kind_of_decision_from_its_contract_json() {
+        for (name, decision, json) in pinned() {
+            let read: Decision = serde_json::from_str(json).unwrap();
+            assert_eq!(read, decision, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_json_schema_of_a_decision_is_unchanged() {
+        let schema = serde_json::to_value(schemars::schema_for!(Decision)).unwrap();
+        let pinned: serde_json::Value =
+            serde_json::from_str(include_str!("decision.schema.json")).unwrap();
+        assert_eq!(schema, pinned);
+    }
+}
