@@ -527,6 +527,71 @@ mod tests {
         assert!(edited.submitted().is_err());
     }
 
+    /// An intent or denial record carries the decision as `allowed` and `require_approval`
+    /// booleans: these canonical bodies were captured when the decision still held exactly those
+    /// two fields, including a refusal by the allowlist after an approval rule matched
+    /// (`allowed: false, require_approval: true`).
+    #[test]
+    fn decided_records_carry_the_decision_booleans_unchanged() {
+        let call = CallRef {
+            tenant: "acme",
+            principal: "alice",
+            target: "web-1",
+            action: "ssh_execute",
+            call_id: "c1",
+            session_id: None,
+            approval_id: None,
+        };
+        let decided = |allowed: bool, require_approval: bool, code, rule: &str| Decision {
+            allowed,
+            require_approval,
+            warnings: vec!["w".into()],
+            force_command: allowed.then(|| "ls".to_owned()),
+            ..Decision::refused(code, rule, meho_core::Tier::Write)
+        };
+        use meho_core::ReasonCode as C;
+        let cases = [
+            (
+                NewRecord::intent(
+                    &call,
+                    json!({"command": "ls"}),
+                    &decided(true, false, C::Allowed, "allow:^ls"),
+                ),
+                r#"{"arguments":{"command":"ls"},"decision":{"allowed":true,"reason_code":"allowed","require_approval":false,"rule":"allow:^ls","tier":"write","warnings":["w"]}}"#,
+            ),
+            (
+                NewRecord::denial(
+                    &call,
+                    json!({}),
+                    &decided(true, true, C::NeedsApproval, "require_approval:^ls"),
+                ),
+                r#"{"arguments":{},"decision":{"allowed":true,"reason_code":"needs_approval","require_approval":true,"rule":"require_approval:^ls","tier":"write","warnings":["w"]}}"#,
+            ),
+            (
+                NewRecord::denial(
+                    &call,
+                    json!({}),
+                    &decided(false, false, C::CommandDenied, "deny:^rm"),
+                ),
+                r#"{"arguments":{},"decision":{"allowed":false,"reason_code":"command_denied","require_approval":false,"rule":"deny:^rm","tier":"write","warnings":["w"]}}"#,
+            ),
+            (
+                NewRecord::denial(
+                    &call,
+                    json!({}),
+                    &decided(false, true, C::AllowlistNoMatch, "allowlist:no-match"),
+                ),
+                r#"{"arguments":{},"decision":{"allowed":false,"reason_code":"allowlist_no_match","require_approval":true,"rule":"allowlist:no-match","tier":"write","warnings":["w"]}}"#,
+            ),
+        ];
+        for (record, body) in cases {
+            assert_eq!(
+                String::from_utf8(canonical_bytes(&record.body)).unwrap(),
+                body
+            );
+        }
+    }
+
     proptest! {
         /// The hand-written JCS writer produces exactly what a general RFC 8785 canonicalizer
         /// produces for the same object, for any field content.
