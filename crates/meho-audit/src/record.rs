@@ -158,8 +158,8 @@ impl NewRecord {
             body: json!({
                 "arguments": arguments,
                 "decision": {
-                    "allowed": decision.allowed,
-                    "require_approval": decision.require_approval,
+                    "allowed": decision.may_run(),
+                    "require_approval": decision.json_require_approval(),
                     "rule": decision.rule,
                     "reason_code": decision.reason_code,
                     "tier": decision.tier,
@@ -543,8 +543,12 @@ mod tests {
             approval_id: None,
         };
         let decided = |allowed: bool, require_approval: bool, code, rule: &str| Decision {
-            allowed,
-            require_approval,
+            effect: match (allowed, require_approval) {
+                (true, false) => meho_core::Effect::Allow,
+                (true, true) => meho_core::Effect::RequireApproval,
+                (false, _) => meho_core::Effect::Deny,
+            },
+            approval_rule_matched: !allowed && require_approval,
             warnings: vec!["w".into()],
             force_command: allowed.then(|| "ls".to_owned()),
             ..Decision::refused(code, rule, meho_core::Tier::Write)
