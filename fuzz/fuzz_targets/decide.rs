@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use meho_config::Config;
-use meho_core::{Decision, ReasonCode, Tier};
+use meho_core::{Decision, Effect, ReasonCode, Tier};
 use meho_policy::{Elevation, Grant, HostPolicy, Overlay, Request, Waiver, shell};
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
@@ -210,15 +210,15 @@ fuzz_target!(|data: &[u8]| {
     assert!(!steps.is_empty());
 
     // Grants and waivers only ever widen.
-    if without.allowed {
+    if without.may_run() {
         assert!(
-            with.allowed,
+            with.may_run(),
             "{host}: allowed with an empty overlay but not with a grant: {command:?}\n{with:?}"
         );
     }
-    if without.allowed && !without.require_approval {
+    if without.allows() {
         assert!(
-            !with.require_approval,
+            with.allows(),
             "{host}: the overlay added an approval requirement: {command:?}\n{with:?}"
         );
     }
@@ -227,15 +227,15 @@ fuzz_target!(|data: &[u8]| {
 /// Invariants every decision must satisfy on its own.
 fn check(host: &str, command: &str, elevation: &Elevation, parses: bool, d: &Decision) {
     let ctx = || format!("host {host}, elevation {elevation}, command {command:?}\n{d:#?}");
-    if d.require_approval {
+    if d.approval_rule_matched {
         // A refusal reports an approval rule only for an allowlist miss (the seed's semantics).
         assert!(
-            d.allowed || d.reason_code == ReasonCode::AllowlistNoMatch,
-            "require_approval on a refusal that is no allowlist miss: {}",
+            d.refuses() && d.reason_code == ReasonCode::AllowlistNoMatch,
+            "approval_rule_matched on a decision that is no allowlist miss: {}",
             ctx()
         );
     }
-    if d.allowed {
+    if d.may_run() {
         let Some(force) = &d.force_command else {
             panic!("allowed without a force_command: {}", ctx());
         };
@@ -260,10 +260,10 @@ fn check(host: &str, command: &str, elevation: &Elevation, parses: bool, d: &Dec
         assert!(!d.rule.is_empty(), "refused with an empty rule: {}", ctx());
         assert!(d.grant_id.is_none() && d.waiver_id.is_none(), "{}", ctx());
     }
-    let code_ok = match (d.allowed, d.require_approval) {
-        (true, false) => d.reason_code == ReasonCode::Allowed,
-        (true, true) => d.reason_code == ReasonCode::NeedsApproval,
-        (false, _) => matches!(
+    let code_ok = match d.effect {
+        Effect::Allow => d.reason_code == ReasonCode::Allowed,
+        Effect::RequireApproval => d.reason_code == ReasonCode::NeedsApproval,
+        Effect::Deny => matches!(
             d.reason_code,
             ReasonCode::CommandDenied
                 | ReasonCode::AllowlistNoMatch
@@ -271,14 +271,14 @@ fn check(host: &str, command: &str, elevation: &Elevation, parses: bool, d: &Dec
                 | ReasonCode::InvalidRequest
         ),
     };
-    assert!(code_ok, "reason_code inconsistent with allowed/require_approval: {}", ctx());
+    assert!(code_ok, "reason_code inconsistent with the effect: {}", ctx());
     if d.waiver_id.is_some() {
-        assert!(d.allowed && !d.require_approval, "{}", ctx());
+        assert!(d.allows(), "{}", ctx());
     }
     if d.would_deny {
-        assert!(d.allowed, "would_deny on a refused call: {}", ctx());
+        assert!(d.may_run(), "would_deny on a refused call: {}", ctx());
     }
     if command.contains(['\n', '\r', '\0']) {
-        assert!(!d.allowed, "a line with a newline, CR or NUL was allowed: {}", ctx());
+        assert!(d.refuses(), "a line with a newline, CR or NUL was allowed: {}", ctx());
     }
 }

@@ -158,8 +158,8 @@ impl NewRecord {
             body: json!({
                 "arguments": arguments,
                 "decision": {
-                    "allowed": decision.allowed,
-                    "require_approval": decision.require_approval,
+                    "allowed": decision.may_run(),
+                    "require_approval": decision.json_require_approval(),
                     "rule": decision.rule,
                     "reason_code": decision.reason_code,
                     "tier": decision.tier,
@@ -525,6 +525,75 @@ mod tests {
         };
         assert_eq!(serde_json::to_value(&edited).unwrap()["body"], "{not json");
         assert!(edited.submitted().is_err());
+    }
+
+    /// An intent or denial record carries the decision as `allowed` and `require_approval`
+    /// booleans: these canonical bodies were captured when the decision still held exactly those
+    /// two fields, including a refusal by the allowlist after an approval rule matched
+    /// (`allowed: false, require_approval: true`).
+    #[test]
+    fn decided_records_carry_the_decision_booleans_unchanged() {
+        let call = CallRef {
+            tenant: "acme",
+            principal: "alice",
+            target: "web-1",
+            action: "ssh_execute",
+            call_id: "c1",
+            session_id: None,
+            approval_id: None,
+        };
+        let decided = |allowed: bool, require_approval: bool, code, rule: &str| Decision {
+            effect: match (allowed, require_approval) {
+                (true, false) => meho_core::Effect::Allow,
+                (true, true) => meho_core::Effect::RequireApproval,
+                (false, _) => meho_core::Effect::Deny,
+            },
+            approval_rule_matched: !allowed && require_approval,
+            warnings: vec!["w".into()],
+            force_command: allowed.then(|| "ls".to_owned()),
+            ..Decision::refused(code, rule, meho_core::Tier::Write)
+        };
+        use meho_core::ReasonCode as C;
+        let cases = [
+            (
+                NewRecord::intent(
+                    &call,
+                    json!({"command": "ls"}),
+                    &decided(true, false, C::Allowed, "allow:^ls"),
+                ),
+                r#"{"arguments":{"command":"ls"},"decision":{"allowed":true,"reason_code":"allowed","require_approval":false,"rule":"allow:^ls","tier":"write","warnings":["w"]}}"#,
+            ),
+            (
+                NewRecord::denial(
+                    &call,
+                    json!({}),
+                    &decided(true, true, C::NeedsApproval, "require_approval:^ls"),
+                ),
+                r#"{"arguments":{},"decision":{"allowed":true,"reason_code":"needs_approval","require_approval":true,"rule":"require_approval:^ls","tier":"write","warnings":["w"]}}"#,
+            ),
+            (
+                NewRecord::denial(
+                    &call,
+                    json!({}),
+                    &decided(false, false, C::CommandDenied, "deny:^rm"),
+                ),
+                r#"{"arguments":{},"decision":{"allowed":false,"reason_code":"command_denied","require_approval":false,"rule":"deny:^rm","tier":"write","warnings":["w"]}}"#,
+            ),
+            (
+                NewRecord::denial(
+                    &call,
+                    json!({}),
+                    &decided(false, true, C::AllowlistNoMatch, "allowlist:no-match"),
+                ),
+                r#"{"arguments":{},"decision":{"allowed":false,"reason_code":"allowlist_no_match","require_approval":true,"rule":"allowlist:no-match","tier":"write","warnings":["w"]}}"#,
+            ),
+        ];
+        for (record, body) in cases {
+            assert_eq!(
+                String::from_utf8(canonical_bytes(&record.body)).unwrap(),
+                body
+            );
+        }
     }
 
     proptest! {

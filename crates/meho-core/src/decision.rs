@@ -57,6 +57,18 @@ impl fmt::Display for ReasonCode {
     }
 }
 
+/// What a decision lets the call do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Effect {
+    /// The call may run now.
+    Allow,
+    /// The call may run once a human approves it.
+    RequireApproval,
+    /// The call may not run.
+    Deny,
+}
+
 /// The outcome of deciding one call, with the rule that produced it.
 ///
 /// Like cedar's authorizer response, a decision never comes without its reasons: the `rule` that
@@ -65,11 +77,18 @@ impl fmt::Display for ReasonCode {
 #[derive(
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
+// The JSON is a contract and keeps the two booleans it had before the effect was typed, `allowed`
+// (`may_run`) and `require_approval` (`json_require_approval`), in the same place; reading it back
+// gives the same decision. (Not a doc comment: this one is the JSON schema's description.)
+#[serde(into = "DecisionJson", from = "DecisionJson")]
 pub struct Decision {
-    /// Whether the call may run (possibly only after approval, see `require_approval`).
-    pub allowed: bool,
-    /// Whether a human must approve the call before it runs.
-    pub require_approval: bool,
+    /// Whether the call may run now, only once a human approves it, or not at all.
+    pub effect: Effect,
+    /// Only meaningful with [`Effect::Deny`]: the host's allowlist refused a command that a
+    /// `require_approval` rule had matched first. The call is refused all the same, so nothing
+    /// may hold it for a human; the JSON reports it as `require_approval: true` next to
+    /// `allowed: false`. `false` with any other effect (and then not serialized).
+    pub approval_rule_matched: bool,
     /// The rule that decided, e.g. `deny:^rm`, `allow:^ls`, `shell-parse:redirect`; empty when none.
     pub rule: String,
     /// The stable code for the outcome.
@@ -85,16 +104,12 @@ pub struct Decision {
     /// The exact force-command a one-shot certificate would carry; `None` when the call is refused.
     pub force_command: Option<String>,
     /// The elevation prefix (`sudo -n` or `sudo -n -u USER`) when elevation was requested and granted.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub elevation_prefix: Option<String>,
     /// The runtime grant that allowed the call, if one did.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub grant_id: Option<String>,
     /// The waiver that lifted the approval requirement, if one did.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub waiver_id: Option<String>,
     /// The approval that let this call through, when a human approved it.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub approval_id: Option<String>,
 }
 
@@ -102,8 +117,8 @@ impl Decision {
     /// A refusal that carries only a rule and a reason; used for invalid requests and denials.
     pub fn refused(reason_code: ReasonCode, rule: impl Into<String>, tier: Tier) -> Self {
         Decision {
-            allowed: false,
-            require_approval: false,
+            effect: Effect::Deny,
+            approval_rule_matched: false,
             rule: rule.into(),
             reason_code,
             tier,
@@ -116,5 +131,314 @@ impl Decision {
             waiver_id: None,
             approval_id: None,
         }
+    }
+
+    /// The call may run now, without a human.
+    pub fn allows(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    /// The call may run only once a human approves it.
+    pub fn needs_approval(&self) -> bool {
+        self.effect == Effect::RequireApproval
+    }
+
+    /// The call may not run.
+    pub fn refuses(&self) -> bool {
+        self.effect == Effect::Deny
+    }
+
+    /// The call may run, now or once a human approves it: the JSON's `allowed`.
+    pub fn may_run(&self) -> bool {
+        !self.refuses()
+    }
+
+    /// The JSON's `require_approval`: the call needs a human's approval, or (with `allowed`
+    /// false) the allowlist refused it after an approval rule matched.
+    pub fn json_require_approval(&self) -> bool {
+        match self.effect {
+            Effect::Allow => false,
+            Effect::RequireApproval => true,
+            Effect::Deny => self.approval_rule_matched,
+        }
+    }
+}
+
+/// The serialized form of a [`Decision`], field for field in the contract's order: the effect
+/// travels as the two booleans `allowed` and `require_approval`. The JSON schema is this type's.
+#[derive(Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+struct DecisionJson {
+    /// Whether the call may run (possibly only after approval, see `require_approval`).
+    allowed: bool,
+    /// Whether a human must approve the call before it runs.
+    require_approval: bool,
+    /// The rule that decided, e.g. `deny:^rm`, `allow:^ls`, `shell-parse:redirect`; empty when none.
+    rule: String,
+    /// The stable code for the outcome.
+    reason_code: ReasonCode,
+    /// The tier of what would run.
+    tier: Tier,
+    /// Audit-mode findings and other notes that did not change the outcome.
+    warnings: Vec<String>,
+    /// An audit-mode policy would have denied this call.
+    would_deny: bool,
+    /// An audit-mode policy would have required approval for this call.
+    would_require_approval: bool,
+    /// The exact force-command a one-shot certificate would carry; `None` when the call is refused.
+    force_command: Option<String>,
+    /// The elevation prefix (`sudo -n` or `sudo -n -u USER`) when elevation was requested and granted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    elevation_prefix: Option<String>,
+    /// The runtime grant that allowed the call, if one did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    grant_id: Option<String>,
+    /// The waiver that lifted the approval requirement, if one did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    waiver_id: Option<String>,
+    /// The approval that let this call through, when a human approved it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    approval_id: Option<String>,
+}
+
+impl From<Decision> for DecisionJson {
+    fn from(decision: Decision) -> Self {
+        DecisionJson {
+            allowed: decision.may_run(),
+            require_approval: decision.json_require_approval(),
+            rule: decision.rule,
+            reason_code: decision.reason_code,
+            tier: decision.tier,
+            warnings: decision.warnings,
+            would_deny: decision.would_deny,
+            would_require_approval: decision.would_require_approval,
+            force_command: decision.force_command,
+            elevation_prefix: decision.elevation_prefix,
+            grant_id: decision.grant_id,
+            waiver_id: decision.waiver_id,
+            approval_id: decision.approval_id,
+        }
+    }
+}
+
+impl From<DecisionJson> for Decision {
+    fn from(json: DecisionJson) -> Self {
+        let effect = match (json.allowed, json.require_approval) {
+            (true, false) => Effect::Allow,
+            (true, true) => Effect::RequireApproval,
+            (false, _) => Effect::Deny,
+        };
+        Decision {
+            effect,
+            approval_rule_matched: !json.allowed && json.require_approval,
+            rule: json.rule,
+            reason_code: json.reason_code,
+            tier: json.tier,
+            warnings: json.warnings,
+            would_deny: json.would_deny,
+            would_require_approval: json.would_require_approval,
+            force_command: json.force_command,
+            elevation_prefix: json.elevation_prefix,
+            grant_id: json.grant_id,
+            waiver_id: json.waiver_id,
+            approval_id: json.approval_id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The JSON of a decision is a contract (`policy check --format json`, `policy explain`, the
+    //! signer's `/v1/sign` answer, the signer's audit records): these strings were captured from
+    //! the decision as it serialized when it still held two booleans, `allowed` and
+    //! `require_approval`, and must not change by a byte.
+
+    use super::*;
+
+    /// `(allowed, require_approval)` as the JSON carries them.
+    fn decision(
+        allowed: bool,
+        require_approval: bool,
+        reason_code: ReasonCode,
+        rule: &str,
+        tier: Tier,
+    ) -> Decision {
+        let (effect, approval_rule_matched) = match (allowed, require_approval) {
+            (true, false) => (Effect::Allow, false),
+            (true, true) => (Effect::RequireApproval, false),
+            (false, matched) => (Effect::Deny, matched),
+        };
+        Decision {
+            effect,
+            approval_rule_matched,
+            ..Decision::refused(reason_code, rule, tier)
+        }
+    }
+
+    /// Every kind of decision, each with the exact JSON it serializes to.
+    fn pinned() -> Vec<(&'static str, Decision, &'static str)> {
+        vec![
+            (
+                "allow",
+                Decision {
+                    force_command: Some("ls -la".into()),
+                    ..decision(true, false, ReasonCode::Allowed, "allow:^ls", Tier::Read)
+                },
+                r#"{"allowed":true,"require_approval":false,"rule":"allow:^ls","reason_code":"allowed","tier":"read","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":"ls -la"}"#,
+            ),
+            (
+                "allow with every optional field",
+                Decision {
+                    warnings: vec!["approved by alice (ap-1)".into()],
+                    force_command: Some("sudo -n -u www -- systemctl restart nginx".into()),
+                    elevation_prefix: Some("sudo -n -u www".into()),
+                    grant_id: Some("gr-1".into()),
+                    waiver_id: Some("wv-1".into()),
+                    approval_id: Some("ap-1".into()),
+                    ..decision(
+                        true,
+                        false,
+                        ReasonCode::Allowed,
+                        "approval-waived:require_approval:^systemctl restart ",
+                        Tier::Write,
+                    )
+                },
+                r#"{"allowed":true,"require_approval":false,"rule":"approval-waived:require_approval:^systemctl restart ","reason_code":"allowed","tier":"write","warnings":["approved by alice (ap-1)"],"would_deny":false,"would_require_approval":false,"force_command":"sudo -n -u www -- systemctl restart nginx","elevation_prefix":"sudo -n -u www","grant_id":"gr-1","waiver_id":"wv-1","approval_id":"ap-1"}"#,
+            ),
+            (
+                "allow in audit mode",
+                Decision {
+                    warnings: vec![
+                        "audit: would deny: allowlist:no-match".into(),
+                        "audit: would require approval: require_approval:^apt ".into(),
+                    ],
+                    would_deny: true,
+                    would_require_approval: true,
+                    force_command: Some("apt install x".into()),
+                    ..decision(
+                        true,
+                        false,
+                        ReasonCode::Allowed,
+                        "allowlist:no-match",
+                        Tier::Write,
+                    )
+                },
+                r#"{"allowed":true,"require_approval":false,"rule":"allowlist:no-match","reason_code":"allowed","tier":"write","warnings":["audit: would deny: allowlist:no-match","audit: would require approval: require_approval:^apt "],"would_deny":true,"would_require_approval":true,"force_command":"apt install x"}"#,
+            ),
+            (
+                "require approval",
+                Decision {
+                    force_command: Some("systemctl restart nginx".into()),
+                    ..decision(
+                        true,
+                        true,
+                        ReasonCode::NeedsApproval,
+                        "require_approval:^systemctl restart ",
+                        Tier::Write,
+                    )
+                },
+                r#"{"allowed":true,"require_approval":true,"rule":"require_approval:^systemctl restart ","reason_code":"needs_approval","tier":"write","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":"systemctl restart nginx"}"#,
+            ),
+            (
+                "require approval with a grant and an elevation",
+                Decision {
+                    force_command: Some("sudo -n -- apt upgrade".into()),
+                    elevation_prefix: Some("sudo -n".into()),
+                    grant_id: Some("gr-2".into()),
+                    ..decision(
+                        true,
+                        true,
+                        ReasonCode::NeedsApproval,
+                        "require_approval:^apt ",
+                        Tier::Destructive,
+                    )
+                },
+                r#"{"allowed":true,"require_approval":true,"rule":"require_approval:^apt ","reason_code":"needs_approval","tier":"destructive","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":"sudo -n -- apt upgrade","elevation_prefix":"sudo -n","grant_id":"gr-2"}"#,
+            ),
+            (
+                "deny",
+                Decision::refused(ReasonCode::CommandDenied, "deny:^rm", Tier::Destructive),
+                r#"{"allowed":false,"require_approval":false,"rule":"deny:^rm","reason_code":"command_denied","tier":"destructive","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":null}"#,
+            ),
+            (
+                "deny of an approval the signer could not redeem",
+                Decision {
+                    warnings: vec!["grants unavailable".into()],
+                    approval_id: Some("ap-2".into()),
+                    ..Decision::refused(
+                        ReasonCode::NeedsApproval,
+                        "approval:different-call",
+                        Tier::Write,
+                    )
+                },
+                r#"{"allowed":false,"require_approval":false,"rule":"approval:different-call","reason_code":"needs_approval","tier":"write","warnings":["grants unavailable"],"would_deny":false,"would_require_approval":false,"force_command":null,"approval_id":"ap-2"}"#,
+            ),
+            (
+                "deny by the allowlist after an approval rule matched",
+                decision(
+                    false,
+                    true,
+                    ReasonCode::AllowlistNoMatch,
+                    "allowlist:no-match",
+                    Tier::Write,
+                ),
+                r#"{"allowed":false,"require_approval":true,"rule":"allowlist:no-match","reason_code":"allowlist_no_match","tier":"write","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":null}"#,
+            ),
+        ]
+    }
+
+    #[test]
+    fn serializes_every_kind_of_decision_exactly_as_the_contract_says() {
+        for (name, decision, json) in pinned() {
+            assert_eq!(serde_json::to_string(&decision).unwrap(), json, "{name}");
+        }
+    }
+
+    #[test]
+    fn reads_back_every_kind_of_decision_from_its_contract_json() {
+        for (name, decision, json) in pinned() {
+            let read: Decision = serde_json::from_str(json).unwrap();
+            assert_eq!(read, decision, "{name}");
+        }
+    }
+
+    #[test]
+    fn each_effect_answers_exactly_one_question() {
+        let allow = decision(true, false, ReasonCode::Allowed, "allow:^ls", Tier::Read);
+        let held = decision(true, true, ReasonCode::NeedsApproval, "r", Tier::Write);
+        let deny = decision(
+            false,
+            false,
+            ReasonCode::CommandDenied,
+            "deny:^rm",
+            Tier::Write,
+        );
+        let missed = decision(false, true, ReasonCode::AllowlistNoMatch, "a", Tier::Write);
+        let answers = |d: &Decision| {
+            (
+                d.allows(),
+                d.needs_approval(),
+                d.refuses(),
+                d.may_run(),
+                d.json_require_approval(),
+            )
+        };
+        assert_eq!(answers(&allow), (true, false, false, true, false));
+        assert_eq!(answers(&held), (false, true, false, true, true));
+        assert_eq!(answers(&deny), (false, false, true, false, false));
+        assert_eq!(answers(&missed), (false, false, true, false, true));
+        assert_eq!(missed.effect, Effect::Deny);
+        assert!(missed.approval_rule_matched);
+        assert_eq!(
+            serde_json::to_string(&[Effect::Allow, Effect::RequireApproval, Effect::Deny]).unwrap(),
+            r#"["allow","require_approval","deny"]"#
+        );
+    }
+
+    #[test]
+    fn the_json_schema_of_a_decision_is_unchanged() {
+        let schema = serde_json::to_value(schemars::schema_for!(Decision)).unwrap();
+        let pinned: serde_json::Value =
+            serde_json::from_str(include_str!("decision.schema.json")).unwrap();
+        assert_eq!(schema, pinned);
     }
 }

@@ -483,7 +483,7 @@ impl<'a> Refused<'a> {
 
 /// The error for a decision that does not let the call run.
 pub(crate) fn refusal_error(decision: &Decision, caller: &Caller) -> ToolError {
-    let (code, message) = if decision.allowed && decision.require_approval {
+    let (code, message) = if decision.needs_approval() {
         (
             ErrorCode::NeedsApproval,
             format!(

@@ -1,4 +1,4 @@
-use meho_core::{Decision, ReasonCode, Tier};
+use meho_core::{Decision, Effect, ReasonCode, Tier};
 
 use crate::elevation::{Elevation, is_valid_sudo_user};
 use crate::overlay::Overlay;
@@ -140,10 +140,10 @@ impl HostPolicy {
         };
 
         let mut decision = self.apply_enforcement(verdict, trace);
-        if decision.allowed && decision.require_approval {
+        if decision.needs_approval() {
             self.apply_waiver(&mut decision, request, overlay, trace);
         }
-        if decision.allowed {
+        if decision.may_run() {
             let force_command = match &parsed {
                 Some(Ok(line)) => parsed_force_command(line, &request.elevation),
                 Some(Err(_)) => raw_force_command(command, &request.elevation, None),
@@ -363,15 +363,15 @@ impl HostPolicy {
                 if enforce {
                     // As the seed's engine does: an approval rule that matched before the
                     // allowlist refused is reported with the denial (a deny rule wins outright).
-                    // The call is still refused (`allowed` is false), so nothing may hold it for
-                    // a human.
+                    // The call is still refused (its effect is `Deny`), so nothing may hold it
+                    // for a human.
                     let mut decision = Decision::refused(code, rule, tier);
-                    decision.require_approval =
+                    decision.approval_rule_matched =
                         approval.is_some() && code == ReasonCode::AllowlistNoMatch;
                     return decision;
                 }
                 let mut decision = Decision::refused(ReasonCode::Allowed, rule, tier);
-                decision.allowed = true;
+                decision.effect = Effect::Allow;
                 decision.would_deny = true;
                 decision
                     .warnings
@@ -391,11 +391,11 @@ impl HostPolicy {
                 grant_id,
             } => {
                 let mut decision = Decision::refused(ReasonCode::Allowed, rule, tier);
-                decision.allowed = true;
+                decision.effect = Effect::Allow;
                 decision.grant_id = grant_id;
                 if let Some(approval) = approval {
                     if enforce {
-                        decision.require_approval = true;
+                        decision.effect = Effect::RequireApproval;
                         decision.reason_code = ReasonCode::NeedsApproval;
                     } else {
                         decision.would_require_approval = true;
@@ -428,7 +428,7 @@ impl HostPolicy {
         match waiver {
             Some(waiver) => {
                 trace.note(|| format!("waiver `{}` lifts the approval requirement", waiver.id));
-                decision.require_approval = false;
+                decision.effect = Effect::Allow;
                 decision.reason_code = ReasonCode::Allowed;
                 decision.rule = format!("approval-waived:{}", decision.rule);
                 decision.waiver_id = Some(waiver.id.clone());

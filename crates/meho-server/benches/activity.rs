@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use meho_audit::RecordKind;
 use meho_audit::{AuditLog, CallOutcome, CallRef, NewRecord};
 use meho_config::{AuthConfig, Role};
-use meho_core::{Decision, ReasonCode, Tier};
+use meho_core::{Decision, Effect, ReasonCode, Tier};
 use meho_gateway::{Caller, Gateway};
 use meho_server::auth::{Authenticator, DevTokens};
 use meho_server::hitl::{Actor, Governance, Origin};
@@ -129,8 +129,11 @@ struct Seeder {
 
 fn decision(allowed: bool, code: ReasonCode, rule: &str, tier: Tier) -> Decision {
     let mut decision = Decision::refused(code, rule, tier);
-    decision.allowed = allowed;
-    decision.require_approval = code == ReasonCode::NeedsApproval;
+    decision.effect = match (allowed, code) {
+        (false, _) => Effect::Deny,
+        (true, ReasonCode::NeedsApproval) => Effect::RequireApproval,
+        (true, _) => Effect::Allow,
+    };
     decision
 }
 

@@ -605,7 +605,7 @@ impl SshBroker {
         };
         let answer = self.signer.sign(&intent).await.map_err(signer_error)?;
         let runs = runs_differently(&planned.action, &answer.decision);
-        if !answer.decision.allowed || answer.decision.require_approval {
+        if !answer.decision.allows() {
             return Err(Refusal::Decided {
                 decision: answer.decision,
                 runs,
@@ -851,7 +851,7 @@ impl SshBroker {
             SshAction::SessionClose { .. } => Ok(Authorized {
                 // Ending one's own session is always allowed; a freeze was checked before.
                 decision: Decision {
-                    allowed: true,
+                    effect: meho_core::Effect::Allow,
                     reason_code: ReasonCode::Allowed,
                     ..Decision::refused(ReasonCode::Allowed, "session:close", Tier::Read)
                 },

@@ -153,7 +153,7 @@ impl Signer {
         let Some(claim) = intent.approval.as_ref() else {
             return Ok(decision);
         };
-        if !decision.allowed {
+        if decision.refuses() {
             return Ok(decision);
         }
         let refuse = |rule: &str, decision: &Decision| Decision {
@@ -205,7 +205,7 @@ impl Signer {
         match redeemed {
             Ok(approval) => {
                 // Allowed now, by a human; the rule that asked stays on the decision.
-                decision.require_approval = false;
+                decision.effect = meho_core::Effect::Allow;
                 decision.reason_code = ReasonCode::Allowed;
                 decision.approval_id = Some(approval.id.clone());
                 decision.warnings.push(format!(
@@ -280,7 +280,7 @@ impl Signer {
         let now = unix_now();
         let elevation = Elevation::from_request(intent.sudo, intent.sudo_user.as_deref());
         let mut decision = decide(host, principal, intent, &elevation, now, Overlay::default());
-        if !decision.allowed || decision.require_approval {
+        if !decision.allows() {
             // Grants and waivers only widen: they can change nothing the baseline allows
             // outright, so the store is asked only when the baseline refuses or holds the call.
             let (grants, waivers, overlay_warning) = self.overlay(intent).await;
@@ -300,7 +300,7 @@ impl Signer {
         // The principal's role caps the tier it may run: nothing is issued (and no approval is
         // consumed) for a call rated above it.
         if let Some(max) = intent.max_tier
-            && decision.allowed
+            && decision.may_run()
             && decision.tier > max
         {
             decision = Decision {
@@ -313,7 +313,7 @@ impl Signer {
             };
         }
         let decision = self.redeem(principal, intent, decision).await?;
-        if !decision.allowed || decision.require_approval {
+        if !decision.allows() {
             self.audit_decision(RecordKind::Denial, principal, intent, &decision, json!({}))
                 .await?;
             return Ok(SignResponse {
@@ -651,7 +651,7 @@ pub fn decide(
             meho_policy::shell::quote(path, &mut action);
             let mut decision = decide_command(&action, &Elevation::None);
             // The certificate carries `internal-sftp`, not the action string.
-            decision.force_command = decision.allowed.then(|| "internal-sftp".to_owned());
+            decision.force_command = decision.may_run().then(|| "internal-sftp".to_owned());
             decision
         }
     }
@@ -659,7 +659,7 @@ pub fn decide(
 
 fn allowed(rule: &str, tier: meho_core::Tier) -> Decision {
     Decision {
-        allowed: true,
+        effect: meho_core::Effect::Allow,
         reason_code: ReasonCode::Allowed,
         ..Decision::refused(ReasonCode::Allowed, rule, tier)
     }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use meho_audit::{CallOutcome, IntentReceipt};
-use meho_core::{Decision, ReasonCode, Tier};
+use meho_core::{Decision, Effect, ReasonCode, Tier};
 use meho_gateway::{
     Annotations, ApprovalClaim, Authorized, BoxFuture, CallContext, Caller, Connector, Failed,
     Output, Plan, Refusal, Target, ToolError, ToolSpec,
@@ -169,15 +169,14 @@ impl Scripted {
     }
 }
 
-fn decision(allowed: bool, require_approval: bool, rule: &str, tier: Tier) -> Decision {
-    let code = match (allowed, require_approval) {
-        (true, false) => ReasonCode::Allowed,
-        (true, true) => ReasonCode::NeedsApproval,
-        _ => ReasonCode::CommandDenied,
+fn decision(effect: Effect, rule: &str, tier: Tier) -> Decision {
+    let code = match effect {
+        Effect::Allow => ReasonCode::Allowed,
+        Effect::RequireApproval => ReasonCode::NeedsApproval,
+        Effect::Deny => ReasonCode::CommandDenied,
     };
     Decision {
-        allowed,
-        require_approval,
+        effect,
         ..Decision::refused(code, rule, tier)
     }
 }
@@ -259,7 +258,7 @@ impl Connector for Scripted {
                 |value: Value, rule: &str, tier: Tier, approval_id: Option<String>| Authorized {
                     decision: Decision {
                         approval_id,
-                        ..decision(true, false, rule, tier)
+                        ..decision(Effect::Allow, rule, tier)
                     },
                     credential: Some(value),
                     serial: Some(7),
@@ -275,17 +274,17 @@ impl Connector for Scripted {
                 Script::Hold { rule, tier, ran } => match approval {
                     Some(claim) => Ok(allowed(ran, &rule, tier, Some(claim.id.clone()))),
                     None => Err(Refusal::Decided {
-                        decision: decision(true, true, &rule, tier),
+                        decision: decision(Effect::RequireApproval, &rule, tier),
                         runs: None,
                     }),
                 },
                 Script::Deny(rule) => Err(Refusal::Decided {
-                    decision: decision(false, false, &rule, Tier::Write),
+                    decision: decision(Effect::Deny, &rule, Tier::Write),
                     runs: None,
                 }),
                 Script::Fail(error) | Script::Unplannable(error) => Err(Refusal::Error(error)),
                 Script::Break(error) => Ok(Authorized {
-                    decision: decision(true, false, "allow:scripted", Tier::Read),
+                    decision: decision(Effect::Allow, "allow:scripted", Tier::Read),
                     credential: Some(json!({ "break": error.message, "code": error.code })),
                     serial: Some(7),
                     runs: None,

@@ -2,7 +2,7 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use meho_config::{Config, DEFAULT_GROUP, Diagnostic, Host};
-use meho_core::Decision;
+use meho_core::{Decision, Effect};
 use meho_policy::lint::PolicyLint;
 use meho_policy::{Elevation, Overlay, PolicySet, Request};
 
@@ -61,12 +61,10 @@ fn decision_json(decision: &Decision) -> Result<String, Failure> {
 pub(crate) fn decision_text(decision: &Decision) -> String {
     let mut out = String::new();
     // A refusal may report that an approval rule matched too; it is still a denial.
-    let verdict = if decision.allowed && decision.require_approval {
-        "NEEDS APPROVAL"
-    } else if decision.allowed {
-        "ALLOWED"
-    } else {
-        "DENIED"
+    let verdict = match decision.effect {
+        Effect::RequireApproval => "NEEDS APPROVAL",
+        Effect::Allow => "ALLOWED",
+        Effect::Deny => "DENIED",
     };
     let _ = writeln!(out, "decision:      {verdict} ({})", decision.reason_code);
     let rule = if decision.rule.is_empty() {

@@ -369,8 +369,8 @@ pub fn chain_hash(prev_hash: &str, record: &StoredRecord) -> String {
 /// A decision that lets a call run.
 pub fn allowed_decision() -> meho_core::Decision {
     meho_core::Decision {
-        allowed: true,
-        require_approval: false,
+        effect: meho_core::Effect::Allow,
+        approval_rule_matched: false,
         rule: "allow:^uptime".to_owned(),
         reason_code: meho_core::ReasonCode::Allowed,
         tier: meho_core::Tier::Read,

@@ -134,11 +134,11 @@ fn check_case(config: &Config, scenario: &str, case: &Case) -> Vec<String> {
             problems.push(format!("{what}: want {want:?}, got {got:?}"));
         }
     };
-    expect("allowed", case.allowed.to_string(), d.allowed.to_string());
+    expect("allowed", case.allowed.to_string(), d.may_run().to_string());
     expect(
         "require_approval",
         case.require_approval.to_string(),
-        d.require_approval.to_string(),
+        d.json_require_approval().to_string(),
     );
     expect("rule", case.rule.clone(), d.rule.clone());
     expect(

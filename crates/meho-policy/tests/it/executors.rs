@@ -576,7 +576,7 @@ fn decide(policy: &HostPolicy, command: &str, sudo: bool) -> String {
         Overlay::default(),
     );
     assert!(
-        decision.allowed,
+        decision.may_run(),
         "`{command}` was refused: {}",
         decision.rule
     );
@@ -1044,7 +1044,7 @@ fn the_shipped_example_refuses_or_runs_only_the_decided_words() {
                 },
                 Overlay::default(),
             );
-            if !decision.allowed {
+            if decision.refuses() {
                 continue;
             }
             let force_command = decision.force_command.unwrap();

@@ -190,8 +190,8 @@ fn an_empty_grant_cannot_open_an_allowlist_host() {
             },
         )
     };
-    assert!(!decide("rm -rf /").allowed);
-    assert!(decide("uptime -p").allowed);
+    assert!(decide("rm -rf /").refuses());
+    assert!(decide("uptime -p").may_run());
 }
 
 // --- allow rules -------------------------------------------------------------------------------

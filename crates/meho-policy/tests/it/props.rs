@@ -120,13 +120,13 @@ proptest! {
         let request = request(&command);
         let without = host.decide(&request, Overlay::default());
         let with = host.decide(&request, Overlay { grants: &grants, waivers: &[] });
-        if without.allowed {
-            prop_assert!(with.allowed, "grant narrowed: {without:?} -> {with:?}");
+        if without.may_run() {
+            prop_assert!(with.may_run(), "grant narrowed: {without:?} -> {with:?}");
         }
-        if without.require_approval {
-            prop_assert!(with.require_approval, "grant dropped an approval: {with:?}");
+        if without.json_require_approval() {
+            prop_assert!(with.json_require_approval(), "grant dropped an approval: {with:?}");
         }
-        if with.allowed && !without.allowed {
+        if with.may_run() && without.refuses() {
             prop_assert_eq!(without.reason_code, ReasonCode::AllowlistNoMatch);
         }
         if !host.policies.has_allowlist() {
@@ -134,8 +134,8 @@ proptest! {
         }
     }
 
-    /// A waiver only lifts approval for the exact call: it never changes `allowed`, and never
-    /// applies to another caller.
+    /// A waiver only lifts approval for the exact call: it never changes whether the call may
+    /// run, and never applies to another caller.
     #[test]
     fn waiver_only_lifts_approval_for_the_exact_call(
         members in prop::collection::vec(prop_oneof![policy("a"), policy("b")], 0..3),
@@ -154,9 +154,9 @@ proptest! {
         let request = request(&command);
         let without = host.decide(&request, Overlay::default());
         let with = host.decide(&request, overlay);
-        prop_assert_eq!(with.allowed, without.allowed);
-        if without.allowed && without.require_approval {
-            prop_assert!(!with.require_approval);
+        prop_assert_eq!(with.may_run(), without.may_run());
+        if without.needs_approval() {
+            prop_assert!(with.allows());
             prop_assert_eq!(with.rule, format!("approval-waived:{}", without.rule));
         } else {
             prop_assert_eq!(&with, &without);
@@ -192,8 +192,8 @@ proptest! {
         // Audit-only bases become enforcing once an enforcing member joins, so compare only
         // where the base already enforced (or had nothing to enforce).
         let base_enforced = wide.policies.enforces() || !wide.policies.is_restricting();
-        if base_enforced && composed.allowed && !composed.require_approval {
-            prop_assert!(alone.allowed && !alone.require_approval,
+        if base_enforced && composed.allows() {
+            prop_assert!(alone.allows(),
                 "composition widened: alone={alone:?} composed={composed:?}");
         }
     }
@@ -211,13 +211,14 @@ proptest! {
             ..request(&command)
         };
         let d = host.decide(&request, Overlay::default());
-        // A refusal reports `require_approval` only for an allowlist miss after an approval rule
-        // matched (the seed's semantics); it never makes the call runnable.
+        // A refusal reports that an approval rule matched only for an allowlist miss (the seed's
+        // semantics); it never makes the call runnable.
         prop_assert!(
-            !d.require_approval || d.allowed || d.reason_code == ReasonCode::AllowlistNoMatch
+            !d.approval_rule_matched
+                || (d.refuses() && d.reason_code == ReasonCode::AllowlistNoMatch)
         );
-        prop_assert_eq!(d.allowed, d.force_command.is_some());
-        if !d.allowed {
+        prop_assert_eq!(d.may_run(), d.force_command.is_some());
+        if d.refuses() {
             prop_assert!(!d.rule.is_empty());
             prop_assert!(matches!(
                 d.reason_code,
@@ -226,19 +227,19 @@ proptest! {
                     | ReasonCode::ShellParseError
                     | ReasonCode::InvalidRequest
             ));
-        } else if d.require_approval {
+        } else if d.needs_approval() {
             prop_assert_eq!(d.reason_code, ReasonCode::NeedsApproval);
         } else {
             prop_assert_eq!(d.reason_code, ReasonCode::Allowed);
         }
-        if sudo && d.allowed {
+        if sudo && d.may_run() {
             prop_assert!(d.force_command.as_deref().unwrap().starts_with("sudo -n -- "));
         }
         // Audit-only sets never refuse a well-formed command.
         if host.policies.is_restricting() && !host.policies.enforces()
             && d.reason_code != ReasonCode::InvalidRequest
         {
-            prop_assert!(d.allowed && !d.require_approval);
+            prop_assert!(d.allows());
         }
     }
 
@@ -253,7 +254,7 @@ proptest! {
         let host = host(members);
         let line = format!("{before}{separator}{after}");
         let d = host.decide(&request(&line), Overlay::default());
-        prop_assert!(!d.allowed);
+        prop_assert!(d.refuses());
         prop_assert_eq!(d.rule, "invalid-request:newline");
     }
 }

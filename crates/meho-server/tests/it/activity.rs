@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use meho_audit::{CallOutcome, CallRef, NewRecord, RecordKind};
-use meho_core::{Decision, ReasonCode, Tier};
+use meho_core::{Decision, Effect, ReasonCode, Tier};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -76,8 +76,11 @@ fn rows_of<'a>(calls: &'a [Value], summary: &str) -> Vec<&'a Value> {
 
 fn decision(allowed: bool, code: ReasonCode, rule: &str, tier: Tier) -> Decision {
     let mut decision = Decision::refused(code, rule, tier);
-    decision.allowed = allowed;
-    decision.require_approval = code == ReasonCode::NeedsApproval;
+    decision.effect = match (allowed, code) {
+        (false, _) => Effect::Deny,
+        (true, ReasonCode::NeedsApproval) => Effect::RequireApproval,
+        (true, _) => Effect::Allow,
+    };
     decision
 }
 

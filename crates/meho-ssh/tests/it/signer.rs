@@ -278,7 +278,7 @@ async fn the_signer_refuses_bad_intents_and_audits_every_answer() {
         .await
         .unwrap();
     assert!(newline.certificate.is_none());
-    assert!(!newline.decision.allowed);
+    assert!(newline.decision.refuses());
 
     let records = lab.records().await;
     let denials = records.iter().filter(|r| r.kind == "denial").count();
