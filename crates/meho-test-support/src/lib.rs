@@ -22,6 +22,15 @@ pub mod connector;
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test issuer: a key that cannot be made must stop the test"
+)]
+pub mod idp;
+
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
     missing_docs,
     missing_debug_implementations,
     reason = "a test lab: a lab that cannot be built must stop the test with its error"

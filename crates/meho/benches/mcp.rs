@@ -20,9 +20,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::routing::get;
-use base64::Engine as _;
-use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use meho_audit::AuditLog;
 use meho_config::Config;
 use meho_gateway::Gateway;
@@ -216,43 +213,16 @@ async fn load(url: &str, token: &str, request: (&'static str, Value)) -> (f64, f
     (samples.len() as f64 / wall.as_secs_f64(), p50, p99)
 }
 
-/// A JWKS issuer on loopback with one Ed25519 key; returns (issuer, a signed token factory).
-async fn issuer(audience: String) -> (String, String) {
-    let seed = [7u8; 32];
-    let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-    let x =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", listener.local_addr().unwrap());
-    let metadata = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
-    let jwks = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x, "kid": "bench", "alg": "EdDSA", "use": "sig"}]});
-    let app = axum::Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(move || {
-                let metadata = metadata.clone();
-                async move { axum::Json(metadata) }
-            }),
-        )
-        .route(
-            "/jwks",
-            get(move || {
-                let jwks = jwks.clone();
-                async move { axum::Json(jwks) }
-            }),
-        );
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let der = signing.to_pkcs8_der().unwrap();
-    let key = jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes());
+/// The test support's issuer on loopback with one Ed25519 key; returns it and a token for
+/// `audience` (kept alive by the caller).
+async fn issuer(audience: String) -> (meho_test_support::idp::Issuer, String) {
+    let key = meho_test_support::idp::TestKey::ed("bench");
+    let issuer = meho_test_support::idp::Issuer::start_with(vec![key.jwk.clone()]).await;
     let now = jsonwebtoken::get_current_timestamp();
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-    header.kid = Some("bench".into());
-    let claims = json!({"iss": issuer, "aud": audience, "sub": "bench-agent", "iat": now,
+    let claims = json!({"iss": issuer.url, "aud": audience, "sub": "bench-agent", "iat": now,
         "exp": now + 3600, "scope": "mcp:tools", "tenant_id": "default", "tenant_role": "operator"});
-    (
-        issuer,
-        jsonwebtoken::encode(&header, &claims, &key).unwrap(),
-    )
+    let token = key.sign(&claims);
+    (issuer, token)
 }
 
 fn main() {
@@ -268,7 +238,8 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let resource = format!("http://{}/mcp", listener.local_addr().unwrap());
-        let (issuer, token) = issuer(resource.clone()).await;
+        let (idp, token) = issuer(resource.clone()).await;
+        let issuer = idp.url.clone();
         let config = Config::parse(
             &format!(
                 "[auth]\nissuer = \"{issuer}\"\naudience = \"{resource}\"\n\
