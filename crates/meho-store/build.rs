@@ -1,0 +1,6 @@
+//! `sqlx::migrate!` embeds the migrations at compile time, and cargo does not know they are
+//! inputs: without this a new or edited migration is missing from an incremental build.
+
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}
