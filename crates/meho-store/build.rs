@@ -1,5 +1,5 @@
-//! The migrations are embedded at compile time (`sqlx::migrate!`): rebuild when one changes, or a
-//! new migration would be missing from an incremental build.
+//! `sqlx::migrate!` embeds the migrations at compile time, and cargo does not know they are
+//! inputs: without this a new or edited migration is missing from an incremental build.
 
 fn main() {
     println!("cargo:rerun-if-changed=migrations");

@@ -5,10 +5,12 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Bind, Db, Row};
+use crate::freeze_set::SqliteFreezeSet;
 use crate::{ApprovalError, Missing, RowKind, now_us};
 
 /// The longest frozen principal or session id, in characters.
@@ -156,12 +158,28 @@ fn frozen_value(kind: FreezeKind, value: &str) -> Result<String, ApprovalError> 
 #[derive(Debug, Clone)]
 pub struct Freezes {
     db: Db,
+    /// On an SQLite file: the freezes in force in memory, kept current by the store's freeze
+    /// generation (see `freeze_set`). `None` asks the store on every check.
+    in_force: Option<Arc<SqliteFreezeSet>>,
 }
 
 impl Freezes {
     /// Freezes in `pool`'s database.
     pub fn new(pool: meho_store::Pool) -> Self {
-        Freezes { db: Db::new(pool) }
+        let in_force = match &pool {
+            meho_store::Pool::Sqlite(sqlite) => {
+                let options = sqlite.connect_options();
+                let path = options.get_filename();
+                // An in-memory database is this pool's alone: nothing else can open it.
+                (!path.as_os_str().is_empty() && path.as_os_str() != ":memory:")
+                    .then(|| Arc::new(SqliteFreezeSet::new(path)))
+            }
+            meho_store::Pool::Postgres(_) => None,
+        };
+        Freezes {
+            db: Db::new(pool),
+            in_force,
+        }
     }
 
     /// Freezes `value` of `kind` in `tenant`.
@@ -259,8 +277,21 @@ impl Freezes {
         self.get(tenant, id).await
     }
 
-    /// The freeze in force that stops a call of `subject` in `tenant`, if any.
+    /// The freeze in force that stops a call of `subject` in `tenant`, if any. A freeze committed
+    /// by any process before the check began is seen; an error is never "not frozen".
     pub async fn check(
+        &self,
+        tenant: &str,
+        subject: Subject<'_>,
+    ) -> Result<Option<Freeze>, ApprovalError> {
+        if let Some(in_force) = &self.in_force {
+            return Ok(in_force.current()?.check(tenant, subject));
+        }
+        self.check_in_store(tenant, subject).await
+    }
+
+    /// [`Freezes::check`] as one query.
+    async fn check_in_store(
         &self,
         tenant: &str,
         subject: Subject<'_>,

@@ -27,6 +27,7 @@ use meho_store::Pool;
 use serde::{Deserialize, Serialize};
 
 mod db;
+mod freeze_set;
 mod freezes;
 mod grants;
 

@@ -6,9 +6,13 @@
 //! the matching type (never `none`, never HMAC), `iss`, `aud`, `exp`, `nbf` and `iat` with bounded
 //! skew, the required scopes, and the identity claims. Every refusal is a 401 with
 //! `WWW-Authenticate: Bearer resource_metadata="…"`, before anything reaches a connector.
+//!
+//! A JWT that passed every check is remembered ([`VerifiedTokens`], keyed by the token's sha256,
+//! never the token) until its `exp`, so an agent repeating its bearer token costs one hash, not
+//! a signature verification, per request; `exp` and `nbf` are judged again on every use.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -27,6 +31,8 @@ pub const SCOPE_TOOLS: &str = "mcp:tools";
 pub const SCOPE_FEED: &str = "mcp:feed";
 /// An unknown `kid` refreshes the JWKS at most this often.
 const JWKS_REFRESH_MIN: Duration = Duration::from_secs(10);
+/// The most verified tokens remembered at once.
+pub const VERIFIED_TOKENS_MAX: usize = 4096;
 
 /// An authenticated caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +182,7 @@ pub struct Authenticator {
     dev: Option<DevTokens>,
     http: reqwest::Client,
     jwks: tokio::sync::RwLock<Jwks>,
+    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -212,6 +219,7 @@ impl Authenticator {
                 keys: JwkSet { keys: Vec::new() },
                 fetched: None,
             }),
+            verified: VerifiedTokens::new(VERIFIED_TOKENS_MAX),
         })
     }
 
@@ -277,10 +285,20 @@ impl Authenticator {
                     .into(),
             ));
         }
-        self.verify_jwt(token).await
+        let digest = VerifiedTokens::digest(token);
+        let now = jsonwebtoken::get_current_timestamp();
+        let leeway = self.config.clock_skew_seconds;
+        if let Some(principal) = self.verified.get(&digest, now, leeway) {
+            return Ok(principal);
+        }
+        let (principal, window) = self.verify_jwt(token).await?;
+        self.verified
+            .insert(digest, principal.clone(), window, now, leeway);
+        Ok(principal)
     }
 
-    async fn verify_jwt(&self, token: &str) -> Result<Principal, AuthError> {
+    /// Checks `token` in full; returns its principal and the window it is valid in.
+    async fn verify_jwt(&self, token: &str) -> Result<(Principal, Validity), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|err| AuthError::InvalidToken(format!("not a signed JWT: {err}")))?;
         if !matches!(
@@ -323,7 +341,15 @@ impl Authenticator {
             Some(_) => {}
             None => return Err(AuthError::InvalidToken("`iat` must be a number".into())),
         }
-        self.principal(&claims)
+        // `decode` checked both; a token whose times are not plain numbers is not remembered.
+        let window = Validity {
+            exp: claims.get("exp").and_then(Value::as_u64),
+            nbf: match claims.get("nbf") {
+                None => Some(0),
+                Some(nbf) => nbf.as_u64(),
+            },
+        };
+        Ok((self.principal(&claims)?, window))
     }
 
     fn principal(&self, claims: &Value) -> Result<Principal, AuthError> {
@@ -479,6 +505,116 @@ impl Authenticator {
     }
 }
 
+/// When a verified token may be used: its `exp` and `nbf` (0 without one), `None` where the
+/// claim is not a plain number (such a token is verified every time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Validity {
+    exp: Option<u64>,
+    nbf: Option<u64>,
+}
+
+/// One remembered token: its principal and the times it may be used between.
+#[derive(Debug, Clone)]
+struct Verified {
+    principal: Principal,
+    exp: u64,
+    nbf: u64,
+}
+
+impl Verified {
+    /// The verifier's own rule (`jsonwebtoken`'s `exp` and `nbf` checks with the same leeway):
+    /// a remembered token is accepted exactly when verifying it again would accept it.
+    fn usable(&self, now: u64, leeway: u64) -> bool {
+        self.exp >= now.saturating_sub(leeway) && self.nbf <= now.saturating_add(leeway)
+    }
+}
+
+/// JWTs that passed every check, by the sha256 of the token, until they expire: a bounded map,
+/// so a caller cycling through tokens costs memory up to [`VERIFIED_TOKENS_MAX`] entries and no
+/// more. Only successes are remembered; a refused token is checked in full every time.
+#[derive(Debug)]
+pub struct VerifiedTokens {
+    entries: Mutex<HashMap<[u8; 32], Verified>>,
+    capacity: usize,
+}
+
+impl VerifiedTokens {
+    /// An empty cache holding at most `capacity` tokens.
+    pub fn new(capacity: usize) -> Self {
+        VerifiedTokens {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// The key of `token`: its sha256, so the cache never holds a usable credential.
+    pub fn digest(token: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Verified>> {
+        // The map is consistent after any panic (every change is one insert or removal).
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The principal of a remembered token, if it is usable at `now` (unix seconds); an expired
+    /// one is forgotten.
+    fn get(&self, digest: &[u8; 32], now: u64, leeway: u64) -> Option<Principal> {
+        let mut entries = self.lock();
+        let entry = entries.get(digest)?;
+        if entry.usable(now, leeway) {
+            return Some(entry.principal.clone());
+        }
+        entries.remove(digest);
+        None
+    }
+
+    /// Remembers a verified token. When full, expired tokens go first, then an arbitrary one.
+    fn insert(
+        &self,
+        digest: [u8; 32],
+        principal: Principal,
+        window: Validity,
+        now: u64,
+        leeway: u64,
+    ) {
+        let (Some(exp), Some(nbf)) = (window.exp, window.nbf) else {
+            return;
+        };
+        let entry = Verified {
+            principal,
+            exp,
+            nbf,
+        };
+        if self.capacity == 0 || !entry.usable(now, leeway) {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity && !entries.contains_key(&digest) {
+            entries.retain(|_, e| e.usable(now, leeway));
+            if entries.len() >= self.capacity
+                && let Some(victim) = entries.keys().next().copied()
+            {
+                entries.remove(&victim);
+            }
+        }
+        entries.insert(digest, entry);
+    }
+
+    /// How many tokens are remembered.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The two identities of `meho serve --dev`: the agent's token and a second, human approver's,
 /// so that a held call can be approved without turning four eyes off.
 #[derive(Clone)]
@@ -599,3 +735,147 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// The shared authenticator.
 pub type SharedAuthenticator = Arc<Authenticator>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn principal(subject: &str) -> Principal {
+        Principal {
+            subject: subject.to_owned(),
+            ..dev_principal()
+        }
+    }
+
+    fn window(exp: u64, nbf: u64) -> Validity {
+        Validity {
+            exp: Some(exp),
+            nbf: Some(nbf),
+        }
+    }
+
+    #[test]
+    fn a_remembered_token_is_answered_until_its_exp_and_refused_after_it() {
+        let cache = VerifiedTokens::new(8);
+        let key = VerifiedTokens::digest("token-a");
+        cache.insert(key, principal("alice"), window(NOW + 10, 0), NOW, 0);
+        assert_eq!(
+            cache.get(&key, NOW, 0).map(|p| p.subject),
+            Some("alice".into())
+        );
+        assert_eq!(
+            cache.get(&key, NOW + 10, 0).map(|p| p.subject),
+            Some("alice".into())
+        );
+        // One second past `exp`: refused although it is cached, and forgotten.
+        assert_eq!(cache.get(&key, NOW + 11, 0), None);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn expiry_in_the_cache_keeps_the_verifiers_leeway() {
+        let cache = VerifiedTokens::new(8);
+        let key = VerifiedTokens::digest("token-a");
+        cache.insert(key, principal("alice"), window(NOW + 10, 0), NOW, 60);
+        assert!(cache.get(&key, NOW + 70, 60).is_some());
+        assert_eq!(cache.get(&key, NOW + 71, 60), None);
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused_from_the_cache_too() {
+        let cache = VerifiedTokens::new(8);
+        let key = VerifiedTokens::digest("token-a");
+        // Accepted at NOW thanks to the leeway; earlier than that it is not valid.
+        cache.insert(
+            key,
+            principal("alice"),
+            window(NOW + 600, NOW + 30),
+            NOW,
+            60,
+        );
+        assert!(cache.get(&key, NOW, 60).is_some());
+        assert_eq!(cache.get(&key, NOW - 31, 60), None);
+    }
+
+    #[test]
+    fn an_expired_or_unparsed_window_is_never_remembered() {
+        let cache = VerifiedTokens::new(8);
+        cache.insert(
+            VerifiedTokens::digest("old"),
+            principal("alice"),
+            window(NOW - 1, 0),
+            NOW,
+            0,
+        );
+        cache.insert(
+            VerifiedTokens::digest("odd"),
+            principal("alice"),
+            Validity {
+                exp: Some(NOW + 10),
+                nbf: None,
+            },
+            NOW,
+            0,
+        );
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn another_token_with_the_same_claims_is_not_answered_from_the_cache() {
+        let cache = VerifiedTokens::new(8);
+        let valid = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+        let forged = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJhbGljZSJ9.Zm9yZ2VkIHNpZw";
+        cache.insert(
+            VerifiedTokens::digest(valid),
+            principal("alice"),
+            window(NOW + 10, 0),
+            NOW,
+            0,
+        );
+        assert!(cache.get(&VerifiedTokens::digest(valid), NOW, 0).is_some());
+        assert_eq!(cache.get(&VerifiedTokens::digest(forged), NOW, 0), None);
+    }
+
+    #[test]
+    fn the_cache_never_grows_past_its_bound() {
+        let cache = VerifiedTokens::new(16);
+        for i in 0..1000 {
+            cache.insert(
+                VerifiedTokens::digest(&format!("token-{i}")),
+                principal("alice"),
+                window(NOW + 10 + i, 0),
+                NOW,
+                0,
+            );
+            assert!(cache.len() <= 16);
+        }
+        assert_eq!(cache.len(), 16);
+        // The newest one is always kept.
+        assert!(
+            cache
+                .get(&VerifiedTokens::digest("token-999"), NOW, 0)
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn a_full_cache_drops_expired_tokens_first() {
+        let cache = VerifiedTokens::new(2);
+        let short = VerifiedTokens::digest("short");
+        let long = VerifiedTokens::digest("long");
+        cache.insert(short, principal("a"), window(NOW + 1, 0), NOW, 0);
+        cache.insert(long, principal("b"), window(NOW + 100, 0), NOW, 0);
+        let later = NOW + 50;
+        cache.insert(
+            VerifiedTokens::digest("new"),
+            principal("c"),
+            window(NOW + 100, 0),
+            later,
+            0,
+        );
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&long, later, 0).is_some());
+    }
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use meho_approvals::{
     ApprovalError, ApprovalPolicy, Approvals, Approver, Call, FreezeKind, Freezes, Grants,
-    MAX_REASON_CHARS, NewGrant, Status, now_us,
+    MAX_REASON_CHARS, NewGrant, Status, Subject, now_us,
 };
 use meho_config::Role;
 use meho_core::Tier;
@@ -524,5 +524,186 @@ fn the_not_blank_pattern_is_exactly_what_trim_leaves_something_of() {
             "U+{:04X}",
             u32::from(c)
         );
+    }
+}
+
+fn principal(name: &str) -> Subject<'_> {
+    Subject {
+        principal: name,
+        session: None,
+        serial: None,
+    }
+}
+
+/// A freeze written through another handle on the same store (another process, as far as the
+/// first one can tell: nothing is shared but the database) stops the very next check, and lifting
+/// it there lets the next check through: the freezes a process remembers are never stale.
+#[tokio::test]
+async fn a_freeze_written_by_another_process_is_seen_by_the_very_next_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = stores(dir.path()).await;
+    for (backend, store) in all.clone() {
+        let here = Freezes::new(store.pool().clone());
+        // The other process opens the database on its own.
+        let other_store = Store::open(&store_url(&backend, &store, dir.path()))
+            .await
+            .unwrap();
+        let there = Freezes::new(other_store.pool().clone());
+        for _ in 0..3 {
+            assert_eq!(here.check("a", principal("mallory")).await.unwrap(), None);
+        }
+        let frozen = there
+            .create("a", FreezeKind::Principal, "mallory", "stop", "bob")
+            .await
+            .unwrap();
+        let found = here.check("a", principal("mallory")).await.unwrap();
+        assert_eq!(
+            found.as_ref().map(|f| f.id.as_str()),
+            Some(frozen.id.as_str()),
+            "{backend}"
+        );
+        // Other principals and tenants are not stopped by it.
+        assert_eq!(
+            here.check("a", principal("alice")).await.unwrap(),
+            None,
+            "{backend}"
+        );
+        assert_eq!(
+            here.check("b", principal("mallory")).await.unwrap(),
+            None,
+            "{backend}"
+        );
+        // A session and a serial freeze, the oldest matching one answers.
+        let session = there
+            .create("a", FreezeKind::Session, "s-1", "stop", "bob")
+            .await
+            .unwrap();
+        let serial = there
+            .create("a", FreezeKind::Serial, "42", "stop", "bob")
+            .await
+            .unwrap();
+        let call = |session, serial| Subject {
+            principal: "alice",
+            session,
+            serial,
+        };
+        assert_eq!(
+            here.check("a", call(Some("s-1"), None))
+                .await
+                .unwrap()
+                .map(|f| f.id),
+            Some(session.id.clone()),
+            "{backend}"
+        );
+        assert_eq!(
+            here.check("a", call(None, Some(42)))
+                .await
+                .unwrap()
+                .map(|f| f.id),
+            Some(serial.id.clone()),
+            "{backend}"
+        );
+        assert_eq!(
+            here.check(
+                "a",
+                Subject {
+                    principal: "mallory",
+                    session: Some("s-1"),
+                    serial: Some(42)
+                }
+            )
+            .await
+            .unwrap()
+            .map(|f| f.id),
+            Some(frozen.id.clone()),
+            "{backend}"
+        );
+        // Lifted over there: the next check here lets the call through.
+        there
+            .lift("a", &frozen.id, "bob", Some("done"))
+            .await
+            .unwrap();
+        assert_eq!(
+            here.check("a", principal("mallory")).await.unwrap(),
+            None,
+            "{backend}"
+        );
+        assert_eq!(
+            here.check("a", call(Some("s-1"), None))
+                .await
+                .unwrap()
+                .map(|f| f.id),
+            Some(session.id),
+            "{backend}"
+        );
+        other_store.close().await;
+    }
+    cleanup(all).await;
+}
+
+/// A direct write to the table (a tool, a script, an operator at the SQL prompt) moves the same
+/// generation: the check does not depend on meho's own code having written the freeze.
+#[tokio::test]
+async fn a_freeze_inserted_with_plain_sql_is_seen_by_the_next_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let freezes = Freezes::new(store.pool().clone());
+    assert_eq!(
+        freezes.check("a", principal("mallory")).await.unwrap(),
+        None
+    );
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO freezes (id, tenant, kind, value, reason, created_by, created_at_us) \
+         VALUES ('frz-sql', 'a', 'principal', 'mallory', 'by hand', 'dba', 1)",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let found = freezes.check("a", principal("mallory")).await.unwrap();
+    assert_eq!(found.map(|f| f.id), Some("frz-sql".to_owned()));
+    sqlx::query("DELETE FROM freezes WHERE id = 'frz-sql'")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(
+        freezes.check("a", principal("mallory")).await.unwrap(),
+        None
+    );
+    store.close().await;
+}
+
+/// When the generation cannot be read, the check fails: it never answers "not frozen" from
+/// memory it can no longer vouch for.
+#[tokio::test]
+async fn a_freeze_check_that_cannot_read_the_generation_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("a.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let freezes = Freezes::new(store.pool().clone());
+    assert_eq!(
+        freezes.check("a", principal("mallory")).await.unwrap(),
+        None
+    );
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("DROP TABLE freeze_generation")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let err = freezes.check("a", principal("mallory")).await.unwrap_err();
+        assert!(matches!(err, ApprovalError::Store(_)), "{err}");
+        assert!(err.to_string().contains("freeze generation"), "{err}");
+    }
+    store.close().await;
+}
+
+/// The URL another process would open `store` with (the PostgreSQL test URLs carry no password,
+/// so the masked URL is the real one).
+fn store_url(backend: &str, store: &Store, dir: &std::path::Path) -> String {
+    match backend {
+        "sqlite" => format!("sqlite://{}", dir.join("a.db").display()),
+        _ => store.url().to_owned(),
     }
 }

@@ -1005,3 +1005,44 @@ async fn authenticate_token_reports_precise_errors() {
     // The resource server checks `mcp:tools` per route, not here: the token itself is fine.
     assert!(err.is_ok(), "{err:?}");
 }
+
+/// A verified token is remembered (by its hash) so a repeated one skips the signature check; the
+/// memory answers only that exact token, and only until its `exp`.
+#[tokio::test]
+async fn a_remembered_token_still_expires_and_its_forged_twin_is_still_refused() {
+    let server = Server::start_with(Options {
+        clock_skew_seconds: 0,
+        ..Options::default()
+    })
+    .await;
+    let auth = &server.auth;
+    let valid = server.token("alice", "a");
+    for _ in 0..2 {
+        let principal = auth.authenticate_token(&valid).await.unwrap();
+        assert_eq!(principal.subject, "alice");
+    }
+    // The same header and claims under another signature: not the remembered token.
+    let (signed, _) = valid.rsplit_once('.').unwrap();
+    let forged = format!("{signed}.{}", b64(&[7u8; 256]));
+    let err = auth.authenticate_token(&forged).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_token", "{err}");
+    assert!(err.to_string().contains("signature"), "{err}");
+
+    // A token that expires in a moment is accepted (and remembered) now, and refused once its
+    // `exp` passed although it is remembered.
+    let now = now();
+    let short = keys()
+        .rsa
+        .sign(&with(server.claims("bob", "a"), "exp", json!(now + 1)));
+    assert_eq!(
+        auth.authenticate_token(&short).await.unwrap().subject,
+        "bob"
+    );
+    assert_eq!(
+        auth.authenticate_token(&short).await.unwrap().subject,
+        "bob"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let err = auth.authenticate_token(&short).await.unwrap_err();
+    assert_eq!(err, AuthError::InvalidToken("the token has expired".into()));
+}

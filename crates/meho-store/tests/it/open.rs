@@ -14,7 +14,10 @@ async fn first_open_creates_the_file_and_applies_migration_1() {
 
     let store = Store::open(&url_for(&db)).await.unwrap();
     assert!(db.is_file(), "the database file is created on first open");
-    assert_eq!(store.applied_migrations().await.unwrap(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        store.applied_migrations().await.unwrap(),
+        vec![1, 2, 3, 4, 5, 6]
+    );
     let id = store.instance_id().await.unwrap();
     assert!(id.starts_with("meho-"), "instance id `{id}`");
     assert_eq!(store.url(), url_for(&db));
@@ -43,7 +46,10 @@ async fn reopening_is_idempotent_and_keeps_the_instance_id() {
     for _ in 0..2 {
         let again = Store::open(&url).await.unwrap();
         assert_eq!(again.instance_id().await.unwrap(), id);
-        assert_eq!(again.applied_migrations().await.unwrap(), vec![1, 2, 3, 4]);
+        assert_eq!(
+            again.applied_migrations().await.unwrap(),
+            vec![1, 2, 3, 4, 5, 6]
+        );
         again.close().await;
     }
 }
