@@ -36,6 +36,11 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 
+/// The allocator the `meho` binary ships with, so the bench measures what runs (both servers
+/// share the process, and so the allocator).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const CONCURRENCY: usize = 16;
 const CALLS_PER_WORKER: usize = 400;
 const HOST_KEY: &str =

@@ -4,6 +4,11 @@
 //! Exit codes: 0 success (a policy denial is a successful answer), 1 runtime failure, 2 usage or
 //! config error.
 
+/// mimalloc: the server allocates many small JSON values per call from every worker thread, and
+/// glibc malloc's arena locks made that a contended path (see `benches/mcp.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // First: its `outln!`/`out!` macros are used by the modules below.
 #[macro_use]
 mod output;
