@@ -302,7 +302,9 @@ fn an_approved_call_runs_once_as_the_requester_with_every_step_audited_and_linke
             )
         })
     };
-    std::thread::sleep(Duration::from_millis(2500));
+    // Long enough for the Python client to start and wait (seconds on a loaded machine), so the
+    // wait spans several progress ticks before the decision.
+    std::thread::sleep(Duration::from_millis(6000));
     let (code, decided) = world.decide(
         &world.admin,
         &id,
