@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use meho_config::Config;
 use meho_core::{Decision, Effect, ReasonCode, Tier};
-use meho_policy::{Elevation, Grant, HostPolicy, Overlay, Request, Waiver, shell};
+use meho_policy::{Decided, Elevation, Grant, HostPolicy, Overlay, Request, Waiver, shell};
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
 
@@ -210,23 +210,24 @@ fuzz_target!(|data: &[u8]| {
     assert!(!steps.is_empty());
 
     // Grants and waivers only ever widen.
-    if without.may_run() {
+    if without.decision.may_run() {
         assert!(
-            with.may_run(),
+            with.decision.may_run(),
             "{host}: allowed with an empty overlay but not with a grant: {command:?}\n{with:?}"
         );
     }
-    if without.allows() {
+    if without.decision.allows() {
         assert!(
-            with.allows(),
+            with.decision.allows(),
             "{host}: the overlay added an approval requirement: {command:?}\n{with:?}"
         );
     }
 });
 
 /// Invariants every decision must satisfy on its own.
-fn check(host: &str, command: &str, elevation: &Elevation, parses: bool, d: &Decision) {
-    let ctx = || format!("host {host}, elevation {elevation}, command {command:?}\n{d:#?}");
+fn check(host: &str, command: &str, elevation: &Elevation, parses: bool, decided: &Decided) {
+    let d: &Decision = &decided.decision;
+    let ctx = || format!("host {host}, elevation {elevation}, command {command:?}\n{decided:#?}");
     if d.approval_rule_matched {
         // A refusal reports an approval rule only for an allowlist miss (the seed's semantics).
         assert!(
@@ -236,7 +237,7 @@ fn check(host: &str, command: &str, elevation: &Elevation, parses: bool, d: &Dec
         );
     }
     if d.may_run() {
-        let Some(force) = &d.force_command else {
+        let Some(force) = &decided.shape.force_command else {
             panic!("allowed without a force_command: {}", ctx());
         };
         match elevation.prefix() {
@@ -252,11 +253,16 @@ fn check(host: &str, command: &str, elevation: &Elevation, parses: bool, d: &Dec
                     "force_command lacks the sudo prefix: {}",
                     ctx()
                 );
-                assert_eq!(d.elevation_prefix.as_deref(), Some(prefix.as_str()), "{}", ctx());
+                assert_eq!(
+                    decided.shape.elevation_prefix.as_deref(),
+                    Some(prefix.as_str()),
+                    "{}",
+                    ctx()
+                );
             }
         }
     } else {
-        assert!(d.force_command.is_none(), "refused with a force_command: {}", ctx());
+        assert!(decided.shape.force_command.is_none(), "refused with a force_command: {}", ctx());
         assert!(!d.rule.is_empty(), "refused with an empty rule: {}", ctx());
         assert!(d.grant_id.is_none() && d.waiver_id.is_none(), "{}", ctx());
     }

@@ -550,7 +550,6 @@ mod tests {
             },
             approval_rule_matched: !allowed && require_approval,
             warnings: vec!["w".into()],
-            force_command: allowed.then(|| "ls".to_owned()),
             ..Decision::refused(code, rule, meho_core::Tier::Write)
         };
         use meho_core::ReasonCode as C;

@@ -101,10 +101,6 @@ pub struct Decision {
     pub would_deny: bool,
     /// An audit-mode policy would have required approval for this call.
     pub would_require_approval: bool,
-    /// The exact force-command a one-shot certificate would carry; `None` when the call is refused.
-    pub force_command: Option<String>,
-    /// The elevation prefix (`sudo -n` or `sudo -n -u USER`) when elevation was requested and granted.
-    pub elevation_prefix: Option<String>,
     /// The runtime grant that allowed the call, if one did.
     pub grant_id: Option<String>,
     /// The waiver that lifted the approval requirement, if one did.
@@ -125,8 +121,6 @@ impl Decision {
             warnings: Vec::new(),
             would_deny: false,
             would_require_approval: false,
-            force_command: None,
-            elevation_prefix: None,
             grant_id: None,
             waiver_id: None,
             approval_id: None,
@@ -164,10 +158,16 @@ impl Decision {
     }
 }
 
-/// The serialized form of a [`Decision`], field for field in the contract's order: the effect
-/// travels as the two booleans `allowed` and `require_approval`. The JSON schema is this type's.
-#[derive(Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-struct DecisionJson {
+/// The JSON contract of a decision, field for field in the contract's order: the effect travels
+/// as the two booleans `allowed` and `require_approval`, and the command the decision shaped (an
+/// SSH one-shot's force-command and its elevation prefix, which meho-policy's `CommandShape`
+/// holds) sits between the audit-mode booleans and the ids. A bare [`Decision`] serializes as
+/// this with no command shaped (`force_command: null`) and reads back from it dropping the
+/// command; the JSON schema is this type's.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct DecisionJson {
     /// Whether the call may run (possibly only after approval, see `require_approval`).
     allowed: bool,
     /// Whether a human must approve the call before it runs.
@@ -200,8 +200,14 @@ struct DecisionJson {
     approval_id: Option<String>,
 }
 
-impl From<Decision> for DecisionJson {
-    fn from(decision: Decision) -> Self {
+impl DecisionJson {
+    /// The contract JSON of `decision` with the command it shaped: the exact `force_command` a
+    /// one-shot certificate would carry and the `elevation_prefix` (`sudo -n [-u USER]`).
+    pub fn shaped(
+        decision: Decision,
+        force_command: Option<String>,
+        elevation_prefix: Option<String>,
+    ) -> Self {
         DecisionJson {
             allowed: decision.may_run(),
             require_approval: decision.json_require_approval(),
@@ -211,37 +217,48 @@ impl From<Decision> for DecisionJson {
             warnings: decision.warnings,
             would_deny: decision.would_deny,
             would_require_approval: decision.would_require_approval,
-            force_command: decision.force_command,
-            elevation_prefix: decision.elevation_prefix,
+            force_command,
+            elevation_prefix,
             grant_id: decision.grant_id,
             waiver_id: decision.waiver_id,
             approval_id: decision.approval_id,
         }
     }
-}
 
-impl From<DecisionJson> for Decision {
-    fn from(json: DecisionJson) -> Self {
-        let effect = match (json.allowed, json.require_approval) {
+    /// The decision, its `force_command` and its `elevation_prefix`: the inverse of
+    /// [`DecisionJson::shaped`].
+    pub fn into_shaped(self) -> (Decision, Option<String>, Option<String>) {
+        let effect = match (self.allowed, self.require_approval) {
             (true, false) => Effect::Allow,
             (true, true) => Effect::RequireApproval,
             (false, _) => Effect::Deny,
         };
-        Decision {
+        let decision = Decision {
             effect,
-            approval_rule_matched: !json.allowed && json.require_approval,
-            rule: json.rule,
-            reason_code: json.reason_code,
-            tier: json.tier,
-            warnings: json.warnings,
-            would_deny: json.would_deny,
-            would_require_approval: json.would_require_approval,
-            force_command: json.force_command,
-            elevation_prefix: json.elevation_prefix,
-            grant_id: json.grant_id,
-            waiver_id: json.waiver_id,
-            approval_id: json.approval_id,
-        }
+            approval_rule_matched: !self.allowed && self.require_approval,
+            rule: self.rule,
+            reason_code: self.reason_code,
+            tier: self.tier,
+            warnings: self.warnings,
+            would_deny: self.would_deny,
+            would_require_approval: self.would_require_approval,
+            grant_id: self.grant_id,
+            waiver_id: self.waiver_id,
+            approval_id: self.approval_id,
+        };
+        (decision, self.force_command, self.elevation_prefix)
+    }
+}
+
+impl From<Decision> for DecisionJson {
+    fn from(decision: Decision) -> Self {
+        DecisionJson::shaped(decision, None, None)
+    }
+}
+
+impl From<DecisionJson> for Decision {
+    fn from(json: DecisionJson) -> Self {
+        json.into_shaped().0
     }
 }
 
@@ -274,23 +291,23 @@ mod tests {
         }
     }
 
-    /// Every kind of decision, each with the exact JSON it serializes to.
-    fn pinned() -> Vec<(&'static str, Decision, &'static str)> {
+    /// `(force_command, elevation_prefix)`.
+    type Shape = (Option<String>, Option<String>);
+
+    /// Every kind of decision with the command it shaped (`force_command`, `elevation_prefix`),
+    /// each with the exact JSON it serializes to.
+    fn pinned() -> Vec<(&'static str, Decision, Shape, &'static str)> {
         vec![
             (
                 "allow",
-                Decision {
-                    force_command: Some("ls -la".into()),
-                    ..decision(true, false, ReasonCode::Allowed, "allow:^ls", Tier::Read)
-                },
+                decision(true, false, ReasonCode::Allowed, "allow:^ls", Tier::Read),
+                (Some("ls -la".into()), None),
                 r#"{"allowed":true,"require_approval":false,"rule":"allow:^ls","reason_code":"allowed","tier":"read","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":"ls -la"}"#,
             ),
             (
                 "allow with every optional field",
                 Decision {
                     warnings: vec!["approved by alice (ap-1)".into()],
-                    force_command: Some("sudo -n -u www -- systemctl restart nginx".into()),
-                    elevation_prefix: Some("sudo -n -u www".into()),
                     grant_id: Some("gr-1".into()),
                     waiver_id: Some("wv-1".into()),
                     approval_id: Some("ap-1".into()),
@@ -302,6 +319,10 @@ mod tests {
                         Tier::Write,
                     )
                 },
+                (
+                    Some("sudo -n -u www -- systemctl restart nginx".into()),
+                    Some("sudo -n -u www".into()),
+                ),
                 r#"{"allowed":true,"require_approval":false,"rule":"approval-waived:require_approval:^systemctl restart ","reason_code":"allowed","tier":"write","warnings":["approved by alice (ap-1)"],"would_deny":false,"would_require_approval":false,"force_command":"sudo -n -u www -- systemctl restart nginx","elevation_prefix":"sudo -n -u www","grant_id":"gr-1","waiver_id":"wv-1","approval_id":"ap-1"}"#,
             ),
             (
@@ -313,7 +334,6 @@ mod tests {
                     ],
                     would_deny: true,
                     would_require_approval: true,
-                    force_command: Some("apt install x".into()),
                     ..decision(
                         true,
                         false,
@@ -322,27 +342,24 @@ mod tests {
                         Tier::Write,
                     )
                 },
+                (Some("apt install x".into()), None),
                 r#"{"allowed":true,"require_approval":false,"rule":"allowlist:no-match","reason_code":"allowed","tier":"write","warnings":["audit: would deny: allowlist:no-match","audit: would require approval: require_approval:^apt "],"would_deny":true,"would_require_approval":true,"force_command":"apt install x"}"#,
             ),
             (
                 "require approval",
-                Decision {
-                    force_command: Some("systemctl restart nginx".into()),
-                    ..decision(
-                        true,
-                        true,
-                        ReasonCode::NeedsApproval,
-                        "require_approval:^systemctl restart ",
-                        Tier::Write,
-                    )
-                },
+                decision(
+                    true,
+                    true,
+                    ReasonCode::NeedsApproval,
+                    "require_approval:^systemctl restart ",
+                    Tier::Write,
+                ),
+                (Some("systemctl restart nginx".into()), None),
                 r#"{"allowed":true,"require_approval":true,"rule":"require_approval:^systemctl restart ","reason_code":"needs_approval","tier":"write","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":"systemctl restart nginx"}"#,
             ),
             (
                 "require approval with a grant and an elevation",
                 Decision {
-                    force_command: Some("sudo -n -- apt upgrade".into()),
-                    elevation_prefix: Some("sudo -n".into()),
                     grant_id: Some("gr-2".into()),
                     ..decision(
                         true,
@@ -352,11 +369,16 @@ mod tests {
                         Tier::Destructive,
                     )
                 },
+                (
+                    Some("sudo -n -- apt upgrade".into()),
+                    Some("sudo -n".into()),
+                ),
                 r#"{"allowed":true,"require_approval":true,"rule":"require_approval:^apt ","reason_code":"needs_approval","tier":"destructive","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":"sudo -n -- apt upgrade","elevation_prefix":"sudo -n","grant_id":"gr-2"}"#,
             ),
             (
                 "deny",
                 Decision::refused(ReasonCode::CommandDenied, "deny:^rm", Tier::Destructive),
+                (None, None),
                 r#"{"allowed":false,"require_approval":false,"rule":"deny:^rm","reason_code":"command_denied","tier":"destructive","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":null}"#,
             ),
             (
@@ -370,6 +392,7 @@ mod tests {
                         Tier::Write,
                     )
                 },
+                (None, None),
                 r#"{"allowed":false,"require_approval":false,"rule":"approval:different-call","reason_code":"needs_approval","tier":"write","warnings":["grants unavailable"],"would_deny":false,"would_require_approval":false,"force_command":null,"approval_id":"ap-2"}"#,
             ),
             (
@@ -381,6 +404,7 @@ mod tests {
                     "allowlist:no-match",
                     Tier::Write,
                 ),
+                (None, None),
                 r#"{"allowed":false,"require_approval":true,"rule":"allowlist:no-match","reason_code":"allowlist_no_match","tier":"write","warnings":[],"would_deny":false,"would_require_approval":false,"force_command":null}"#,
             ),
         ]
@@ -388,16 +412,27 @@ mod tests {
 
     #[test]
     fn serializes_every_kind_of_decision_exactly_as_the_contract_says() {
-        for (name, decision, json) in pinned() {
-            assert_eq!(serde_json::to_string(&decision).unwrap(), json, "{name}");
+        for (name, decision, (force_command, elevation_prefix), json) in pinned() {
+            let unshaped = force_command.is_none() && elevation_prefix.is_none();
+            if unshaped {
+                assert_eq!(serde_json::to_string(&decision).unwrap(), json, "{name}");
+            }
+            let shaped = DecisionJson::shaped(decision, force_command, elevation_prefix);
+            assert_eq!(serde_json::to_string(&shaped).unwrap(), json, "{name}");
         }
     }
 
     #[test]
     fn reads_back_every_kind_of_decision_from_its_contract_json() {
-        for (name, decision, json) in pinned() {
-            let read: Decision = serde_json::from_str(json).unwrap();
-            assert_eq!(read, decision, "{name}");
+        for (name, decision, (force_command, elevation_prefix), json) in pinned() {
+            let read: DecisionJson = serde_json::from_str(json).unwrap();
+            assert_eq!(
+                read.into_shaped(),
+                (decision.clone(), force_command, elevation_prefix),
+                "{name}"
+            );
+            let bare: Decision = serde_json::from_str(json).unwrap();
+            assert_eq!(bare, decision, "{name}");
         }
     }
 

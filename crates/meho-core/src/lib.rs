@@ -7,5 +7,5 @@ mod decision;
 pub mod display;
 mod tier;
 
-pub use decision::{Decision, Effect, ReasonCode};
+pub use decision::{Decision, DecisionJson, Effect, ReasonCode};
 pub use tier::{ParseTierError, Tier};

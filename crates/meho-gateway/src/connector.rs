@@ -9,7 +9,8 @@ use std::fmt::Debug;
 
 use meho_approvals::Learnable;
 use meho_audit::{CallOutcome, IntentReceipt};
-use meho_core::{Decision, Tier};
+use meho_core::Tier;
+use meho_policy::Decided;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -80,8 +81,10 @@ pub struct ApprovalClaim {
 /// A plan the decider allowed, with the credential minted for it.
 #[derive(Debug)]
 pub struct Authorized<C> {
-    /// The decision (it names the approval, grant or waiver that allowed the call).
-    pub decision: Decision,
+    /// The decision (it names the approval, grant or waiver that allowed the call), with the
+    /// command it shaped when the decider runs commands (SSH); the gateway reads the decision and
+    /// passes the shape through to its JSON and back to the connector.
+    pub decision: Decided,
     /// The credential, for exactly this call; `None` for actions that need none (a preview, a
     /// session close).
     pub credential: Option<C>,
@@ -96,8 +99,8 @@ pub struct Authorized<C> {
 pub enum Refusal {
     /// The decider decided against it (or holds it for a human): the decision says why.
     Decided {
-        /// The decision.
-        decision: Decision,
+        /// The decision, with the command it shaped.
+        decision: Decided,
         /// What the target would run, as the decider rebuilt it (shown to approvers).
         runs: Option<String>,
     },

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use meho_audit::{AuditLog, CallRef, NewRecord, RecordKind};
-use meho_core::{Decision, ReasonCode, Tier};
+use meho_core::{ReasonCode, Tier};
+use meho_policy::Decided;
 use serde_json::{Value, json};
 use tracing::Instrument as _;
 
@@ -414,11 +415,15 @@ pub(crate) async fn run<C: Connector>(
         action: tool,
         call_id: call.call_id,
         session_id: plan.session_id.as_deref(),
-        approval_id: authorized.decision.approval_id.as_deref(),
+        approval_id: authorized.decision.decision.approval_id.as_deref(),
     };
     let receipt = pipeline
         .audit
-        .record_intent(&intent, plan.arguments.clone(), &authorized.decision)
+        .record_intent(
+            &intent,
+            plan.arguments.clone(),
+            &authorized.decision.decision,
+        )
         .instrument(tracing::info_span!("intent"))
         .await
         .map_err(|err| {
@@ -458,7 +463,7 @@ pub(crate) async fn run<C: Connector>(
 }
 
 /// The answer of a decide-only call.
-fn preview(decision: &Decision) -> Value {
+fn preview(decision: &Decided) -> Value {
     json!({ "dry_run": true, "decision": decision })
 }
 
@@ -467,11 +472,11 @@ struct Refused<'a> {
     target: Option<&'a str>,
     session_id: Option<&'a str>,
     arguments: &'a Value,
-    decision: Option<&'a Decision>,
+    decision: Option<&'a Decided>,
 }
 
 impl<'a> Refused<'a> {
-    fn of<A>(plan: &'a Plan<A>, decision: Option<&'a Decision>) -> Self {
+    fn of<A>(plan: &'a Plan<A>, decision: Option<&'a Decided>) -> Self {
         Refused {
             target: Some(&plan.target),
             session_id: plan.session_id.as_deref(),
@@ -482,7 +487,8 @@ impl<'a> Refused<'a> {
 }
 
 /// The error for a decision that does not let the call run.
-pub(crate) fn refusal_error(decision: &Decision, caller: &Caller) -> ToolError {
+pub(crate) fn refusal_error(decided: &Decided, caller: &Caller) -> ToolError {
+    let decision = &decided.decision;
     let (code, message) = if decision.needs_approval() {
         (
             ErrorCode::NeedsApproval,
@@ -527,7 +533,7 @@ pub(crate) fn refusal_error(decision: &Decision, caller: &Caller) -> ToolError {
             ),
         )
     };
-    ToolError::new(code, message).with_detail(json!({ "decision": decision }))
+    ToolError::new(code, message).with_detail(json!({ "decision": decided }))
 }
 
 impl Pipeline {
@@ -568,7 +574,7 @@ impl Pipeline {
         &self,
         call: CallContext<'_>,
         plan: &Plan<A>,
-        decision: &Decision,
+        decision: &Decided,
         runs: Option<&str>,
     ) -> Result<Answer, ToolError> {
         let caller = call.caller;
@@ -587,7 +593,7 @@ impl Pipeline {
                     &Held {
                         call_id: call.call_id,
                         call: &binding,
-                        decision,
+                        decision: &decision.decision,
                         arguments: &plan.arguments,
                         request: &plan.request,
                         summary: &plan.summary,

@@ -1,4 +1,4 @@
-use meho_core::{Decision, Effect, ReasonCode, Tier};
+use meho_core::{Decision, DecisionJson, Effect, ReasonCode, Tier};
 
 use crate::elevation::{Elevation, is_valid_sudo_user};
 use crate::overlay::Overlay;
@@ -14,6 +14,62 @@ pub struct HostPolicy {
     pub allow_sudo: bool,
     /// Users sudo may target; empty means root only.
     pub allowed_sudo_users: Vec<String>,
+}
+
+/// How an allowed command will run on the host: what the engine shaped beside the decision. Only
+/// SSH runs commands this way, so [`Decision`] itself does not carry it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommandShape {
+    /// The exact force-command a one-shot certificate would carry, rebuilt from the parsed words
+    /// (sudo prefix included); `None` when the call is refused.
+    pub force_command: Option<String>,
+    /// The elevation prefix (`sudo -n` or `sudo -n -u USER`) when elevation was requested and
+    /// granted.
+    pub elevation_prefix: Option<String>,
+}
+
+/// A decision and the command it shaped. Its JSON is the decision's contract
+/// ([`DecisionJson`]), with `force_command` and `elevation_prefix` in their places; a
+/// [`Decision`] alone reads as one with nothing shaped.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "DecisionJson", from = "DecisionJson")]
+pub struct Decided {
+    /// The outcome, with the rule that produced it.
+    pub decision: Decision,
+    /// How the command will run, when the decision lets it.
+    pub shape: CommandShape,
+}
+
+impl From<Decision> for Decided {
+    fn from(decision: Decision) -> Self {
+        Decided {
+            decision,
+            shape: CommandShape::default(),
+        }
+    }
+}
+
+impl From<Decided> for DecisionJson {
+    fn from(decided: Decided) -> Self {
+        DecisionJson::shaped(
+            decided.decision,
+            decided.shape.force_command,
+            decided.shape.elevation_prefix,
+        )
+    }
+}
+
+impl From<DecisionJson> for Decided {
+    fn from(json: DecisionJson) -> Self {
+        let (decision, force_command, elevation_prefix) = json.into_shaped();
+        Decided {
+            decision,
+            shape: CommandShape {
+                force_command,
+                elevation_prefix,
+            },
+        }
+    }
 }
 
 /// One call to decide.
@@ -69,12 +125,12 @@ enum Verdict {
 
 impl HostPolicy {
     /// Decides `request` against this host's policy and the runtime `overlay`.
-    pub fn decide(&self, request: &Request<'_>, overlay: Overlay<'_>) -> Decision {
+    pub fn decide(&self, request: &Request<'_>, overlay: Overlay<'_>) -> Decided {
         self.decide_with(request, overlay, &mut ())
     }
 
     /// Decides like [`HostPolicy::decide`] and also returns every step taken, for `policy explain`.
-    pub fn explain(&self, request: &Request<'_>, overlay: Overlay<'_>) -> (Decision, Vec<Step>) {
+    pub fn explain(&self, request: &Request<'_>, overlay: Overlay<'_>) -> (Decided, Vec<Step>) {
         let mut steps = Vec::new();
         let decision = self.decide_with(request, overlay, &mut steps);
         (decision, steps)
@@ -85,16 +141,16 @@ impl HostPolicy {
         request: &Request<'_>,
         overlay: Overlay<'_>,
         trace: &mut impl Trace,
-    ) -> Decision {
+    ) -> Decided {
         let set = &self.policies;
         let command = request.command;
         if let Some(rule) = malformed(command) {
             trace.note(|| format!("request refused before any policy: {rule}"));
-            return Decision::refused(ReasonCode::InvalidRequest, rule, set.default_tier());
+            return Decision::refused(ReasonCode::InvalidRequest, rule, set.default_tier()).into();
         }
         if let Err(rule) = self.check_elevation(&request.elevation) {
             trace.note(|| format!("elevation {} refused: {rule}", request.elevation));
-            return Decision::refused(ReasonCode::InvalidRequest, rule, set.default_tier());
+            return Decision::refused(ReasonCode::InvalidRequest, rule, set.default_tier()).into();
         }
         trace.note(|| format!("elevation: {}", request.elevation));
 
@@ -143,22 +199,20 @@ impl HostPolicy {
         if decision.needs_approval() {
             self.apply_waiver(&mut decision, request, overlay, trace);
         }
+        let mut shape = CommandShape::default();
         if decision.may_run() {
             let force_command = match &parsed {
                 Some(Ok(line)) => parsed_force_command(line, &request.elevation),
                 Some(Err(_)) => raw_force_command(command, &request.elevation, None),
                 None => raw_force_command(command, &request.elevation, shell::parse(command).ok()),
             };
-            decision.force_command = Some(force_command);
-            decision.elevation_prefix = request.elevation.prefix();
-            trace.note(|| {
-                format!(
-                    "force-command: {}",
-                    decision.force_command.as_deref().unwrap_or_default()
-                )
-            });
+            trace.note(|| format!("force-command: {force_command}"));
+            shape = CommandShape {
+                force_command: Some(force_command),
+                elevation_prefix: request.elevation.prefix(),
+            };
         }
-        decision
+        Decided { decision, shape }
     }
 
     /// Checks `elevation` against the host's sudo rules alone, for calls that carry no command

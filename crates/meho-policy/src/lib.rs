@@ -4,7 +4,8 @@
 //! Invariants:
 //! - No IO and no clock. Time comes in as [`Request::now`] so a decision is a pure function of the
 //!   compiled policy, the overlays and the request.
-//! - No panics: every input, however hostile, yields a [`Decision`](meho_core::Decision).
+//! - No panics: every input, however hostile, yields a [`Decided`]: a
+//!   [`Decision`](meho_core::Decision) and the [`CommandShape`] of what would run.
 //! - Every decision names the rule that produced it.
 
 mod decide;
@@ -15,7 +16,7 @@ mod overlay;
 mod policy;
 pub mod shell;
 
-pub use decide::{HostPolicy, Request, Step};
+pub use decide::{CommandShape, Decided, HostPolicy, Request, Step};
 pub use elevation::{Elevation, is_valid_sudo_user};
 pub use error::PolicyError;
 pub use overlay::{Grant, Overlay, Waiver};

@@ -22,6 +22,7 @@ use meho_gateway::{
     Annotations, Authorized, BoxFuture, CallContext, Caller, Connector, ErrorCode, Failed,
     Learnable, Output, Plan, Refusal, Target, ToolError, ToolSpec,
 };
+use meho_policy::Decided;
 use russh::keys::ssh_key::{Certificate, PrivateKey};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -414,7 +415,7 @@ fn summarize(tool: &str, target: &str, action: &SshAction) -> String {
 
 /// What the host will run, when the decider spelled it differently from what the agent wrote
 /// (the force-command rebuilt from the decoded words): approvers are shown both.
-fn runs_differently(action: &SshAction, decision: &Decision) -> Option<String> {
+fn runs_differently(action: &SshAction, decided: &Decided) -> Option<String> {
     let (command, elevated) = match action {
         SshAction::Exec {
             command,
@@ -430,7 +431,7 @@ fn runs_differently(action: &SshAction, decision: &Decision) -> Option<String> {
         } => (command, *sudo || sudo_user.is_some()),
         _ => return None,
     };
-    let runs = decision.force_command.as_deref()?;
+    let runs = decided.shape.force_command.as_deref()?;
     // An elevated force-command starts with its sudo prefix, which the summary already says.
     let unprefixed = if elevated {
         runs.split_once(" -- ").map(|(_, rest)| rest)
@@ -605,7 +606,7 @@ impl SshBroker {
         };
         let answer = self.signer.sign(&intent).await.map_err(signer_error)?;
         let runs = runs_differently(&planned.action, &answer.decision);
-        if !answer.decision.allows() {
+        if !answer.decision.decision.allows() {
             return Err(Refusal::Decided {
                 decision: answer.decision,
                 runs,
@@ -854,7 +855,8 @@ impl SshBroker {
                     effect: meho_core::Effect::Allow,
                     reason_code: ReasonCode::Allowed,
                     ..Decision::refused(ReasonCode::Allowed, "session:close", Tier::Read)
-                },
+                }
+                .into(),
                 credential: None,
                 serial: planned.session.as_ref().map(|s| s.serial),
                 runs: None,
@@ -934,12 +936,12 @@ impl SshBroker {
         command: &str,
         pty: bool,
         serial: u64,
-        decision: &Decision,
+        decided: &Decided,
     ) -> Result<Output, Failed> {
         let run = async {
             let conn = connect(minted.hops(), &self.options.connect).await?;
             // The certificate forces the command; sending it too keeps sshd's log readable.
-            let command = decision.force_command.as_deref().unwrap_or(command);
+            let command = decided.shape.force_command.as_deref().unwrap_or(command);
             let out = conn
                 .exec(
                     command,
@@ -953,7 +955,11 @@ impl SshBroker {
         };
         match run.await {
             Ok(out) => Ok(Output {
-                value: json_of(&exec_result(&out, serial, decision.warnings.clone())),
+                value: json_of(&exec_result(
+                    &out,
+                    serial,
+                    decided.decision.warnings.clone(),
+                )),
                 outcome: outcome_of(&out, serial),
                 notes: serde_json::Map::new(),
             }),
@@ -1094,7 +1100,7 @@ impl SshBroker {
         &self,
         session: &Arc<Session>,
         command: &str,
-        decision: &Decision,
+        decided: &Decided,
     ) -> Result<Output, Failed> {
         let serial = Some(session.serial);
         if command.contains(['\n', '\r']) {
@@ -1109,7 +1115,7 @@ impl SshBroker {
             match session.mode {
                 SessionMode::Exec => {
                     // Elevation is part of the decided force-command shape.
-                    let command = decision.force_command.as_deref().unwrap_or(command);
+                    let command = decided.shape.force_command.as_deref().unwrap_or(command);
                     session
                         .conn
                         .exec(
@@ -1169,7 +1175,7 @@ impl SshBroker {
             value: json_of(&exec_result(
                 &out,
                 session.serial,
-                decision.warnings.clone(),
+                decided.decision.warnings.clone(),
             )),
             outcome: outcome_of(&out, session.serial),
             notes: serde_json::Map::new(),
@@ -1577,6 +1583,7 @@ impl Connector for SshConnector {
 #[cfg(test)]
 mod tests {
     use meho_core::{Decision, ReasonCode, Tier};
+    use meho_policy::{CommandShape, Decided};
 
     use super::{SshAction, runs_differently, summarize};
 
@@ -1590,10 +1597,13 @@ mod tests {
         }
     }
 
-    fn forcing(command: &str) -> Decision {
-        Decision {
-            force_command: Some(command.into()),
-            ..Decision::refused(ReasonCode::NeedsApproval, "r", Tier::Write)
+    fn forcing(command: &str) -> Decided {
+        Decided {
+            decision: Decision::refused(ReasonCode::NeedsApproval, "r", Tier::Write),
+            shape: CommandShape {
+                force_command: Some(command.into()),
+                elevation_prefix: None,
+            },
         }
     }
 

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use meho_audit::{AuditLog, NewRecord, RecordKind};
 use meho_config::Host;
 use meho_core::{Decision, ReasonCode};
-use meho_policy::{Elevation, Overlay, Request};
+use meho_policy::{CommandShape, Decided, Elevation, Overlay, Request};
 use russh::keys::ssh_key::{Algorithm, PublicKey};
 use serde_json::json;
 
@@ -148,26 +148,28 @@ impl Signer {
         &self,
         principal: &str,
         intent: &Intent,
-        mut decision: Decision,
-    ) -> Result<Decision, SignError> {
+        mut decided: Decided,
+    ) -> Result<Decided, SignError> {
         let Some(claim) = intent.approval.as_ref() else {
-            return Ok(decision);
+            return Ok(decided);
         };
-        if decision.refuses() {
-            return Ok(decision);
+        if decided.decision.refuses() {
+            return Ok(decided);
         }
-        let refuse = |rule: &str, decision: &Decision| Decision {
-            approval_id: Some(claim.id.clone()),
-            ..Decision::refused(ReasonCode::NeedsApproval, rule, decision.tier)
+        let refuse = |rule: &str, decided: &Decided| {
+            Decided::from(Decision {
+                approval_id: Some(claim.id.clone()),
+                ..Decision::refused(ReasonCode::NeedsApproval, rule, decided.decision.tier)
+            })
         };
         let Some(store) = &self.store else {
-            return Ok(refuse("approval:unavailable", &decision));
+            return Ok(refuse("approval:unavailable", &decided));
         };
         let action = match claim_matches(intent, claim) {
             Ok(action) => action,
             Err(why) => {
                 tracing::info!(approval = %claim.id, %why, "approval presented for another call");
-                return Ok(refuse("approval:different-call", &decision));
+                return Ok(refuse("approval:different-call", &decided));
             }
         };
         // The approval is bound to the hash of exactly this call: tenant, requester, host and
@@ -205,6 +207,7 @@ impl Signer {
         match redeemed {
             Ok(approval) => {
                 // Allowed now, by a human; the rule that asked stays on the decision.
+                let decision = &mut decided.decision;
                 decision.effect = meho_core::Effect::Allow;
                 decision.reason_code = ReasonCode::Allowed;
                 decision.approval_id = Some(approval.id.clone());
@@ -213,13 +216,13 @@ impl Signer {
                     approval.decided_by.as_deref().unwrap_or("?"),
                     approval.id
                 ));
-                Ok(decision)
+                Ok(decided)
             }
-            Err(E::DifferentCall(_)) => Ok(refuse("approval:different-call", &decision)),
+            Err(E::DifferentCall(_)) => Ok(refuse("approval:different-call", &decided)),
             Err(E::WrongState { status, .. }) => {
-                Ok(refuse(&format!("approval:{status}"), &decision))
+                Ok(refuse(&format!("approval:{status}"), &decided))
             }
-            Err(E::NotFound(_)) => Ok(refuse("approval:not-found", &decision)),
+            Err(E::NotFound(_)) => Ok(refuse("approval:not-found", &decided)),
             Err(err) => Err(SignError::Internal(format!(
                 "approvals unavailable, nothing issued (fail closed): {err}"
             ))),
@@ -279,12 +282,12 @@ impl Signer {
         }
         let now = unix_now();
         let elevation = Elevation::from_request(intent.sudo, intent.sudo_user.as_deref());
-        let mut decision = decide(host, principal, intent, &elevation, now, Overlay::default());
-        if !decision.allows() {
+        let mut decided = decide(host, principal, intent, &elevation, now, Overlay::default());
+        if !decided.decision.allows() {
             // Grants and waivers only widen: they can change nothing the baseline allows
             // outright, so the store is asked only when the baseline refuses or holds the call.
             let (grants, waivers, overlay_warning) = self.overlay(intent).await;
-            decision = decide(
+            decided = decide(
                 host,
                 principal,
                 intent,
@@ -295,29 +298,30 @@ impl Signer {
                     waivers: &waivers,
                 },
             );
-            decision.warnings.extend(overlay_warning);
+            decided.decision.warnings.extend(overlay_warning);
         }
         // The principal's role caps the tier it may run: nothing is issued (and no approval is
         // consumed) for a call rated above it.
         if let Some(max) = intent.max_tier
-            && decision.may_run()
-            && decision.tier > max
+            && decided.decision.may_run()
+            && decided.decision.tier > max
         {
-            decision = Decision {
+            let decision = &mut decided.decision;
+            decided = Decided::from(Decision {
                 warnings: std::mem::take(&mut decision.warnings),
                 ..Decision::refused(
                     ReasonCode::TierExceeded,
                     format!("tier:{}-over-{max}", decision.tier),
                     decision.tier,
                 )
-            };
+            });
         }
-        let decision = self.redeem(principal, intent, decision).await?;
-        if !decision.allows() {
-            self.audit_decision(RecordKind::Denial, principal, intent, &decision, json!({}))
+        let decided = self.redeem(principal, intent, decided).await?;
+        if !decided.decision.allows() {
+            self.audit_decision(RecordKind::Denial, principal, intent, &decided, json!({}))
                 .await?;
             return Ok(SignResponse {
-                decision,
+                decision: decided,
                 certificate: None,
                 serial: None,
                 elevation_prefix: None,
@@ -329,13 +333,13 @@ impl Signer {
                 RecordKind::Credential,
                 principal,
                 intent,
-                &decision,
+                &decided,
                 json!({ "dry_run": true }),
             )
             .await?;
             return Ok(SignResponse {
-                elevation_prefix: decision.elevation_prefix.clone(),
-                decision,
+                elevation_prefix: decided.shape.elevation_prefix.clone(),
+                decision: decided,
                 certificate: None,
                 serial: None,
                 valid_before: None,
@@ -373,7 +377,7 @@ impl Signer {
                 // A bastion certificate can only tunnel: sshd still opens direct-tcpip channels
                 // under a forced command, but no shell or command ever runs.
                 (Role::Bastion, _) => Some("/bin/false".to_owned()),
-                (Role::Target, Purpose::Oneshot) => decision.force_command.clone(),
+                (Role::Target, Purpose::Oneshot) => decided.shape.force_command.clone(),
                 (Role::Target, Purpose::File) => Some("internal-sftp".to_owned()),
                 (Role::Target, Purpose::Session) => None,
             },
@@ -393,7 +397,7 @@ impl Signer {
             RecordKind::Credential,
             principal,
             intent,
-            &decision,
+            &decided,
             json!({
                 "serial": serial.to_string(),
                 "key_id": spec.key_id,
@@ -410,8 +414,8 @@ impl Signer {
         )
         .await?;
         Ok(SignResponse {
-            elevation_prefix: decision.elevation_prefix.clone(),
-            decision,
+            elevation_prefix: decided.shape.elevation_prefix.clone(),
+            decision: decided,
             certificate: Some(line),
             serial: Some(serial),
             valid_before: Some(spec.valid_before),
@@ -433,9 +437,10 @@ impl Signer {
         kind: RecordKind,
         principal: &str,
         intent: &Intent,
-        decision: &Decision,
+        decided: &Decided,
         extra: serde_json::Value,
     ) -> Result<(), SignError> {
+        let decision = &decided.decision;
         let outcome = match kind {
             RecordKind::Credential if intent.dry_run => "dry_run",
             RecordKind::Credential => "issued",
@@ -447,7 +452,7 @@ impl Signer {
             outcome: Some(outcome.to_owned()),
             body: json!({
                 "intent": intent_summary(intent),
-                "decision": decision,
+                "decision": decided,
                 "certificate": extra,
             }),
             approval_id: decision.approval_id.clone(),
@@ -579,9 +584,10 @@ pub fn decide(
     elevation: &Elevation,
     now: u64,
     overlay: Overlay<'_>,
-) -> Decision {
+) -> Decided {
     let tier = host.policy.policies.default_tier();
-    let refuse = |rule: &str| Decision::refused(ReasonCode::InvalidRequest, rule, tier);
+    let refuse =
+        |rule: &str| Decided::from(Decision::refused(ReasonCode::InvalidRequest, rule, tier));
     if intent.pty && !host.allow_pty {
         return refuse("invalid-request:pty-not-allowed");
     }
@@ -605,7 +611,7 @@ pub fn decide(
             if *elevation != Elevation::None || intent.pty || intent.command.is_some() {
                 return refuse("invalid-request:bastion-runs-nothing");
             }
-            allowed("bastion", tier)
+            allowed("bastion", tier).into()
         }
         (Role::Target, Purpose::Oneshot) => match intent.command.as_deref() {
             Some(command) => decide_command(command, elevation),
@@ -623,9 +629,12 @@ pub fn decide(
             match intent.command.as_deref() {
                 Some(command) => decide_command(command, elevation),
                 None => match host.policy.check_elevation(elevation) {
-                    Ok(()) => Decision {
-                        elevation_prefix: elevation.prefix(),
-                        ..allowed("session", tier)
+                    Ok(()) => Decided {
+                        decision: allowed("session", tier),
+                        shape: CommandShape {
+                            force_command: None,
+                            elevation_prefix: elevation.prefix(),
+                        },
                     },
                     Err(rule) => refuse(rule),
                 },
@@ -649,10 +658,13 @@ pub fn decide(
                 FileOp::Get => "get ",
             });
             meho_policy::shell::quote(path, &mut action);
-            let mut decision = decide_command(&action, &Elevation::None);
+            let mut decided = decide_command(&action, &Elevation::None);
             // The certificate carries `internal-sftp`, not the action string.
-            decision.force_command = decision.may_run().then(|| "internal-sftp".to_owned());
-            decision
+            decided.shape.force_command = decided
+                .decision
+                .may_run()
+                .then(|| "internal-sftp".to_owned());
+            decided
         }
     }
 }

@@ -1,7 +1,8 @@
 //! What travels between the broker and the signer: an intent and a public key in, a certificate
 //! (or a refusal) out. These JSON shapes are the `/v1/sign` and `/v1/hosts` contract.
 
-use meho_core::{Decision, Tier};
+use meho_core::Tier;
+use meho_policy::Decided;
 use serde::{Deserialize, Serialize};
 
 /// Which hop a certificate is for.
@@ -367,8 +368,9 @@ impl SshAction {
 /// certificate), not an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignResponse {
-    /// The decision, with the rule that produced it.
-    pub decision: Decision,
+    /// The decision, with the rule that produced it and the command it shaped (its JSON is the
+    /// decision's contract, `force_command` and `elevation_prefix` included).
+    pub decision: Decided,
     /// The OpenSSH certificate line, when one was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,

@@ -259,7 +259,8 @@ impl Connector for Scripted {
                     decision: Decision {
                         approval_id,
                         ..decision(Effect::Allow, rule, tier)
-                    },
+                    }
+                    .into(),
                     credential: Some(value),
                     serial: Some(7),
                     runs: None,
@@ -274,17 +275,17 @@ impl Connector for Scripted {
                 Script::Hold { rule, tier, ran } => match approval {
                     Some(claim) => Ok(allowed(ran, &rule, tier, Some(claim.id.clone()))),
                     None => Err(Refusal::Decided {
-                        decision: decision(Effect::RequireApproval, &rule, tier),
+                        decision: decision(Effect::RequireApproval, &rule, tier).into(),
                         runs: None,
                     }),
                 },
                 Script::Deny(rule) => Err(Refusal::Decided {
-                    decision: decision(Effect::Deny, &rule, Tier::Write),
+                    decision: decision(Effect::Deny, &rule, Tier::Write).into(),
                     runs: None,
                 }),
                 Script::Fail(error) | Script::Unplannable(error) => Err(Refusal::Error(error)),
                 Script::Break(error) => Ok(Authorized {
-                    decision: decision(Effect::Allow, "allow:scripted", Tier::Read),
+                    decision: decision(Effect::Allow, "allow:scripted", Tier::Read).into(),
                     credential: Some(json!({ "break": error.message, "code": error.code })),
                     serial: Some(7),
                     runs: None,

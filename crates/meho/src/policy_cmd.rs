@@ -2,9 +2,9 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use meho_config::{Config, DEFAULT_GROUP, Diagnostic, Host};
-use meho_core::{Decision, Effect};
+use meho_core::Effect;
 use meho_policy::lint::PolicyLint;
-use meho_policy::{Elevation, Overlay, PolicySet, Request};
+use meho_policy::{Decided, Elevation, Overlay, PolicySet, Request};
 
 use crate::Failure;
 use crate::cli::{CheckArgs, ExplainArgs, Format, RequestArgs};
@@ -53,12 +53,13 @@ pub(crate) fn check(args: &CheckArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn decision_json(decision: &Decision) -> Result<String, Failure> {
-    serde_json::to_string(decision)
+fn decision_json(decided: &Decided) -> Result<String, Failure> {
+    serde_json::to_string(decided)
         .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot encode decision: {err}")))
 }
 
-pub(crate) fn decision_text(decision: &Decision) -> String {
+pub(crate) fn decision_text(decided: &Decided) -> String {
+    let decision = &decided.decision;
     let mut out = String::new();
     // A refusal may report that an approval rule matched too; it is still a denial.
     let verdict = match decision.effect {
@@ -74,7 +75,7 @@ pub(crate) fn decision_text(decision: &Decision) -> String {
     };
     let _ = writeln!(out, "rule:          {rule}");
     let _ = writeln!(out, "tier:          {}", decision.tier);
-    if let Some(force_command) = &decision.force_command {
+    if let Some(force_command) = &decided.shape.force_command {
         let _ = writeln!(out, "force-command: {force_command}");
     }
     for warning in &decision.warnings {

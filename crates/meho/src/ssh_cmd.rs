@@ -14,9 +14,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use comfy_table::{Table, presets::UTF8_HORIZONTAL_ONLY};
 use meho_config::Config;
-use meho_core::Decision;
 use meho_core::display::escape;
 use meho_gateway::{Caller, ErrorCode, Gateway, Holds, ToolError};
+use meho_policy::Decided;
 use meho_ssh::broker::ExecResult;
 use meho_ssh::wire::HostView;
 use serde_json::{Value, json};
@@ -171,7 +171,7 @@ async fn exec(gateway: &Gateway, caller: &Caller, args: &SshExecArgs) -> Result<
     if args.dry_run {
         // A denial is an answer, as with `meho policy check`: exit 0.
         if format == Format::Text {
-            let decision: Decision =
+            let decision: Decided =
                 serde_json::from_value(result.get("decision").cloned().unwrap_or(Value::Null))
                     .map_err(|err| unreadable("ssh_execute", &err))?;
             let text = crate::policy_cmd::decision_text(&decision);

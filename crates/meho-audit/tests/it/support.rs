@@ -377,8 +377,6 @@ pub fn allowed_decision() -> meho_core::Decision {
         warnings: Vec::new(),
         would_deny: false,
         would_require_approval: false,
-        force_command: Some("uptime".to_owned()),
-        elevation_prefix: None,
         grant_id: None,
         waiver_id: None,
         approval_id: None,

@@ -110,7 +110,7 @@ fn composed_deny_rules_of_every_member_apply() {
             Overlay::default(),
         )
     };
-    assert_eq!(decide("shutdown -h now").rule, "deny:^shutdown");
-    assert_eq!(decide("zeta").rule, "deny:^zeta");
-    assert!(decide("ls").may_run());
+    assert_eq!(decide("shutdown -h now").decision.rule, "deny:^shutdown");
+    assert_eq!(decide("zeta").decision.rule, "deny:^zeta");
+    assert!(decide("ls").decision.may_run());
 }

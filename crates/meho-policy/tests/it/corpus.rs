@@ -127,7 +127,8 @@ fn check_case(config: &Config, scenario: &str, case: &Case) -> Vec<String> {
         grants: &grants,
         waivers: &waivers,
     };
-    let d: Decision = host.policy.decide(&request, overlay);
+    let decided = host.policy.decide(&request, overlay);
+    let d: &Decision = &decided.decision;
     let mut problems = Vec::new();
     let mut expect = |what: &str, want: String, got: String| {
         if want != got {
@@ -163,13 +164,16 @@ fn check_case(config: &Config, scenario: &str, case: &Case) -> Vec<String> {
         expect(
             "force_command",
             format!("{fc:?}"),
-            format!("{:?}", d.force_command.as_deref().unwrap_or("<null>")),
+            format!(
+                "{:?}",
+                decided.shape.force_command.as_deref().unwrap_or("<null>")
+            ),
         );
     }
-    if case.force_command_null && d.force_command.is_some() {
+    if case.force_command_null && decided.shape.force_command.is_some() {
         problems.push(format!(
             "force_command: want null, got {:?}",
-            d.force_command
+            decided.shape.force_command
         ));
     }
     for needle in &case.warnings_contain {

@@ -576,11 +576,11 @@ fn decide(policy: &HostPolicy, command: &str, sudo: bool) -> String {
         Overlay::default(),
     );
     assert!(
-        decision.may_run(),
+        decision.decision.may_run(),
         "`{command}` was refused: {}",
-        decision.rule
+        decision.decision.rule
     );
-    decision.force_command.unwrap()
+    decision.shape.force_command.unwrap()
 }
 
 #[test]
@@ -1044,10 +1044,10 @@ fn the_shipped_example_refuses_or_runs_only_the_decided_words() {
                 },
                 Overlay::default(),
             );
-            if decision.refuses() {
+            if decision.decision.refuses() {
                 continue;
             }
-            let force_command = decision.force_command.unwrap();
+            let force_command = decision.shape.force_command.unwrap();
             let want = expected_invocations(&shell::parse(command).unwrap());
             for shell in SHELLS {
                 assert_eq!(

@@ -190,8 +190,8 @@ fn an_empty_grant_cannot_open_an_allowlist_host() {
             },
         )
     };
-    assert!(decide("rm -rf /").refuses());
-    assert!(decide("uptime -p").may_run());
+    assert!(decide("rm -rf /").decision.refuses());
+    assert!(decide("uptime -p").decision.may_run());
 }
 
 // --- allow rules -------------------------------------------------------------------------------

@@ -120,14 +120,14 @@ proptest! {
         let request = request(&command);
         let without = host.decide(&request, Overlay::default());
         let with = host.decide(&request, Overlay { grants: &grants, waivers: &[] });
-        if without.may_run() {
-            prop_assert!(with.may_run(), "grant narrowed: {without:?} -> {with:?}");
+        if without.decision.may_run() {
+            prop_assert!(with.decision.may_run(), "grant narrowed: {without:?} -> {with:?}");
         }
-        if without.json_require_approval() {
-            prop_assert!(with.json_require_approval(), "grant dropped an approval: {with:?}");
+        if without.decision.json_require_approval() {
+            prop_assert!(with.decision.json_require_approval(), "grant dropped an approval: {with:?}");
         }
-        if with.may_run() && without.refuses() {
-            prop_assert_eq!(without.reason_code, ReasonCode::AllowlistNoMatch);
+        if with.decision.may_run() && without.decision.refuses() {
+            prop_assert_eq!(without.decision.reason_code, ReasonCode::AllowlistNoMatch);
         }
         if !host.policies.has_allowlist() {
             prop_assert_eq!(&with, &without, "a grant changed a host with no allowlist");
@@ -154,10 +154,10 @@ proptest! {
         let request = request(&command);
         let without = host.decide(&request, Overlay::default());
         let with = host.decide(&request, overlay);
-        prop_assert_eq!(with.may_run(), without.may_run());
-        if without.needs_approval() {
-            prop_assert!(with.allows());
-            prop_assert_eq!(with.rule, format!("approval-waived:{}", without.rule));
+        prop_assert_eq!(with.decision.may_run(), without.decision.may_run());
+        if without.decision.needs_approval() {
+            prop_assert!(with.decision.allows());
+            prop_assert_eq!(with.decision.rule, format!("approval-waived:{}", without.decision.rule));
         } else {
             prop_assert_eq!(&with, &without);
         }
@@ -192,8 +192,8 @@ proptest! {
         // Audit-only bases become enforcing once an enforcing member joins, so compare only
         // where the base already enforced (or had nothing to enforce).
         let base_enforced = wide.policies.enforces() || !wide.policies.is_restricting();
-        if base_enforced && composed.allows() {
-            prop_assert!(alone.allows(),
+        if base_enforced && composed.decision.allows() {
+            prop_assert!(alone.decision.allows(),
                 "composition widened: alone={alone:?} composed={composed:?}");
         }
     }
@@ -214,32 +214,32 @@ proptest! {
         // A refusal reports that an approval rule matched only for an allowlist miss (the seed's
         // semantics); it never makes the call runnable.
         prop_assert!(
-            !d.approval_rule_matched
-                || (d.refuses() && d.reason_code == ReasonCode::AllowlistNoMatch)
+            !d.decision.approval_rule_matched
+                || (d.decision.refuses() && d.decision.reason_code == ReasonCode::AllowlistNoMatch)
         );
-        prop_assert_eq!(d.may_run(), d.force_command.is_some());
-        if d.refuses() {
-            prop_assert!(!d.rule.is_empty());
+        prop_assert_eq!(d.decision.may_run(), d.shape.force_command.is_some());
+        if d.decision.refuses() {
+            prop_assert!(!d.decision.rule.is_empty());
             prop_assert!(matches!(
-                d.reason_code,
+                d.decision.reason_code,
                 ReasonCode::CommandDenied
                     | ReasonCode::AllowlistNoMatch
                     | ReasonCode::ShellParseError
                     | ReasonCode::InvalidRequest
             ));
-        } else if d.needs_approval() {
-            prop_assert_eq!(d.reason_code, ReasonCode::NeedsApproval);
+        } else if d.decision.needs_approval() {
+            prop_assert_eq!(d.decision.reason_code, ReasonCode::NeedsApproval);
         } else {
-            prop_assert_eq!(d.reason_code, ReasonCode::Allowed);
+            prop_assert_eq!(d.decision.reason_code, ReasonCode::Allowed);
         }
-        if sudo && d.may_run() {
-            prop_assert!(d.force_command.as_deref().unwrap().starts_with("sudo -n -- "));
+        if sudo && d.decision.may_run() {
+            prop_assert!(d.shape.force_command.as_deref().unwrap().starts_with("sudo -n -- "));
         }
         // Audit-only sets never refuse a well-formed command.
         if host.policies.is_restricting() && !host.policies.enforces()
-            && d.reason_code != ReasonCode::InvalidRequest
+            && d.decision.reason_code != ReasonCode::InvalidRequest
         {
-            prop_assert!(d.allows());
+            prop_assert!(d.decision.allows());
         }
     }
 
@@ -254,7 +254,7 @@ proptest! {
         let host = host(members);
         let line = format!("{before}{separator}{after}");
         let d = host.decide(&request(&line), Overlay::default());
-        prop_assert!(d.refuses());
-        prop_assert_eq!(d.rule, "invalid-request:newline");
+        prop_assert!(d.decision.refuses());
+        prop_assert_eq!(d.decision.rule, "invalid-request:newline");
     }
 }

@@ -140,7 +140,10 @@ async fn certificates_carry_exactly_the_policy_constraints() {
         .await
         .unwrap();
     assert!(refused.certificate.is_none());
-    assert_eq!(refused.decision.rule, "invalid-request:pty-not-allowed");
+    assert_eq!(
+        refused.decision.decision.rule,
+        "invalid-request:pty-not-allowed"
+    );
 
     // Bastion certificates tunnel and run nothing; only bastions may get them.
     let bastion = lab
@@ -174,7 +177,10 @@ async fn certificates_carry_exactly_the_policy_constraints() {
         )
         .await
         .unwrap();
-    assert_eq!(not_bastion.decision.rule, "invalid-request:not-a-bastion");
+    assert_eq!(
+        not_bastion.decision.decision.rule,
+        "invalid-request:not-a-bastion"
+    );
 
     // Sessions carry no force-command but hand back the elevation prefix.
     let session = lab
@@ -278,7 +284,7 @@ async fn the_signer_refuses_bad_intents_and_audits_every_answer() {
         .await
         .unwrap();
     assert!(newline.certificate.is_none());
-    assert!(newline.decision.refuses());
+    assert!(newline.decision.decision.refuses());
 
     let records = lab.records().await;
     let denials = records.iter().filter(|r| r.kind == "denial").count();
