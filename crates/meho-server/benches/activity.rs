@@ -588,7 +588,6 @@ async fn run() {
     state.mcp = Some(Arc::new(McpState {
         context: Arc::new(McpContext {
             gateway,
-            audit: audit.clone(),
             tasks: Default::default(),
             tools: Default::default(),
         }),

@@ -915,7 +915,7 @@ pub(crate) async fn list_activity(
         tier: one_of("tier", query.tier, &TIERS)?,
         decision: one_of("decision", query.decision, &DECISIONS)?,
     };
-    let store = state.context.audit.store().clone();
+    let store = state.context.audit().store().clone();
     let page = page(
         store.as_ref(),
         &actor.tenant,
@@ -1224,7 +1224,7 @@ pub(crate) async fn get_call(
     Acting(actor): Acting,
     Path(id): Path<String>,
 ) -> Result<Json<CallDetail>, ApiError> {
-    let store = state.context.audit.store().clone();
+    let store = state.context.audit().store().clone();
     call_detail(store.as_ref(), &actor.tenant, &id, meho_approvals::now_us())
         .await?
         .map(Json)
@@ -1418,7 +1418,7 @@ async fn sessions_open(store: &dyn AuditStore, tenant: &str, now_us: i64) -> Res
 
 /// The counters and the last hour's calls per minute.
 async fn summary(state: &McpState, tenant: &str, now_us: i64) -> Result<Summary, ApiError> {
-    let store = state.context.audit.store().clone();
+    let store = state.context.audit().store().clone();
     let store = store.as_ref();
     let end = (now_us.div_euclid(MINUTE_US) + 1) * MINUTE_US;
     let start = end - MINUTES * MINUTE_US;

@@ -1078,7 +1078,7 @@ async fn query_audit(
     filter.tenant = Some(actor.tenant.clone());
     let records = state
         .context
-        .audit
+        .audit()
         .query(
             &filter,
             Page::Newest {
@@ -1107,7 +1107,7 @@ async fn get_record(
 ) -> Result<Json<RecordView>, ApiError> {
     let record = state
         .context
-        .audit
+        .audit()
         .get(&id)
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
@@ -1158,7 +1158,7 @@ async fn verify_audit(
         None => (Vec::new(), Vec::new()),
     };
     let report = meho_audit::verify_tenant_chain(
-        state.context.audit.store().as_ref(),
+        state.context.audit().store().as_ref(),
         &actor.tenant,
         meho_audit::VerifyInputs {
             key: state.verify.public_key.as_ref(),

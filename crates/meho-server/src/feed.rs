@@ -68,7 +68,7 @@ pub(crate) async fn stream(
     let tenant = principal.tenant.clone();
     let after = match resume.or(query.after) {
         Some(seq) => seq,
-        None => match mcp.context.audit.store().heads().await {
+        None => match mcp.context.audit().store().heads().await {
             Ok(heads) => heads
                 .iter()
                 .find(|h| h.tenant == tenant)
@@ -83,7 +83,7 @@ pub(crate) async fn stream(
         },
     };
     // The tenant comes from the verified token, never from the request.
-    let subscription = mcp.context.audit.subscribe(&tenant, after);
+    let subscription = mcp.context.audit().subscribe(&tenant, after);
     let events = futures_util::stream::unfold(
         (subscription, query),
         |(mut subscription, query)| async move {

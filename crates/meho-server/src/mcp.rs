@@ -40,8 +40,6 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub struct McpContext {
     /// The call path (with its human in the loop: freezes, approvals, grants).
     pub gateway: Gateway,
-    /// For `announce`.
-    pub audit: Arc<AuditLog>,
     /// Results of approved calls collected through MCP Tasks (`tasks/get`).
     pub tasks: TaskResults,
     /// Every tool with its JSON schema, built once: the gateway's tools do not change.
@@ -52,6 +50,12 @@ impl McpContext {
     /// The human in the loop behind the gateway.
     pub fn governance(&self) -> &Arc<Governance> {
         self.gateway.governance()
+    }
+
+    /// The audit log every call is written to (the gateway's: `announce`, the feed and the
+    /// console read the same log the pipeline writes).
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        self.gateway.governance().audit()
     }
 }
 
@@ -387,7 +391,7 @@ impl MehoMcp {
         }
         let appended = self
             .context
-            .audit
+            .audit()
             .announce(
                 &caller.tenant,
                 &caller.principal,

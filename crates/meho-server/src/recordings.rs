@@ -79,7 +79,7 @@ pub(crate) async fn get_recording(
     };
     let records = state
         .context
-        .audit
+        .audit()
         .query(
             &Filter {
                 tenant: Some(actor.tenant.clone()),

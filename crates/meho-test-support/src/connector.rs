@@ -214,14 +214,7 @@ impl Connector for Scripted {
             Ok(Plan {
                 tool: tool.to_owned(),
                 summary: format!("{tool} on {target}"),
-                learnable: arguments
-                    .get("command")
-                    .and_then(Value::as_str)
-                    .map(|command| meho_gateway::Learnable {
-                        command: command.to_owned(),
-                        sudo: false,
-                        sudo_user: None,
-                    }),
+                learnable: meho_gateway::Learnable::of_action(arguments),
                 target,
                 min_tier,
                 session_id: arguments

@@ -285,7 +285,6 @@ fn main() {
         state.mcp = Some(Arc::new(McpState {
             context: Arc::new(McpContext {
                 gateway,
-                audit: audit.clone(),
                 tasks: Default::default(),
             tools: Default::default(),
             }),

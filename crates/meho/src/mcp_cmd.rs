@@ -65,7 +65,6 @@ async fn serve_on(config: &Config, paths: &Paths, backplane: &Backplane) -> Resu
     let governance = backplane.governance(config, &config.server.effective_public_url(), None)?;
     let context = Arc::new(McpContext {
         gateway: ssh.gateway(governance.clone(), meho_gateway::Holds::Pending)?,
-        audit: backplane.audit.clone(),
         tasks: Default::default(),
         tools: Default::default(),
     });

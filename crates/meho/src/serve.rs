@@ -178,7 +178,6 @@ async fn serve_on(
     state.mcp = Some(Arc::new(meho_server::McpState {
         context: Arc::new(meho_server::mcp::McpContext {
             gateway: ssh.gateway(governance.clone(), meho_gateway::Holds::Pending)?,
-            audit: backplane.audit.clone(),
             tasks: Default::default(),
             tools: Default::default(),
         }),

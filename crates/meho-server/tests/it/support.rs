@@ -293,7 +293,6 @@ impl Server {
         state.mcp = Some(Arc::new(McpState {
             context: Arc::new(McpContext {
                 gateway,
-                audit: audit.clone(),
                 tasks: Default::default(),
                 tools: Default::default(),
             }),
