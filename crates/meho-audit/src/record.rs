@@ -188,7 +188,7 @@ impl NewRecord {
                 "exit_status": outcome.exit_status,
                 "error": outcome.error,
                 "duration_ms": outcome.duration_ms,
-                "credential_serial": outcome.credential_serial.map(|s| s.to_string()),
+                "credential_serial": outcome.credential_serial,
                 "output_bytes": outcome.output_bytes,
                 "output_sha256": outcome.output_sha256,
                 "recording_sha256": outcome.recording_sha256,
@@ -226,9 +226,10 @@ pub struct CallOutcome {
     pub error: Option<String>,
     /// Wall time of the call.
     pub duration_ms: u64,
-    /// Serial of the credential minted for the call. Stored as a decimal string: u64 does not fit
-    /// in a JSON number that every verifier reads exactly.
-    pub credential_serial: Option<u64>,
+    /// Serial of the credential minted for the call, as a string: an SSH certificate's serial in
+    /// decimal (a u64 does not fit in a JSON number every verifier reads exactly), a Kubernetes
+    /// token's `jti`.
+    pub credential_serial: Option<String>,
     /// Bytes of output produced.
     pub output_bytes: u64,
     /// sha256 of the output, lowercase hex.

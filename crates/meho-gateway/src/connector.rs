@@ -89,7 +89,7 @@ pub struct Authorized<C> {
     /// session close).
     pub credential: Option<C>,
     /// The credential's serial, for the records.
-    pub serial: Option<u64>,
+    pub serial: Option<String>,
     /// What the target will run, spelled as it will run it, when the decider rebuilt it.
     pub runs: Option<String>,
 }
@@ -136,7 +136,7 @@ pub struct Failed {
 
 impl Failed {
     /// A failure with nothing more to record than its message.
-    pub fn new(error: ToolError, credential_serial: Option<u64>) -> Self {
+    pub fn new(error: ToolError, credential_serial: Option<String>) -> Self {
         let outcome = CallOutcome {
             error: Some(error.message.clone()),
             credential_serial,

@@ -248,7 +248,7 @@ impl Seeder {
                 &CallOutcome {
                     exit_status: Some(exit),
                     duration_ms: 120 + serial % 900,
-                    credential_serial: Some(serial),
+                    credential_serial: Some(serial.to_string()),
                     output_bytes: 200 + serial % 4000,
                     output_sha256: Some("58".repeat(32)),
                     ..CallOutcome::default()

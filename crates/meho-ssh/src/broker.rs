@@ -263,7 +263,7 @@ fn outcome_of(out: &ExecOutput, serial: u64) -> CallOutcome {
                 .as_ref()
                 .map(|s| format!("killed by signal {s}"))
         },
-        credential_serial: Some(serial),
+        credential_serial: Some(serial.to_string()),
         output_bytes: (out.stdout.len() + out.stderr.len()) as u64
             + out.stdout_dropped
             + out.stderr_dropped,
@@ -273,7 +273,7 @@ fn outcome_of(out: &ExecOutput, serial: u64) -> CallOutcome {
 }
 
 /// A failure after the intent: an SSH error, recorded with the credential's serial.
-fn failed(err: &Error, serial: Option<u64>) -> Failed {
+fn failed(err: &Error, serial: Option<String>) -> Failed {
     let mut failed = Failed::new(ssh_error(err), serial);
     failed.outcome.error = Some(err.to_string());
     failed
@@ -587,7 +587,7 @@ impl SshBroker {
                 hops,
                 elevation_prefix: answer.elevation_prefix,
             }),
-            serial: Some(serial),
+            serial: Some(serial.to_string()),
         })
     }
 
@@ -615,7 +615,7 @@ impl SshBroker {
         Ok(Authorized {
             decision: answer.decision,
             credential: None,
-            serial: planned.session.as_ref().map(|s| s.serial),
+            serial: planned.session.as_ref().map(|s| s.serial.to_string()),
             runs,
         })
     }
@@ -858,7 +858,7 @@ impl SshBroker {
                 }
                 .into(),
                 credential: None,
-                serial: planned.session.as_ref().map(|s| s.serial),
+                serial: planned.session.as_ref().map(|s| s.serial.to_string()),
                 runs: None,
             }),
             SshAction::BastionHop => Err(ToolError::internal("a hop is not a call").into()),
@@ -918,7 +918,7 @@ impl SshBroker {
                     }
                     _ => Err(Failed::new(
                         ToolError::internal("no credential for this action"),
-                        Some(serial),
+                        Some(serial.to_string()),
                     )),
                 }
             }
@@ -963,7 +963,7 @@ impl SshBroker {
                 outcome: outcome_of(&out, serial),
                 notes: serde_json::Map::new(),
             }),
-            Err(err) => Err(failed(&err, Some(serial))),
+            Err(err) => Err(failed(&err, Some(serial.to_string()))),
         }
     }
 
@@ -983,7 +983,7 @@ impl SshBroker {
         else {
             return Err(Failed::new(
                 ToolError::internal("not a session open"),
-                Some(serial),
+                Some(serial.to_string()),
             ));
         };
         let session_id = plan.session_id.clone().unwrap_or_default();
@@ -991,7 +991,7 @@ impl SshBroker {
         let (conn, shell, recorder) = self
             .open_connection(&plan.target, *mode, &session_id, minted)
             .await
-            .map_err(|error| Failed::new(error, Some(serial)))?;
+            .map_err(|error| Failed::new(error, Some(serial.to_string())))?;
         let recording = recorder.as_ref().map(|r| r.path().display().to_string());
         let session = Arc::new(Session::new(
             session_id.clone(),
@@ -1014,7 +1014,7 @@ impl SshBroker {
             let _ = session.shutdown().await;
             return Err(Failed::new(
                 ToolError::new(ErrorCode::Limit, "session limit reached while opening"),
-                Some(serial),
+                Some(serial.to_string()),
             ));
         }
         Ok(Output {
@@ -1028,7 +1028,7 @@ impl SshBroker {
                 "max_lifetime_seconds": self.options.sessions.max_lifetime.as_secs(),
             }),
             outcome: CallOutcome {
-                credential_serial: Some(serial),
+                credential_serial: Some(serial.to_string()),
                 ..CallOutcome::default()
             },
             notes: serde_json::Map::new(),
@@ -1102,7 +1102,7 @@ impl SshBroker {
         command: &str,
         decided: &Decided,
     ) -> Result<Output, Failed> {
-        let serial = Some(session.serial);
+        let serial = Some(session.serial.to_string());
         if command.contains(['\n', '\r']) {
             // The engine refuses these already; the shell protocol depends on it, so check again.
             return Err(Failed::new(
@@ -1189,7 +1189,7 @@ impl SshBroker {
         caller: &Caller,
         session: &Arc<Session>,
     ) -> Result<Output, Failed> {
-        let serial = Some(session.serial);
+        let serial = Some(session.serial.to_string());
         if self
             .sessions
             .remove(&session.id, &caller.principal)
@@ -1267,7 +1267,7 @@ impl SshBroker {
             &call,
             &CallOutcome {
                 error,
-                credential_serial: Some(session.serial),
+                credential_serial: Some(session.serial.to_string()),
                 recording_sha256: sha.clone(),
                 ..CallOutcome::default()
             },
@@ -1361,7 +1361,7 @@ impl SshBroker {
                 outcome: transfer_outcome(serial),
                 notes: serde_json::Map::new(),
             }),
-            Err(err) => Err(failed(&err, Some(serial))),
+            Err(err) => Err(failed(&err, Some(serial.to_string()))),
         }
     }
 
@@ -1404,7 +1404,7 @@ impl SshBroker {
                     notes: serde_json::Map::new(),
                 })
             }
-            Err(err) => Err(failed(&err, Some(serial))),
+            Err(err) => Err(failed(&err, Some(serial.to_string()))),
         }
     }
 }

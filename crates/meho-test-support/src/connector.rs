@@ -255,7 +255,7 @@ impl Connector for Scripted {
                     }
                     .into(),
                     credential: Some(value),
-                    serial: Some(7),
+                    serial: Some("7".to_owned()),
                     runs: None,
                 };
             let script = plan
@@ -280,7 +280,7 @@ impl Connector for Scripted {
                 Script::Break(error) => Ok(Authorized {
                     decision: decision(Effect::Allow, "allow:scripted", Tier::Read).into(),
                     credential: Some(json!({ "break": error.message, "code": error.code })),
-                    serial: Some(7),
+                    serial: Some("7".to_owned()),
                     runs: None,
                 }),
             }

@@ -182,7 +182,7 @@ impl Agent<'_> {
             &CallOutcome {
                 exit_status: Some(exit),
                 duration_ms: 188,
-                credential_serial: Some(serial),
+                credential_serial: Some(serial.to_string()),
                 output_bytes: 6,
                 output_sha256: Some("58".repeat(32)),
                 ..CallOutcome::default()
