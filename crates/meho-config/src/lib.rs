@@ -47,6 +47,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[hosts.*]`, by name.
     pub hosts: BTreeMap<String, Host>,
+    /// `[clusters.*]`, by name (never a host's name).
+    pub clusters: BTreeMap<String, Cluster>,
     /// `[command_policies.*]`, by name.
     pub command_policies: BTreeMap<String, CommandPolicy>,
     /// `[group_command_policies]`.
@@ -86,6 +88,8 @@ pub enum FileUse {
     SignerTls,
     /// `[ssh] tls_*`, `signer_ca`: the broker's client TLS material for a remote signer.
     BrokerTls,
+    /// `[clusters.*] ca_cert`, `minter_token_file`: what the Kubernetes connector reads.
+    Kube,
 }
 
 /// A file named by the config.
@@ -479,6 +483,57 @@ pub struct Host {
     /// The composed firewall and elevation rules.
     pub policy: HostPolicy,
 }
+
+/// A validated `[clusters.<name>]`.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// The cluster's name in config, tools and audit.
+    pub name: String,
+    /// `https://host:port`.
+    pub api_server: String,
+    /// The CA bundle file the API server's certificate must chain to.
+    pub ca_cert: PathBuf,
+    /// The minter's token file, re-read on every mint.
+    pub minter_token_file: PathBuf,
+    /// Lifetime of each minted token (600–900 s).
+    pub token_ttl_seconds: u32,
+    /// The owning tenant.
+    pub tenant: String,
+    /// Groups, for RBAC (as for hosts).
+    pub groups: Vec<String>,
+    /// Callers allowed to reach the cluster; empty means any.
+    pub allowed_callers: Vec<String>,
+    /// The ServiceAccount bindings, in order.
+    pub sa_bindings: Vec<SaBinding>,
+    /// The compiled action policy.
+    pub policy: meho_policy::kube::ClusterPolicy,
+}
+
+/// One ServiceAccount binding of a cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaBinding {
+    /// Caller groups it is for; empty is the default binding.
+    pub groups: Vec<String>,
+    /// The ServiceAccount's namespace.
+    pub namespace: String,
+    /// The ServiceAccount's name.
+    pub service_account: String,
+}
+
+impl Cluster {
+    /// The binding a caller with `groups` (`None`: not known, no group filter) runs as: the
+    /// first entry whose groups overlap, else the first default entry.
+    pub fn binding_for(&self, groups: Option<&[String]>) -> Option<&SaBinding> {
+        let caller: &[String] = groups.unwrap_or(&[]);
+        self.sa_bindings
+            .iter()
+            .find(|b| !b.groups.is_empty() && b.groups.iter().any(|g| caller.contains(g)))
+            .or_else(|| self.sa_bindings.iter().find(|b| b.groups.is_empty()))
+    }
+}
+
+/// The default lifetime of a minted cluster token.
+pub const DEFAULT_CLUSTER_TOKEN_TTL: u32 = 600;
 
 impl Config {
     /// Reads and validates the file at `path`.

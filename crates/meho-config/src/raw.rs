@@ -29,6 +29,9 @@ pub struct RawConfig {
     /// SSH targets, by name.
     #[serde(default)]
     pub hosts: BTreeMap<String, RawHost>,
+    /// Kubernetes targets, by name (disjoint from host names).
+    #[serde(default)]
+    pub clusters: BTreeMap<String, RawCluster>,
     /// Named command policies, attached to hosts through `group_command_policies`.
     #[serde(default)]
     pub command_policies: BTreeMap<String, RawCommandPolicy>,
@@ -402,4 +405,86 @@ pub enum RawEnforcement {
     Enforce,
     /// Findings become warnings.
     Audit,
+}
+
+/// `[clusters.<name>]`: one Kubernetes cluster. meho mints a short-lived token for a bound
+/// ServiceAccount on every call (TokenRequest); the agent never holds a cluster credential.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// The API server, `https://host:port`.
+    pub api_server: String,
+    /// The CA bundle (PEM file) the API server's certificate must chain to.
+    pub ca_cert: String,
+    /// A file holding the minter's token, re-read on every mint (so a rotated token is picked
+    /// up). Its only right should be `create` on `serviceaccounts/token` for the bound accounts.
+    pub minter_token_file: String,
+    /// Lifetime of each minted token, 600–900 seconds (the API server refuses less than 600).
+    /// Default 600.
+    pub token_ttl_seconds: Option<u32>,
+    /// The tenant that owns the cluster. Default `default`.
+    pub tenant: Option<String>,
+    /// Groups the cluster belongs to: a human caller must share one (as for hosts).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Callers (agent principals) allowed to use the cluster. Empty: any.
+    #[serde(default)]
+    pub allowed_callers: Vec<String>,
+    /// Which ServiceAccount a call runs as: the first entry whose `groups` overlap the caller's
+    /// groups; an entry without `groups` is the default. No match: the call is refused.
+    #[serde(default)]
+    pub sa_bindings: Vec<RawSaBinding>,
+    /// The action policy: each action (`<verb> <resource[.group]> <namespace>/<name>`) is
+    /// decided against these rules, deny wins, and an action no rule allows is denied.
+    #[serde(default)]
+    pub rules: Vec<RawClusterRule>,
+}
+
+/// One `sa_bindings` entry.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSaBinding {
+    /// Caller groups this binding is for. Empty or absent: the default binding.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// The ServiceAccount's namespace.
+    pub namespace: String,
+    /// The ServiceAccount's name.
+    pub service_account: String,
+}
+
+/// One `rules` entry of a cluster. Lists hold exact values or globs (`*` = any run of
+/// characters valid in the field; `*` alone also matches `-`, none).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawClusterRule {
+    /// `get`, `list`, `logs`, `apply`, `delete`, or `*`.
+    pub verbs: Vec<String>,
+    /// `<plural>` for the core group, `<plural>.<group>` otherwise (e.g. `deployments.apps`).
+    pub resources: Vec<String>,
+    /// Namespaces; `-` is cluster-scoped objects and lists across all namespaces. Default `["*"]`.
+    pub namespaces: Option<Vec<String>>,
+    /// Object names; `-` is lists. Default `["*"]`.
+    pub names: Option<Vec<String>>,
+    /// `allow`, `deny` or `require_approval`.
+    pub effect: RawRuleEffect,
+    /// Raise the tier of what the rule matches (never below the verb's: reads are `read`,
+    /// apply `write`, delete `destructive`).
+    pub tier: Option<Tier>,
+    /// On an `allow` rule: show Secret values (`data`, `stringData`) instead of their sizes.
+    /// Default false.
+    #[serde(default)]
+    pub reveal: bool,
+}
+
+/// `effect` of a cluster rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawRuleEffect {
+    /// May run.
+    Allow,
+    /// Never runs.
+    Deny,
+    /// Runs once a human approves it.
+    RequireApproval,
 }

@@ -9,7 +9,9 @@ use meho_policy::{
 };
 
 use crate::location::{Locator, Segment, key_path};
-use crate::raw::{RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode};
+use crate::raw::{
+    RawCluster, RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode, RawRuleEffect,
+};
 use crate::{
     ApprovalsConfig, AuditConfig, AuthConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP,
     DEFAULT_LISTEN, DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT, Diagnostic, FileRef,
@@ -116,6 +118,13 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         }
     }
 
+    let mut clusters = BTreeMap::new();
+    for (name, cluster) in &raw.clusters {
+        if let Some(cluster) = validate_cluster(&mut v, raw_hosts(&raw), name, cluster) {
+            clusters.insert(name.clone(), cluster);
+        }
+    }
+
     if !v.errors.is_empty() {
         return Err(ConfigError::Invalid(v.errors));
     }
@@ -126,6 +135,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         log,
         audit,
         hosts,
+        clusters,
         command_policies,
         group_command_policies: raw.group_command_policies,
         ca_keys,
@@ -1120,5 +1130,196 @@ fn validate_host(
             allow_sudo: host.allow_sudo,
             allowed_sudo_users: host.allowed_sudo_users.clone(),
         },
+    })
+}
+
+fn raw_hosts(raw: &RawConfig) -> &BTreeMap<String, RawHost> {
+    &raw.hosts
+}
+
+fn validate_cluster(
+    v: &mut Validator<'_>,
+    hosts: &BTreeMap<String, RawHost>,
+    name: &str,
+    cluster: &RawCluster,
+) -> Option<crate::Cluster> {
+    use meho_policy::kube::{ClusterPolicy, ClusterRule, RuleEffect, is_dns_label};
+    let errors_before = v.errors.len();
+    let at = |key: &str| key_path!["clusters", name, key];
+    if !is_valid_name(name) {
+        v.error(
+            &key_path!["clusters", name],
+            format!("invalid cluster name `{name}`"),
+        );
+    }
+    if hosts.contains_key(name) {
+        v.error(
+            &key_path!["clusters", name],
+            format!(
+                "cluster `{name}` has the name of host `{name}` ([hosts.{name}]); targets are named once across hosts and clusters"
+            ),
+        );
+    }
+    match url::Url::parse(&cluster.api_server) {
+        Ok(url) if url.scheme() == "https" && url.host().is_some() && url.path() == "/" => {}
+        Ok(_) => v.error(
+            &at("api_server"),
+            format!(
+                "cluster `{name}`: api_server `{}` must be `https://host[:port]` (no path)",
+                cluster.api_server
+            ),
+        ),
+        Err(err) => v.error(
+            &at("api_server"),
+            format!(
+                "cluster `{name}`: api_server `{}`: {err}",
+                cluster.api_server
+            ),
+        ),
+    }
+    for (key, value) in [
+        ("ca_cert", &cluster.ca_cert),
+        ("minter_token_file", &cluster.minter_token_file),
+    ] {
+        if value.trim().is_empty() {
+            v.error(
+                &at(key),
+                format!("cluster `{name}`: {key} must not be empty"),
+            );
+        } else {
+            v.file(
+                &at(key),
+                format!("clusters.{name}.{key}"),
+                Path::new(value),
+                FileUse::Kube,
+            );
+        }
+    }
+    let token_ttl_seconds = cluster
+        .token_ttl_seconds
+        .unwrap_or(crate::DEFAULT_CLUSTER_TOKEN_TTL);
+    if !(600..=900).contains(&token_ttl_seconds) {
+        v.error(
+            &at("token_ttl_seconds"),
+            format!(
+                "cluster `{name}`: token_ttl_seconds = {token_ttl_seconds} is out of range (600..=900; the API server refuses tokens shorter than 600 s)"
+            ),
+        );
+    }
+    for (index, group) in cluster.groups.iter().enumerate() {
+        if !is_valid_name(group) {
+            v.error(
+                &key_path!["clusters", name, "groups", index],
+                format!("cluster `{name}`: invalid group name `{group}`"),
+            );
+        }
+    }
+    for (index, caller) in cluster.allowed_callers.iter().enumerate() {
+        if caller.trim().is_empty() {
+            v.error(
+                &key_path!["clusters", name, "allowed_callers", index],
+                format!("cluster `{name}`: empty caller name"),
+            );
+        }
+    }
+    let mut sa_bindings = Vec::new();
+    for (index, binding) in cluster.sa_bindings.iter().enumerate() {
+        for (key, value) in [
+            ("namespace", &binding.namespace),
+            ("service_account", &binding.service_account),
+        ] {
+            let ok = if key == "namespace" {
+                is_dns_label(value)
+            } else {
+                meho_policy::kube::is_dns_subdomain(value)
+            };
+            if !ok {
+                v.error(
+                    &key_path!["clusters", name, "sa_bindings", index, key],
+                    format!("cluster `{name}`: sa_bindings[{index}].{key} `{value}` is not a valid Kubernetes name"),
+                );
+            }
+        }
+        sa_bindings.push(crate::SaBinding {
+            groups: binding.groups.clone(),
+            namespace: binding.namespace.clone(),
+            service_account: binding.service_account.clone(),
+        });
+    }
+    if sa_bindings.is_empty() {
+        v.error(
+            &at("sa_bindings"),
+            format!("cluster `{name}`: sa_bindings is empty, so no call could run (name at least one ServiceAccount)"),
+        );
+    }
+    let rules = cluster
+        .rules
+        .iter()
+        .map(|rule| ClusterRule {
+            verbs: rule.verbs.clone(),
+            resources: rule.resources.clone(),
+            namespaces: rule
+                .namespaces
+                .clone()
+                .unwrap_or_else(|| vec!["*".to_owned()]),
+            names: rule.names.clone().unwrap_or_else(|| vec!["*".to_owned()]),
+            effect: match rule.effect {
+                RawRuleEffect::Allow => RuleEffect::Allow,
+                RawRuleEffect::Deny => RuleEffect::Deny,
+                RawRuleEffect::RequireApproval => RuleEffect::RequireApproval,
+            },
+            tier: rule.tier,
+            reveal: rule.reveal,
+        })
+        .collect();
+    let policy = match ClusterPolicy::compile(name, rules) {
+        Ok(policy) => Some(policy),
+        Err(err) => {
+            let rule_at = match &err {
+                PolicyError::InvalidRegex { policy, .. } => policy
+                    .rsplit_once("rules[")
+                    .and_then(|(_, i)| i.trim_end_matches(']').parse::<usize>().ok()),
+                _ => None,
+            };
+            let message = format!("cluster `{name}`: {err}");
+            match rule_at {
+                Some(index) => v.error(&key_path!["clusters", name, "rules", index], message),
+                None => v.error(&at("rules"), message),
+            }
+            None
+        }
+    };
+    if cluster.rules.is_empty() {
+        v.warn(
+            &key_path!["clusters", name],
+            format!("cluster `{name}` has no rules, so every action on it is denied"),
+        );
+    }
+    let tenant = match &cluster.tenant {
+        None => DEFAULT_TENANT.to_owned(),
+        Some(tenant) => {
+            if !crate::is_valid_tenant(tenant) {
+                v.error(
+                    &at("tenant"),
+                    format!("cluster `{name}`: tenant `{tenant}` is empty or reserved (names starting with `_`)"),
+                );
+            }
+            tenant.clone()
+        }
+    };
+    if v.errors.len() > errors_before {
+        return None;
+    }
+    Some(crate::Cluster {
+        name: name.to_owned(),
+        api_server: cluster.api_server.trim_end_matches('/').to_owned(),
+        ca_cert: PathBuf::from(&cluster.ca_cert),
+        minter_token_file: PathBuf::from(&cluster.minter_token_file),
+        token_ttl_seconds,
+        tenant,
+        groups: cluster.groups.clone(),
+        allowed_callers: cluster.allowed_callers.clone(),
+        sa_bindings,
+        policy: policy?,
     })
 }

@@ -127,6 +127,23 @@ impl Decision {
         }
     }
 
+    /// Refuses a call that may run but is rated above `max`, the highest tier the caller's role
+    /// may run (`tier_exceeded`, rule `tier:<tier>-over-<max>`); warnings are kept. Nothing else
+    /// changes. Every decider applies it before it issues a credential or consumes an approval.
+    pub fn cap_tier(&mut self, max: Tier) {
+        if self.may_run() && self.tier > max {
+            let warnings = std::mem::take(&mut self.warnings);
+            *self = Decision {
+                warnings,
+                ..Decision::refused(
+                    ReasonCode::TierExceeded,
+                    format!("tier:{}-over-{max}", self.tier),
+                    self.tier,
+                )
+            };
+        }
+    }
+
     /// The call may run now, without a human.
     pub fn allows(&self) -> bool {
         self.effect == Effect::Allow

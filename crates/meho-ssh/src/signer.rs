@@ -302,19 +302,11 @@ impl Signer {
         }
         // The principal's role caps the tier it may run: nothing is issued (and no approval is
         // consumed) for a call rated above it.
-        if let Some(max) = intent.max_tier
-            && decided.decision.may_run()
-            && decided.decision.tier > max
-        {
-            let decision = &mut decided.decision;
-            decided = Decided::from(Decision {
-                warnings: std::mem::take(&mut decision.warnings),
-                ..Decision::refused(
-                    ReasonCode::TierExceeded,
-                    format!("tier:{}-over-{max}", decision.tier),
-                    decision.tier,
-                )
-            });
+        if let Some(max) = intent.max_tier {
+            decided.decision.cap_tier(max);
+            if decided.decision.refuses() {
+                decided.shape = meho_policy::CommandShape::default();
+            }
         }
         let decided = self.redeem(principal, intent, decided).await?;
         if !decided.decision.allows() {

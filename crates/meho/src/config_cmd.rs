@@ -11,7 +11,12 @@ pub(crate) fn validate(args: &ConfigArgs) -> Result<(), Failure> {
     }
     // Every file the config names, whichever process reads it: a missing CA key must show
     // here, not when `serve` starts.
-    config.check_files(&[FileUse::SshCa, FileUse::SignerTls, FileUse::BrokerTls])?;
+    config.check_files(&[
+        FileUse::SshCa,
+        FileUse::SignerTls,
+        FileUse::BrokerTls,
+        FileUse::Kube,
+    ])?;
     let file = config
         .source
         .as_ref()

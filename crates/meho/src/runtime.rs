@@ -131,8 +131,10 @@ impl Process {
     fn reads(self, config: &Config) -> &'static [FileUse] {
         match (self, &config.ssh.signer) {
             (Process::Signer, _) => &[FileUse::SshCa, FileUse::SignerTls],
-            (Process::Broker, SignerLocation::InProcess { .. }) => &[FileUse::SshCa],
-            (Process::Broker, SignerLocation::Remote { .. }) => &[FileUse::BrokerTls],
+            (Process::Broker, SignerLocation::InProcess { .. }) => &[FileUse::SshCa, FileUse::Kube],
+            (Process::Broker, SignerLocation::Remote { .. }) => {
+                &[FileUse::BrokerTls, FileUse::Kube]
+            }
         }
     }
 }

@@ -10,6 +10,7 @@
 )]
 
 mod auth;
+mod clusters;
 mod composition;
 mod defaults;
 mod lints;
