@@ -60,11 +60,17 @@ pub enum ErrorCode {
     WrongState,
     /// A grant asked for on a target whose policy has no allowlist to widen.
     GrantNeedsAllowlist,
+    /// meho's policy allowed the call, but the target's own authorization refused it (a
+    /// Kubernetes ServiceAccount's RBAC): the message names the account and the target's reason.
+    ForbiddenByCluster,
+    /// The target refused the change because it conflicts with its current state (a field
+    /// another manager owns, an object that changed meanwhile).
+    Conflict,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::InvalidArguments,
         ErrorCode::UnknownTool,
         ErrorCode::Denied,
@@ -88,6 +94,8 @@ impl ErrorCode {
         ErrorCode::FourEyes,
         ErrorCode::WrongState,
         ErrorCode::GrantNeedsAllowlist,
+        ErrorCode::ForbiddenByCluster,
+        ErrorCode::Conflict,
     ];
 
     /// The wire name.
@@ -116,6 +124,8 @@ impl ErrorCode {
             ErrorCode::FourEyes => "four_eyes",
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::GrantNeedsAllowlist => "grant_needs_allowlist",
+            ErrorCode::ForbiddenByCluster => "forbidden_by_cluster",
+            ErrorCode::Conflict => "conflict",
         }
     }
 }

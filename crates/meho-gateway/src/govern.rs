@@ -83,6 +83,7 @@ pub struct Governance {
     notifier: Option<meho_notify::Notifier>,
     public_url: String,
     hosts: BTreeMap<String, Host>,
+    clusters: BTreeMap<String, meho_config::Cluster>,
     decided: tokio::sync::Notify,
     self_approval_hint: Option<String>,
 }
@@ -106,9 +107,17 @@ impl Governance {
             notifier: None,
             public_url: public_url.trim_end_matches('/').to_owned(),
             hosts,
+            clusters: BTreeMap::new(),
             decided: tokio::sync::Notify::new(),
             self_approval_hint: None,
         }
+    }
+
+    /// The configured clusters (grant checks), beside the hosts.
+    #[must_use]
+    pub fn with_clusters(mut self, clusters: BTreeMap<String, meho_config::Cluster>) -> Self {
+        self.clusters = clusters;
+        self
     }
 
     /// Announces new pending approvals through `notifier`.
@@ -604,19 +613,20 @@ impl Governance {
         reason: &str,
     ) -> Result<GrantRow, ToolError> {
         require_operator(actor, "create grants")?;
-        let host = self
-            .hosts
-            .get(target)
-            .filter(|h| h.tenant == actor.tenant)
-            .ok_or_else(|| {
-                ToolError::new(
-                    ErrorCode::NotFound,
-                    format!("no target `{target}` in your tenant"),
-                )
-            })?;
-        host.policy
-            .check_grantable(target)
-            .map_err(|e| ToolError::new(ErrorCode::GrantNeedsAllowlist, e.to_string()))?;
+        let unknown = || {
+            ToolError::new(
+                ErrorCode::NotFound,
+                format!("no target `{target}` in your tenant"),
+            )
+        };
+        let grantable = match (self.hosts.get(target), self.clusters.get(target)) {
+            (Some(host), _) if host.tenant == actor.tenant => host.policy.check_grantable(target),
+            (None, Some(cluster)) if cluster.tenant == actor.tenant => {
+                cluster.policy.check_grantable()
+            }
+            _ => return Err(unknown()),
+        };
+        grantable.map_err(|e| ToolError::new(ErrorCode::GrantNeedsAllowlist, e.to_string()))?;
         let grant = self
             .grants
             .create(&NewGrant {

@@ -30,6 +30,7 @@ mod connector;
 mod error;
 pub mod govern;
 mod pipeline;
+pub mod redeem;
 
 pub use connector::{
     ApprovalClaim, Authorized, CallContext, Connector, Failed, Output, Plan, Refusal, Target,
@@ -89,6 +90,27 @@ pub struct Annotations {
     pub open_world: bool,
 }
 
+impl Annotations {
+    /// `(read_only, destructive, idempotent, open_world)`.
+    pub fn hints(read_only: bool, destructive: bool, idempotent: bool, open_world: bool) -> Self {
+        Annotations {
+            read_only,
+            destructive,
+            idempotent,
+            open_world,
+        }
+    }
+}
+
+/// Reads a tool's arguments as `T`: a malformed call is `invalid_arguments` naming the tool and
+/// what is wrong, never a panic.
+pub fn parse_arguments<T: serde::de::DeserializeOwned>(
+    tool: &str,
+    arguments: &Value,
+) -> Result<T, ToolError> {
+    T::deserialize(arguments).map_err(|err| ToolError::invalid(format!("{tool}: {err}")))
+}
+
 /// A tool a connector offers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolSpec {
@@ -103,6 +125,24 @@ pub struct ToolSpec {
     /// The lowest tier any call of the tool can be: a caller limited below it does not see the
     /// tool, and the tier gate refuses its calls.
     pub min_tier: Tier,
+}
+
+impl ToolSpec {
+    /// A tool whose arguments are `T` (its JSON schema is the input schema).
+    pub fn of<T: schemars::JsonSchema>(
+        name: &str,
+        description: &str,
+        min_tier: Tier,
+        annotations: Annotations,
+    ) -> Self {
+        ToolSpec {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            input_schema: serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null),
+            annotations,
+            min_tier,
+        }
+    }
 }
 
 /// What a freeze stops, as connectors see it.

@@ -129,9 +129,11 @@ impl IntoResponse for ApiError {
 fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidArguments | ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorCode::Forbidden | ErrorCode::FourEyes | ErrorCode::Denied | ErrorCode::Frozen => {
-            StatusCode::FORBIDDEN
-        }
+        ErrorCode::Forbidden
+        | ErrorCode::FourEyes
+        | ErrorCode::Denied
+        | ErrorCode::Frozen
+        | ErrorCode::ForbiddenByCluster => StatusCode::FORBIDDEN,
         ErrorCode::NotFound | ErrorCode::UnknownTarget | ErrorCode::UnknownTool => {
             StatusCode::NOT_FOUND
         }
@@ -142,7 +144,8 @@ fn status_of(code: ErrorCode) -> StatusCode {
         | ErrorCode::ApprovalDenied
         | ErrorCode::ApprovalExpired
         | ErrorCode::ApprovalConsumed
-        | ErrorCode::SessionEnded => StatusCode::CONFLICT,
+        | ErrorCode::SessionEnded
+        | ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::Limit => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Unreachable
         | ErrorCode::HostKeyMismatch

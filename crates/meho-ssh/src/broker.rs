@@ -1438,34 +1438,7 @@ impl SshConnector {
     }
 }
 
-fn parse<T: serde::de::DeserializeOwned>(tool: &str, arguments: &Value) -> Result<T, ToolError> {
-    T::deserialize(arguments).map_err(|err| ToolError::invalid(format!("{tool}: {err}")))
-}
-
-fn spec<T: JsonSchema>(
-    name: &str,
-    description: &str,
-    min_tier: Tier,
-    annotations: Annotations,
-) -> ToolSpec {
-    ToolSpec {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        input_schema: serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null),
-        annotations,
-        min_tier,
-    }
-}
-
-/// `(read_only, destructive, idempotent, open_world)`.
-fn hints(read_only: bool, destructive: bool, idempotent: bool, open_world: bool) -> Annotations {
-    Annotations {
-        read_only,
-        destructive,
-        idempotent,
-        open_world,
-    }
-}
+use meho_gateway::parse_arguments as parse;
 
 impl Connector for SshConnector {
     type Action = Planned;
@@ -1473,41 +1446,41 @@ impl Connector for SshConnector {
 
     fn tools(&self) -> Vec<ToolSpec> {
         vec![
-            spec::<ExecuteArgs>(
+            ToolSpec::of::<ExecuteArgs>(
                 "ssh_execute",
                 "Run one command on a host under a per-call certificate that permits only that command. Returns stdout, stderr, exit_code, serial and warnings.",
                 Tier::Read,
-                hints(false, true, false, true),
+                Annotations::hints(false, true, false, true),
             ),
-            spec::<SessionOpenArgs>(
+            ToolSpec::of::<SessionOpenArgs>(
                 "ssh_session_open",
                 "Open a session on a host (exec, shell or pty) for several commands over one connection.",
                 Tier::Read,
-                hints(false, false, false, true),
+                Annotations::hints(false, false, false, true),
             ),
-            spec::<SessionExecArgs>(
+            ToolSpec::of::<SessionExecArgs>(
                 "ssh_session_exec",
                 "Run a command in an open session; it is decided against the current policy first.",
                 Tier::Read,
-                hints(false, true, false, true),
+                Annotations::hints(false, true, false, true),
             ),
-            spec::<SessionCloseArgs>(
+            ToolSpec::of::<SessionCloseArgs>(
                 "ssh_session_close",
                 "Close a session.",
                 Tier::Read,
-                hints(false, false, true, true),
+                Annotations::hints(false, false, true, true),
             ),
-            spec::<PutFileArgs>(
+            ToolSpec::of::<PutFileArgs>(
                 "ssh_put_file",
                 "Upload a file over SFTP.",
                 Tier::Write,
-                hints(false, true, true, true),
+                Annotations::hints(false, true, true, true),
             ),
-            spec::<GetFileArgs>(
+            ToolSpec::of::<GetFileArgs>(
                 "ssh_get_file",
                 "Download a file over SFTP.",
                 Tier::Read,
-                hints(true, false, true, true),
+                Annotations::hints(true, false, true, true),
             ),
         ]
     }

@@ -148,7 +148,7 @@ impl Signer {
         &self,
         principal: &str,
         intent: &Intent,
-        mut decided: Decided,
+        decided: Decided,
     ) -> Result<Decided, SignError> {
         let Some(claim) = intent.approval.as_ref() else {
             return Ok(decided);
@@ -156,20 +156,19 @@ impl Signer {
         if decided.decision.refuses() {
             return Ok(decided);
         }
-        let refuse = |rule: &str, decided: &Decided| {
-            Decided::from(Decision {
-                approval_id: Some(claim.id.clone()),
-                ..Decision::refused(ReasonCode::NeedsApproval, rule, decided.decision.tier)
-            })
-        };
+        use meho_gateway::redeem::{Redeem, redeem, refused_claim};
         let Some(store) = &self.store else {
-            return Ok(refuse("approval:unavailable", &decided));
+            return Ok(refused_claim(&claim.id, "approval:unavailable", &decided));
         };
         let action = match claim_matches(intent, claim) {
             Ok(action) => action,
             Err(why) => {
                 tracing::info!(approval = %claim.id, %why, "approval presented for another call");
-                return Ok(refuse("approval:different-call", &decided));
+                return Ok(refused_claim(
+                    &claim.id,
+                    "approval:different-call",
+                    &decided,
+                ));
             }
         };
         // The approval is bound to the hash of exactly this call: tenant, requester, host and
@@ -187,46 +186,18 @@ impl Signer {
         };
         let consume =
             !intent.dry_run || (intent.purpose == Purpose::Session && intent.command.is_some());
-        let redeemed = if consume {
-            store.approvals.consume(&claim.id, &call).await
+        let mode = if consume {
+            Redeem::Consume
         } else {
-            match store.approvals.get(&call.tenant, &claim.id).await {
-                Ok(a) if a.call_hash != call.hash() => Err(
-                    meho_approvals::ApprovalError::DifferentCall(claim.id.clone()),
-                ),
-                Ok(a) if a.status != meho_approvals::Status::Approved => {
-                    Err(meho_approvals::ApprovalError::WrongState {
-                        id: claim.id.clone(),
-                        status: a.status,
-                    })
-                }
-                other => other,
-            }
+            Redeem::Check
         };
-        use meho_approvals::ApprovalError as E;
-        match redeemed {
-            Ok(approval) => {
-                // Allowed now, by a human; the rule that asked stays on the decision.
-                let decision = &mut decided.decision;
-                decision.effect = meho_core::Effect::Allow;
-                decision.reason_code = ReasonCode::Allowed;
-                decision.approval_id = Some(approval.id.clone());
-                decision.warnings.push(format!(
-                    "approved by {} ({})",
-                    approval.decided_by.as_deref().unwrap_or("?"),
-                    approval.id
-                ));
-                Ok(decided)
-            }
-            Err(E::DifferentCall(_)) => Ok(refuse("approval:different-call", &decided)),
-            Err(E::WrongState { status, .. }) => {
-                Ok(refuse(&format!("approval:{status}"), &decided))
-            }
-            Err(E::NotFound(_)) => Ok(refuse("approval:not-found", &decided)),
-            Err(err) => Err(SignError::Internal(format!(
-                "approvals unavailable, nothing issued (fail closed): {err}"
-            ))),
-        }
+        redeem(&store.approvals, &claim.id, &call, decided, mode)
+            .await
+            .map_err(|err| {
+                SignError::Internal(format!(
+                    "approvals unavailable, nothing issued (fail closed): {err}"
+                ))
+            })
     }
 
     /// Swaps hosts and CAs atomically; calls in flight finish on the old state.
