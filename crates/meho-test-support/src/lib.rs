@@ -1,7 +1,7 @@
 //! What meho's integration tests and benches share, so each does not build it again: an SQLite
 //! store in a directory, an audit log on a store with the in-process feed bus and only the
-//! built-in redaction, and a real OpenSSH `sshd` ([`sshd`]). A dev-dependency only: nothing here
-//! ships.
+//! built-in redaction, a real OpenSSH `sshd` ([`sshd`]) and a real kube-apiserver ([`kube`]). A
+//! dev-dependency only: nothing here ships.
 //!
 //! The store and audit helpers return their failures (the caller, a test, unwraps with its own
 //! context); the sshd harness panics with sshd's output when it cannot do what a test needs, as
@@ -15,6 +15,15 @@
     reason = "a test harness: a sshd that cannot start must stop the test with its output"
 )]
 pub mod sshd;
+
+#[allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a test harness: a kube-apiserver that cannot start must stop the test with its output"
+)]
+pub mod kube;
 
 pub mod connector;
 
