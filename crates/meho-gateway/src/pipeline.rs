@@ -225,15 +225,21 @@ impl Gateway {
         ended
     }
 
-    /// Whether `caller` may reach any target at all (unaudited; see
-    /// [`Connector::has_targets`]).
-    pub async fn has_targets(&self, caller: &Caller) -> bool {
-        for connector in self.connectors.iter() {
+    /// The names of the tools whose connector has a target `caller` may reach (unaudited; see
+    /// [`Connector::has_targets`]), `list_targets` always.
+    pub async fn reachable_tools(&self, caller: &Caller) -> Vec<String> {
+        let mut reachable = vec![LIST_TARGETS.to_owned()];
+        for (index, connector) in self.connectors.iter().enumerate() {
             if connector.has_targets(caller).await {
-                return true;
+                reachable.extend(
+                    self.by_tool
+                        .iter()
+                        .filter(|(_, i)| **i == index)
+                        .map(|(name, _)| name.clone()),
+                );
             }
         }
-        false
+        reachable
     }
 
     /// Runs one tool call through the pipeline; a held call answers its `pending_approval`

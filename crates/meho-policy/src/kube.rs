@@ -620,7 +620,11 @@ impl ClusterPolicy {
         decision.rule = self.rule_name(&decision.rule);
         let steps = steps
             .into_iter()
-            .filter(|s| !s.starts_with("force-command:") && !s.starts_with("elevation:"))
+            .filter(|s| {
+                !s.starts_with("force-command:")
+                    && !s.starts_with("elevation:")
+                    && !s.starts_with("shell parse:")
+            })
             .map(|s| s.replacen("command 1 ", "action ", 1))
             .collect();
         (Decided::from(decision), steps)

@@ -290,8 +290,9 @@ impl MehoMcp {
     /// it, and without any target in its tenant and groups a caller sees no connector tools.
     pub async fn tools_for(&self, principal: &Principal) -> Vec<Tool> {
         let caller = principal.caller();
-        // Shaping the list is not a call: nothing is audited or published for it.
-        let has_targets = self.context.gateway.has_targets(&caller).await;
+        // Shaping the list is not a call: nothing is audited or published for it. A connector
+        // with no target the caller may reach shows none of its tools.
+        let reachable = self.context.gateway.reachable_tools(&caller).await;
         let specs = self.context.gateway.tools();
         self.all_tools()
             .iter()
@@ -299,7 +300,7 @@ impl MehoMcp {
                 match specs.iter().find(|spec| spec.name == t.name.as_ref()) {
                     Some(spec) => {
                         spec.min_tier <= caller.max_tier
-                            && (has_targets || spec.name == meho_gateway::LIST_TARGETS)
+                            && reachable.iter().any(|name| name == &spec.name)
                     }
                     // meho's own tools (approval_status, announce).
                     None => true,

@@ -14,10 +14,6 @@ pub(crate) struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "parsed once per process; boxing would only add noise to the dispatch"
-)]
 pub(crate) enum Command {
     /// Print the version of this build.
     Version(VersionArgs),
@@ -652,9 +648,11 @@ pub(crate) enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCommand {
-    /// Decide one command against a host's composed policy (a denial is a result: exit 0).
+    /// Decide one command against a host's composed policy, or one action against a cluster's
+    /// rules (`--cluster NAME --action "delete pods prod/web-1"`); a denial is a result: exit 0.
     Check(CheckArgs),
-    /// Print a host's composed policy and, given a command, the step-by-step decision.
+    /// Print a host's composed policy (or a cluster's rules) and, given a command (an action),
+    /// the step-by-step decision.
     Explain(ExplainArgs),
 }
 
@@ -712,13 +710,21 @@ impl ConfigArgs {
 #[derive(Debug, Args)]
 pub(crate) struct RequestArgs {
     /// The host, as named under `[hosts.<name>]`.
+    #[arg(
+        long,
+        value_name = "NAME",
+        required_unless_present = "cluster",
+        conflicts_with = "cluster"
+    )]
+    pub(crate) host: Option<String>,
+    /// The cluster, as named under `[clusters.<name>]` (decides `--action`, not `--command`).
     #[arg(long, value_name = "NAME")]
-    pub(crate) host: String,
+    pub(crate) cluster: Option<String>,
     /// Run the command under `sudo -n` (as root unless --sudo-user is given).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "cluster")]
     pub(crate) sudo: bool,
     /// Run the command under `sudo -n -u USER`; implies --sudo.
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", conflicts_with = "cluster")]
     pub(crate) sudo_user: Option<String>,
     /// The caller (agent) identity, for waivers and audit.
     #[arg(long, default_value = "cli", value_name = "ID")]
@@ -734,9 +740,20 @@ pub(crate) struct CheckArgs {
     pub(crate) config: ConfigArgs,
     #[command(flatten)]
     pub(crate) request: RequestArgs,
-    /// The command line, exactly as an agent would send it.
-    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
-    pub(crate) command: String,
+    /// The command line, exactly as an agent would send it (with `--host`).
+    #[arg(
+        long,
+        value_name = "CMD",
+        allow_hyphen_values = true,
+        required_unless_present = "action",
+        conflicts_with_all = ["action", "cluster"]
+    )]
+    pub(crate) command: Option<String>,
+    /// The cluster action, `<verb> <resource[.group]> <namespace>/<name>` with `-` for none
+    /// (with `--cluster`), e.g. `delete pods prod/web-1`. Each field is validated; a malformed
+    /// action is refused, never decided.
+    #[arg(long, value_name = "ACTION", requires = "cluster")]
+    pub(crate) action: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) format: Format,
@@ -748,9 +765,12 @@ pub(crate) struct ExplainArgs {
     pub(crate) config: ConfigArgs,
     #[command(flatten)]
     pub(crate) request: RequestArgs,
-    /// A command line to decide step by step.
-    #[arg(long, value_name = "CMD", allow_hyphen_values = true)]
+    /// A command line to decide step by step (with `--host`).
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true, conflicts_with_all = ["action", "cluster"])]
     pub(crate) command: Option<String>,
+    /// A cluster action to decide step by step (with `--cluster`).
+    #[arg(long, value_name = "ACTION", requires = "cluster")]
+    pub(crate) action: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     pub(crate) format: Format,

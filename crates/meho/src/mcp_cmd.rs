@@ -64,7 +64,12 @@ async fn serve_on(config: &Config, paths: &Paths, backplane: &Backplane) -> Resu
     let ssh = Ssh::start(config, &paths.data_dir, backplane, false)?;
     let governance = backplane.governance(config, &config.server.effective_public_url(), None)?;
     let context = Arc::new(McpContext {
-        gateway: ssh.gateway(governance.clone(), meho_gateway::Holds::Pending)?,
+        gateway: ssh.gateway(
+            config,
+            backplane,
+            governance.clone(),
+            meho_gateway::Holds::Pending,
+        )?,
         tasks: Default::default(),
         tools: Default::default(),
     });

@@ -9,7 +9,7 @@ use meho_policy::{Decided, Elevation, Overlay, PolicySet, Request};
 use crate::Failure;
 use crate::cli::{CheckArgs, ExplainArgs, Format, RequestArgs};
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -41,19 +41,30 @@ fn request<'a>(args: &'a RequestArgs, command: &'a str) -> Request<'a> {
 
 pub(crate) fn check(args: &CheckArgs) -> Result<(), Failure> {
     let config = args.config.load_required()?;
-    let host = find_host(&config, &args.request.host)?;
+    if let Some(cluster) = &args.request.cluster {
+        let action = args.action.as_deref().unwrap_or_default();
+        let decision = crate::policy_cluster::check(&config, cluster, action, &args.request)?;
+        return print_decision(&decision, args.format);
+    }
+    let host = find_host(&config, args.request.host.as_deref().unwrap_or_default())?;
+    let command = args.command.as_deref().unwrap_or_default();
     let decision = host
         .policy
-        .decide(&request(&args.request, &args.command), Overlay::default());
-    match args.format {
-        Format::Json => outln!("{}", decision_json(&decision)?)?,
+        .decide(&request(&args.request, command), Overlay::default());
+    print_decision(&decision, args.format)
+}
+
+/// Prints a decision as `policy check` does.
+pub(crate) fn print_decision(decision: &Decided, format: Format) -> Result<(), Failure> {
+    match format {
+        Format::Json => outln!("{}", decision_json(decision)?)?,
         // The command and the rule may hold control or bidi characters: escaped for the screen.
-        Format::Text => out!("{}", crate::output::escape_lines(&decision_text(&decision)))?,
+        Format::Text => out!("{}", crate::output::escape_lines(&decision_text(decision)))?,
     }
     Ok(())
 }
 
-fn decision_json(decided: &Decided) -> Result<String, Failure> {
+pub(crate) fn decision_json(decided: &Decided) -> Result<String, Failure> {
     serde_json::to_string(decided)
         .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot encode decision: {err}")))
 }
@@ -120,7 +131,16 @@ fn member_lints<'c>(
 
 pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
     let config = args.config.load_required()?;
-    let host = find_host(&config, &args.request.host)?;
+    if let Some(cluster) = &args.request.cluster {
+        return crate::policy_cluster::explain(
+            &config,
+            cluster,
+            args.action.as_deref(),
+            &args.request,
+            args.format,
+        );
+    }
+    let host = find_host(&config, args.request.host.as_deref().unwrap_or_default())?;
     let set = &host.policy.policies;
     let outcome = args.command.as_deref().map(|command| {
         host.policy

@@ -182,6 +182,7 @@ impl Backplane {
                     "version": env!("CARGO_PKG_VERSION"),
                     "config": config.source.as_ref().map(|p| p.display().to_string()),
                     "hosts": config.hosts.keys().collect::<Vec<_>>(),
+                    "clusters": config.clusters.keys().collect::<Vec<_>>(),
                     "instance": self.instance,
                 }),
                 ..NewRecord::new(TENANT, RecordKind::ConfigReload, "meho")
@@ -216,7 +217,8 @@ impl Backplane {
             self.audit.clone(),
             public_url,
             config.hosts.clone(),
-        );
+        )
+        .with_clusters(config.clusters.clone());
         if let Some(hint) = self_approval_hint {
             governance = governance.with_self_approval_hint(hint);
         }
@@ -319,16 +321,30 @@ impl Ssh {
         Ok(Ssh { broker, dev_ca })
     }
 
-    /// The gateway over the SSH tools, governed by `governance`: the one call path MCP, the
-    /// REST API and the CLI share. `holds` says what a call that needs approval becomes.
+    /// The gateway over every connector (SSH, and Kubernetes when `[clusters]` names any),
+    /// governed by `governance`: the one call path MCP, the REST API and the CLI share. `holds`
+    /// says what a call that needs approval becomes.
     pub(crate) fn gateway(
         &self,
+        config: &Config,
+        backplane: &Backplane,
         governance: Arc<Governance>,
         holds: Holds,
     ) -> Result<Gateway, Failure> {
-        Gateway::builder(governance)
+        let mut builder = Gateway::builder(governance)
             .connector(Arc::new(SshConnector::new(self.broker.clone())))
-            .holds(holds)
+            .holds(holds);
+        if !config.clusters.is_empty() {
+            let store = backplane.signer_store(config);
+            let kube = meho_kube::KubeConnector::new(
+                config.clusters.values().cloned(),
+                backplane.audit.clone(),
+            )
+            .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot set up the clusters: {err}")))?
+            .with_store(store.approvals, store.grants);
+            builder = builder.connector(Arc::new(kube));
+        }
+        builder
             .build()
             .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot build the gateway: {err}")))
     }

@@ -177,7 +177,12 @@ async fn serve_on(
     let mut state = State::new(backplane.store.clone());
     state.mcp = Some(Arc::new(meho_server::McpState {
         context: Arc::new(meho_server::mcp::McpContext {
-            gateway: ssh.gateway(governance.clone(), meho_gateway::Holds::Pending)?,
+            gateway: ssh.gateway(
+                config,
+                backplane,
+                governance.clone(),
+                meho_gateway::Holds::Pending,
+            )?,
             tasks: Default::default(),
             tools: Default::default(),
         }),
