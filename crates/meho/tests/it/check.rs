@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::{Workdir, host, position_of, stderr_of, stdout_of};
 
@@ -597,4 +597,169 @@ fn example_read_only_set_refuses_what_writes_or_leaves_var_log() {
         let d = f.check("web1", command, &[]);
         assert_eq!(d["allowed"], false, "`{command}`: {d}");
     }
+}
+
+// --- clusters: `--cluster NAME --action ACTION` ----------------------------------------------
+
+const CLUSTER_CONFIG: &str = r#"
+[clusters.prod]
+api_server = "https://127.0.0.1:6443"
+ca_cert = "ca.pem"
+minter_token_file = "minter.token"
+sa_bindings = [{ namespace = "meho", service_account = "agent" }]
+rules = [
+  { verbs = ["get", "list", "logs"], resources = ["*"], effect = "allow" },
+  { verbs = ["delete"], resources = ["pods"], namespaces = ["prod"], names = ["web-*"], effect = "require_approval" },
+  { verbs = ["apply"], resources = ["deployments.apps"], namespaces = ["prod"], effect = "allow", tier = "destructive" },
+  { verbs = ["*"], resources = ["secrets"], effect = "deny" },
+]
+"#;
+
+fn cluster_check(
+    work: &Workdir,
+    config: &Path,
+    action: &str,
+    format: &str,
+) -> std::process::Output {
+    work.meho()
+        .args(["policy", "check", "--config"])
+        .arg(config)
+        .args(["--cluster", "prod", "--action", action, "--format", format])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_cluster_action_is_decided_by_its_rules_with_the_decision_contract() {
+    let work = Workdir::new();
+    let config = work.write("meho.toml", CLUSTER_CONFIG);
+    let decide = |action: &str| {
+        let output = cluster_check(&work, &config, action, "json");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        let value: Value = serde_json::from_str(stdout_of(&output).trim_end()).unwrap();
+        value
+    };
+    let held = decide("delete pods prod/web-1");
+    assert_eq!(held["allowed"], true);
+    assert_eq!(held["require_approval"], true);
+    assert_eq!(held["reason_code"], "needs_approval");
+    assert_eq!(held["rule"], "require_approval:prod/rules[1]");
+    assert_eq!(held["tier"], "destructive");
+    // Nothing of a cluster call is a shell command.
+    assert_eq!(held["force_command"], Value::Null);
+    let read = decide("list pods prod/-");
+    assert_eq!(
+        (read["allowed"].clone(), read["tier"].clone()),
+        (json!(true), json!("read"))
+    );
+    let raised = decide("apply deployments.apps prod/web");
+    assert_eq!(
+        raised["tier"], "destructive",
+        "a rule raises the verb's tier"
+    );
+    let denied = decide("get secrets prod/db");
+    assert_eq!(denied["allowed"], false);
+    assert_eq!(denied["rule"], "deny:prod/rules[3]");
+    let unlisted = decide("delete pods prod/api-1");
+    assert_eq!(unlisted["reason_code"], "allowlist_no_match");
+    // Text output names the rule.
+    let text = stdout_of(&cluster_check(
+        &work,
+        &config,
+        "delete pods prod/web-1",
+        "text",
+    ));
+    assert!(
+        text.contains("NEEDS APPROVAL") && text.contains("prod/rules[1]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_malformed_cluster_action_is_refused_never_decided() {
+    let work = Workdir::new();
+    let config = work.write("meho.toml", CLUSTER_CONFIG);
+    for (action, field) in [
+        ("delete pods prod/Web-1", "name `Web-1`"),
+        ("delete  pods prod/web-1", "action"),
+        ("drain nodes -/n1", "verb `drain`"),
+        ("get pods prod", "scope"),
+        ("get pods.Apps prod/x", "group"),
+        ("get pods prod/x\u{202e}", "\\u{202e}"),
+    ] {
+        let output = cluster_check(&work, &config, action, "json");
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{action}: {}",
+            stdout_of(&output)
+        );
+        assert!(stdout_of(&output).is_empty(), "{action}: decided anyway");
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains(field), "{action}: {stderr}");
+        assert!(
+            !stderr.contains('\u{202e}'),
+            "the bidi control reached the screen"
+        );
+    }
+    let unknown = work
+        .meho()
+        .args(["policy", "check", "--config"])
+        .arg(&config)
+        .args(["--cluster", "staging", "--action", "get pods a/b"])
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr_of(&unknown).contains("configured clusters: prod"));
+    let mixed = work
+        .meho()
+        .args(["policy", "check", "--config"])
+        .arg(&config)
+        .args(["--cluster", "prod", "--command", "ls"])
+        .output()
+        .unwrap();
+    assert_eq!(mixed.status.code(), Some(2));
+}
+
+#[test]
+fn explain_a_cluster_lists_its_rules_and_traces_an_action() {
+    let work = Workdir::new();
+    let config = work.write("meho.toml", CLUSTER_CONFIG);
+    let output = work
+        .meho()
+        .args(["policy", "explain", "--config"])
+        .arg(&config)
+        .args([
+            "--cluster",
+            "prod",
+            "--action",
+            "get secrets prod/db",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    let value: Value = serde_json::from_str(stdout_of(&output).trim_end()).unwrap();
+    assert_eq!(value["cluster"], "prod");
+    assert_eq!(value["rules"].as_array().unwrap().len(), 4);
+    assert_eq!(value["sa_bindings"][0]["service_account"], "meho/agent");
+    assert_eq!(value["decision"]["rule"], "deny:prod/rules[3]");
+    let steps = value["steps"].as_array().unwrap();
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("prod/rules[3]")),
+        "{steps:?}"
+    );
+    let text = work
+        .meho()
+        .args(["policy", "explain", "--config"])
+        .arg(&config)
+        .args(["--cluster", "prod"])
+        .output()
+        .unwrap();
+    let text = stdout_of(&text);
+    assert!(text.contains("prod/rules[1] require_approval"), "{text}");
+    assert!(text.contains("meho/agent"), "{text}");
 }

@@ -18,6 +18,7 @@ mod console_e2e;
 mod explain;
 mod forged;
 mod hitl;
+mod kube_mcp;
 mod mcp;
 #[allow(dead_code)] // helpers for the MCP tests; not every one is used yet
 mod peers;

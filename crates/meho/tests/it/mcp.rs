@@ -87,7 +87,7 @@ impl Lab {
     }
 
     /// Without one: hosts point at a closed port (listing needs no connection).
-    fn without_sshd() -> Lab {
+    pub(crate) fn without_sshd() -> Lab {
         let work = Workdir::new();
         let (ca, _) = ca_init(&work, "ca_key");
         Lab {
