@@ -332,6 +332,33 @@ impl Grants {
             .ok_or_else(|| Missing::error(RowKind::Waiver, id))
     }
 
+    /// The grants and waivers in force for `target` in `tenant` for a decider. They only ever
+    /// widen the baseline, so when the store cannot be read the decision goes on without them
+    /// (narrower, never wider): the third value is then the warning the decision carries.
+    pub async fn overlay_or_baseline(
+        &self,
+        tenant: &str,
+        target: &str,
+    ) -> (
+        Vec<meho_policy::Grant>,
+        Vec<meho_policy::Waiver>,
+        Option<String>,
+    ) {
+        match self.overlay(tenant, target).await {
+            Ok((grants, waivers)) => (grants, waivers, None),
+            Err(err) => {
+                tracing::warn!(%err, "grants and waivers unavailable; deciding on the baseline");
+                (
+                    Vec::new(),
+                    Vec::new(),
+                    Some(format!(
+                        "runtime grants and waivers could not be read ({err}); decided on the baseline policy"
+                    )),
+                )
+            }
+        }
+    }
+
     /// The grants and waivers in force for `target` in `tenant`, as the policy engine takes them.
     pub async fn overlay(
         &self,

@@ -116,23 +116,10 @@ impl Signer {
         if intent.role != Role::Target {
             return (Vec::new(), Vec::new(), None);
         }
-        match store
+        store
             .grants
-            .overlay(self.chain_for(intent), &intent.target)
+            .overlay_or_baseline(self.chain_for(intent), &intent.target)
             .await
-        {
-            Ok((grants, waivers)) => (grants, waivers, None),
-            Err(err) => {
-                tracing::warn!(%err, "grants and waivers unavailable; deciding on the baseline");
-                (
-                    Vec::new(),
-                    Vec::new(),
-                    Some(format!(
-                        "runtime grants and waivers could not be read ({err}); decided on the baseline policy"
-                    )),
-                )
-            }
-        }
     }
 
     /// Redeems the approval the intent carries, consuming it at the moment of authorization (the

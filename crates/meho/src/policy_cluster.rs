@@ -9,7 +9,7 @@ use meho_policy::{Decided, Overlay};
 
 use crate::Failure;
 use crate::cli::{Format, RequestArgs};
-use crate::policy_cmd::{decision_text, now};
+use crate::policy_cmd::{now, trace_text};
 
 fn find_cluster<'c>(config: &'c Config, name: &str) -> Result<&'c Cluster, Failure> {
     config.clusters.get(name).ok_or_else(|| {
@@ -181,13 +181,7 @@ pub(crate) fn explain(
         );
     }
     if let Some((canonical, (decision, steps))) = &outcome {
-        let _ = writeln!(out, "decision for `{canonical}`:");
-        for (index, step) in steps.iter().enumerate() {
-            let _ = writeln!(out, "  {}. {step}", index + 1);
-        }
-        for line in decision_text(decision).lines() {
-            let _ = writeln!(out, "  {line}");
-        }
+        trace_text(&mut out, canonical, steps, decision);
     }
     out!("{}", crate::output::escape_lines(&out))?;
     Ok(())

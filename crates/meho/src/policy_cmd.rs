@@ -95,6 +95,17 @@ pub(crate) fn decision_text(decided: &Decided) -> String {
     out
 }
 
+/// The step-by-step decision for `what` (a command or an action), as `policy explain` prints it.
+pub(crate) fn trace_text(out: &mut String, what: &str, steps: &[String], decision: &Decided) {
+    let _ = writeln!(out, "decision for `{what}`:");
+    for (index, step) in steps.iter().enumerate() {
+        let _ = writeln!(out, "  {}. {step}", index + 1);
+    }
+    for line in decision_text(decision).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+}
+
 /// Where a member of the composed set came from: the groups that attach it, or the host itself.
 fn origin(config: &Config, host: &Host, member: &str) -> String {
     if member == format!("{}/inline", host.name) {
@@ -282,17 +293,12 @@ pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
         }
     }
     if let Some((decision, steps)) = &outcome {
-        let _ = writeln!(
-            out,
-            "decision for `{}`:",
-            args.command.as_deref().unwrap_or_default()
+        trace_text(
+            &mut out,
+            args.command.as_deref().unwrap_or_default(),
+            steps,
+            decision,
         );
-        for (index, step) in steps.iter().enumerate() {
-            let _ = writeln!(out, "  {}. {step}", index + 1);
-        }
-        for line in decision_text(decision).lines() {
-            let _ = writeln!(out, "  {line}");
-        }
     }
     out!("{}", crate::output::escape_lines(&out))?;
     Ok(())
