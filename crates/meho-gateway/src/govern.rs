@@ -232,6 +232,7 @@ impl Governance {
                 rule,
                 tier,
                 learnable: held.learnable,
+                preview: None,
             })
             .await
             .map_err(|e| {
