@@ -272,6 +272,7 @@ impl Governance {
                 rule: approval.rule.clone(),
                 tier: approval.tier,
                 arguments: approval.arguments.clone(),
+                preview: None,
                 created_at: rfc3339(approval.created_at_us),
                 expires_at: expires_at.clone(),
                 console_url: self.console_url(&approval.id),
