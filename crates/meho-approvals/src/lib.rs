@@ -172,6 +172,9 @@ pub struct NewApproval<'a> {
     pub tier: Tier,
     /// What an approve-and-learn waiver would cover, when the action is a command.
     pub learnable: Option<&'a Learnable>,
+    /// What the held call would change, as the connector computed it for approvers (a unified
+    /// diff, say), already redacted and clipped. Informational: `call_hash` does not cover it.
+    pub preview: Option<&'a str>,
 }
 
 /// One approval as stored.
@@ -199,6 +202,11 @@ pub struct Approval {
     pub learnable: Option<Learnable>,
     /// One line for humans.
     pub summary: String,
+    /// What the held call would change (several lines, a unified diff say), as the connector
+    /// computed it and approvers are shown it (redacted, clipped); `None` when the connector
+    /// computed none. Informational: `call_hash` binds the call, not this text.
+    #[serde(default)]
+    pub preview: Option<String>,
     /// The rule that asked for approval.
     pub rule: String,
     /// The tier of the call.
@@ -428,7 +436,7 @@ pub fn now_us() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-const COLUMNS: &str = "id, tenant, requester, target, tool, call_hash, arguments, summary, rule, tier, status, created_at_us, expires_at_us, decided_at_us, decided_by, reason, self_approved, learn_ttl_seconds, consumed_at_us, request, learnable";
+const COLUMNS: &str = "id, tenant, requester, target, tool, call_hash, arguments, summary, rule, tier, status, created_at_us, expires_at_us, decided_at_us, decided_by, reason, self_approved, learn_ttl_seconds, consumed_at_us, request, learnable, preview";
 
 fn read_approval(row: &dyn Row) -> Result<Approval, ApprovalError> {
     let arguments = row.text("arguments")?;
@@ -452,6 +460,7 @@ fn read_approval(row: &dyn Row) -> Result<Approval, ApprovalError> {
             .transpose()
             .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
         summary: row.text("summary")?,
+        preview: row.opt_text("preview")?,
         rule: row.text("rule")?,
         tier: row
             .text("tier")?
@@ -524,6 +533,7 @@ impl Approvals {
             rule,
             tier,
             learnable: learnable.as_ref(),
+            preview: None,
         })
         .await
     }
@@ -539,12 +549,13 @@ impl Approvals {
             rule,
             tier,
             learnable,
+            preview,
         } = *new;
         let id = format!("apr-{}", uuid::Uuid::now_v7().simple());
         let now = now_us();
         let ttl = i64::try_from(self.policy.ttl.as_micros()).unwrap_or(i64::MAX);
         let sql = format!(
-            "INSERT INTO approvals ({COLUMNS}, ttl_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, $14, NULL, NULL, $16, $17, $15)"
+            "INSERT INTO approvals ({COLUMNS}, ttl_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, NULL, NULL, NULL, $14, NULL, NULL, $16, $17, $18, $15)"
         );
         self.execute(
             &sql,
@@ -571,6 +582,7 @@ impl Approvals {
                         .transpose()
                         .map_err(|e| ApprovalError::Corrupt(e.to_string()))?,
                 ),
+                Bind::OptText(preview.map(str::to_owned)),
             ],
         )
         .await?;

@@ -48,6 +48,16 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` of several lines by design (a diff, a preview): every line through [`escape`], the
+/// line breaks (`\n`) between them kept. A carriage return is not a line break here (`\r\n`
+/// shows its `\x0d`): a bare one would send the terminal back to the start of the line.
+pub fn escape_lines(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c != '\n' && is_deceptive(c)) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.split('\n').map(escape).collect::<Vec<_>>().join("\n"))
+}
+
 /// Like [`escape`], for bytes that may not be UTF-8: invalid sequences become `\xHH` per byte.
 pub fn escape_bytes(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
@@ -129,6 +139,14 @@ mod tests {
                 assert_eq!(shown, c.to_string(), "{code:#x} changed");
             }
         }
+    }
+
+    #[test]
+    fn escape_lines_keeps_line_breaks_and_escapes_everything_else() {
+        let text = "--- a\n+b\u{1b}[2K\n-c\u{202e}d\r\n";
+        assert_eq!(escape_lines(text), "--- a\n+b\\x1b[2K\n-c\\u{202e}d\\x0d\n");
+        assert!(matches!(escape_lines("a\nb\n"), Cow::Borrowed("a\nb\n")));
+        assert_eq!(escape_lines(""), "");
     }
 
     #[test]

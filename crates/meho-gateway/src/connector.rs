@@ -103,6 +103,13 @@ pub enum Refusal {
         decision: Decided,
         /// What the target would run, as the decider rebuilt it (shown to approvers).
         runs: Option<String>,
+        /// What the call would change, computed by the connector for approvers: several lines of
+        /// text for humans (a unified diff of a server-side dry run against the live object,
+        /// say). The pipeline stores it on the approval (redacted, clipped to
+        /// [`crate::govern::MAX_PREVIEW_BYTES`]) and records its sha256 in the refusal. It is
+        /// informational: the approval binds the typed action, not this text. `None` when the
+        /// connector computes none.
+        preview: Option<String>,
     },
     /// The decider could not be asked, or refused to answer (unknown target, forbidden, down).
     Error(ToolError),

@@ -32,6 +32,13 @@ use crate::{Caller, ErrorCode, Frozen, Gateway, ToolError};
 /// Longest `approval_status` wait.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
 
+/// The most bytes of a held call's preview an approval keeps (and approvers are shown): a longer
+/// one is cut at a line break before it and ends with [`PREVIEW_TRUNCATED`].
+pub const MAX_PREVIEW_BYTES: usize = 64 * 1024;
+
+/// The last line of a preview cut to [`MAX_PREVIEW_BYTES`].
+pub const PREVIEW_TRUNCATED: &str = "… (truncated)";
+
 /// How often a waiting `approval_status` looks at the store (decisions made by this process
 /// wake it at once).
 const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -150,6 +157,15 @@ impl Governance {
         format!("{}/console/#/approvals/{id}", self.public_url)
     }
 
+    /// A held call's preview as approvers are shown it and the approval keeps it: through the
+    /// audit redactor (like the summary), NUL (which PostgreSQL text cannot hold) as U+FFFD, cut
+    /// to [`MAX_PREVIEW_BYTES`]. The same text for the same preview, so the refusal's
+    /// `preview_sha256` is the hash of what the approval shows.
+    pub fn shown_preview(&self, preview: &str) -> String {
+        let redacted = self.audit.redactor().redact_str(preview);
+        clip_preview(redacted.replace('\0', "\u{fffd}"))
+    }
+
     async fn append(&self, record: NewRecord) -> Result<(), ToolError> {
         self.audit.append(record).await.map(drop).map_err(|e| {
             ToolError::new(
@@ -229,6 +245,7 @@ impl Governance {
             summary.push_str(&redactor.redact_str(runs));
         }
         let summary = clip(summary, 300);
+        let preview = held.preview.map(|preview| self.shown_preview(preview));
         let tier = held.decision.tier;
         let rule = held.decision.rule.as_str();
         let approval = self
@@ -241,6 +258,7 @@ impl Governance {
                 rule,
                 tier,
                 learnable: held.learnable,
+                preview: preview.as_deref(),
             })
             .await
             .map_err(|e| {
@@ -249,6 +267,16 @@ impl Governance {
                 ))
             })?;
         let expires_at = rfc3339(approval.expires_at_us);
+        let mut body = json!({
+            "tool": held.call.tool, "arguments": shown, "summary": summary, "rule": rule,
+            "tier": tier, "call_hash": approval.call_hash, "expires_at": expires_at,
+            "requester": caller.principal,
+        });
+        if let (Some(preview), Some(fields)) = (&approval.preview, body.as_object_mut()) {
+            // The hash of what approvers are shown, not the text: the log ties the approval's
+            // preview to the held call without holding a second copy of it.
+            fields.insert("preview_sha256".to_owned(), preview_sha256(preview).into());
+        }
         let record = NewRecord {
             target: Some(held.call.target.clone()),
             action: Some("request".to_owned()),
@@ -257,11 +285,7 @@ impl Governance {
             // The held call's records (its refusal, the decider's) carry this id: the request
             // joins them into one call in the log.
             call_id: Some(held.call_id.to_owned()),
-            body: json!({
-                "tool": held.call.tool, "arguments": shown, "summary": summary, "rule": rule,
-                "tier": tier, "call_hash": approval.call_hash, "expires_at": expires_at,
-                "requester": caller.principal,
-            }),
+            body,
             ..NewRecord::new(&caller.tenant, RecordKind::Approval, &caller.principal)
         };
         self.audit.append(record).await.map_err(|e| {
@@ -280,6 +304,7 @@ impl Governance {
                 rule: approval.rule.clone(),
                 tier: approval.tier,
                 arguments: approval.arguments.clone(),
+                preview: approval.preview.clone(),
                 created_at: rfc3339(approval.created_at_us),
                 expires_at: expires_at.clone(),
                 console_url: self.console_url(&approval.id),
@@ -331,6 +356,9 @@ pub struct Held<'a> {
     pub runs: Option<&'a str>,
     /// What an approve-and-learn waiver would cover.
     pub learnable: Option<&'a Learnable>,
+    /// What the call would change, as the connector computed it (redacted and clipped here,
+    /// before it is stored: [`Governance::shown_preview`]).
+    pub preview: Option<&'a str>,
 }
 
 impl Gateway {
@@ -789,6 +817,35 @@ fn clip(mut line: String, max: usize) -> String {
     line
 }
 
+/// `text` cut to at most [`MAX_PREVIEW_BYTES`]: at the last line break that leaves room for the
+/// [`PREVIEW_TRUNCATED`] line (on a character boundary when one line alone is too long).
+fn clip_preview(mut text: String) -> String {
+    if text.len() <= MAX_PREVIEW_BYTES {
+        return text;
+    }
+    let mut cut = MAX_PREVIEW_BYTES.saturating_sub(PREVIEW_TRUNCATED.len() + 1);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let kept = text
+        .get(..cut)
+        .and_then(|head| head.rfind('\n'))
+        .map_or(cut, |newline| newline + 1);
+    text.truncate(kept);
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(PREVIEW_TRUNCATED);
+    text
+}
+
+/// sha256 (hex) of a preview as the approval shows it: what the held call's refusal and the
+/// approval's request record carry instead of the text.
+pub fn preview_sha256(shown: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(shown.as_bytes()))
+}
+
 /// The tool answer for a held call.
 fn pending(approval: &Approval, console_url: &str) -> Value {
     json!({
@@ -820,6 +877,11 @@ pub struct ApprovalView {
     pub arguments: Value,
     /// One line for humans.
     pub summary: String,
+    /// What the held call would change, as its connector computed it for approvers: several
+    /// lines of text (a unified diff of a dry run against the live object, say), redacted and
+    /// cut to 64 KiB (then ending `… (truncated)`); `null` when the connector computed none.
+    /// Informational: `call_hash` binds the call, not this text.
+    pub preview: Option<String>,
     /// The policy rule that asked for approval.
     pub rule: String,
     /// `read`, `write` or `destructive`.
@@ -859,6 +921,7 @@ pub fn view(approval: &Approval, console_url: &str) -> ApprovalView {
         call_hash: approval.call_hash.clone(),
         arguments: approval.arguments.clone(),
         summary: approval.summary.clone(),
+        preview: approval.preview.clone(),
         rule: approval.rule.clone(),
         tier: approval.tier,
         status: approval.status,
@@ -876,4 +939,52 @@ pub fn view(approval: &Approval, console_url: &str) -> ApprovalView {
 
 fn view_json(approval: &Approval, console_url: &str) -> Value {
     serde_json::to_value(view(approval, console_url)).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_preview_within_the_limit_is_kept_whole() {
+        let exact = "x".repeat(MAX_PREVIEW_BYTES);
+        assert_eq!(clip_preview(exact.clone()), exact);
+        assert_eq!(clip_preview("a\nb\n".to_owned()), "a\nb\n");
+    }
+
+    #[test]
+    fn a_long_preview_is_cut_after_its_last_whole_line() {
+        let line = "+0123456789abcdef\n";
+        let long = line.repeat(MAX_PREVIEW_BYTES / line.len() + 10);
+        let cut = clip_preview(long);
+        assert!(cut.len() <= MAX_PREVIEW_BYTES, "{}", cut.len());
+        let kept = cut
+            .strip_suffix(PREVIEW_TRUNCATED)
+            .expect("the truncation line");
+        assert!(kept.ends_with('\n'));
+        assert!(
+            kept.split_terminator('\n')
+                .all(|l| format!("{l}\n") == line)
+        );
+        assert!(kept.len() + line.len() > MAX_PREVIEW_BYTES - PREVIEW_TRUNCATED.len() - 1);
+    }
+
+    #[test]
+    fn one_overlong_line_is_cut_on_a_character_boundary() {
+        let cut = clip_preview("é".repeat(MAX_PREVIEW_BYTES));
+        assert!(cut.len() <= MAX_PREVIEW_BYTES, "{}", cut.len());
+        let kept = cut
+            .strip_suffix(&format!("\n{PREVIEW_TRUNCATED}"))
+            .expect("the truncation line");
+        assert!(kept.chars().all(|c| c == 'é'));
+        assert!(kept.len() >= MAX_PREVIEW_BYTES - PREVIEW_TRUNCATED.len() - 2);
+    }
+
+    #[test]
+    fn the_preview_hash_is_sha256_hex() {
+        assert_eq!(
+            preview_sha256(""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
 }

@@ -369,6 +369,7 @@ pub(crate) async fn run<C: Connector>(
                 session_id: session,
                 arguments: &arguments,
                 decision: None,
+                preview_sha256: None,
             };
             pipeline.deny(call, tool, &unplanned, &error).await;
             return Err(error);
@@ -397,9 +398,13 @@ pub(crate) async fn run<C: Connector>(
         Err(Refusal::Decided { decision, .. }) if plan.preview => {
             return Ok(Answer::Done(preview(&decision)));
         }
-        Err(Refusal::Decided { decision, runs }) => {
+        Err(Refusal::Decided {
+            decision,
+            runs,
+            preview,
+        }) => {
             return pipeline
-                .refuse(call, &plan, &decision, runs.as_deref())
+                .refuse(call, &plan, &decision, runs.as_deref(), preview.as_deref())
                 .instrument(tracing::info_span!("hold"))
                 .await;
         }
@@ -479,6 +484,8 @@ struct Refused<'a> {
     session_id: Option<&'a str>,
     arguments: &'a Value,
     decision: Option<&'a Decided>,
+    /// sha256 of the preview the connector computed, as approvers are shown it.
+    preview_sha256: Option<&'a str>,
 }
 
 impl<'a> Refused<'a> {
@@ -488,6 +495,7 @@ impl<'a> Refused<'a> {
             session_id: plan.session_id.as_deref(),
             arguments: &plan.arguments,
             decision,
+            preview_sha256: None,
         }
     }
 }
@@ -551,6 +559,14 @@ impl Pipeline {
         refused: &Refused<'_>,
         error: &ToolError,
     ) {
+        let mut body = json!({
+            "arguments": refused.arguments,
+            "decision": refused.decision,
+            "error": error.message,
+        });
+        if let (Some(hash), Some(fields)) = (refused.preview_sha256, body.as_object_mut()) {
+            fields.insert("preview_sha256".to_owned(), hash.into());
+        }
         let record = NewRecord {
             target: refused.target.map(str::to_owned),
             action: Some(tool.to_owned()),
@@ -558,11 +574,7 @@ impl Pipeline {
             session_id: refused.session_id.map(str::to_owned),
             call_id: Some(call.call_id.to_owned()),
             approval_id: call.caller.approval_id.clone(),
-            body: json!({
-                "arguments": refused.arguments,
-                "decision": refused.decision,
-                "error": error.message,
-            }),
+            body,
             ..NewRecord::new(
                 &call.caller.tenant,
                 RecordKind::Denial,
@@ -575,18 +587,25 @@ impl Pipeline {
     }
 
     /// A decision that does not let the call run: audited, then held for a human when it asks
-    /// for one (and this frontend holds), else refused.
+    /// for one (and this frontend holds), else refused. The refusal record carries the sha256 of
+    /// the connector's preview as approvers are shown it, never the text.
     async fn refuse<A: serde::Serialize>(
         &self,
         call: CallContext<'_>,
         plan: &Plan<A>,
         decision: &Decided,
         runs: Option<&str>,
+        preview: Option<&str>,
     ) -> Result<Answer, ToolError> {
         let caller = call.caller;
         let error = refusal_error(decision, caller);
-        self.deny(call, &plan.tool, &Refused::of(plan, Some(decision)), &error)
-            .await;
+        let preview_sha256 =
+            preview.map(|text| crate::govern::preview_sha256(&self.governance.shown_preview(text)));
+        let refused = Refused {
+            preview_sha256: preview_sha256.as_deref(),
+            ..Refused::of(plan, Some(decision))
+        };
+        self.deny(call, &plan.tool, &refused, &error).await;
         if error.code != ErrorCode::NeedsApproval {
             return Err(error);
         }
@@ -605,6 +624,7 @@ impl Pipeline {
                         summary: &plan.summary,
                         runs,
                         learnable: plan.learnable.as_ref(),
+                        preview,
                     },
                 )
                 .await;

@@ -670,6 +670,7 @@ impl KubeConnector {
                         &decided,
                     ),
                     runs: None,
+                    preview: None,
                 });
             };
             decided = redeem(
@@ -690,6 +691,7 @@ impl KubeConnector {
             return Err(Refusal::Decided {
                 decision: decided,
                 runs: None,
+                preview: None,
             });
         }
         let ttl = cluster.config.token_ttl_seconds;
@@ -708,7 +710,8 @@ impl KubeConnector {
             };
             return Err(Refusal::Decided {
                 decision: decided,
-                runs: preview,
+                runs: None,
+                preview,
             });
         }
         let minted = cluster.mint(&binding).await?;

@@ -55,6 +55,11 @@ pub struct PendingApproval {
     pub tier: Tier,
     /// The call's arguments, exactly as they will run.
     pub arguments: serde_json::Value,
+    /// What the call would change, as its connector computed it for approvers (several lines,
+    /// a unified diff say; redacted and clipped to 64 KiB by the gateway), or `None`. Slack and
+    /// Teams show the first lines of it, escaped; the generic format carries it whole.
+    #[serde(default)]
+    pub preview: Option<String>,
     /// When the approval was created (RFC 3339).
     pub created_at: String,
     /// When it expires undecided (RFC 3339).

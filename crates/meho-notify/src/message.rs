@@ -8,8 +8,14 @@
 //! syntax `](` is broken with an invisible zero-width space, so a command cannot render as a
 //! clickable link to somewhere else. Long values are cut (with `…`) to stay inside Slack's and
 //! Teams' size limits; the generic format is JSON for machines and carries everything unchanged.
+//!
+//! A held call's preview (what it would change, a diff) is several lines by design: each line is
+//! escaped on its own (`meho_core::display::escape_lines`) and its first lines are shown, in a
+//! Slack code block (Slack-escaped, its fences broken) or in Teams as one plain-text run per line
+//! (a `TextRun` takes no markdown, so a `- ` line stays a diff line, not a list item), coloured
+//! by its `+`/`-` sign.
 
-use meho_core::display::escape;
+use meho_core::display::{escape, escape_lines};
 use serde_json::{Value, json};
 
 use crate::{EVENT_PENDING, PendingApproval, WebhookFormat};
@@ -20,6 +26,14 @@ const SUMMARY_MAX: usize = 1000;
 const FIELD_MAX: usize = 300;
 /// Most characters of the command (Slack allows 3000 per section, fences included).
 const COMMAND_MAX: usize = 2800;
+/// Most characters of a preview shown in Slack and Teams (the console shows all of it).
+const PREVIEW_MAX: usize = 2800;
+/// Most lines of a preview shown in Slack and Teams.
+const PREVIEW_LINES: usize = 40;
+/// The label of a preview.
+const PREVIEW_LABEL: &str = "Preview";
+/// What a cut preview says after its label.
+const PREVIEW_CUT: &str = "(first lines; the whole preview is in the console)";
 /// The title of Slack and Teams messages.
 const TITLE: &str = "Approval needed";
 /// The label of the link to the console.
@@ -72,43 +86,56 @@ fn slack(approval: &PendingApproval) -> Value {
         slack_text(&approval.requester, FIELD_MAX),
         slack_link_url(&approval.console_url),
     );
-    json!({
-        "text": fallback,
-        "blocks": [
-            { "type": "header", "text": { "type": "plain_text", "text": TITLE } },
-            {
-                "type": "section",
-                "text": { "type": "mrkdwn", "text": slack_text(&approval.summary, SUMMARY_MAX) },
-                "fields": fields,
-            },
-            {
-                "type": "section",
-                "text": { "type": "mrkdwn", "text": format!("```{command}```") },
-            },
-            {
-                "type": "actions",
-                "elements": [{
-                    "type": "button",
-                    "action_id": "meho_open_approval",
-                    "style": "primary",
-                    "text": { "type": "plain_text", "text": OPEN_LABEL },
-                    "url": approval.console_url,
-                }],
-            },
-            {
-                "type": "context",
-                "elements": [{
-                    "type": "mrkdwn",
-                    "text": format!(
-                        "approval `{}` · tenant `{}` · created {}",
-                        slack_text(&approval.id, FIELD_MAX),
-                        slack_text(&approval.tenant, FIELD_MAX),
-                        slack_text(&approval.created_at, FIELD_MAX),
-                    ),
-                }],
-            },
-        ],
-    })
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": TITLE } }),
+        json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": slack_text(&approval.summary, SUMMARY_MAX) },
+            "fields": fields,
+        }),
+        json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": format!("```{command}```") },
+        }),
+    ];
+    if let Some(preview) = &approval.preview {
+        let (head, cut) = preview_head(preview);
+        let shown = escape_lines(&head);
+        let cut = cut || escaped_width(&shown) > PREVIEW_MAX;
+        let code = slack_escaped(&shown, PREVIEW_MAX).replace("```", "`\u{200B}``");
+        let label = if cut {
+            format!("*{PREVIEW_LABEL}* {PREVIEW_CUT}")
+        } else {
+            format!("*{PREVIEW_LABEL}*")
+        };
+        blocks.push(json!({
+            "type": "section",
+            "text": { "type": "mrkdwn", "text": format!("{label}\n```{code}```") },
+        }));
+    }
+    blocks.push(json!({
+        "type": "actions",
+        "elements": [{
+            "type": "button",
+            "action_id": "meho_open_approval",
+            "style": "primary",
+            "text": { "type": "plain_text", "text": OPEN_LABEL },
+            "url": approval.console_url,
+        }],
+    }));
+    blocks.push(json!({
+        "type": "context",
+        "elements": [{
+            "type": "mrkdwn",
+            "text": format!(
+                "approval `{}` · tenant `{}` · created {}",
+                slack_text(&approval.id, FIELD_MAX),
+                slack_text(&approval.tenant, FIELD_MAX),
+                slack_text(&approval.created_at, FIELD_MAX),
+            ),
+        }],
+    }));
+    json!({ "text": fallback, "blocks": blocks })
 }
 
 fn teams(approval: &PendingApproval) -> Value {
@@ -125,34 +152,38 @@ fn teams(approval: &PendingApproval) -> Value {
     if let Some(user) = elevation(approval) {
         facts.push(fact("Sudo", &format!("as {user}")));
     }
+    let mut body = vec![
+        json!({ "type": "TextBlock", "text": TITLE, "weight": "Bolder", "size": "Medium", "wrap": true }),
+        json!({ "type": "TextBlock", "text": teams_text(&approval.summary, SUMMARY_MAX), "wrap": true }),
+        json!({ "type": "FactSet", "facts": facts }),
+        json!({
+            "type": "TextBlock",
+            "text": teams_text(&command_text(approval), COMMAND_MAX),
+            "fontType": "Monospace",
+            "wrap": true,
+        }),
+    ];
+    if let Some(preview) = &approval.preview {
+        body.extend(teams_preview(preview));
+    }
+    body.push(json!({
+        "type": "TextBlock",
+        "text": format!(
+            "approval {} · tenant {} · created {}",
+            teams_text(&approval.id, FIELD_MAX),
+            teams_text(&approval.tenant, FIELD_MAX),
+            teams_text(&approval.created_at, FIELD_MAX),
+        ),
+        "isSubtle": true,
+        "size": "Small",
+        "wrap": true,
+    }));
     let card = json!({
         "$schema": CARD_SCHEMA,
         "type": "AdaptiveCard",
         "version": CARD_VERSION,
         "msteams": { "width": "Full" },
-        "body": [
-            { "type": "TextBlock", "text": TITLE, "weight": "Bolder", "size": "Medium", "wrap": true },
-            { "type": "TextBlock", "text": teams_text(&approval.summary, SUMMARY_MAX), "wrap": true },
-            { "type": "FactSet", "facts": facts },
-            {
-                "type": "TextBlock",
-                "text": teams_text(&command_text(approval), COMMAND_MAX),
-                "fontType": "Monospace",
-                "wrap": true,
-            },
-            {
-                "type": "TextBlock",
-                "text": format!(
-                    "approval {} · tenant {} · created {}",
-                    teams_text(&approval.id, FIELD_MAX),
-                    teams_text(&approval.tenant, FIELD_MAX),
-                    teams_text(&approval.created_at, FIELD_MAX),
-                ),
-                "isSubtle": true,
-                "size": "Small",
-                "wrap": true,
-            },
-        ],
+        "body": body,
         "actions": [
             { "type": "Action.OpenUrl", "title": OPEN_LABEL, "url": approval.console_url },
         ],
@@ -161,6 +192,96 @@ fn teams(approval: &PendingApproval) -> Value {
         "type": "message",
         "attachments": [{ "contentType": CARD_CONTENT_TYPE, "contentUrl": null, "content": card }],
     })
+}
+
+/// A preview in a Teams card: its label, then one `RichTextBlock` per line in a container, each
+/// a monospace `TextRun` (no markdown) coloured by the line's sign, at most [`PREVIEW_LINES`]
+/// lines and [`PREVIEW_MAX`] characters in all.
+fn teams_preview(preview: &str) -> [Value; 2] {
+    let (head, mut cut) = preview_head(preview);
+    let mut budget = PREVIEW_MAX;
+    let mut lines = Vec::new();
+    for line in head.split('\n') {
+        let width = escape(line).chars().count();
+        if budget == 0 || width > budget {
+            cut = true;
+        }
+        if budget == 0 {
+            break;
+        }
+        let text = teams_text(line, budget);
+        budget = budget.saturating_sub(text.chars().count().max(1));
+        let color = match DiffLine::of(line) {
+            DiffLine::Added => "Good",
+            DiffLine::Removed => "Attention",
+            DiffLine::Hunk => "Accent",
+            DiffLine::Other => "Default",
+        };
+        lines.push(json!({
+            "type": "RichTextBlock",
+            "spacing": "None",
+            "inlines": [{
+                "type": "TextRun",
+                // An empty run may be dropped by a renderer, and the line with it.
+                "text": if text.is_empty() { " ".to_owned() } else { text },
+                "fontType": "Monospace",
+                "color": color,
+            }],
+        }));
+    }
+    let label = if cut {
+        format!("{PREVIEW_LABEL} {PREVIEW_CUT}")
+    } else {
+        PREVIEW_LABEL.to_owned()
+    };
+    [
+        json!({ "type": "TextBlock", "text": label, "weight": "Bolder", "wrap": true }),
+        json!({ "type": "Container", "style": "emphasis", "items": lines }),
+    ]
+}
+
+/// What a line of a unified diff is, by its first characters (file headers are neither added
+/// nor removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DiffLine {
+    /// `+…`, not `+++ `.
+    Added,
+    /// `-…`, not `--- `.
+    Removed,
+    /// `@@ … @@`.
+    Hunk,
+    /// Context, file headers, anything else.
+    Other,
+}
+
+impl DiffLine {
+    pub(crate) fn of(line: &str) -> DiffLine {
+        if line.starts_with("+++ ") || line.starts_with("--- ") {
+            DiffLine::Other
+        } else if line.starts_with('+') {
+            DiffLine::Added
+        } else if line.starts_with('-') {
+            DiffLine::Removed
+        } else if line.starts_with("@@") {
+            DiffLine::Hunk
+        } else {
+            DiffLine::Other
+        }
+    }
+}
+
+/// The first [`PREVIEW_LINES`] lines of `preview` (without a final line break), and whether
+/// lines were left out. Each format cuts the characters to its own limit.
+fn preview_head(preview: &str) -> (String, bool) {
+    let body = preview.strip_suffix('\n').unwrap_or(preview);
+    let lines: Vec<&str> = body.split('\n').collect();
+    let head = lines
+        .iter()
+        .take(PREVIEW_LINES)
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\n");
+    (head, lines.len() > PREVIEW_LINES)
 }
 
 /// What the call runs: the command of a command tool, else the arguments as compact JSON.
@@ -190,8 +311,12 @@ fn elevation(approval: &PendingApproval) -> Option<String> {
 /// `text` with control and bidi characters shown as escapes, then escaped for Slack mrkdwn (`&`,
 /// `<`, `>`), at most `max` characters after escaping, never cutting an mrkdwn escape in half.
 pub(crate) fn slack_text(text: &str, max: usize) -> String {
-    let text = escape(text);
-    let text = text.as_ref();
+    slack_escaped(&escape(text), max)
+}
+
+/// `text`, whose control and bidi characters are escapes already, escaped for Slack mrkdwn (`&`,
+/// `<`, `>`) and cut to at most `max` characters after escaping, never in an escape.
+fn slack_escaped(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max.saturating_mul(4)));
     if escaped_width(text) <= max {
         push_slack_escaped(&mut out, text);

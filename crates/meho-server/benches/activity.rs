@@ -96,6 +96,7 @@ fn broker() -> Arc<Scripted> {
             rule: "require_approval:^systemctl restart".into(),
             tier: Tier::Write,
             ran: json!({ "exit_status": 0, "stdout": "ok\n" }),
+            preview: None,
         },
     )
 }

@@ -41,6 +41,7 @@ fn held() -> std::sync::Arc<Scripted> {
             rule: "require_approval:^x".into(),
             tier: meho_core::Tier::Write,
             ran: json!({ "stdout": "done" }),
+            preview: None,
         },
     )
 }

@@ -54,13 +54,17 @@
  *  approvals      #page-approvals; #approvals-rows > tr[data-testid=approval-row][data-approval-id];
  *                 per row: [data-testid=approval-command] (the command, or the arguments as
  *                 JSON, through `shown()`), approval-tool, approval-target, approval-requester, approval-rule,
- *                 approval-tier, approval-expires, approval-link; input[data-testid=approval-reason],
+ *                 approval-tier, approval-expires, approval-link, approval-preview-link (when the
+ *                 approval has a preview); input[data-testid=approval-reason],
  *                 select[data-testid=approval-learn] (seconds, "" = no waiver),
  *                 button[data-testid=approve], button[data-testid=deny], [data-testid=approval-error]
  *                 (the API's message, e.g. four eyes); #approvals-message (after a decision:
  *                 "approved <id> …" / "denied <id> …"), #approvals-empty, #approvals-status
  *  approval       #page-approval; #approval-id, #approval-fields (dd[data-field=<name>]),
- *                 [data-testid=approval-status], #approval-arguments, #approval-actions (the same
+ *                 [data-testid=approval-status], #approval-preview-section (hidden without a
+ *                 preview) with pre#approval-preview > span[data-testid=preview-line]
+ *                 [data-kind=added|removed|hunk|header|context] (one per line, through
+ *                 `shown()`), #approval-arguments, #approval-actions (the same
  *                 reason/approve/deny controls while pending)
  *  feed           #page-feed; #feed-status[data-state=idle|connecting|live|reconnecting];
  *                 #feed-list > li[data-testid=feed-event][data-seq][data-kind][data-approval-id]
@@ -658,6 +662,23 @@
     return text;
   }
 
+  /** A list row's pointer to the preview on the detail page (the list has no room for it). */
+  function previewLink(approval) {
+    if (typeof approval.preview !== 'string' || !approval.preview) return null;
+    let added = 0;
+    let removed = 0;
+    for (const line of approval.preview.split('\n')) {
+      const kind = diffKind(line);
+      if (kind === 'added') added += 1;
+      if (kind === 'removed') removed += 1;
+    }
+    return h(
+      'a',
+      { class: 'sub', href: `#/approvals/${encodeURIComponent(approval.id)}`, 'data-testid': 'approval-preview-link' },
+      `review the preview (+${added} −${removed} lines)`,
+    );
+  }
+
   function approvalRow(approval) {
     const expires = h('span', { class: 'sub' }, relative(approval.expires_at));
     const row = h(
@@ -669,6 +690,7 @@
         h('code', { class: 'command', 'data-testid': 'approval-command' }, commandText(approval)),
         h('span', { class: 'sub', 'data-testid': 'approval-tool' }, argumentNotes(approval)),
         h('a', { class: 'sub mono', href: `#/approvals/${encodeURIComponent(approval.id)}`, 'data-testid': 'approval-link' }, approval.id),
+        previewLink(approval),
       ),
       h('td', { 'data-testid': 'approval-target' }, approval.target || ''),
       h('td', { 'data-testid': 'approval-requester' }, approval.requester || ''),
@@ -761,6 +783,37 @@
     'tenant', 'call_hash',
   ];
 
+  /**
+   * What a line of a unified diff is, by its first characters: `+++ `/`--- ` are file headers,
+   * then `+` added, `-` removed, `@@` a hunk, anything else context.
+   */
+  function diffKind(line) {
+    if (line.startsWith('+++ ') || line.startsWith('--- ')) return 'header';
+    if (line.startsWith('+')) return 'added';
+    if (line.startsWith('-')) return 'removed';
+    if (line.startsWith('@@')) return 'hunk';
+    return 'context';
+  }
+
+  /**
+   * A held call's preview (several lines, a diff say): one block per line, each through
+   * `shown()` by `h()` (split on the line breaks first, so they stay line breaks and every other
+   * control or bidi character shows as an escape), classed by its sign for colour.
+   */
+  function renderPreview(preview) {
+    const section = $('approval-preview-section');
+    const pre = $('approval-preview');
+    pre.replaceChildren();
+    const has = typeof preview === 'string' && preview.length > 0;
+    show(section, has);
+    if (!has) return;
+    const text = preview.endsWith('\n') ? preview.slice(0, -1) : preview;
+    for (const line of text.split('\n')) {
+      const kind = diffKind(line);
+      pre.append(h('span', { class: `line ${kind}`, 'data-testid': 'preview-line', 'data-kind': kind }, line));
+    }
+  }
+
   function renderApprovalDetail(approval, message) {
     setText($('approval-id'), approval.id);
     const fields = $('approval-fields');
@@ -773,6 +826,7 @@
       if (name === 'status') attrs['data-testid'] = 'approval-status';
       fields.append(h('dt', {}, name.replace(/_/g, ' ')), h('dd', attrs, text));
     }
+    renderPreview(approval.preview);
     setJson($('approval-arguments'), approval.arguments ?? {});
     const actions = $('approval-actions');
     actions.replaceChildren();
@@ -789,6 +843,7 @@
     showPage('approval');
     setText($('approval-id'), id);
     $('approval-fields').replaceChildren();
+    renderPreview(null);
     setText($('approval-arguments'), '');
     $('approval-actions').replaceChildren();
     showError($('approval-error'), null);

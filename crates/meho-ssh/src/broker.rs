@@ -538,6 +538,7 @@ impl SshBroker {
             return Err(Refusal::Decided {
                 decision: answer.decision,
                 runs: None,
+                preview: None,
             });
         };
         let certificate = Certificate::from_openssh(line).map_err(|e| {
@@ -569,7 +570,12 @@ impl SshBroker {
         let (target, answer) = match self.sign_hop(target_view, intent).await {
             Err(Refusal::Decided { decision, .. }) => {
                 let runs = runs_differently(&planned.action, &decision);
-                return Err(Refusal::Decided { decision, runs });
+                // The command is the whole change an SSH call makes: no preview to compute.
+                return Err(Refusal::Decided {
+                    decision,
+                    runs,
+                    preview: None,
+                });
             }
             other => other?,
         };
@@ -610,6 +616,7 @@ impl SshBroker {
             return Err(Refusal::Decided {
                 decision: answer.decision,
                 runs,
+                preview: None,
             });
         }
         Ok(Authorized {

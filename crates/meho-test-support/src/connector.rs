@@ -19,7 +19,9 @@ pub enum Script {
     /// Allowed: `execute` returns this value.
     Run(Value),
     /// Policy asks for a human: the rule and the tier (the call runs once an approval is
-    /// presented, and then returns `ran`).
+    /// presented, and then returns `ran`), with the preview the connector computed for
+    /// approvers, if any (`Refusal::Decided::preview`: what a Kubernetes connector's dry-run
+    /// diff would be).
     Hold {
         /// The rule.
         rule: String,
@@ -27,6 +29,8 @@ pub enum Script {
         tier: Tier,
         /// What the approved call returns.
         ran: Value,
+        /// What the held call would change, shown to approvers.
+        preview: Option<String>,
     },
     /// Policy denies it: the rule.
     Deny(String),
@@ -265,16 +269,23 @@ impl Connector for Scripted {
                 .unwrap_or(Script::Fail(ToolError::internal("an unplanned call")));
             match script {
                 Script::Run(value) => Ok(allowed(value, "allow:scripted", Tier::Read, None)),
-                Script::Hold { rule, tier, ran } => match approval {
+                Script::Hold {
+                    rule,
+                    tier,
+                    ran,
+                    preview,
+                } => match approval {
                     Some(claim) => Ok(allowed(ran, &rule, tier, Some(claim.id.clone()))),
                     None => Err(Refusal::Decided {
                         decision: decision(Effect::RequireApproval, &rule, tier).into(),
                         runs: None,
+                        preview,
                     }),
                 },
                 Script::Deny(rule) => Err(Refusal::Decided {
                     decision: decision(Effect::Deny, &rule, Tier::Write).into(),
                     runs: None,
+                    preview: None,
                 }),
                 Script::Fail(error) | Script::Unplannable(error) => Err(Refusal::Error(error)),
                 Script::Break(error) => Ok(Authorized {

@@ -1,7 +1,7 @@
 //! `meho approvals list|show|approve|deny`: call-bound approvals on a meho server
 //! (`/api/v1/approvals`).
 
-use meho_core::display::escape;
+use meho_core::display::{escape, escape_lines};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -34,6 +34,8 @@ struct Approval {
     #[serde(default)]
     arguments: Value,
     summary: String,
+    #[serde(default)]
+    preview: Option<String>,
     rule: String,
     tier: String,
     status: String,
@@ -198,5 +200,40 @@ fn print_approval(answer: &Answer, format: Format, done: Option<&str>) -> Result
         rows.push(("console", url.clone()));
     }
     text.push_str(&output::details(rows));
+    if let Some(preview) = &a.preview {
+        text.push_str("\n\n");
+        text.push_str(&preview_text(preview));
+    }
     output::print_text(&text)
+}
+
+/// The preview of a held call (several lines by design, a diff say) under a `preview:` heading,
+/// each line indented and escaped on its own: a line of it cannot pose as a field, nor redraw or
+/// reorder another.
+fn preview_text(preview: &str) -> String {
+    let shown = escape_lines(preview.strip_suffix('\n').unwrap_or(preview));
+    let mut text = String::from("preview:");
+    for line in shown.split('\n') {
+        text.push('\n');
+        if !line.is_empty() {
+            text.push_str("  ");
+            text.push_str(line);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_preview_is_indented_under_its_heading_with_every_line_escaped() {
+        let preview = "--- a\n+b\u{1b}[2K\n-c\u{202e}d\r\n\n";
+        assert_eq!(
+            preview_text(preview),
+            "preview:\n  --- a\n  +b\\x1b[2K\n  -c\\u{202e}d\\x0d\n"
+        );
+        assert_eq!(preview_text("one"), "preview:\n  one");
+    }
 }

@@ -17,10 +17,7 @@ use crate::Failure;
 /// `\x0a`). Escaping is idempotent on escaped text, so this is a safety net, not a second pass
 /// that changes anything.
 pub(crate) fn escape_lines(text: &str) -> String {
-    text.split('\n')
-        .map(|line| escape(line))
-        .collect::<Vec<_>>()
-        .join("\n")
+    meho_core::display::escape_lines(text).into_owned()
 }
 
 /// Human output: `text` and a newline (unless it ends with one) on stdout, every control and

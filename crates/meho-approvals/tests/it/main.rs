@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use meho_approvals::{
     ApprovalError, ApprovalPolicy, Approvals, Approver, Call, FreezeKind, Freezes, Grants,
-    MAX_REASON_CHARS, NewGrant, Status, Subject, now_us,
+    MAX_REASON_CHARS, NewApproval, NewGrant, Status, Subject, now_us,
 };
 use meho_config::Role;
 use meho_core::Tier;
@@ -222,6 +222,73 @@ async fn an_approval_is_bound_to_its_call_and_consumed_exactly_once() {
             ),
             "{backend}: {twice}"
         );
+    }
+    cleanup(all).await;
+}
+
+#[tokio::test]
+async fn a_preview_is_stored_and_read_back_by_every_query_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = stores(dir.path()).await;
+    // Several lines, a diff; non-ASCII, a control character and a bidi override are stored as
+    // they are (what people read escapes them, not the store).
+    let preview = "--- deployment/web\n+++ deployment/web (dry run)\n@@ -1 +1 @@\n-  replicas: 2\n+  replicas: 3 \u{1b}[2K\u{202e}é\n";
+    for (backend, store) in all.clone() {
+        let approvals = Approvals::new(store.pool().clone(), ApprovalPolicy::default());
+        let asked = call("alice", "kubectl apply");
+        let arguments = json!({ "server": "web" });
+        let learnable = meho_approvals::Learnable::of_action(&asked.action);
+        let with = approvals
+            .create_shown(&NewApproval {
+                call: &asked,
+                shown: &arguments,
+                request: Some(&arguments),
+                summary: "apply deployment/web",
+                rule: "require_approval:apply",
+                tier: Tier::Write,
+                learnable: learnable.as_ref(),
+                preview: Some(preview),
+            })
+            .await
+            .unwrap();
+        assert_eq!(with.preview.as_deref(), Some(preview), "{backend}");
+        let without = approvals
+            .create(&asked, None, "s", "r", Tier::Write)
+            .await
+            .unwrap();
+        assert_eq!(without.preview, None, "{backend}");
+        // The binding is the call's: the preview is not part of it.
+        assert_eq!(with.call_hash, without.call_hash, "{backend}");
+
+        // Every read: one, the list, the filtered list, after a decision, and the sweep.
+        let got = approvals.get("a", &with.id).await.unwrap();
+        assert_eq!(got.preview.as_deref(), Some(preview), "{backend}");
+        for status in [None, Some(Status::Pending)] {
+            let listed = approvals.list("a", status, 10).await.unwrap();
+            let found = listed.iter().find(|a| a.id == with.id).unwrap();
+            assert_eq!(found.preview.as_deref(), Some(preview), "{backend}");
+            let other = listed.iter().find(|a| a.id == without.id).unwrap();
+            assert_eq!(other.preview, None, "{backend}");
+        }
+        let approved = approvals
+            .decide(&admin("bob", "a"), &with.id, true, "ok", None)
+            .await
+            .unwrap();
+        assert_eq!(approved.preview.as_deref(), Some(preview), "{backend}");
+        approvals
+            .set_expiry_for_tests(&with.id, now_us() - 1)
+            .await
+            .unwrap();
+        let expired = approvals.expire_due().await.unwrap();
+        let swept = expired.iter().find(|a| a.id == with.id).unwrap();
+        assert_eq!(swept.preview.as_deref(), Some(preview), "{backend}");
+
+        // Its JSON names it `preview`, `null` when there is none, and reads back.
+        let json = serde_json::to_value(&got).unwrap();
+        assert_eq!(json["preview"], preview, "{backend}");
+        assert!(serde_json::to_value(&without).unwrap()["preview"].is_null());
+        let back: meho_approvals::Approval = serde_json::from_value(json).unwrap();
+        assert_eq!(back.preview, got.preview);
     }
     cleanup(all).await;
 }

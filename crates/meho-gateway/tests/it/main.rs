@@ -107,6 +107,7 @@ fn scripted(targets: &[&str], tools: &[(&str, Tier)]) -> Arc<Scripted> {
                     rule: "require_approval:^hold".into(),
                     tier: Tier::Write,
                     ran: json!({ "ran": command }),
+                    preview: None,
                 },
                 "deny" => Script::Deny("deny:^deny".into()),
                 "fail" => Script::Fail(ToolError::new(ErrorCode::Unreachable, "decider down")),
@@ -459,4 +460,417 @@ fn the_tier_gate_refuses_only_above_the_callers_tier() {
     assert_eq!(err.code, ErrorCode::Denied);
     assert!(err.message.contains("write-tier") && err.message.contains("read-tier"));
     assert!(meho_gateway::tier_gate(&agent(), Tier::Destructive, "t").is_ok());
+}
+
+// --- previews of held calls ----------------------------------------------------------------------
+
+/// A secret inside a preview: the audit redactor must take it out of everything people see.
+const CANARY: &str = "CANARY-9c1e-preview";
+
+/// What a Kubernetes connector's server-side dry run of an `apply` would diff against the live
+/// object, with a secret in it (a URL password and a `token:` line) and a line that would
+/// redraw the terminal and reverse the rest if printed raw. `generation` makes each call's
+/// preview differ.
+fn dry_run_diff(generation: usize) -> String {
+    format!(
+        "--- deployment/web (live)\n+++ deployment/web (dry run {generation})\n@@ -3,3 +3,3 @@\n\
+         -  replicas: 2\n+  replicas: 3\n   env: DB_URL=postgres://app:{CANARY}@db/app\n\
+         +  token: {CANARY}\n+  image: web:2 \u{1b}[2K\u{202e}\n"
+    )
+}
+
+/// [`dry_run_diff`] as approvers must be shown it: the secrets redacted, nothing else changed
+/// (escaping is for the screens that show it, not for the store).
+fn dry_run_diff_shown(generation: usize) -> String {
+    format!(
+        "--- deployment/web (live)\n+++ deployment/web (dry run {generation})\n@@ -3,3 +3,3 @@\n\
+         -  replicas: 2\n+  replicas: 3\n   env: DB_URL=postgres://app:[REDACTED]@db/app\n\
+         +  token: [REDACTED]\n+  image: web:2 \u{1b}[2K\u{202e}\n"
+    )
+}
+
+/// One `apply` tool (WRITE) that is always held, with `preview(n)` as the preview of the n-th
+/// call (counting from 1).
+fn previewing(preview: impl Fn(usize) -> Option<String> + Send + Sync + 'static) -> Arc<Scripted> {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    Scripted::new(
+        vec![tool("apply", Tier::Write, json!({ "type": "object" }))],
+        &["prod"],
+        move |_, _, _| {
+            let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            Script::Hold {
+                rule: "require_approval:apply".into(),
+                tier: Tier::Write,
+                ran: json!({ "applied": true }),
+                preview: preview(n),
+            }
+        },
+    )
+}
+
+fn apply_arguments() -> Value {
+    json!({ "server": "prod", "manifest": "deployment/web" })
+}
+
+fn body_of(record: &StoredRecord) -> Value {
+    serde_json::from_str(&record.body).unwrap()
+}
+
+#[tokio::test]
+async fn a_held_calls_preview_reaches_its_approval_redacted_and_its_records_only_by_hash() {
+    let world = World::new().await;
+    let k8s = previewing(|n| Some(dry_run_diff(n)));
+    let gateway = world.gateway(&[&k8s]);
+    let held = gateway
+        .dispatch(&agent(), "apply", apply_arguments())
+        .await
+        .unwrap();
+    let Answer::Held { approval_id, value } = held else {
+        panic!("not held: {held:?}");
+    };
+    assert!(!value.to_string().contains(CANARY), "{value}");
+    let approval = world
+        .governance
+        .approvals
+        .get("default", &approval_id)
+        .await
+        .unwrap();
+    let shown = dry_run_diff_shown(1);
+    assert_eq!(approval.preview.as_deref(), Some(shown.as_str()));
+
+    // The REST view carries it as the approval keeps it.
+    let view = serde_json::to_value(meho_gateway::govern::view(&approval, "http://x")).unwrap();
+    assert_eq!(view["preview"], shown.as_str());
+
+    // The held call's refusal and the approval's request carry its hash, never the text.
+    let hash = meho_gateway::govern::preview_sha256(&shown);
+    assert_eq!(hash.len(), 64);
+    let records = world.records().await;
+    assert_eq!(
+        world.shape().await,
+        shape(&[
+            ("denial", "apply", "needs_approval"),
+            ("approval", "request", "pending"),
+        ])
+    );
+    for record in &records {
+        let body = body_of(record);
+        assert_eq!(body["preview_sha256"], hash.as_str(), "{}", record.kind);
+        assert!(
+            !record.body.contains("replicas"),
+            "the text: {}",
+            record.body
+        );
+    }
+    assert!(
+        !serde_json::to_string(&records).unwrap().contains(CANARY),
+        "the canary reached the audit log"
+    );
+
+    // The approval binds the call, not the preview: the same call with another preview is
+    // bound to the same hash.
+    let again = gateway
+        .dispatch(&agent(), "apply", apply_arguments())
+        .await
+        .unwrap();
+    let Answer::Held {
+        approval_id: second,
+        ..
+    } = again
+    else {
+        panic!("not held: {again:?}");
+    };
+    let second = world
+        .governance
+        .approvals
+        .get("default", &second)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.preview.as_deref(),
+        Some(dry_run_diff_shown(2).as_str())
+    );
+    assert_ne!(second.preview, approval.preview);
+    assert_eq!(second.call_hash, approval.call_hash);
+
+    // A frontend that cannot hold (the CLI) records the hash in its refusal all the same.
+    let refusing = Gateway::builder(world.governance.clone())
+        .connector(k8s.clone())
+        .holds(Holds::Refuse)
+        .build()
+        .unwrap();
+    let before = world.records().await.len();
+    let err = refusing
+        .call(&agent(), "apply", apply_arguments())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NeedsApproval);
+    let new = world.records().await.split_off(before);
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(
+        body_of(&new[0])["preview_sha256"],
+        meho_gateway::govern::preview_sha256(&dry_run_diff_shown(3)).as_str()
+    );
+}
+
+#[tokio::test]
+async fn without_a_preview_the_approval_and_its_records_have_none() {
+    let world = World::new().await;
+    let k8s = previewing(|_| None);
+    let gateway = world.gateway(&[&k8s]);
+    let Answer::Held { approval_id, .. } = gateway
+        .dispatch(&agent(), "apply", apply_arguments())
+        .await
+        .unwrap()
+    else {
+        panic!("not held");
+    };
+    let approval = world
+        .governance
+        .approvals
+        .get("default", &approval_id)
+        .await
+        .unwrap();
+    assert_eq!(approval.preview, None);
+    let view = serde_json::to_value(meho_gateway::govern::view(&approval, "http://x")).unwrap();
+    assert!(view["preview"].is_null(), "{view}");
+    for record in world.records().await {
+        assert!(
+            body_of(&record).get("preview_sha256").is_none(),
+            "{record:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_long_preview_is_cut_at_a_line_break_and_says_so_and_nul_cannot_reach_the_store() {
+    let world = World::new().await;
+    // 100 KiB of complete lines, a NUL on the second (PostgreSQL text cannot hold one).
+    let mut long = String::from("--- a\n+with a NUL \0 here\n");
+    let mut n = 0;
+    while long.len() < 100 * 1024 {
+        long.push_str(&format!("+line {n:06} é\n"));
+        n += 1;
+    }
+    let k8s = previewing(move |_| Some(long.clone()));
+    let gateway = world.gateway(&[&k8s]);
+    let Answer::Held { approval_id, .. } = gateway
+        .dispatch(&agent(), "apply", apply_arguments())
+        .await
+        .unwrap()
+    else {
+        panic!("not held");
+    };
+    let approval = world
+        .governance
+        .approvals
+        .get("default", &approval_id)
+        .await
+        .unwrap();
+    let preview = approval.preview.unwrap();
+    assert!(
+        preview.len() <= meho_gateway::govern::MAX_PREVIEW_BYTES,
+        "{}",
+        preview.len()
+    );
+    assert!(
+        preview.len() > meho_gateway::govern::MAX_PREVIEW_BYTES - 64,
+        "{}",
+        preview.len()
+    );
+    let kept = preview
+        .strip_suffix(&format!("\n{}", meho_gateway::govern::PREVIEW_TRUNCATED))
+        .unwrap_or_else(|| {
+            panic!(
+                "no truncation line at the end of …{}",
+                &preview[preview.len() - 40..]
+            )
+        });
+    assert!(kept.starts_with("--- a\n+with a NUL \u{fffd} here\n+line 000000 é\n"));
+    assert!(!preview.contains('\0'));
+    // Cut between lines, never inside one.
+    let last = kept.rsplit('\n').next().unwrap();
+    assert!(
+        last.starts_with("+line ") && last.ends_with(" é"),
+        "{last:?}"
+    );
+    // The refusal's hash is of the text as kept.
+    let denial = &world.records().await[0];
+    assert_eq!(
+        body_of(denial)["preview_sha256"],
+        meho_gateway::govern::preview_sha256(&preview).as_str()
+    );
+}
+
+/// A webhook receiver on a loopback port: every JSON body POSTed to it, answered 200.
+struct Receiver {
+    url: String,
+    bodies: Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut path, mut length, mut line) = (String::new(), 0usize, String::new());
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if path.is_empty() {
+                        path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(value) = lower.strip_prefix("content-length:") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_ok()
+                    && let Ok(value) = serde_json::from_slice(&body)
+                {
+                    seen.lock().unwrap().push((path, value));
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            }
+        });
+        Receiver { url, bodies }
+    }
+
+    fn body(&self, path: &str) -> Value {
+        let bodies = self.bodies.lock().unwrap();
+        let found = bodies.iter().find(|(p, _)| p == path);
+        found
+            .map(|(_, body)| body.clone())
+            .unwrap_or_else(|| panic!("nothing POSTed to {path}: {bodies:?}"))
+    }
+}
+
+#[tokio::test]
+async fn the_webhooks_announce_a_held_calls_preview_redacted_and_escaped_for_chat() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = meho_test_support::sqlite_store(dir.path()).await.unwrap();
+    let audit = meho_test_support::audit_log(&store).await.unwrap();
+    let receiver = Receiver::start();
+    let webhook = |name: &str, format: meho_notify::WebhookFormat| meho_notify::WebhookConfig {
+        name: name.to_owned(),
+        url: format!("{}/{name}", receiver.url),
+        format,
+        max_attempts: 3,
+        timeout_seconds: 10,
+    };
+    let notifier = meho_notify::Notifier::new(
+        vec![
+            webhook("generic", meho_notify::WebhookFormat::Generic),
+            webhook("slack", meho_notify::WebhookFormat::Slack),
+            webhook("teams", meho_notify::WebhookFormat::Teams),
+        ],
+        audit.clone(),
+    )
+    .unwrap();
+    let governance = Arc::new(
+        Governance::new(
+            &store,
+            meho_approvals::ApprovalPolicy::default(),
+            audit.clone(),
+            "http://127.0.0.1",
+            Default::default(),
+        )
+        .with_notifier(notifier),
+    );
+    let gateway = Gateway::builder(governance.clone())
+        .connector(previewing(|n| Some(dry_run_diff(n))))
+        .build()
+        .unwrap();
+    let Answer::Held { approval_id, .. } = gateway
+        .dispatch(&agent(), "apply", apply_arguments())
+        .await
+        .unwrap()
+    else {
+        panic!("not held");
+    };
+    assert!(
+        governance
+            .notifier()
+            .unwrap()
+            .drain(Duration::from_secs(30))
+            .await,
+        "the deliveries did not finish"
+    );
+    let shown = dry_run_diff_shown(1);
+
+    // Generic: the preview exactly as the approval keeps it.
+    let generic = receiver.body("/generic");
+    assert_eq!(generic["approval"]["id"], approval_id.as_str());
+    assert_eq!(generic["approval"]["preview"], shown.as_str());
+
+    // Slack: a code block of its lines, each escaped on its own.
+    let slack = receiver.body("/slack");
+    let blocks = slack["blocks"].as_array().unwrap();
+    let preview = blocks
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str())
+        .find(|t| t.starts_with("*Preview*"))
+        .unwrap_or_else(|| panic!("no preview block: {slack:#}"));
+    assert_eq!(
+        preview,
+        "*Preview*\n```--- deployment/web (live)\n+++ deployment/web (dry run 1)\n@@ -3,3 +3,3 @@\n\
+         -  replicas: 2\n+  replicas: 3\n   env: DB_URL=postgres://app:[REDACTED]@db/app\n\
+         +  token: [REDACTED]\n+  image: web:2 \\x1b[2K\\u{202e}```"
+    );
+
+    // Teams: one plain-text run per line, coloured by its sign.
+    let teams = receiver.body("/teams");
+    let card = &teams["attachments"][0]["content"];
+    let container = card["body"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|item| item["type"] == "Container")
+        .unwrap_or_else(|| panic!("no preview container: {card:#}"));
+    let runs: Vec<(String, String)> = container["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let run = &item["inlines"][0];
+            (
+                run["text"].as_str().unwrap().to_owned(),
+                run["color"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(runs.len(), 8, "{runs:?}");
+    assert_eq!(
+        runs[3],
+        ("-  replicas: 2".to_owned(), "Attention".to_owned())
+    );
+    assert_eq!(runs[4], ("+  replicas: 3".to_owned(), "Good".to_owned()));
+    assert_eq!(
+        runs[7],
+        (
+            "+  image: web:2 \\x1b[2K\\u{202e}".to_owned(),
+            "Good".to_owned()
+        )
+    );
+
+    for path in ["/generic", "/slack", "/teams"] {
+        assert!(
+            !receiver.body(path).to_string().contains(CANARY),
+            "the canary reached {path}"
+        );
+    }
 }

@@ -37,7 +37,7 @@ fn generic_carries_every_field_under_its_event_type() {
             "tool": "ssh_execute",
             "summary": "ssh_execute on web-1: systemctl restart nginx (sudo)",
             "rule": "approve:^systemctl restart ", "tier": "write",
-            "arguments": approval.arguments,
+            "arguments": approval.arguments, "preview": null,
             "created_at": approval.created_at, "expires_at": approval.expires_at,
             "console_url": "http://127.0.0.1:8080/console/#/approvals/apr-1",
         })
@@ -360,4 +360,181 @@ fn generic_json_keeps_control_and_bidi_characters_exactly() {
     let back: meho_notify::PendingApproval =
         serde_json::from_value(body["approval"].clone()).unwrap();
     assert_eq!(back, approval);
+}
+
+// --- previews --------------------------------------------------------------------------------
+
+/// A dry-run diff whose lines carry Slack's special characters, a code fence, markdown link
+/// syntax, a list marker, and characters that would forge the display.
+const PREVIEW: &str = "--- configmap/app (live)\n+++ configmap/app (dry run)\n@@ -1,3 +1,3 @@\n\
+                       -  url: <https://old|x> & co\n+  url: [click](https://evil.example)\n\
+                       \x20 fence: ```\n+  note: \u{1b}[2K\u{202e}reversed\n";
+
+fn with_preview(preview: &str) -> meho_notify::PendingApproval {
+    let mut approval = approval("apr-1");
+    approval.tool = "k8s_apply".into();
+    approval.arguments = json!({ "server": "prod", "manifest": "configmap/app" });
+    approval.preview = Some(preview.to_owned());
+    approval
+}
+
+#[test]
+fn generic_carries_the_preview_exactly() {
+    let approval = with_preview(PREVIEW);
+    let body = render(WebhookFormat::Generic, &approval);
+    assert_eq!(body["approval"]["preview"], PREVIEW);
+    let back: meho_notify::PendingApproval =
+        serde_json::from_value(body["approval"].clone()).unwrap();
+    assert_eq!(back, approval);
+}
+
+#[test]
+fn slack_shows_the_preview_as_a_code_block_of_escaped_lines() {
+    let body = render(WebhookFormat::Slack, &with_preview(PREVIEW));
+    let sections = blocks_of("section", &body);
+    assert_eq!(sections.len(), 3, "summary, command, preview: {body:#}");
+    assert_eq!(
+        sections[2]["text"]["text"],
+        "*Preview*\n```--- configmap/app (live)\n+++ configmap/app (dry run)\n@@ -1,3 +1,3 @@\n\
+         -  url: &lt;https://old|x&gt; &amp; co\n+  url: [click](https://evil.example)\n\
+         \x20 fence: `\u{200B}``\n+  note: \\x1b[2K\\u{202e}reversed```"
+    );
+    assert_eq!(
+        deceptive_except_newline(&all_text(&body)),
+        [] as [char; 0],
+        "{body:#}"
+    );
+    // The console button still follows it.
+    let kinds: Vec<&str> = body["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "header", "section", "section", "section", "actions", "context"
+        ]
+    );
+}
+
+#[test]
+fn teams_shows_the_preview_as_plain_runs_coloured_by_sign() {
+    let body = render(WebhookFormat::Teams, &with_preview(PREVIEW));
+    let card = &body["attachments"][0]["content"];
+    let items = card["body"].as_array().unwrap();
+    let label = items
+        .iter()
+        .position(|i| i["text"] == "Preview")
+        .unwrap_or_else(|| panic!("no preview label: {card:#}"));
+    let container = &items[label + 1];
+    assert_eq!(container["type"], "Container");
+    let runs: Vec<(&str, &str, &str)> = container["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|block| {
+            assert_eq!(block["type"], "RichTextBlock");
+            let inlines = block["inlines"].as_array().unwrap();
+            assert_eq!(inlines.len(), 1);
+            let run = &inlines[0];
+            assert_eq!(run["type"], "TextRun");
+            assert_eq!(run["fontType"], "Monospace");
+            (
+                run["text"].as_str().unwrap(),
+                run["color"].as_str().unwrap(),
+                block["spacing"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let texts: Vec<&str> = runs.iter().map(|r| r.0).collect();
+    assert_eq!(
+        texts,
+        [
+            "--- configmap/app (live)",
+            "+++ configmap/app (dry run)",
+            "@@ -1,3 +1,3 @@",
+            "-  url: <https://old|x> & co",
+            "+  url: [click]\u{200B}(https://evil.example)",
+            "  fence: ```",
+            r"+  note: \x1b[2K\u{202e}reversed",
+        ]
+    );
+    let colours: Vec<&str> = runs.iter().map(|r| r.1).collect();
+    assert_eq!(
+        colours,
+        [
+            "Default",
+            "Default",
+            "Accent",
+            "Attention",
+            "Good",
+            "Default",
+            "Good"
+        ]
+    );
+    assert!(runs.iter().all(|r| r.2 == "None"));
+    assert_eq!(
+        deceptive_except_newline(&all_text(card)),
+        [] as [char; 0],
+        "{card:#}"
+    );
+}
+
+#[test]
+fn a_long_preview_shows_its_first_lines_and_says_the_rest_is_in_the_console() {
+    let many_lines: String = (0..500).map(|n| format!("+line {n}\n")).collect();
+    let one_long_line = format!("+{}\n", "<".repeat(10_000));
+    for preview in [many_lines, one_long_line] {
+        let approval = with_preview(&preview);
+        let slack = render(WebhookFormat::Slack, &approval);
+        let text = blocks_of("section", &slack)[2]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(text.chars().count() <= 3000, "{}", text.chars().count());
+        assert!(
+            text.starts_with("*Preview* (first lines; the whole preview is in the console)\n```+"),
+            "{text}"
+        );
+        assert!(text.lines().count() <= 41, "{}", text.lines().count());
+        assert!(
+            !text.contains("&l…") && !text.contains("&lt…"),
+            "escape cut in half"
+        );
+
+        let teams = render(WebhookFormat::Teams, &approval);
+        assert!(teams.to_string().len() < 28_000, "Teams accepts 28 KB");
+        let card = &teams["attachments"][0]["content"];
+        let items = card["body"].as_array().unwrap();
+        assert!(
+            items
+                .iter()
+                .any(|i| i["text"] == "Preview (first lines; the whole preview is in the console)"),
+            "{card:#}"
+        );
+        let lines = items.iter().find(|i| i["type"] == "Container").unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert!((1..=40).contains(&lines), "{lines}");
+
+        let generic = render(WebhookFormat::Generic, &approval);
+        assert_eq!(generic["approval"]["preview"], preview.as_str());
+    }
+}
+
+#[test]
+fn without_a_preview_no_preview_is_shown() {
+    let approval = approval("apr-1");
+    let slack = render(WebhookFormat::Slack, &approval);
+    assert_eq!(blocks_of("section", &slack).len(), 2);
+    assert!(!all_text(&slack).contains("Preview"));
+    let teams = render(WebhookFormat::Teams, &approval);
+    assert!(!all_text(&teams).contains("Preview"));
+    assert!(
+        !teams.to_string().contains("Container"),
+        "no empty preview container"
+    );
 }

@@ -67,6 +67,7 @@ pub fn approval(id: &str) -> PendingApproval {
             "sudo": true,
             "sudo_user": null,
         }),
+        preview: None,
         created_at: "2026-11-25T17:03:04.123456Z".to_owned(),
         expires_at: "2026-11-25T17:13:04.123456Z".to_owned(),
         console_url: format!("http://127.0.0.1:8080/console/#/approvals/{id}"),

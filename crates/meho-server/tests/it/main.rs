@@ -14,6 +14,7 @@ mod auth;
 mod console;
 mod feed;
 mod mcp;
+mod preview;
 mod recordings;
 mod routes;
 mod sessions;

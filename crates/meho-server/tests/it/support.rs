@@ -70,8 +70,8 @@ pub(crate) struct SeenCall {
 
 /// A scripted connector that records every call it decides (and every target listing). Tools:
 /// `ssh_execute` (held for commands starting `hold`, fails with `denied` for commands starting
-/// `rm`) and `ssh_put_file` (WRITE tier; held for paths under `/hold`); one target `x`, none in
-/// tenant `lonely`.
+/// `rm`) and `ssh_put_file` (WRITE tier; held for paths under `/hold`, with a preview: the
+/// [`file_diff`] of the new content); one target `x`, none in tenant `lonely`.
 #[derive(Debug)]
 pub(crate) struct TestConnector {
     pub(crate) scripted: Arc<Scripted>,
@@ -141,6 +141,7 @@ impl Default for TestConnector {
                     rule: "require_approval:^hold".into(),
                     tier: Tier::Write,
                     ran: json!({ "exit_status": 0, "stdout": format!("ran {}\n", text("command")) }),
+                    preview: None,
                 },
                 "ssh_execute" if text("command").starts_with("rm") => Script::Fail(
                     ToolError::new(
@@ -154,12 +155,28 @@ impl Default for TestConnector {
                     rule: "require_approval:^put /hold".into(),
                     tier: Tier::Write,
                     ran: json!({ "written": true }),
+                    preview: Some(file_diff(text("path"), text("content"))),
                 },
                 _ => Script::Run(json!({ "written": true })),
             }
         });
         TestConnector { scripted }
     }
+}
+
+/// The preview of a held `ssh_put_file`: a unified diff that creates `path` with `content`, as a
+/// connector that can compare with the live object would compute it.
+pub(crate) fn file_diff(path: &str, content: &str) -> String {
+    // Split on `\n` only: a carriage return stays in its line, as a connector would pass it.
+    let body = content.strip_suffix('\n').unwrap_or(content);
+    let lines: Vec<&str> = body.split('\n').collect();
+    let mut diff = format!("--- /dev/null\n+++ {path}\n@@ -0,0 +1,{} @@\n", lines.len());
+    for line in lines {
+        diff.push('+');
+        diff.push_str(line);
+        diff.push('\n');
+    }
+    diff
 }
 
 impl TestConnector {

@@ -37,6 +37,24 @@ use crate::support::{Daemon, Sshd, ca_init, free_port, meho_ca_pub, os, require_
 const COMMAND: &str = "echo approved-by-a-human";
 /// Why the approver approved it (it must reach the audit record).
 const REASON: &str = "change ticket CHG-1234: console e2e";
+/// A server-side dry run of `kubectl apply` diffed against the live object: what the coming
+/// Kubernetes connector puts in a held call's preview.
+const DRY_RUN_DIFF: &str = "--- apps/v1 Deployment prod/web (live)\n\
+                            +++ apps/v1 Deployment prod/web (dry run)\n\
+                            @@ -6,11 +6,12 @@\n\
+                            \x20spec:\n\
+                            -  replicas: 2\n\
+                            +  replicas: 4\n\
+                            \x20  template:\n\
+                            \x20    spec:\n\
+                            \x20      containers:\n\
+                            \x20      - name: web\n\
+                            -        image: registry.example/web:1.41.2\n\
+                            +        image: registry.example/web:1.42.0\n\
+                            \x20        resources:\n\
+                            \x20          limits:\n\
+                            +            memory: 512Mi\n\
+                            \x20            cpu: 500m\n";
 
 const MEHO: &str = env!("CARGO_BIN_EXE_meho");
 
@@ -369,15 +387,17 @@ fn an_approver_approves_a_held_call_in_the_console_and_the_agent_collects_its_ou
 
 /// The approver's side of the forged-text test, run by Node from the browser peer's directory
 /// (so `playwright-core` resolves): signs in with the dev token, reads the approval's row and its
-/// detail view, freezes the forged principal through the API once the live feed is connected (the
-/// feed starts at the newest record), reads the feed event and the freeze's audit record, and
-/// takes screenshots. Prints one JSON line.
+/// detail view (with its preview: each line's text, kind and colour), reads the preview of a
+/// second, plain approval (a dry-run diff) and screenshots it, freezes the forged principal
+/// through the API once the live feed is connected (the feed starts at the newest record), reads
+/// the feed event and the freeze's audit record, and takes screenshots. Prints one JSON line.
 const FORGED_SCRIPT: &str = r#"
 import { chromium } from 'playwright-core';
 
 const env = (name) => process.env[name] || '';
 const base = env('MEHO_URL');
 const approvalId = env('E2E_APPROVAL_ID');
+const diffId = env('E2E_DIFF_APPROVAL_ID');
 const token = env('E2E_TOKEN');
 const timeout = 30000;
 const result = { ok: false };
@@ -419,6 +439,7 @@ try {
     tool: await row.locator('[data-testid="approval-tool"]').textContent(),
     target: await row.locator('[data-testid="approval-target"]').textContent(),
     requester: await row.locator('[data-testid="approval-requester"]').textContent(),
+    preview_link: await row.locator('[data-testid="approval-preview-link"]').textContent(),
   };
   result.list = await text('#approvals-rows');
   await page.screenshot({ path: env('E2E_SCREENSHOT'), fullPage: true });
@@ -433,7 +454,32 @@ try {
     fields: await text('#approval-fields'),
     arguments: await text('#approval-arguments'),
   };
+  const previewLines = async () => {
+    await page.locator('#approval-preview-section').waitFor({ state: 'visible' });
+    const lines = page.locator('#approval-preview [data-testid="preview-line"]');
+    return {
+      text: await lines.allTextContents(),
+      kind: await lines.evaluateAll((els) => els.map((el) => el.dataset.kind)),
+      colour: await lines.evaluateAll((els) => els.map((el) => getComputedStyle(el).color)),
+      // What a person copies or reads: the block's rendered text, one line per line.
+      rendered: await page.locator('#approval-preview').innerText(),
+    };
+  };
+  result.detail.preview = await previewLines();
   await page.screenshot({ path: env('E2E_DETAIL_SCREENSHOT'), fullPage: true });
+
+  step = 'a plain preview';
+  await page.evaluate((h) => { window.location.hash = h; }, `#/approvals/${diffId}`);
+  await page.locator('#approval-id').filter({ hasText: diffId }).waitFor({ state: 'visible' });
+  await page.locator('dd[data-field="summary"]').waitFor({ state: 'visible' });
+  result.diff = await previewLines();
+  await page.screenshot({ path: env('E2E_PREVIEW_SCREENSHOT'), fullPage: true });
+
+  step = 'an approval without a preview';
+  await page.evaluate((h) => { window.location.hash = h; }, `#/approvals/${env('E2E_PLAIN_APPROVAL_ID')}`);
+  await page.locator('#approval-id').filter({ hasText: env('E2E_PLAIN_APPROVAL_ID') }).waitFor({ state: 'visible' });
+  await page.locator('dd[data-field="summary"]').waitFor({ state: 'visible' });
+  result.plain_preview_hidden = await page.locator('#approval-preview-section').isHidden();
 
   step = 'the live feed';
   await page.locator('[data-testid="nav-feed"]').click();
@@ -519,13 +565,22 @@ fn the_console_shows_forged_text_as_visible_escapes_in_every_view() {
         return;
     }
     let served = Served::start();
-    let approval_id = served.approval_on(NAME, TARGET, forged::COMMAND);
+    let approval_id = served.approval_with(NAME, TARGET, forged::COMMAND, Some(forged::PREVIEW));
+    // What a Kubernetes connector's dry run of an apply would show, and a call with none.
+    let diff_id = served.approval_with(
+        "deploy-agent",
+        "prod-cluster",
+        "kubectl apply -f deployment/web.yaml",
+        Some(DRY_RUN_DIFF),
+    );
+    let plain_id = served.approval_on("deploy-agent", "web-allow", "systemctl restart nginx");
 
     let artifacts = artifacts_dir();
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("console-forged-approvals.png");
     let detail_screenshot = artifacts.join("console-forged-approval.png");
-    for file in [&screenshot, &detail_screenshot] {
+    let preview_screenshot = artifacts.join("console-approval-preview.png");
+    for file in [&screenshot, &detail_screenshot, &preview_screenshot] {
         let _ = std::fs::remove_file(file);
     }
     let chromium = chromium();
@@ -536,14 +591,17 @@ fn the_console_shows_forged_text_as_visible_escapes_in_every_view() {
             ("MEHO_CHROMIUM", chromium.as_os_str()),
             ("E2E_TOKEN", served.token.as_ref()),
             ("E2E_APPROVAL_ID", approval_id.as_ref()),
+            ("E2E_DIFF_APPROVAL_ID", diff_id.as_ref()),
+            ("E2E_PLAIN_APPROVAL_ID", plain_id.as_ref()),
             ("E2E_FREEZE_VALUE", NAME.as_ref()),
             ("E2E_FREEZE_REASON", forged::REASON.as_ref()),
             ("E2E_SCREENSHOT", screenshot.as_os_str()),
             ("E2E_DETAIL_SCREENSHOT", detail_screenshot.as_os_str()),
+            ("E2E_PREVIEW_SCREENSHOT", preview_screenshot.as_os_str()),
         ],
     );
     assert_eq!(report["ok"], true, "the browser run failed: {report:#}");
-    for file in [&screenshot, &detail_screenshot] {
+    for file in [&screenshot, &detail_screenshot, &preview_screenshot] {
         assert!(file.is_file(), "no screenshot at {}", file.display());
         print_line(&format!("console screenshot: {}", file.display()));
     }
@@ -576,6 +634,52 @@ fn the_console_shows_forged_text_as_visible_escapes_in_every_view() {
             r#""server": "web-x\n\u{2066}1""#,
         ],
     );
+
+    // The preview: one block per line, each exactly the escaped line, classed and coloured by
+    // its sign; rendered, the lines stay lines and nothing raw reaches the screen.
+    let strings = |pointer: &str| -> Vec<String> {
+        report
+            .pointer(pointer)
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("no {pointer} in {report:#}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(strings("/detail/preview/text"), forged::PREVIEW_SHOWN);
+    assert_eq!(
+        strings("/detail/preview/kind"),
+        ["header", "header", "hunk", "removed", "added", "added"]
+    );
+    let rendered = field("/detail/preview/rendered");
+    assert_shown("approval preview", &rendered, &forged::PREVIEW_SHOWN);
+    assert_eq!(
+        rendered.trim_end().lines().collect::<Vec<_>>(),
+        forged::PREVIEW_SHOWN
+    );
+    // The list points to it, counting the changed lines.
+    assert_eq!(
+        field("/row/preview_link"),
+        "review the preview (+2 −1 lines)"
+    );
+
+    // The plain diff: added green, removed red (the console's --ok and --bad), the rest not.
+    let diff_lines: Vec<&str> = DRY_RUN_DIFF.lines().collect();
+    assert_eq!(strings("/diff/text"), diff_lines);
+    let colours = strings("/diff/colour");
+    let kinds = strings("/diff/kind");
+    for ((line, kind), colour) in diff_lines.iter().zip(&kinds).zip(&colours) {
+        let expected = match kind.as_str() {
+            "added" => "rgb(23, 102, 58)",
+            "removed" => "rgb(164, 22, 26)",
+            "hunk" => "rgb(31, 58, 95)",
+            _ => "rgb(27, 31, 36)",
+        };
+        assert_eq!(colour, expected, "{kind} line {line:?}");
+    }
+    assert_eq!(kinds.iter().filter(|k| *k == "added").count(), 3);
+    assert_eq!(kinds.iter().filter(|k| *k == "removed").count(), 2);
+    assert_eq!(report["plain_preview_hidden"], true, "{report:#}");
 
     // The audit record and the feed carry the freeze of the forged principal.
     assert_shown(

@@ -32,6 +32,22 @@ pub(crate) const TARGET_SHOWN: &str = r"web-x\x0a\u{2066}1";
 pub(crate) const REASON: &str = "ticket\u{9b}31m\u{7f}\t42";
 pub(crate) const REASON_SHOWN: &str = r"ticket\x9b31m\x7f\x0942";
 
+/// A held call's preview (a dry-run diff) whose fifth line, printed raw, erases itself, returns
+/// to column 1 (ESC, C1 CSI, DEL, CR) and draws the old value in place of the new one, and whose
+/// sixth reverses its end (U+202E).
+pub(crate) const PREVIEW: &str = "--- deployment/web (live)\n+++ deployment/web (dry run)\n\
+     @@ -1,3 +1,3 @@\n-  replicas: 2\n\
+     +  replicas: 30\u{1b}[2K\u{1b}[1G\u{9b}2K\u{7f}\r+  replicas: 2\n+  image: web\u{202e}2:v\n";
+/// [`PREVIEW`]'s lines as a person must see them.
+pub(crate) const PREVIEW_SHOWN: [&str; 6] = [
+    "--- deployment/web (live)",
+    "+++ deployment/web (dry run)",
+    "@@ -1,3 +1,3 @@",
+    "-  replicas: 2",
+    r"+  replicas: 30\x1b[2K\x1b[1G\x9b2K\x7f\x0d+  replicas: 2",
+    r"+  image: web\u{202e}2:v",
+];
+
 /// The characters of `text` that could forge its display, other than its own line breaks.
 pub(crate) fn raw_deceptive(text: &str) -> Vec<char> {
     text.chars()

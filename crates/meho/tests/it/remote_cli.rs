@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 use assert_cmd::Command;
-use meho_approvals::{ApprovalPolicy, Approvals, Call};
+use meho_approvals::{ApprovalPolicy, Approvals, Call, Learnable, NewApproval};
 use meho_core::Tier;
 use serde_json::{Value, json};
 
@@ -150,6 +150,18 @@ impl Served {
     /// As [`Served::approval`], with the target as the row names it (the store takes any text,
     /// as an agent's call would carry it).
     pub(crate) fn approval_on(&self, requester: &str, target: &str, command: &str) -> String {
+        self.approval_with(requester, target, command, None)
+    }
+
+    /// As [`Served::approval_on`], with `preview` (what the held call would change) as its
+    /// connector computed it.
+    pub(crate) fn approval_with(
+        &self,
+        requester: &str,
+        target: &str,
+        command: &str,
+        preview: Option<&str>,
+    ) -> String {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -170,14 +182,18 @@ impl Served {
                     "pty": false, "ttl_seconds": null,
                 }),
             };
+            let learnable = Learnable::of_action(&call.action);
             let approval = approvals
-                .create(
-                    &call,
-                    Some(&arguments),
-                    &format!("ssh_execute on {target}: {command}"),
-                    "approve:^systemctl restart ",
-                    Tier::Write,
-                )
+                .create_shown(&NewApproval {
+                    call: &call,
+                    shown: &arguments,
+                    request: Some(&arguments),
+                    summary: &format!("ssh_execute on {target}: {command}"),
+                    rule: "approve:^systemctl restart ",
+                    tier: Tier::Write,
+                    learnable: learnable.as_ref(),
+                    preview,
+                })
                 .await
                 .unwrap();
             store.close().await;
@@ -946,6 +962,41 @@ fn forged_text_shows_as_escapes_in_approvals_tables_and_details_and_exactly_in_j
     let shown = served.json(&["approvals", "show", &id]);
     assert_eq!(shown["summary"], summary.as_str());
     assert_eq!(shown["arguments"]["command"], COMMAND);
+    assert!(shown["preview"].is_null(), "{shown}");
+    assert!(!text.contains("preview:"), "{text}");
+
+    // A preview (a diff, several lines by design): under its heading, one escaped line per line,
+    // indented; the fields above it are still one per line. JSON carries it exactly.
+    let previewed = served.approval_with(NAME, TARGET, COMMAND, Some(forged::PREVIEW));
+    let text = served.ok(&["approvals", "show", &previewed]);
+    assert_shown("approvals show (preview)", &text, &forged::PREVIEW_SHOWN);
+    let (fields, section) = text
+        .split_once("\n\npreview:\n")
+        .unwrap_or_else(|| panic!("no preview heading in\n{text}"));
+    assert!(one_line_per_field(fields), "{fields}");
+    assert_eq!(detail(fields, "summary"), summary_shown);
+    let lines: Vec<&str> = section
+        .lines()
+        .map(|line| {
+            line.strip_prefix("  ")
+                .unwrap_or_else(|| panic!("not indented: {line:?}"))
+        })
+        .collect();
+    assert_eq!(lines, forged::PREVIEW_SHOWN);
+    let shown = served.json(&["approvals", "show", &previewed]);
+    assert_eq!(shown["preview"], forged::PREVIEW);
+    let listed = served.json(&["approvals", "list"]);
+    let row = listed["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == previewed.as_str())
+        .unwrap_or_else(|| panic!("{listed}"))
+        .clone();
+    assert_eq!(row["preview"], forged::PREVIEW);
+    // Deciding prints the same details and preview.
+    let denied = served.ok(&["approvals", "deny", &previewed, "--reason", "not this one"]);
+    assert_shown("approvals deny (preview)", &denied, &forged::PREVIEW_SHOWN);
 
     // A decision's headline and details, and the reason the approver typed.
     let approved = served.ok(&["approvals", "approve", &id, "--reason", REASON]);
