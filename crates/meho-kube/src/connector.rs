@@ -242,6 +242,14 @@ pub struct Object {
     body: Option<Value>,
 }
 
+impl Object {
+    /// Whether the object is of the core `secrets` resource (what it reads is Secret values,
+    /// whether or not each object says so).
+    fn is_secrets(&self) -> bool {
+        self.resource.api.group.is_empty() && self.resource.api.plural == "secrets"
+    }
+}
+
 /// A planned call: the action the approval binds to, and what execution needs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Planned {
@@ -737,11 +745,16 @@ impl KubeConnector {
         let client = cluster.client_for(&minted).map_err(fail)?;
         let who = format!("ServiceAccount `{}`", minted.service_account);
         let api_err = |err: kube::Error| crate::api_error(&plan.target, &who, err);
-        let reveal = |object: &Object| {
-            cluster
+        let values = |object: &Object| {
+            if cluster
                 .config
                 .policy
                 .reveals(&object.action, &authorized.decision.decision)
+            {
+                render::Values::Reveal
+            } else {
+                render::Values::Sizes
+            }
         };
         let mut notes = Map::new();
         let value = match (&plan.action.call, plan.action.objects.as_slice()) {
@@ -761,7 +774,7 @@ impl KubeConnector {
                 {
                     render::compact(&answer, false)
                 } else {
-                    render::clean(&mut answer, reveal(object), false);
+                    render::clean(&mut answer, object.is_secrets(), values(object));
                     json!({ "object": answer })
                 }
             }
@@ -798,7 +811,7 @@ impl KubeConnector {
                 {
                     render::compact(&answer, across)
                 } else {
-                    render::clean(&mut answer, reveal(object), false);
+                    render::clean(&mut answer, object.is_secrets(), values(object));
                     render::full_list(&answer)
                 };
                 let count = value
@@ -1254,6 +1267,7 @@ async fn preview(
             &object.action.canonical(),
             before.as_ref(),
             after.as_ref(),
+            object.is_secrets(),
         ));
     }
     if out.len() > MAX_PREVIEW_BYTES {
