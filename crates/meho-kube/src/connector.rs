@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures_util::AsyncReadExt as _;
 use kube::core::Request as KubeRequest;
 use kube::core::params::{
     DeleteParams, GetParams, ListParams, Patch, PatchParams, PropagationPolicy,
@@ -844,18 +845,26 @@ impl KubeConnector {
                 let http = request
                     .logs(object.action.name().unwrap_or_default(), &params)
                     .map_err(|e| fail(ToolError::invalid(e.to_string())))?;
-                let text = client
-                    .request_text(http)
+                // Bytes, not text: the cap may cut a character in two, and a log may hold
+                // bytes that are not UTF-8.
+                let mut bytes = Vec::new();
+                client
+                    .request_stream(http)
                     .await
                     .map_err(api_err)
-                    .map_err(fail)?;
-                let truncated = text.len() > LOG_CAP_BYTES;
-                let mut end = text.len().min(LOG_CAP_BYTES);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                let log = text.get(..end).unwrap_or_default();
-                notes.insert("output_bytes".into(), json!(log.len()));
+                    .map_err(fail)?
+                    .take(u64::try_from(LOG_CAP_BYTES + 1).unwrap_or(u64::MAX))
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| {
+                        fail(ToolError::new(
+                            ErrorCode::Unreachable,
+                            format!("cluster `{}`: reading the log: {e}", plan.target),
+                        ))
+                    })?;
+                let truncated = bytes.len() > LOG_CAP_BYTES;
+                bytes.truncate(LOG_CAP_BYTES);
+                let log = render::log_text(&bytes, truncated);
                 json!({ "log": log, "truncated": truncated, "bytes": log.len() })
             }
             (KubeCall::Apply { .. }, objects) => {

@@ -155,6 +155,25 @@ pub fn compact(table: &Value, with_namespace: bool) -> Value {
     Value::Object(answer)
 }
 
+/// A log's bytes as text: bytes that are not UTF-8 become U+FFFD, and when the log was cut
+/// (`truncated`) a character the cut split is left out whole rather than shown as U+FFFD.
+pub fn log_text(bytes: &[u8], truncated: bool) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    let mut chunks = bytes.utf8_chunks().peekable();
+    while let Some(chunk) = chunks.next() {
+        text.push_str(chunk.valid());
+        let invalid = chunk.invalid();
+        // A character the cut split is the start of one that the input ended in.
+        let split_by_the_cut = truncated
+            && chunks.peek().is_none()
+            && std::str::from_utf8(invalid).is_err_and(|e| e.error_len().is_none());
+        if !invalid.is_empty() && !split_by_the_cut {
+            text.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    text
+}
+
 /// A full list, cleaned, with its paging fields.
 pub fn full_list(list: &Value) -> Value {
     let mut answer = Map::new();
@@ -271,6 +290,17 @@ mod tests {
             "{text}"
         );
         assert!(diff("t", Some(&before), Some(&before), true).contains("(no change)"));
+    }
+
+    #[test]
+    fn a_log_is_text_even_cut_inside_a_character() {
+        let euro = "€".as_bytes();
+        let cut = [b"ab".as_slice(), &euro[..2]].concat();
+        assert_eq!(log_text(&cut, true), "ab");
+        assert_eq!(log_text(&cut, false), "ab\u{fffd}");
+        assert_eq!(log_text(b"a\xffb\n", false), "a\u{fffd}b\n");
+        assert_eq!(log_text(b"a\xff", true), "a\u{fffd}");
+        assert_eq!(log_text("x€".as_bytes(), true), "x€");
     }
 
     #[test]
