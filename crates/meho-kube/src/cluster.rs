@@ -14,8 +14,6 @@ use sha2::{Digest, Sha256};
 
 /// How long discovery answers are reused before the next call asks again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(60);
-/// A resource no cached answer knows triggers a fresh discovery, at most this often.
-const DISCOVERY_RETRY: Duration = Duration::from_secs(2);
 /// Per-request timeouts of every client (a hung API server must not hold a call forever).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -262,13 +260,19 @@ impl ClusterRuntime {
         })
     }
 
-    /// What the cluster serves; `refresh` asks again unless the answer is very fresh.
-    pub async fn resources(&self, refresh: bool) -> Result<Arc<Resources>, ToolError> {
+    /// What the cluster serves, and when that was asked: the cached answer while it is younger
+    /// than [`DISCOVERY_TTL`], unless it is `missed` (the answer a caller did not find its
+    /// resource in), which is asked again. Concurrent misses wait for one another, so one
+    /// fresh answer serves them all.
+    pub async fn resources(
+        &self,
+        missed: Option<Instant>,
+    ) -> Result<(Instant, Arc<Resources>), ToolError> {
         let mut cached = self.discovery.lock().await;
         if let Some((at, resources)) = cached.as_ref() {
-            let age = at.elapsed();
-            if age < DISCOVERY_RETRY || (!refresh && age < DISCOVERY_TTL) {
-                return Ok(resources.clone());
+            let stale = missed.is_some_and(|missed| *at <= missed);
+            if !stale && at.elapsed() < DISCOVERY_TTL {
+                return Ok((*at, resources.clone()));
             }
         }
         let client = self.minter()?;
@@ -291,18 +295,20 @@ impl ClusterRuntime {
             }
         }
         let resources = Arc::new(resources);
-        *cached = Some((Instant::now(), resources.clone()));
-        Ok(resources)
+        let at = Instant::now();
+        *cached = Some((at, resources.clone()));
+        Ok((at, resources))
     }
 
-    /// Resolves `name` against discovery, asking again once when no cached answer knows it (a
+    /// Resolves `name` against discovery, asking again once when the answer does not know it (a
     /// CRD created a moment ago).
     pub async fn resolve(&self, name: &str) -> Result<Resource, ToolError> {
-        for refresh in [false, true] {
-            let resources = self.resources(refresh).await?;
+        let mut missed = None;
+        for _ in 0..2 {
+            let (at, resources) = self.resources(missed).await?;
             match resources.by_name(name) {
                 Ok(Some(found)) => return Ok(found.clone()),
-                Ok(None) => continue,
+                Ok(None) => missed = Some(at),
                 Err(message) => return Err(ToolError::invalid(message)),
             }
         }
@@ -314,10 +320,12 @@ impl ClusterRuntime {
 
     /// Resolves `apiVersion` + `kind` (an object of a manifest), asking again once.
     pub async fn resolve_kind(&self, api_version: &str, kind: &str) -> Result<Resource, ToolError> {
-        for refresh in [false, true] {
-            let resources = self.resources(refresh).await?;
-            if let Some(found) = resources.by_kind(api_version, kind) {
-                return Ok(found.clone());
+        let mut missed = None;
+        for _ in 0..2 {
+            let (at, resources) = self.resources(missed).await?;
+            match resources.by_kind(api_version, kind) {
+                Some(found) => return Ok(found.clone()),
+                None => missed = Some(at),
             }
         }
         Err(ToolError::invalid(format!(
