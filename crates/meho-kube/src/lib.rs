@@ -27,7 +27,7 @@ pub use cluster::{ClusterRuntime, Minted, Resource, Resources};
 pub use connector::{
     APPLY, ApplyArgs, DEFAULT_LIST_LIMIT, DEFAULT_TAIL_LINES, DELETE, DeleteArgs, FIELD_MANAGER,
     Format, GET, GetArgs, KubeCall, KubeConnector, LIST, LOG_CAP_BYTES, LOGS, ListArgs, LogsArgs,
-    MAX_LIST_LIMIT, MAX_MANIFEST_BYTES, MAX_OBJECTS, Object, Planned, Propagation,
+    MAX_LIST_LIMIT, MAX_MANIFEST_BYTES, MAX_OBJECTS, Object, Planned, Propagation, read_manifest,
 };
 
 use meho_gateway::{ErrorCode, ToolError};
