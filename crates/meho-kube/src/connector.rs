@@ -918,12 +918,16 @@ impl KubeConnector {
         // The token goes out of scope here, with the client: it served this one call.
         drop(client);
         drop(minted);
+        // The outcome record describes the result as the caller gets it (its JSON).
+        let result = serde_json::to_vec(&value).unwrap_or_default();
         Ok(Output {
-            value,
             outcome: CallOutcome {
                 credential_serial: serial,
+                output_bytes: u64::try_from(result.len()).unwrap_or(u64::MAX),
+                output_sha256: Some(hex::encode(Sha256::digest(&result))),
                 ..CallOutcome::default()
             },
+            value,
             notes,
         })
     }
