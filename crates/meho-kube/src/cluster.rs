@@ -163,19 +163,42 @@ impl ClusterRuntime {
     }
 
     /// A client that authenticates with `token` (a minted one, or the minter's own).
+    ///
+    /// Built here rather than by kube's `Client::try_from(Config)`, whose connector leaves
+    /// Nagle's algorithm on: a request's last TLS record then waits for the server to
+    /// acknowledge the one before, which Linux delays by 40 ms, so every request on a fresh
+    /// connection (each of ours) paid 40 ms. Otherwise the same stack: TLS from the config,
+    /// connect/read/write timeouts, the base URI and the bearer token.
     fn client(&self, token: String) -> Result<kube::Client, ToolError> {
-        let mut config = kube::Config::new(self.uri.clone());
-        config.root_cert = Some(self.roots.clone());
-        config.auth_info.token = Some(token.into());
-        config.connect_timeout = Some(CONNECT_TIMEOUT);
-        config.read_timeout = Some(READ_TIMEOUT);
-        config.default_namespace = "default".to_owned();
-        kube::Client::try_from(config).map_err(|e| {
+        use kube::client::ConfigExt as _;
+        let internal = |e: kube::Error| {
             ToolError::new(
                 ErrorCode::Internal,
                 format!("cluster `{}`: cannot build a client: {e}", self.config.name),
             )
-        })
+        };
+        let mut config = kube::Config::new(self.uri.clone());
+        config.root_cert = Some(self.roots.clone());
+        config.auth_info.token = Some(token.into());
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let https = config
+            .rustls_https_connector_with_connector(http)
+            .map_err(internal)?;
+        let mut connector = hyper_timeout::TimeoutConnector::new(https);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_read_timeout(Some(READ_TIMEOUT));
+        connector.set_write_timeout(Some(READ_TIMEOUT));
+        let http_client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build(connector);
+        let service = tower::ServiceBuilder::new()
+            .layer(config.base_uri_layer())
+            .option_layer(config.auth_layer().map_err(internal)?)
+            .map_err(tower::BoxError::from)
+            .service(http_client);
+        Ok(kube::Client::new(service, "default"))
     }
 
     /// The client of a minted token, for one call.
