@@ -411,3 +411,77 @@ async fn delete_passes_its_propagation_policy() {
         format!("system:serviceaccount:{}:{AGENT_SA}", env.ns)
     );
 }
+
+#[tokio::test]
+async fn a_cluster_scoped_object_is_applied_and_deleted_without_a_namespace() {
+    let rbac = crate::support::AGENT_RBAC.to_owned()
+        + r#"
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: { name: namespaces-NS }
+rules:
+  - { apiGroups: [""], resources: ["namespaces"], verbs: ["get", "patch", "delete"], resourceNames: ["NS-child"] }
+  # Creating by server-side apply is authorized as `create`, which no name restricts.
+  - { apiGroups: [""], resources: ["namespaces"], verbs: ["create"] }
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: { name: namespaces-NS }
+subjects: [{ kind: ServiceAccount, name: agent, namespace: NS }]
+roleRef: { apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: namespaces-NS }
+"#;
+    let Some(env) = env(Spec {
+        rbac: &rbac,
+        cluster: r#"rules = [{ verbs = ["get", "apply", "delete"], resources = ["namespaces"], namespaces = ["-"], names = ["NS-child"], effect = "allow" }]"#,
+        ..Spec::new("apply-cluster-scoped")
+    })
+    .await
+    else {
+        return;
+    };
+    let child = format!("{}-child", env.ns);
+    let done = env
+        .call(
+            "k8s_apply",
+            json!({ "cluster": "lab", "manifest": format!("apiVersion: v1\nkind: Namespace\nmetadata: {{ name: {child}, labels: {{ team: a }} }}\n") }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done["applied"][0]["action"],
+        format!("apply namespaces -/{child}")
+    );
+    let (status, stored) = env.admin_get(&format!("/api/v1/namespaces/{child}")).await;
+    assert_eq!(
+        (status, &stored["metadata"]["labels"]["team"]),
+        (200, &json!("a"))
+    );
+    let got = env
+        .call(
+            "k8s_get",
+            json!({ "cluster": "lab", "resource": "namespaces", "name": child, "output": "full" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got["object"]["metadata"]["name"], child.as_str());
+    // Naming a namespace for it is refused, in a manifest as in a call.
+    let err = failed(
+        env.call(
+            "k8s_apply",
+            json!({ "cluster": "lab", "manifest": format!("apiVersion: v1\nkind: Namespace\nmetadata: {{ name: {child}, namespace: x }}\n") }),
+        )
+        .await,
+        "invalid_arguments",
+    );
+    assert!(err.message.contains("cluster-scoped"), "{err:?}");
+    env.call(
+        "k8s_delete",
+        json!({ "cluster": "lab", "resource": "namespaces", "name": child }),
+    )
+    .await
+    .unwrap();
+    // No namespace controller runs here: the namespace stays, terminating.
+    let (_, stored) = env.admin_get(&format!("/api/v1/namespaces/{child}")).await;
+    assert_eq!(stored["status"]["phase"], "Terminating", "{stored}");
+}

@@ -16,6 +16,7 @@ mod approvals;
 mod changes;
 mod logs;
 mod manifests;
+mod overlays;
 mod reads;
 mod secrets;
 mod support;
