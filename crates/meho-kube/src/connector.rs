@@ -1129,7 +1129,9 @@ async fn manifest_objects(
 /// The objects of an apply manifest, read as Kubernetes reads it: YAML (one or more
 /// documents, YAML 1.1 scalars and numbers as sigs.k8s.io/yaml turns them into JSON) or JSON
 /// (an object or an array, taken as written), `kind: List` flattened into its items, empty
-/// documents skipped. Nothing is resolved against a cluster.
+/// documents skipped. One difference on purpose: a key given twice in a YAML mapping is refused
+/// (Kubernetes keeps the last one, which someone reading the text may not). Nothing is
+/// resolved against a cluster.
 pub fn read_manifest(manifest: &str) -> Result<Vec<Value>, ToolError> {
     if manifest.len() > MAX_MANIFEST_BYTES {
         return Err(ToolError::invalid(format!(

@@ -104,6 +104,19 @@ async fn a_manifest_reads_as_kubernetes_reads_it() {
 }
 
 #[tokio::test]
+async fn a_key_given_twice_is_refused_where_kubernetes_would_keep_the_last() {
+    let Some(shared) = SharedKube::get().await else {
+        return;
+    };
+    let manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: shown\n  name: applied\n";
+    let kubernetes = shared.kube().manifest_objects(manifest);
+    assert_eq!(kubernetes[0]["metadata"]["name"], "applied");
+    let err = meho_kube::read_manifest(manifest).unwrap_err();
+    assert_eq!(err.code, "invalid_arguments");
+    assert!(err.message.contains("duplicate"), "{err:?}");
+}
+
+#[tokio::test]
 async fn an_octal_mode_and_a_float_spelled_count_apply_as_kubectl_would() {
     let Some(env) = env(Spec {
         cluster: r#"rules = [{ verbs = ["get", "apply"], resources = ["*"], namespaces = ["NS"], effect = "allow" }]"#,
