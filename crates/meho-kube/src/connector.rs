@@ -1189,8 +1189,8 @@ fn kubernetes_yaml() -> serde_saphyr::Options {
 }
 
 /// `value` with every integral number written as an integer: Kubernetes turns YAML into JSON
-/// through Go, which writes the float `1e3` (or `2.0`) as `1000` (`2`), and an integer field
-/// refuses `1000.0`.
+/// through Go, which writes the float `1e3` (or `2.0`) as `1000` (`2`); the object sent is the
+/// one kubectl would send.
 fn integral_numbers(value: Value) -> Value {
     match value {
         Value::Number(n) => match n.as_f64() {
