@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use futures_util::AsyncReadExt as _;
 use kube::core::Request as KubeRequest;
 use kube::core::params::{
     DeleteParams, GetParams, ListParams, Patch, PatchParams, PropagationPolicy,
@@ -240,6 +241,14 @@ pub struct Object {
     resource: Resource,
     /// The object to apply (namespace filled in), for `k8s_apply`.
     body: Option<Value>,
+}
+
+impl Object {
+    /// Whether the object is of the core `secrets` resource (what it reads is Secret values,
+    /// whether or not each object says so).
+    fn is_secrets(&self) -> bool {
+        self.resource.api.group.is_empty() && self.resource.api.plural == "secrets"
+    }
 }
 
 /// A planned call: the action the approval binds to, and what execution needs.
@@ -740,11 +749,16 @@ impl KubeConnector {
         let client = cluster.client_for(&minted).map_err(fail)?;
         let who = format!("ServiceAccount `{}`", minted.service_account);
         let api_err = |err: kube::Error| crate::api_error(&plan.target, &who, err);
-        let reveal = |object: &Object| {
-            cluster
+        let values = |object: &Object| {
+            if cluster
                 .config
                 .policy
                 .reveals(&object.action, &authorized.decision.decision)
+            {
+                render::Values::Reveal
+            } else {
+                render::Values::Sizes
+            }
         };
         let mut notes = Map::new();
         let value = match (&plan.action.call, plan.action.objects.as_slice()) {
@@ -764,7 +778,7 @@ impl KubeConnector {
                 {
                     render::compact(&answer, false)
                 } else {
-                    render::clean(&mut answer, reveal(object), false);
+                    render::clean(&mut answer, object.is_secrets(), values(object));
                     json!({ "object": answer })
                 }
             }
@@ -801,7 +815,7 @@ impl KubeConnector {
                 {
                     render::compact(&answer, across)
                 } else {
-                    render::clean(&mut answer, reveal(object), false);
+                    render::clean(&mut answer, object.is_secrets(), values(object));
                     render::full_list(&answer)
                 };
                 let count = value
@@ -834,18 +848,26 @@ impl KubeConnector {
                 let http = request
                     .logs(object.action.name().unwrap_or_default(), &params)
                     .map_err(|e| fail(ToolError::invalid(e.to_string())))?;
-                let text = client
-                    .request_text(http)
+                // Bytes, not text: the cap may cut a character in two, and a log may hold
+                // bytes that are not UTF-8.
+                let mut bytes = Vec::new();
+                client
+                    .request_stream(http)
                     .await
                     .map_err(api_err)
-                    .map_err(fail)?;
-                let truncated = text.len() > LOG_CAP_BYTES;
-                let mut end = text.len().min(LOG_CAP_BYTES);
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                let log = text.get(..end).unwrap_or_default();
-                notes.insert("output_bytes".into(), json!(log.len()));
+                    .map_err(fail)?
+                    .take(u64::try_from(LOG_CAP_BYTES + 1).unwrap_or(u64::MAX))
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| {
+                        fail(ToolError::new(
+                            ErrorCode::Unreachable,
+                            format!("cluster `{}`: reading the log: {e}", plan.target),
+                        ))
+                    })?;
+                let truncated = bytes.len() > LOG_CAP_BYTES;
+                bytes.truncate(LOG_CAP_BYTES);
+                let log = render::log_text(&bytes, truncated);
                 json!({ "log": log, "truncated": truncated, "bytes": log.len() })
             }
             (KubeCall::Apply { .. }, objects) => {
@@ -899,12 +921,16 @@ impl KubeConnector {
         // The token goes out of scope here, with the client: it served this one call.
         drop(client);
         drop(minted);
+        // The outcome record describes the result as the caller gets it (its JSON).
+        let result = serde_json::to_vec(&value).unwrap_or_default();
         Ok(Output {
-            value,
             outcome: CallOutcome {
                 credential_serial: serial,
+                output_bytes: u64::try_from(result.len()).unwrap_or(u64::MAX),
+                output_sha256: Some(hex::encode(Sha256::digest(&result))),
                 ..CallOutcome::default()
             },
+            value,
             notes,
         })
     }
@@ -1040,65 +1066,32 @@ async fn manifest_objects(
     cluster: &ClusterRuntime,
     manifest: &str,
 ) -> Result<Vec<Object>, ToolError> {
-    if manifest.len() > MAX_MANIFEST_BYTES {
-        return Err(ToolError::invalid(format!(
-            "the manifest is {} bytes; at most {MAX_MANIFEST_BYTES}",
-            manifest.len()
-        )));
-    }
-    let documents: Vec<Value> = if manifest.trim_start().starts_with(['{', '[']) {
-        match serde_json::from_str::<Value>(manifest) {
-            Ok(Value::Array(items)) => items,
-            Ok(value) => vec![value],
-            Err(err) => {
-                return Err(ToolError::invalid(format!(
-                    "the manifest is not JSON: {err}"
-                )));
-            }
-        }
-    } else {
-        serde_saphyr::from_multiple::<Value>(manifest)
-            .map_err(|err| ToolError::invalid(format!("the manifest is not YAML: {err}")))?
-    };
-    let mut flat = Vec::new();
-    for document in documents {
-        match document {
-            Value::Null => {}
-            Value::Object(ref map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
-                if let Some(items) = map.get("items").and_then(Value::as_array) {
-                    flat.extend(items.iter().cloned());
-                }
-            }
-            other => flat.push(other),
-        }
-    }
-    if flat.is_empty() {
-        return Err(ToolError::invalid("the manifest holds no object"));
-    }
-    if flat.len() > MAX_OBJECTS {
-        return Err(ToolError::invalid(format!(
-            "the manifest holds {} objects; at most {MAX_OBJECTS} per call",
-            flat.len()
-        )));
-    }
+    let flat = read_manifest(manifest)?;
     let mut objects: Vec<Object> = Vec::new();
     for (index, mut body) in flat.into_iter().enumerate() {
         let at = |what: &str| ToolError::invalid(format!("manifest object {}: {what}", index + 1));
         if !body.is_object() {
             return Err(at("is not an object"));
         }
-        let text = |pointer: &str| {
-            body.pointer(pointer)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
+        // A field that is there but not a string is refused, never read as absent: a
+        // `namespace: on` must not become `default`.
+        let text = |pointer: &str| match body.pointer(pointer) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(other) => Err(at(&format!(
+                "`{}` is `{other}`, not a string (YAML reads `y`, `yes`, `on`, `no`, … and \
+                 numbers as such: quote it)",
+                pointer.trim_start_matches('/').replace('/', ".")
+            ))),
         };
-        let api_version = text("/apiVersion").ok_or_else(|| at("has no apiVersion"))?;
-        let kind = text("/kind").ok_or_else(|| at("has no kind"))?;
-        let name = text("/metadata/name").ok_or_else(|| {
+        let api_version = text("/apiVersion")?.ok_or_else(|| at("has no apiVersion"))?;
+        let kind = text("/kind")?.ok_or_else(|| at("has no kind"))?;
+        let name = text("/metadata/name")?.ok_or_else(|| {
             at("has no metadata.name (generateName is not supported: an approval names the object)")
         })?;
+        let namespace = text("/metadata/namespace")?;
         let resource = cluster.resolve_kind(&api_version, &kind).await?;
-        let namespace = match (resource.namespaced, text("/metadata/namespace")) {
+        let namespace = match (resource.namespaced, namespace) {
             (true, Some(ns)) => Some(ns),
             (true, None) => {
                 // As kubectl does; written into the object, so the decided namespace is the one
@@ -1134,6 +1127,95 @@ async fn manifest_objects(
         });
     }
     Ok(objects)
+}
+
+/// The objects of an apply manifest, read as Kubernetes reads it: YAML (one or more
+/// documents, YAML 1.1 scalars and numbers as sigs.k8s.io/yaml turns them into JSON) or JSON
+/// (an object or an array, taken as written), `kind: List` flattened into its items, empty
+/// documents skipped. One difference on purpose: a key given twice in a YAML mapping is refused
+/// (Kubernetes keeps the last one, which someone reading the text may not). Nothing is
+/// resolved against a cluster.
+pub fn read_manifest(manifest: &str) -> Result<Vec<Value>, ToolError> {
+    if manifest.len() > MAX_MANIFEST_BYTES {
+        return Err(ToolError::invalid(format!(
+            "the manifest is {} bytes; at most {MAX_MANIFEST_BYTES}",
+            manifest.len()
+        )));
+    }
+    let yaml = || {
+        serde_saphyr::from_multiple_with_options::<Value>(manifest, kubernetes_yaml())
+            .map(|documents| documents.into_iter().map(integral_numbers).collect())
+            .map_err(|err| ToolError::invalid(format!("the manifest is not YAML: {err}")))
+    };
+    let documents: Vec<Value> = if manifest.trim_start().starts_with(['{', '[']) {
+        match serde_json::from_str::<Value>(manifest) {
+            Ok(Value::Array(items)) => items,
+            Ok(value) => vec![value],
+            // A YAML flow mapping (`{kind: ConfigMap, …}`) starts the same way.
+            Err(err) => yaml()
+                .map_err(|_| ToolError::invalid(format!("the manifest is not JSON: {err}")))?,
+        }
+    } else {
+        yaml()?
+    };
+    let mut flat = Vec::new();
+    for document in documents {
+        match document {
+            Value::Null => {}
+            Value::Object(ref map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
+                if let Some(items) = map.get("items").and_then(Value::as_array) {
+                    flat.extend(items.iter().cloned());
+                }
+            }
+            other => flat.push(other),
+        }
+    }
+    if flat.is_empty() {
+        return Err(ToolError::invalid("the manifest holds no object"));
+    }
+    if flat.len() > MAX_OBJECTS {
+        return Err(ToolError::invalid(format!(
+            "the manifest holds {} objects; at most {MAX_OBJECTS} per call",
+            flat.len()
+        )));
+    }
+    Ok(flat)
+}
+
+/// How Kubernetes reads YAML (sigs.k8s.io/yaml, YAML 1.1 scalars): `0644` is octal, `yes`,
+/// `on` and `y` are booleans. What meho decides and sends must be the object kubectl would
+/// have sent for the same text.
+fn kubernetes_yaml() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.legacy_octal_numbers = true;
+    options
+}
+
+/// `value` with every integral number written as an integer: Kubernetes turns YAML into JSON
+/// through Go, which writes the float `1e3` (or `2.0`) as `1000` (`2`); the object sent is the
+/// one kubectl would send.
+fn integral_numbers(value: Value) -> Value {
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            // Integral and within i64's range: the conversion is exact.
+            Some(f)
+                if !n.is_i64()
+                    && !n.is_u64()
+                    && f.fract() == 0.0
+                    && (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) =>
+            {
+                Value::from(f as i64)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral_numbers).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, integral_numbers(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// The request builder of `object`'s collection.
@@ -1257,6 +1339,7 @@ async fn preview(
             &object.action.canonical(),
             before.as_ref(),
             after.as_ref(),
+            object.is_secrets(),
         ));
     }
     if out.len() > MAX_PREVIEW_BYTES {

@@ -27,16 +27,22 @@ pub use cluster::{ClusterRuntime, Minted, Resource, Resources};
 pub use connector::{
     APPLY, ApplyArgs, DEFAULT_LIST_LIMIT, DEFAULT_TAIL_LINES, DELETE, DeleteArgs, FIELD_MANAGER,
     Format, GET, GetArgs, KubeCall, KubeConnector, LIST, LOG_CAP_BYTES, LOGS, ListArgs, LogsArgs,
-    MAX_LIST_LIMIT, MAX_MANIFEST_BYTES, MAX_OBJECTS, Object, Planned, Propagation,
+    MAX_LIST_LIMIT, MAX_MANIFEST_BYTES, MAX_OBJECTS, Object, Planned, Propagation, read_manifest,
 };
 
 use meho_gateway::{ErrorCode, ToolError};
 
+/// How the API server's server-side apply begins the (500) answer to an object that does not
+/// fit the resource's schema: the field is named after it, e.g. `.spec.replicas: expected
+/// numeric (int or float), got string` or `.spec.foo: field not declared in schema`.
+const SSA_SCHEMA_ERROR: &str = "failed to create typed patch object";
+
 /// A failed request to cluster `cluster` made as `who` (the ServiceAccount, or the minter), as
 /// the caller sees it: RBAC's 403 is `forbidden_by_cluster` naming the account and the
 /// cluster's message; 404 `not_found`; 409 `conflict`; 400 and 422 (a strict field validation
-/// error, a malformed object) `invalid_arguments` with the server's words; anything that never
-/// got an answer `unreachable`.
+/// error, a malformed object) `invalid_arguments` with the server's words, and so is the 500 a
+/// server-side apply answers for an object that does not fit the resource's schema (an unknown
+/// field, a string where a number goes); anything that never got an answer `unreachable`.
 pub(crate) fn api_error(cluster: &str, who: &str, err: kube::Error) -> ToolError {
     let shown = |text: &str| meho_core::display::escape(text).into_owned();
     match err {
@@ -58,6 +64,10 @@ pub(crate) fn api_error(cluster: &str, who: &str, err: kube::Error) -> ToolError
                     format!("cluster `{cluster}` refused the change: {message}"),
                 ),
                 400 | 422 => (
+                    ErrorCode::InvalidArguments,
+                    format!("cluster `{cluster}` refused the request: {message}"),
+                ),
+                500 if status.message.starts_with(SSA_SCHEMA_ERROR) => (
                     ErrorCode::InvalidArguments,
                     format!("cluster `{cluster}` refused the request: {message}"),
                 ),

@@ -9,28 +9,43 @@ use sha2::{Digest, Sha256};
 /// The annotation `kubectl apply` leaves: the whole last-applied object, Secret values included.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Whether `object` is a core Secret.
-fn is_secret(object: &Value) -> bool {
+/// Whether `object` says it is a core Secret.
+fn says_secret(object: &Value) -> bool {
     object.get("kind").and_then(Value::as_str) == Some("Secret")
         && object.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
-/// Removes what no reader needs (`metadata.managedFields`) and, unless `reveal`, hides Secret
-/// values: each value of `data` (base64) and `stringData` becomes `<redacted: N bytes>` (with a
-/// short hash when `fingerprint`, so a preview still shows that a value changed), and the
-/// last-applied annotation (which repeats them) is dropped. Lists and Tables are walked item by
-/// item.
-pub fn clean(object: &mut Value, reveal: bool, fingerprint: bool) {
+/// How [`clean`] shows the values of Secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// As they are (a `reveal` rule allowed them).
+    Reveal,
+    /// `<redacted: N bytes>`.
+    Sizes,
+    /// `<redacted: N bytes, sha256 …>`: a preview still shows that a value changed.
+    Fingerprints,
+}
+
+/// Removes what no reader needs (`metadata.managedFields`) and, unless `values` reveals them,
+/// hides Secret values: each value of `data` (base64) and `stringData` becomes its size (and a
+/// short hash for [`Values::Fingerprints`]), and the last-applied annotation (which repeats
+/// them) is replaced. Lists are walked item by item.
+///
+/// `secrets` says the objects were read from the core `secrets` resource: the items of a list
+/// the API server answers carry no `kind`, so what an object says of itself cannot be all that
+/// decides (an object that says it is a Secret is treated as one too).
+pub fn clean(object: &mut Value, secrets: bool, values: Values) {
     if let Some(items) = object.get_mut("items").and_then(Value::as_array_mut) {
         for item in items {
-            clean(item, reveal, fingerprint);
+            clean(item, secrets, values);
         }
     }
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("managedFields");
     }
-    if !reveal && is_secret(object) {
-        redact_secret(object, fingerprint);
+    let is_list = object.get("items").is_some_and(Value::is_array);
+    if values != Values::Reveal && ((secrets && !is_list) || says_secret(object)) {
+        redact_secret(object, values == Values::Fingerprints);
     }
 }
 
@@ -140,6 +155,25 @@ pub fn compact(table: &Value, with_namespace: bool) -> Value {
     Value::Object(answer)
 }
 
+/// A log's bytes as text: bytes that are not UTF-8 become U+FFFD, and when the log was cut
+/// (`truncated`) a character the cut split is left out whole rather than shown as U+FFFD.
+pub fn log_text(bytes: &[u8], truncated: bool) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    let mut chunks = bytes.utf8_chunks().peekable();
+    while let Some(chunk) = chunks.next() {
+        text.push_str(chunk.valid());
+        let invalid = chunk.invalid();
+        // A character the cut split is the start of one that the input ended in.
+        let split_by_the_cut = truncated
+            && chunks.peek().is_none()
+            && std::str::from_utf8(invalid).is_err_and(|e| e.error_len().is_none());
+        if !invalid.is_empty() && !split_by_the_cut {
+            text.push(char::REPLACEMENT_CHARACTER);
+        }
+    }
+    text
+}
+
 /// A full list, cleaned, with its paging fields.
 pub fn full_list(list: &Value) -> Value {
     let mut answer = Map::new();
@@ -162,12 +196,12 @@ pub fn full_list(list: &Value) -> Value {
 
 /// What a preview compares of an object: the object without the fields that change on every
 /// write and say nothing about the change (`resourceVersion`, `managedFields`).
-fn comparable(object: Option<&Value>) -> String {
+fn comparable(object: Option<&Value>, secrets: bool) -> String {
     let Some(object) = object else {
         return String::new();
     };
     let mut object = object.clone();
-    clean(&mut object, false, true);
+    clean(&mut object, secrets, Values::Fingerprints);
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("resourceVersion");
     }
@@ -177,10 +211,11 @@ fn comparable(object: Option<&Value>) -> String {
 }
 
 /// A unified diff of `before` (the live object, `None` when it does not exist) and `after` (the
-/// server's dry-run result, `None` when the object would be deleted), headed by `title`.
-pub fn diff(title: &str, before: Option<&Value>, after: Option<&Value>) -> String {
-    let old = comparable(before);
-    let new = comparable(after);
+/// server's dry-run result, `None` when the object would be deleted), headed by `title`;
+/// `secrets` as for [`clean`].
+pub fn diff(title: &str, before: Option<&Value>, after: Option<&Value>, secrets: bool) -> String {
+    let old = comparable(before, secrets);
+    let new = comparable(after, secrets);
     let (from, to) = (
         if before.is_some() { "live" } else { "(absent)" },
         if after.is_some() {
@@ -219,7 +254,7 @@ mod tests {
                 "annotations": { LAST_APPLIED: format!("{{\"data\":{{\"p\":\"{canary}\"}}}}") } },
             "data": { "p": canary }, "stringData": { "q": "plain-canary" },
         });
-        clean(&mut secret, false, false);
+        clean(&mut secret, false, Values::Sizes);
         let text = secret.to_string();
         assert!(
             !text.contains(canary) && !text.contains("plain-canary"),
@@ -228,15 +263,24 @@ mod tests {
         assert_eq!(secret["data"]["p"], "<redacted: 17 bytes>");
         assert!(secret["metadata"].get("managedFields").is_none());
         let mut revealed = json!({"apiVersion": "v1", "kind": "Secret", "data": {"p": canary}});
-        clean(&mut revealed, true, false);
+        clean(&mut revealed, true, Values::Reveal);
         assert_eq!(revealed["data"]["p"], canary);
+        // The items of a list of Secrets say nothing of their kind; the resource decides.
+        let mut list = json!({"kind": "SecretList", "apiVersion": "v1", "items": [
+            {"metadata": {"name": "a"}, "data": {"p": canary}}]});
+        clean(&mut list, true, Values::Sizes);
+        assert_eq!(list["items"][0]["data"]["p"], "<redacted: 17 bytes>");
+        let mut config_maps =
+            json!({"items": [{"metadata": {"name": "a"}, "data": {"p": "shown"}}]});
+        clean(&mut config_maps, false, Values::Sizes);
+        assert_eq!(config_maps["items"][0]["data"]["p"], "shown");
     }
 
     #[test]
     fn a_preview_shows_a_changed_secret_without_its_value() {
         let before = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "resourceVersion": "1"}, "data": {"k": "YQ=="}});
         let after = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "resourceVersion": "2"}, "data": {"k": "Yg=="}});
-        let text = diff("apply secrets a/s", Some(&before), Some(&after));
+        let text = diff("apply secrets a/s", Some(&before), Some(&after), true);
         assert!(
             text.contains("-    \"k\": \"<redacted: 1 bytes, sha256"),
             "{text}"
@@ -245,7 +289,18 @@ mod tests {
             !text.contains("YQ==") && !text.contains("resourceVersion"),
             "{text}"
         );
-        assert!(diff("t", Some(&before), Some(&before)).contains("(no change)"));
+        assert!(diff("t", Some(&before), Some(&before), true).contains("(no change)"));
+    }
+
+    #[test]
+    fn a_log_is_text_even_cut_inside_a_character() {
+        let euro = "€".as_bytes();
+        let cut = [b"ab".as_slice(), &euro[..2]].concat();
+        assert_eq!(log_text(&cut, true), "ab");
+        assert_eq!(log_text(&cut, false), "ab\u{fffd}");
+        assert_eq!(log_text(b"a\xffb\n", false), "a\u{fffd}b\n");
+        assert_eq!(log_text(b"a\xff", true), "a\u{fffd}");
+        assert_eq!(log_text("x€".as_bytes(), true), "x€");
     }
 
     #[test]

@@ -46,6 +46,14 @@ pub mod idp;
 )]
 pub mod ssh_lab;
 
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test lab: a lab that cannot be built must stop the test with its error"
+)]
+pub mod kube_lab;
+
 use std::path::Path;
 use std::sync::Arc;
 
