@@ -137,6 +137,11 @@ pub struct Learnable {
     pub sudo: bool,
     /// Sudo target user.
     pub sudo_user: Option<String>,
+    /// The human behind the held call as its decider saw it (`""` when the frontend knew none):
+    /// the learned waiver must name the same end user the decider compares, or it never
+    /// applies. `None` only for approvals stored before it was recorded (the requester was used).
+    #[serde(default)]
+    pub end_user: Option<String>,
 }
 
 impl Learnable {
@@ -145,6 +150,7 @@ impl Learnable {
     /// `sudo_user`. `None` for any other action.
     pub fn of_action(action: &Value) -> Option<Learnable> {
         Some(Learnable {
+            end_user: None,
             command: action.get("command")?.as_str()?.to_owned(),
             sudo: action.get("sudo").and_then(Value::as_bool).unwrap_or(false),
             sudo_user: action

@@ -585,7 +585,7 @@ impl Governance {
                 command,
                 &elevation,
                 &approval.requester,
-                &approval.requester,
+                learnable.end_user.as_deref().unwrap_or(&approval.requester),
                 &approval.id,
                 &actor.principal,
                 ttl,

@@ -611,6 +611,11 @@ impl Pipeline {
         }
         let binding = plan.binding(caller);
         if caller.approval_id.is_none() && self.holds == Holds::Pending {
+            // A learned waiver names the end user the decider will compare for this caller.
+            let learnable = plan.learnable.clone().map(|l| meho_approvals::Learnable {
+                end_user: Some(caller.end_user.clone().unwrap_or_default()),
+                ..l
+            });
             return self
                 .governance
                 .hold(
@@ -623,7 +628,7 @@ impl Pipeline {
                         request: &plan.request,
                         summary: &plan.summary,
                         runs,
-                        learnable: plan.learnable.as_ref(),
+                        learnable: learnable.as_ref(),
                         preview,
                     },
                 )

@@ -336,19 +336,7 @@ impl KubeConnector {
         let Some(grants) = &self.grants else {
             return (Vec::new(), Vec::new(), None);
         };
-        match grants.overlay(tenant, cluster).await {
-            Ok((g, w)) => (g, w, None),
-            Err(err) => {
-                tracing::warn!(%err, "grants and waivers unavailable; deciding on the baseline");
-                (
-                    Vec::new(),
-                    Vec::new(),
-                    Some(format!(
-                        "runtime grants and waivers could not be read ({err}); decided on the baseline policy"
-                    )),
-                )
-            }
-        }
+        grants.overlay_or_baseline(tenant, cluster).await
     }
 
     /// The decision for every object of a call, combined: the first refusal wins; else the
@@ -621,6 +609,7 @@ impl KubeConnector {
         let summary = format!("{tool} on {cluster_name}: {}", canonical.join("; "));
         let learnable = match &planned.call {
             KubeCall::Delete { action, .. } => Some(Learnable {
+                end_user: None,
                 command: action.clone(),
                 sudo: false,
                 sudo_user: None,

@@ -630,8 +630,12 @@ impl ClusterPolicy {
         (Decided::from(decision), steps)
     }
 
-    /// `allow:<regex>` → `allow:<cluster>/rules[i]`: the rule a human wrote, not its regex.
+    /// `allow:<regex>` → `allow:<cluster>/rules[i]`: the rule a human wrote, not its regex; the
+    /// engine's `allowlist:no-match` is the cluster's default, `default-deny:<cluster>`.
     fn rule_name(&self, rule: &str) -> String {
+        if rule == "allowlist:no-match" {
+            return format!("default-deny:{}", self.name);
+        }
         for prefix in ["allow:", "deny:", "require_approval:"] {
             let Some(rest) = rule.strip_prefix(prefix) else {
                 continue;
@@ -766,6 +770,7 @@ mod tests {
         let d = decide(&policy, "delete pods prod/api-1");
         assert_eq!(d.effect, Effect::Deny);
         assert_eq!(d.reason_code, ReasonCode::AllowlistNoMatch);
+        assert_eq!(d.rule, "default-deny:prod");
         let d = decide(&policy, "apply deployments.apps prod/web");
         assert_eq!(d.effect, Effect::Deny);
     }

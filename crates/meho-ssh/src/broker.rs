@@ -372,6 +372,7 @@ fn learnable_of(action: &SshAction) -> Option<Learnable> {
             sudo_user,
             ..
         } => Some(Learnable {
+            end_user: None,
             command: command.clone(),
             sudo: *sudo,
             sudo_user: sudo_user.clone(),

@@ -105,10 +105,7 @@ async fn apply_creates_then_updates_as_field_manager_meho() {
         .await,
         "denied",
     );
-    assert_eq!(
-        err.detail.unwrap()["decision"]["rule"],
-        "allowlist:no-match"
-    );
+    assert_eq!(err.detail.unwrap()["decision"]["rule"], "default-deny:lab");
     let denial = env.records_where("denial", "k8s_apply").await;
     assert_eq!(
         crate::support::body(&denial[0])["arguments"]["objects"],

@@ -141,4 +141,45 @@ async fn an_approval_with_learn_lets_exactly_that_action_run_again() {
         .await
         .unwrap();
     assert_eq!(held["status"], "pending_approval");
+
+    // A caller with no human behind it (the CLI, stdio): the learned waiver names the end user
+    // its decider compares (none), so it applies to the same call again.
+    let bare = agent();
+    assert_eq!(bare.end_user, None);
+    let solo = object.replace("cycle", "solo");
+    env.apply(&solo).await;
+    let held = env
+        .call_as(&bare, "k8s_delete", delete("solo"))
+        .await
+        .unwrap();
+    let id = held["approval_id"].as_str().unwrap().to_owned();
+    let (_, waiver) = env
+        .lab
+        .governance
+        .decide(
+            &boss(),
+            &id,
+            true,
+            "routine",
+            Some(Duration::from_secs(600)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiver.unwrap().end_user, "");
+    let done = env
+        .lab
+        .gateway
+        .approval_status(&bare, &id, Duration::ZERO, &|_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "executed", "{done}");
+    env.apply(&solo).await;
+    let again = env
+        .call_as(&bare, "k8s_delete", delete("solo"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again["deleted"], true,
+        "the learned waiver applies: {again}"
+    );
 }

@@ -227,8 +227,8 @@ async fn secret_values_are_sizes_for_the_model_the_records_and_the_approver() {
     env.assert_no_token_recorded().await;
 }
 
-/// The preview the connector hands the gateway for a held `tool` call, whole (the approval's
-/// summary carries its first 300 characters).
+/// The preview the connector hands the gateway for a held `tool` call, as the connector made it
+/// (before the gateway's redaction, which must find nothing here to redact).
 async fn whole_preview(env: &crate::support::Env, tool: &str, args: Value) -> String {
     use meho_gateway::{CallContext, Connector as _, Refusal};
     let caller = agent();
@@ -240,9 +240,12 @@ async fn whole_preview(env: &crate::support::Env, tool: &str, args: Value) -> St
     match env.lab.connector.authorize(call, &plan, None).await {
         Err(Refusal::Decided {
             decision,
-            runs: Some(preview),
+            preview: Some(preview),
+            ..
         }) if decision.decision.needs_approval() => preview,
-        Err(Refusal::Decided { decision, runs }) => panic!("{decision:?} {runs:?}"),
+        Err(Refusal::Decided {
+            decision, preview, ..
+        }) => panic!("{decision:?} {preview:?}"),
         Err(Refusal::Error(error)) => panic!("{error:?}"),
         Ok(_) => panic!("{tool} was not held"),
     }

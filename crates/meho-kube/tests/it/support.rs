@@ -208,14 +208,9 @@ pub fn boss() -> Actor {
 }
 
 /// The server's dry-run preview a held call carries, as the approver reads it.
-// TODO(preview field): read `Approval.preview` once the gateway carries the preview on a field
-// of its own; today it travels in the summary, after ` → runs: `, clipped to 300 characters.
+/// The preview an approver sees: the server's dry-run diff, on the approval.
 pub fn preview_of(approval: &Approval) -> String {
-    approval
-        .summary
-        .split_once(" → runs: ")
-        .map(|(_, preview)| preview.to_owned())
-        .unwrap_or_default()
+    approval.preview.clone().unwrap_or_default()
 }
 
 /// The `rows` of a compact answer as `(column → cell)` maps.

@@ -187,7 +187,7 @@ async fn meho_policy_refuses_before_anything_is_minted() {
     );
     assert_eq!(
         err.detail.unwrap()["decision"]["rule"],
-        "allowlist:no-match",
+        "default-deny:lab",
         "the default denies"
     );
     assert_eq!(
