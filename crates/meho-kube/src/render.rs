@@ -205,8 +205,12 @@ fn comparable(object: Option<&Value>, secrets: bool) -> String {
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         metadata.remove("resourceVersion");
     }
-    let mut text = serde_json::to_string_pretty(&object).unwrap_or_default();
-    text.push('\n');
+    // YAML, as `kubectl diff` shows objects; JSON if it cannot be written as YAML.
+    let mut text = serde_saphyr::to_string(&object)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(&object).unwrap_or_default());
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
     text
 }
 
@@ -282,7 +286,7 @@ mod tests {
         let after = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "resourceVersion": "2"}, "data": {"k": "Yg=="}});
         let text = diff("apply secrets a/s", Some(&before), Some(&after), true);
         assert!(
-            text.contains("-    \"k\": \"<redacted: 1 bytes, sha256"),
+            text.contains("-  k: \"<redacted: 1 bytes, sha256"),
             "{text}"
         );
         assert!(

@@ -69,7 +69,7 @@ async fn a_held_delete_runs_once_as_the_requester_after_another_human_approves()
         "{preview}"
     );
     assert!(preview.contains("+++ (deleted)"), "{preview}");
-    assert!(preview.contains("-  \"data\": {"), "{preview}");
+    assert!(preview.contains("\n-data:\n"), "{preview}");
     assert_eq!(approval.tool, "k8s_delete");
     // The dry run ran under the requester's account and deleted nothing.
     assert_eq!(env.minted(AGENT_SA), minted + 1);
