@@ -113,53 +113,55 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-/// What a resource field must be (the plural, lowercase name the API serves it under).
-fn check_resource(value: &str) -> Result<(), FieldError> {
-    if is_dns_label(value) {
+/// Checks one field: `valid` says whether `value` is well formed, `what` what it must be.
+fn check_field(
+    field: &'static str,
+    value: &str,
+    valid: fn(&str) -> bool,
+    what: &str,
+) -> Result<(), FieldError> {
+    if valid(value) {
         Ok(())
     } else {
-        Err(field_error(
-            "resource",
-            value,
-            "must be a lowercase plural resource name (RFC 1123 label, e.g. `pods`)",
-        ))
+        Err(field_error(field, value, what))
     }
+}
+
+/// A resource: the plural, lowercase name the API serves it under.
+fn check_resource(value: &str) -> Result<(), FieldError> {
+    check_field(
+        "resource",
+        value,
+        is_dns_label,
+        "must be a lowercase plural resource name (RFC 1123 label, e.g. `pods`)",
+    )
 }
 
 fn check_group(value: &str) -> Result<(), FieldError> {
-    if is_dns_subdomain(value) {
-        Ok(())
-    } else {
-        Err(field_error(
-            "group",
-            value,
-            "must be an API group (RFC 1123 subdomain, e.g. `apps`)",
-        ))
-    }
+    check_field(
+        "group",
+        value,
+        is_dns_subdomain,
+        "must be an API group (RFC 1123 subdomain, e.g. `apps`)",
+    )
 }
 
 fn check_namespace(value: &str) -> Result<(), FieldError> {
-    if is_dns_label(value) {
-        Ok(())
-    } else {
-        Err(field_error(
-            "namespace",
-            value,
-            "must be an RFC 1123 label (lowercase letters, digits and `-`, at most 63)",
-        ))
-    }
+    check_field(
+        "namespace",
+        value,
+        is_dns_label,
+        "must be an RFC 1123 label (lowercase letters, digits and `-`, at most 63)",
+    )
 }
 
 fn check_name(value: &str) -> Result<(), FieldError> {
-    if is_dns_subdomain(value) {
-        Ok(())
-    } else {
-        Err(field_error(
-            "name",
-            value,
-            "must be an RFC 1123 subdomain (lowercase letters, digits, `-` and `.`, at most 253)",
-        ))
-    }
+    check_field(
+        "name",
+        value,
+        is_dns_subdomain,
+        "must be an RFC 1123 subdomain (lowercase letters, digits, `-` and `.`, at most 253)",
+    )
 }
 
 /// `None` for `-` (the canonical string's "none").
