@@ -21,8 +21,13 @@ pub(crate) fn validate(args: &ConfigArgs) -> Result<(), Failure> {
         .source
         .as_ref()
         .map_or_else(|| "<config>".to_owned(), |p| p.display().to_string());
+    let clusters = if config.clusters.is_empty() {
+        String::new()
+    } else {
+        format!(", {} cluster(s)", config.clusters.len())
+    };
     outln!(
-        "ok: {file}: {} host(s), {} command polic{}",
+        "ok: {file}: {} host(s), {} command polic{}{clusters}",
         config.hosts.len(),
         config.command_policies.len(),
         if config.command_policies.len() == 1 {

@@ -289,3 +289,39 @@ fn an_invalid_regex_is_one_error_line() {
         assert!(!stderr.contains("error: error"), "{stderr}");
     }
 }
+
+#[test]
+fn a_cluster_is_counted_and_its_files_are_checked() {
+    let work = Workdir::new();
+    let text = "[clusters.prod]\napi_server = \"https://127.0.0.1:6443\"\nca_cert = \"ca.pem\"\n\
+                minter_token_file = \"minter.token\"\n\
+                sa_bindings = [{ namespace = \"meho\", service_account = \"agent\" }]\n\
+                rules = [{ verbs = [\"get\"], resources = [\"pods\"], effect = \"allow\" }]\n";
+    let config = work.write("meho.toml", text);
+    let validate = || {
+        work.meho()
+            .current_dir(work.path())
+            .args(["config", "validate", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    // Missing files are named with their key and place.
+    let output = validate();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("clusters.prod.ca_cert"), "{stderr}");
+    assert!(
+        stderr.contains("clusters.prod.minter_token_file"),
+        "{stderr}"
+    );
+    work.write("ca.pem", "");
+    work.write("minter.token", "");
+    let output = validate();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+    assert!(
+        stdout_of(&output).contains("1 cluster(s)"),
+        "{}",
+        stdout_of(&output)
+    );
+}
