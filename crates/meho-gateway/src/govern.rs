@@ -848,13 +848,18 @@ pub fn preview_sha256(shown: &str) -> String {
 
 /// The tool answer for a held call.
 fn pending(approval: &Approval, console_url: &str) -> Value {
-    json!({
+    let mut answer = json!({
         "status": "pending_approval",
         "approval_id": approval.id,
         "expires_at": rfc3339(approval.expires_at_us),
         "summary": approval.summary,
         "console_url": console_url,
-    })
+    });
+    // The agent sees what its approver sees of the change (redacted as stored).
+    if let (Some(preview), Some(object)) = (&approval.preview, answer.as_object_mut()) {
+        object.insert("preview".into(), json!(preview));
+    }
+    answer
 }
 
 /// The REST view of an approval (docs/api.md).

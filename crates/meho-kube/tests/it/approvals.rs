@@ -54,6 +54,11 @@ async fn a_held_delete_runs_once_as_the_requester_after_another_human_approves()
 
     let held = env.call("k8s_delete", delete(ns, "doomed")).await.unwrap();
     assert_eq!(held["status"], "pending_approval", "{held}");
+    // The agent is shown the same dry-run diff as the approver.
+    assert!(
+        held["preview"].as_str().unwrap().contains("+++ (deleted)"),
+        "{held}"
+    );
     let id = held["approval_id"].as_str().unwrap().to_owned();
     // The approver reads the server's dry run: the object that would go.
     let approval = env
