@@ -1,0 +1,1 @@
+//! Shape detection: tool output into rows.

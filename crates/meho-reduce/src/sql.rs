@@ -1,0 +1,1 @@
+//! A sandboxed, read-only SQLite over result rows.
