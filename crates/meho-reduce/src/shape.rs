@@ -440,6 +440,13 @@ fn table(lines: &[&str]) -> Option<Vec<Row>> {
         return None;
     }
     let header_words = words(&header);
+    // Tables pad their header; a header with only single spaces is a sentence.
+    let padded = header_words
+        .windows(2)
+        .any(|pair| matches!(pair, [left, right] if right.start >= left.end + 2));
+    if !padded {
+        return None;
+    }
     let blank_at = |position: usize| {
         data.iter()
             .all(|line| line.get(position).is_none_or(|c| c.is_whitespace()))
@@ -455,23 +462,28 @@ fn table(lines: &[&str]) -> Option<Vec<Row>> {
             first_words.push(index + 1);
         }
     }
-    // A column that is empty in every row, under a word one space after the previous word, is
-    // the previous column's name going on (`df`'s `Mounted on`).
-    let mut column = 1;
-    while column < cuts.len() {
-        let (Some(&from), Some(&word_index)) = (cuts.get(column), first_words.get(column)) else {
-            break;
-        };
+    // A column that is empty in every row, under a word one space from its neighbour's, is
+    // part of that neighbour's name: the previous one's first (`df`'s `Mounted on`), else the
+    // next one's (`ss`'s `Local Address:Port` when every address is short).
+    let one_space = |left: usize, right: usize| {
+        header_words
+            .get(left)
+            .zip(header_words.get(right))
+            .is_some_and(|(left, right)| right.start == left.end + 1)
+    };
+    let mut column = 0;
+    while let (Some(&from), Some(&first)) = (cuts.get(column), first_words.get(column)) {
         let to = cuts.get(column + 1).copied().unwrap_or(usize::MAX);
+        let next_first = first_words.get(column + 1).copied();
         let empty = data.iter().all(|line| cell(line, from, to).is_empty());
-        let one_space = word_index
-            .checked_sub(1)
-            .and_then(|previous| header_words.get(previous))
-            .zip(header_words.get(word_index))
-            .is_some_and(|(previous, word)| word.start == previous.end + 1);
-        if empty && one_space {
+        let joins_previous = column > 0 && first > 0 && one_space(first - 1, first);
+        let joins_next = next_first.is_some_and(|next| next > 0 && one_space(next - 1, next));
+        if empty && joins_previous {
             cuts.remove(column);
             first_words.remove(column);
+        } else if empty && joins_next {
+            cuts.remove(column + 1);
+            first_words.remove(column + 1);
         } else {
             column += 1;
         }
@@ -1018,6 +1030,38 @@ worker-5f6d7c8b9a-q8zrt   0/1     CrashLoopBackOff   12 (4m ago)    41m
         assert_eq!(out.rows[1]["MESSAGE"], "Container image already present");
     }
 
+    const SS_TUNAP: &str = "\
+Netid State  Recv-Q Send-Q      Local Address:Port       Peer Address:Port  Process
+udp   UNCONN 0      0           127.0.0.53%lo:53              0.0.0.0:*     users:((\"systemd-resolve\",pid=612,fd=13))
+tcp   LISTEN 0      4096              0.0.0.0:22              0.0.0.0:*     users:((\"sshd\",pid=901,fd=3))
+tcp   ESTAB  0      36           192.168.1.20:22          192.168.1.5:5123  users:((\"sshd\",pid=40100,fd=4),(\"sshd\",pid=40011,fd=4))
+";
+
+    #[test]
+    fn ss_tunap_is_a_table_with_two_word_headers() {
+        let out = text(SS_TUNAP);
+        assert_eq!(out.kind, ShapeKind::Table, "{out:?}");
+        assert_eq!(
+            Value::Object(out.rows[2].clone()),
+            json!({
+                "Netid": "tcp", "State": "ESTAB", "Recv-Q": "0", "Send-Q": "36",
+                "Local Address:Port": "192.168.1.20:22", "Peer Address:Port": "192.168.1.5:5123",
+                "Process": "users:((\"sshd\",pid=40100,fd=4),(\"sshd\",pid=40011,fd=4))"
+            })
+        );
+    }
+
+    #[test]
+    fn ss_with_only_short_addresses_still_names_local_address() {
+        let out = text(
+            "Netid State  Recv-Q Send-Q      Local Address:Port    Peer Address:Port Process\n\
+             tcp   LISTEN 0      128               0.0.0.0:22           0.0.0.0:*     sshd\n",
+        );
+        assert_eq!(out.kind, ShapeKind::Table, "{out:?}");
+        assert_eq!(out.rows[0]["Local Address:Port"], "0.0.0.0:22");
+        assert_eq!(out.rows[0]["Peer Address:Port"], "0.0.0.0:*");
+    }
+
     #[test]
     fn a_header_without_data_is_lines() {
         let out = text("NAME   READY   STATUS\n");
@@ -1030,6 +1074,12 @@ worker-5f6d7c8b9a-q8zrt   0/1     CrashLoopBackOff   12 (4m ago)    41m
         assert_eq!(out.kind, ShapeKind::Lines);
         let out = text("error: no such file\nhint: try again\n");
         assert_eq!(out.kind, ShapeKind::Lines);
+        let out = text("Hello World\nfoo   bar\n");
+        assert_eq!(
+            out.kind,
+            ShapeKind::Lines,
+            "a header with single spaces is a sentence"
+        );
     }
 
     #[test]
