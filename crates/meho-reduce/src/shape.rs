@@ -423,6 +423,12 @@ fn cell(line: &[char], from: usize, to: usize) -> String {
         .to_owned()
 }
 
+fn is_blank(line: &[char], from: usize, to: usize) -> bool {
+    let to = to.min(line.len());
+    line.get(from..to)
+        .is_none_or(|chars| chars.iter().all(|c| c.is_whitespace()))
+}
+
 /// Rows of a tabular command's output, keyed by its header, when the header parses cleanly.
 ///
 /// A gap between two header words separates columns when some position in it is blank in
@@ -432,6 +438,19 @@ fn cell(line: &[char], from: usize, to: usize) -> String {
 fn table(lines: &[&str]) -> Option<Vec<Row>> {
     let mut lines = lines.iter().skip_while(|line| line.trim().is_empty());
     let header: Vec<char> = lines.next()?.chars().collect();
+    let header_words = words(&header);
+    // Tables pad their header; a header with only single spaces is a sentence. Checked before
+    // the data is looked at, so most logs leave here cheaply.
+    let padded = header_words
+        .windows(2)
+        .any(|pair| matches!(pair, [left, right] if right.start >= left.end + 2));
+    let first_word = header_words
+        .first()
+        .and_then(|word| header.get(word.start..word.end))
+        .map(|chars| chars.iter().collect::<String>());
+    if !padded || !first_word.is_some_and(|word| looks_like_a_column_name(&word)) {
+        return None;
+    }
     let data: Vec<Vec<char>> = lines
         .filter(|line| !line.trim().is_empty())
         .map(|line| line.chars().collect())
@@ -439,18 +458,16 @@ fn table(lines: &[&str]) -> Option<Vec<Row>> {
     if data.is_empty() {
         return None;
     }
-    let header_words = words(&header);
-    // Tables pad their header; a header with only single spaces is a sentence.
-    let padded = header_words
-        .windows(2)
-        .any(|pair| matches!(pair, [left, right] if right.start >= left.end + 2));
-    if !padded {
-        return None;
+    // Which positions under the header are blank in every data line, in one pass.
+    let mut blank = vec![true; header.len()];
+    for line in &data {
+        for (slot, c) in blank.iter_mut().zip(line) {
+            if !c.is_whitespace() {
+                *slot = false;
+            }
+        }
     }
-    let blank_at = |position: usize| {
-        data.iter()
-            .all(|line| line.get(position).is_none_or(|c| c.is_whitespace()))
-    };
+    let blank_at = |position: usize| blank.get(position).copied().unwrap_or(false);
     // Column starts (the first word's start, then a cut in each separating gap) and the index
     // of the first header word of each column.
     let mut cuts: Vec<usize> = vec![0];
@@ -475,7 +492,7 @@ fn table(lines: &[&str]) -> Option<Vec<Row>> {
     while let (Some(&from), Some(&first)) = (cuts.get(column), first_words.get(column)) {
         let to = cuts.get(column + 1).copied().unwrap_or(usize::MAX);
         let next_first = first_words.get(column + 1).copied();
-        let empty = data.iter().all(|line| cell(line, from, to).is_empty());
+        let empty = data.iter().all(|line| is_blank(line, from, to));
         let joins_previous = column > 0 && first > 0 && one_space(first - 1, first);
         let joins_next = next_first.is_some_and(|next| next > 0 && one_space(next - 1, next));
         if empty && joins_previous {
@@ -619,10 +636,14 @@ pub fn columns(rows: &[Row]) -> Vec<Column> {
     let mut stats: HashMap<String, ColumnStats> = HashMap::new();
     for row in rows {
         for (key, value) in row {
-            let entry = stats.entry(key.clone()).or_insert_with(|| {
+            // Look up before inserting, so a key is copied once per column, not once per row.
+            if !stats.contains_key(key) {
                 order.push(key.clone());
-                ColumnStats::default()
-            });
+                stats.insert(key.clone(), ColumnStats::default());
+            }
+            let Some(entry) = stats.get_mut(key) else {
+                continue;
+            };
             if value.is_null() {
                 continue;
             }
@@ -1147,6 +1168,29 @@ tcp   ESTAB  0      36           192.168.1.20:22          192.168.1.5:5123  user
         assert_eq!(columns.len(), 3);
         assert_eq!(columns[0].distinct_estimate, 10_000);
         assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_large_log_and_a_large_table_are_shaped_quickly() {
+        let start = std::time::Instant::now();
+        let log: String = (0..50_000)
+            .map(|i| {
+                format!(
+                    "2024-05-01T10:00:{:02}Z INFO request {i} served in 3ms\n",
+                    i % 60
+                )
+            })
+            .collect();
+        let out = text(&log);
+        assert_eq!((out.kind, out.rows.len()), (ShapeKind::Lines, 50_000));
+        let mut table = String::from("NAME                 READY   STATUS    RESTARTS   AGE\n");
+        for i in 0..20_000 {
+            table.push_str(&format!("web-{i:<16} 1/1     Running   0          3d\n"));
+        }
+        let out = text(&table);
+        assert_eq!((out.kind, out.rows.len()), (ShapeKind::Table, 20_000));
+        assert_eq!(out.rows[19_999]["NAME"], "web-19999");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
     }
 
     fn arbitrary_json() -> impl Strategy<Value = Value> {
