@@ -1237,5 +1237,22 @@ tcp   ESTAB  0      36           192.168.1.20:22          192.168.1.5:5123  user
             let out = shape(Source::Json(value));
             let _ = columns(&out.rows);
         }
+
+        #[test]
+        fn an_array_gives_one_row_per_element(items in prop::collection::vec(arbitrary_json(), 0..16)) {
+            let n = items.len();
+            let out = shape(Source::Json(Value::Array(items)));
+            prop_assert_eq!(out.rows.len(), n);
+        }
+
+        #[test]
+        fn columns_count_every_row(value in arbitrary_json()) {
+            let out = shape(Source::Json(value));
+            for column in columns(&out.rows) {
+                prop_assert!(column.nulls <= out.rows.len());
+                prop_assert!(column.examples.len() <= 3);
+                prop_assert!(column.examples.len() <= column.distinct_estimate);
+            }
+        }
     }
 }
