@@ -153,9 +153,7 @@ impl ResultTable {
                     if let SqlValue::Text(t) = &value {
                         longest = longest.max(t.len());
                     }
-                    insert
-                        .raw_bind_parameter(i + 1, value)
-                        .map_err(internal)?;
+                    insert.raw_bind_parameter(i + 1, value).map_err(internal)?;
                 }
                 let doc = serde_json::to_string(row).map_err(internal)?;
                 longest = longest.max(doc.len());
@@ -194,7 +192,9 @@ impl ResultTable {
             });
         }
         if sql.contains('\0') {
-            return Err(SqlError::Invalid("SQL text contains a NUL character".to_owned()));
+            return Err(SqlError::Invalid(
+                "SQL text contains a NUL character".to_owned(),
+            ));
         }
         let sql_limit = i32::try_from(limits.max_sql_bytes.max(1)).unwrap_or(i32::MAX);
         self.conn
@@ -213,7 +213,9 @@ impl ResultTable {
             .map_err(internal)?;
         let result = self.run(sql, limits, start, deadline);
         // Never leave a stale handler behind; a failure here changes nothing for the answer.
-        let _ = self.conn.progress_handler(PROGRESS_OPS, None::<fn() -> bool>);
+        let _ = self
+            .conn
+            .progress_handler(PROGRESS_OPS, None::<fn() -> bool>);
         result
     }
 
@@ -285,9 +287,17 @@ impl ResultTable {
             rusqlite::Error::MultipleStatement => {
                 SqlError::Refused("more than one statement".to_owned())
             }
-            rusqlite::Error::SqliteFailure(f, msg) => {
-                let msg = msg.unwrap_or_else(|| f.to_string());
-                match f.code {
+            rusqlite::Error::SqliteFailure(_, _) | rusqlite::Error::SqlInputError { .. } => {
+                let (code, msg) = match e {
+                    rusqlite::Error::SqliteFailure(f, msg) => {
+                        (f.code, msg.unwrap_or_else(|| f.to_string()))
+                    }
+                    rusqlite::Error::SqlInputError {
+                        error, msg, offset, ..
+                    } => (error.code, format!("{msg} (at byte {offset})")),
+                    other => return SqlError::Internal(other.to_string()),
+                };
+                match code {
                     ErrorCode::OperationInterrupted => SqlError::Deadline(limits.deadline),
                     ErrorCode::AuthorizationForStatementDenied => SqlError::Refused(msg),
                     ErrorCode::TooBig => SqlError::TooLarge {
@@ -341,7 +351,7 @@ fn lock_down(
         (Limit::SQLITE_LIMIT_EXPR_DEPTH, 100),
         (Limit::SQLITE_LIMIT_COMPOUND_SELECT, 50),
         (Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, 1000),
-        (Limit::SQLITE_LIMIT_FUNCTION_ARG, 32),
+        (Limit::SQLITE_LIMIT_FUNCTION_ARG, 100),
         (Limit::SQLITE_LIMIT_ATTACHED, 0),
         (Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 0),
         (Limit::SQLITE_LIMIT_TRIGGER_DEPTH, 0),
@@ -377,6 +387,14 @@ fn refusal(action: &AuthAction<'_>) -> Option<String> {
         AuthAction::Attach { .. } => Some("ATTACH".to_owned()),
         AuthAction::Detach { .. } => Some("DETACH".to_owned()),
         AuthAction::Pragma { pragma_name, .. } => Some(format!("PRAGMA {pragma_name}")),
+        // SQLite checks the write to its schema table before the CREATE/DROP/ALTER/ANALYZE itself.
+        AuthAction::Insert { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::Delete { table_name }
+            if table_name.starts_with("sqlite_") =>
+        {
+            Some("a schema change (CREATE, DROP, ALTER, ANALYZE)".to_owned())
+        }
         AuthAction::Insert { .. } => Some("INSERT".to_owned()),
         AuthAction::Update { .. } => Some("UPDATE".to_owned()),
         AuthAction::Delete { .. } => Some("DELETE".to_owned()),
@@ -463,5 +481,419 @@ fn to_json(v: ValueRef<'_>) -> Value {
             }
             Value::String(hex)
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn pods() -> ResultTable {
+        let columns: Vec<String> = ["name", "ns", "restarts", "ready", "labels", "cpu"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let rows: Vec<_> = (0..30)
+            .map(|i| {
+                obj(json!({
+                    "name": format!("pod-{i}"),
+                    "ns": if i % 3 == 0 { "kube-system" } else { "default" },
+                    "restarts": i % 4,
+                    "ready": i % 2 == 0,
+                    "labels": {"app": format!("app{}", i % 5)},
+                    "cpu": f64::from(i) / 10.0,
+                }))
+            })
+            .collect();
+        ResultTable::load(&columns, &rows).unwrap()
+    }
+
+    fn q(t: &ResultTable, sql: &str) -> Result<Answer, SqlError> {
+        t.query(sql, &Limits::default())
+    }
+
+    fn still_works(t: &ResultTable) {
+        let a = q(t, "SELECT count(*) FROM result").unwrap();
+        assert_eq!(a.rows, vec![vec![json!(30)]]);
+    }
+
+    #[test]
+    fn loads_scalars_objects_and_doc() {
+        let t = pods();
+        let a = q(
+            &t,
+            "SELECT name, restarts, ready, labels, cpu FROM result WHERE name = 'pod-2'",
+        )
+        .unwrap();
+        assert_eq!(a.columns, ["name", "restarts", "ready", "labels", "cpu"]);
+        assert_eq!(
+            a.rows,
+            vec![vec![
+                json!("pod-2"),
+                json!(2),
+                json!(1),
+                json!("{\"app\":\"app2\"}"),
+                json!(0.2)
+            ]]
+        );
+        assert!(!a.truncated);
+        let a = q(
+            &t,
+            "SELECT typeof(name), typeof(restarts), typeof(cpu) FROM result LIMIT 1",
+        )
+        .unwrap();
+        assert_eq!(
+            a.rows,
+            vec![vec![json!("text"), json!("integer"), json!("real")]]
+        );
+    }
+
+    #[test]
+    fn json1_over_doc() {
+        let t = pods();
+        let a = q(
+            &t,
+            "SELECT doc ->> '$.labels.app' FROM result WHERE name = 'pod-7'",
+        )
+        .unwrap();
+        assert_eq!(a.rows, vec![vec![json!("app2")]]);
+        let a = q(
+            &t,
+            "SELECT json_extract(doc, '$.ns') FROM result WHERE name = 'pod-3'",
+        )
+        .unwrap();
+        assert_eq!(a.rows, vec![vec![json!("kube-system")]]);
+        let a = q(
+            &t,
+            "SELECT j.key, j.value FROM result, json_each(result.doc, '$.labels') AS j \
+             WHERE name = 'pod-4'",
+        )
+        .unwrap();
+        assert_eq!(a.rows, vec![vec![json!("app"), json!("app4")]]);
+    }
+
+    #[test]
+    fn group_by_counts() {
+        let t = pods();
+        let a = q(
+            &t,
+            "SELECT ns, count(*) AS n FROM result GROUP BY ns ORDER BY ns",
+        )
+        .unwrap();
+        assert_eq!(a.columns, ["ns", "n"]);
+        assert_eq!(
+            a.rows,
+            vec![
+                vec![json!("default"), json!(20)],
+                vec![json!("kube-system"), json!(10)]
+            ]
+        );
+        let a = q(
+            &t,
+            "WITH x AS (SELECT restarts FROM result) SELECT max(restarts) FROM x",
+        )
+        .unwrap();
+        assert_eq!(a.rows, vec![vec![json!(3)]]);
+        let a = q(&t, "VALUES (1, 'a'), (2, 'b')").unwrap();
+        assert_eq!(a.rows.len(), 2);
+    }
+
+    #[test]
+    fn awkward_and_colliding_names() {
+        let columns: Vec<String> = ["a\"b", "select", "Name", "name", "doc", "", "we ird;--"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let row = obj(
+            json!({"a\"b": 1, "select": 2, "Name": 3, "name": 4, "doc": 5, "": 6, "we ird;--": 7}),
+        );
+        let t = ResultTable::load(&columns, &[row]).unwrap();
+        assert_eq!(
+            t.columns(),
+            [
+                "a\"b",
+                "select",
+                "Name",
+                "name_2",
+                "doc_2",
+                "_",
+                "we ird;--"
+            ]
+        );
+        let a = q(
+            &t,
+            "SELECT \"a\"\"b\", \"select\", Name, name_2, doc_2, _, \"we ird;--\" FROM result",
+        )
+        .unwrap();
+        assert_eq!(a.rows, vec![(1..=7).map(|i| json!(i)).collect::<Vec<_>>()]);
+        let a = q(&t, "SELECT doc ->> '$.doc' FROM result").unwrap();
+        assert_eq!(a.rows, vec![vec![json!(5)]]);
+    }
+
+    #[test]
+    fn refuses_writes_and_admin() {
+        let t = pods();
+        for (sql, named) in [
+            ("ATTACH DATABASE ':memory:' AS other", "ATTACH"),
+            ("ATTACH DATABASE '/tmp/x.db' AS other", "ATTACH"),
+            ("DETACH DATABASE main", "DETACH"),
+            ("PRAGMA table_info(result)", "PRAGMA"),
+            ("PRAGMA writable_schema = ON", "PRAGMA"),
+            ("SELECT * FROM pragma_table_info('result')", "PRAGMA"),
+            ("INSERT INTO result (name) VALUES ('x')", "INSERT"),
+            ("UPDATE result SET name = 'x'", "UPDATE"),
+            ("DELETE FROM result", "DELETE"),
+            ("CREATE TABLE t (a)", "CREATE"),
+            ("CREATE TEMP TABLE t (a)", "CREATE"),
+            ("CREATE VIEW v AS SELECT 1", "CREATE"),
+            ("CREATE INDEX i ON result (name)", "CREATE"),
+            ("DROP TABLE result", "DROP"),
+            ("ALTER TABLE result ADD COLUMN z", "ALTER"),
+            ("BEGIN", "transaction"),
+            ("COMMIT", "transaction"),
+            ("SAVEPOINT s", "SAVEPOINT"),
+            ("ANALYZE", "ANALYZE"),
+            ("REINDEX", ""),
+            ("VACUUM", ""),
+            ("SELECT load_extension('x')", "load_extension"),
+            ("SELECT name FROM result; DELETE FROM result", "DELETE"),
+            ("SELECT 1; SELECT 2", "more than one statement"),
+        ] {
+            match q(&t, sql) {
+                Err(SqlError::Refused(what)) => {
+                    assert!(!what.is_empty() && what.contains(named), "{sql}: {what}");
+                }
+                other => panic!("{sql}: {other:?}"),
+            }
+            still_works(&t);
+        }
+    }
+
+    #[test]
+    fn load_extension_is_impossible() {
+        let t = pods();
+        for sql in [
+            "SELECT load_extension('x')",
+            "SELECT LOAD_EXTENSION('/lib/x.so', 'init')",
+        ] {
+            assert!(matches!(q(&t, sql), Err(SqlError::Refused(_))), "{sql}");
+        }
+        still_works(&t);
+    }
+
+    #[test]
+    fn runaway_recursive_cte_hits_the_deadline() {
+        let t = pods();
+        let limits = Limits {
+            deadline: Duration::from_millis(200),
+            ..Limits::default()
+        };
+        let r = t.query(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+             SELECT count(*) FROM c",
+            &limits,
+        );
+        assert!(matches!(r, Err(SqlError::Deadline(_))), "{r:?}");
+        still_works(&t);
+    }
+
+    #[test]
+    fn cartesian_blow_up_is_bounded() {
+        let t = pods();
+        let limits = Limits {
+            deadline: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        for sql in [
+            "SELECT * FROM result a, result b, result c, result d, result e",
+            "SELECT a.doc, b.doc FROM result a, result b, result c, result d, result e \
+             ORDER BY random()",
+        ] {
+            match t.query(sql, &limits) {
+                Ok(a) => assert!(a.truncated, "{sql}"),
+                Err(SqlError::Deadline(_)) => {}
+                other => panic!("{sql}: {other:?}"),
+            }
+            still_works(&t);
+        }
+    }
+
+    #[test]
+    fn huge_sql_is_refused() {
+        let t = pods();
+        let sql = format!("SELECT '{}'", "x".repeat(1024 * 1024));
+        assert!(matches!(q(&t, &sql), Err(SqlError::TooLarge { .. })));
+        still_works(&t);
+    }
+
+    #[test]
+    fn huge_values_are_too_large() {
+        let t = pods();
+        let r = q(&t, "SELECT length(zeroblob(1000000000))");
+        assert!(matches!(r, Err(SqlError::TooLarge { .. })), "{r:?}");
+        still_works(&t);
+    }
+
+    #[test]
+    fn truncates_at_max_rows_and_max_bytes() {
+        let t = pods();
+        let limits = Limits {
+            max_rows: 10,
+            ..Limits::default()
+        };
+        let a = t.query("SELECT name FROM result", &limits).unwrap();
+        assert_eq!(a.rows.len(), 10);
+        assert!(a.truncated);
+        let a = t
+            .query("SELECT name FROM result LIMIT 10", &limits)
+            .unwrap();
+        assert_eq!(a.rows.len(), 10);
+        assert!(!a.truncated);
+
+        let limits = Limits {
+            max_bytes: 200,
+            ..Limits::default()
+        };
+        let a = t.query("SELECT doc FROM result", &limits).unwrap();
+        assert!(a.truncated);
+        assert!(a.rows.len() < 30);
+        let size: usize = a
+            .rows
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap().len())
+            .sum();
+        assert!(size <= 200);
+    }
+
+    #[test]
+    fn invalid_sql_is_invalid() {
+        let t = pods();
+        for sql in [
+            "SELEC 1",
+            "SELECT nope FROM result",
+            "SELECT * FROM nowhere",
+            "",
+        ] {
+            let r = q(&t, sql);
+            assert!(
+                matches!(r, Err(SqlError::Invalid(_) | SqlError::Refused(_))),
+                "{sql}: {r:?}"
+            );
+        }
+        still_works(&t);
+    }
+
+    #[test]
+    fn random_short_sql_never_panics() {
+        let t = pods();
+        let pieces = [
+            "SELECT",
+            "*",
+            "FROM",
+            "result",
+            "WHERE",
+            "name",
+            "=",
+            "'pod-1'",
+            ";",
+            "(",
+            ")",
+            ",",
+            "doc",
+            "->>",
+            "'$.labels'",
+            "json_each",
+            "GROUP BY",
+            "ORDER BY",
+            "LIMIT",
+            "1",
+            "-1",
+            "NULL",
+            "count(*)",
+            "UNION",
+            "WITH",
+            "RECURSIVE",
+            "AS",
+            "x",
+            "\"",
+            "'",
+            "--",
+            "/*",
+            "PRAGMA",
+            "ATTACH",
+            "DELETE",
+            "VALUES",
+            "load_extension",
+            "zeroblob(99999999)",
+            "randomblob(5)",
+            "||",
+            "LIKE",
+            "'%a%'",
+            "ESCAPE",
+            "CAST",
+            "0x7fffffffffffffff",
+            "é",
+        ];
+        let limits = Limits {
+            deadline: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..400 {
+            let mut sql = String::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let n = 1 + (seed % 9) as usize;
+            for _ in 0..n {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                sql.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+                sql.push(' ');
+            }
+            let _ = t.query(&sql, &limits);
+        }
+        still_works(&t);
+    }
+
+    #[test]
+    fn loads_many_rows() {
+        let columns: Vec<String> = (0..20).map(|i| format!("f{i}")).collect();
+        let rows: Vec<_> = (0..10_000)
+            .map(|r| {
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        (
+                            c.clone(),
+                            if i % 2 == 0 {
+                                json!(r * i)
+                            } else {
+                                json!(format!("v{r}-{i}"))
+                            },
+                        )
+                    })
+                    .collect::<Map<_, _>>()
+            })
+            .collect();
+        let t = ResultTable::load(&columns, &rows).unwrap();
+        let a = q(&t, "SELECT count(*), sum(f2) FROM result").unwrap();
+        assert_eq!(a.rows[0][0], json!(10_000));
     }
 }
