@@ -333,6 +333,25 @@ fn lock_down(
     longest_value: usize,
     denied: Arc<Mutex<Option<String>>>,
 ) -> Result<(), SqlError> {
+    harden(conn, column_count, longest_value)?;
+    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+        match refusal(&ctx.action) {
+            None => Authorization::Allow,
+            Some(what) => {
+                if let Ok(mut d) = denied.lock() {
+                    d.get_or_insert(what);
+                }
+                Authorization::Deny
+            }
+        }
+    }))
+    .map_err(internal)
+}
+
+/// The configuration and limits under the authorizer: each holds even if the authorizer let
+/// something through. Extension loading is never enabled (neither the C API switch nor
+/// `SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION`), so `load_extension()` fails here too.
+fn harden(conn: &Connection, column_count: usize, longest_value: usize) -> Result<(), SqlError> {
     for (config, on) in [
         (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
         (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
@@ -359,18 +378,7 @@ fn lock_down(
         let value = i32::try_from(value).unwrap_or(i32::MAX);
         conn.set_limit(limit, value).map_err(internal)?;
     }
-    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-        match refusal(&ctx.action) {
-            None => Authorization::Allow,
-            Some(what) => {
-                if let Ok(mut d) = denied.lock() {
-                    d.get_or_insert(what);
-                }
-                Authorization::Deny
-            }
-        }
-    }))
-    .map_err(internal)
+    Ok(())
 }
 
 /// `None` if the sandbox allows the action, else what it refuses.
@@ -693,6 +701,20 @@ mod tests {
             assert!(matches!(q(&t, sql), Err(SqlError::Refused(_))), "{sql}");
         }
         still_works(&t);
+    }
+
+    #[test]
+    fn without_the_authorizer_extensions_and_attach_still_fail() {
+        let conn = Connection::open_in_memory().unwrap();
+        harden(&conn, 3, 10).unwrap();
+        let r: rusqlite::Result<i64> =
+            conn.query_row("SELECT load_extension('x')", [], |r| r.get(0));
+        assert!(r.is_err(), "{r:?}");
+        let r = conn.execute_batch("ATTACH DATABASE ':memory:' AS other");
+        assert!(r.is_err(), "{r:?}");
+        let r: rusqlite::Result<i64> =
+            conn.query_row("SELECT length(zeroblob(100000000))", [], |r| r.get(0));
+        assert!(r.is_err(), "{r:?}");
     }
 
     #[test]
