@@ -86,13 +86,11 @@ pub enum SqlError {
     #[error("query aborted past its deadline of {0:?}")]
     Deadline(Duration),
     /// An input or an intermediate value exceeds a size limit.
-    #[error("{what} too large: {size} bytes over a limit of {limit}")]
+    #[error("too large: {what} (limit {limit})")]
     TooLarge {
-        /// What was too large.
+        /// What was too large, with its size where known.
         what: String,
-        /// Its size, as far as known.
-        size: usize,
-        /// The limit.
+        /// The limit it exceeds (bytes, or a count for columns).
         limit: usize,
     },
     /// Something failed that is not the query's fault.
@@ -108,6 +106,8 @@ pub struct ResultTable {
     columns: Vec<String>,
     /// What the authorizer last refused, for naming it in [`SqlError::Refused`].
     denied: Arc<Mutex<Option<String>>>,
+    /// The longest string or blob a query may build, in bytes.
+    value_limit: usize,
 }
 
 impl ResultTable {
@@ -119,8 +119,7 @@ impl ResultTable {
     pub fn load(columns: &[String], rows: &[Map<String, Value>]) -> Result<Self, SqlError> {
         if columns.len() > MAX_COLUMNS {
             return Err(SqlError::TooLarge {
-                what: "column count".to_owned(),
-                size: columns.len(),
+                what: format!("{} columns", columns.len()),
                 limit: MAX_COLUMNS,
             });
         }
@@ -166,11 +165,12 @@ impl ResultTable {
         tx.commit().map_err(internal)?;
 
         let denied = Arc::new(Mutex::new(None));
-        lock_down(&conn, defs.len(), longest, Arc::clone(&denied))?;
+        let value_limit = lock_down(&conn, defs.len(), longest, Arc::clone(&denied))?;
         Ok(Self {
             conn,
             columns: names,
             denied,
+            value_limit,
         })
     }
 
@@ -186,8 +186,7 @@ impl ResultTable {
         let start = Instant::now();
         if sql.len() > limits.max_sql_bytes {
             return Err(SqlError::TooLarge {
-                what: "SQL text".to_owned(),
-                size: sql.len(),
+                what: format!("SQL text of {} bytes", sql.len()),
                 limit: limits.max_sql_bytes,
             });
         }
@@ -301,15 +300,10 @@ impl ResultTable {
                     ErrorCode::OperationInterrupted => SqlError::Deadline(limits.deadline),
                     ErrorCode::AuthorizationForStatementDenied => SqlError::Refused(msg),
                     ErrorCode::TooBig => SqlError::TooLarge {
-                        what: msg,
-                        size: 0,
-                        limit: 0,
+                        what: format!("a value or the SQL text ({msg})"),
+                        limit: self.value_limit,
                     },
-                    ErrorCode::OutOfMemory => SqlError::TooLarge {
-                        what: format!("memory use ({msg})"),
-                        size: 0,
-                        limit: 0,
-                    },
+                    ErrorCode::OutOfMemory => SqlError::Internal(format!("out of memory ({msg})")),
                     _ => SqlError::Invalid(msg),
                 }
             }
@@ -332,8 +326,8 @@ fn lock_down(
     column_count: usize,
     longest_value: usize,
     denied: Arc<Mutex<Option<String>>>,
-) -> Result<(), SqlError> {
-    harden(conn, column_count, longest_value)?;
+) -> Result<usize, SqlError> {
+    let value_limit = harden(conn, column_count, longest_value)?;
     conn.authorizer(Some(move |ctx: AuthContext<'_>| {
         match refusal(&ctx.action) {
             None => Authorization::Allow,
@@ -345,13 +339,15 @@ fn lock_down(
             }
         }
     }))
-    .map_err(internal)
+    .map_err(internal)?;
+    Ok(value_limit)
 }
 
 /// The configuration and limits under the authorizer: each holds even if the authorizer let
 /// something through. Extension loading is never enabled (neither the C API switch nor
 /// `SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION`), so `load_extension()` fails here too.
-fn harden(conn: &Connection, column_count: usize, longest_value: usize) -> Result<(), SqlError> {
+/// Answers the longest string or blob a query may build.
+fn harden(conn: &Connection, column_count: usize, longest_value: usize) -> Result<usize, SqlError> {
     for (config, on) in [
         (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
         (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
@@ -361,7 +357,10 @@ fn harden(conn: &Connection, column_count: usize, longest_value: usize) -> Resul
     ] {
         conn.set_db_config(config, on).map_err(internal)?;
     }
-    let length = longest_value.saturating_mul(2).max(MIN_VALUE_LENGTH);
+    let length = longest_value
+        .saturating_mul(2)
+        .max(MIN_VALUE_LENGTH)
+        .min(i32::MAX as usize);
     let columns = (column_count + 1).max(64);
     for (limit, value) in [
         (Limit::SQLITE_LIMIT_LENGTH, length),
@@ -378,7 +377,7 @@ fn harden(conn: &Connection, column_count: usize, longest_value: usize) -> Resul
         let value = i32::try_from(value).unwrap_or(i32::MAX);
         conn.set_limit(limit, value).map_err(internal)?;
     }
-    Ok(())
+    Ok(length)
 }
 
 /// `None` if the sandbox allows the action, else what it refuses.
@@ -568,6 +567,30 @@ mod tests {
             a.rows,
             vec![vec![json!("text"), json!("integer"), json!("real")]]
         );
+    }
+
+    #[test]
+    fn missing_fields_big_numbers_and_too_many_columns() {
+        let columns = vec!["a".to_owned(), "b".to_owned()];
+        let rows = [
+            obj(json!({"a": u64::MAX, "b": null})),
+            obj(json!({"a": -5, "extra": [1, 2]})),
+        ];
+        let t = ResultTable::load(&columns, &rows).unwrap();
+        let a = q(&t, "SELECT typeof(a), b, doc ->> '$.extra[1]' FROM result").unwrap();
+        assert_eq!(
+            a.rows,
+            vec![
+                vec![json!("real"), Value::Null, Value::Null],
+                vec![json!("integer"), Value::Null, json!(2)],
+            ]
+        );
+        let many: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("c{i}")).collect();
+        let r = ResultTable::load(&many, &[]);
+        assert!(matches!(r, Err(SqlError::TooLarge { .. })), "{r:?}");
+        let empty = ResultTable::load(&[], &[]).unwrap();
+        let a = q(&empty, "SELECT count(*) FROM result").unwrap();
+        assert_eq!(a.rows, vec![vec![json!(0)]]);
     }
 
     #[test]
