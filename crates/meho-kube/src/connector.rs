@@ -52,8 +52,6 @@ pub const MAX_MANIFEST_BYTES: usize = 1 << 20;
 pub const MAX_OBJECTS: usize = 50;
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "meho";
-/// A preview is clipped to this many bytes.
-const MAX_PREVIEW_BYTES: usize = 64 * 1024;
 
 /// The Table format kubectl asks for: the API server computes kubectl's columns.
 const ACCEPT_TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io, application/json";
@@ -262,6 +260,16 @@ pub struct Planned {
     pub objects: Vec<Object>,
 }
 
+impl Planned {
+    /// A call on one object (every tool but `k8s_apply`).
+    fn one(call: KubeCall, object: Object) -> Self {
+        Planned {
+            call,
+            objects: vec![object],
+        }
+    }
+}
+
 // --- the connector --------------------------------------------------------------------------
 
 /// The Kubernetes connector: clusters by name.
@@ -448,14 +456,7 @@ impl KubeConnector {
                     action: object.action.canonical(),
                     output: args.output,
                 };
-                (
-                    args.cluster,
-                    Planned {
-                        call,
-                        objects: vec![object],
-                    },
-                    None,
-                )
+                (args.cluster, Planned::one(call, object), None)
             }
             LIST => {
                 let args: ListArgs = parse_arguments(tool, arguments)?;
@@ -496,14 +497,7 @@ impl KubeConnector {
                     continue_token: args.continue_token,
                     output: args.output,
                 };
-                (
-                    args.cluster,
-                    Planned {
-                        call,
-                        objects: vec![object],
-                    },
-                    None,
-                )
+                (args.cluster, Planned::one(call, object), None)
             }
             LOGS => {
                 let args: LogsArgs = parse_arguments(tool, arguments)?;
@@ -537,14 +531,7 @@ impl KubeConnector {
                     since_seconds: args.since_seconds,
                     previous: args.previous,
                 };
-                (
-                    args.cluster,
-                    Planned {
-                        call,
-                        objects: vec![object],
-                    },
-                    None,
-                )
+                (args.cluster, Planned::one(call, object), None)
             }
             APPLY => {
                 let args: ApplyArgs = parse_arguments(tool, arguments)?;
@@ -579,14 +566,7 @@ impl KubeConnector {
                     action: object.action.canonical(),
                     propagation: args.propagation,
                 };
-                (
-                    args.cluster,
-                    Planned {
-                        call,
-                        objects: vec![object],
-                    },
-                    None,
-                )
+                (args.cluster, Planned::one(call, object), None)
             }
             other => {
                 return Err(ToolError::new(
@@ -1331,14 +1311,8 @@ async fn preview(
             object.is_secrets(),
         ));
     }
-    if out.len() > MAX_PREVIEW_BYTES {
-        let mut end = MAX_PREVIEW_BYTES;
-        while !out.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.truncate(end);
-        out.push_str("\n… (preview truncated)\n");
-    }
+    // Bounded by the manifest's size; the gateway redacts it whole, then clips it at a line
+    // break (clipping here first could cut a secret the redactor would then not recognise).
     Ok(out)
 }
 

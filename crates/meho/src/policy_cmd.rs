@@ -64,7 +64,7 @@ pub(crate) fn print_decision(decision: &Decided, format: Format) -> Result<(), F
     Ok(())
 }
 
-pub(crate) fn decision_json(decided: &Decided) -> Result<String, Failure> {
+fn decision_json(decided: &Decided) -> Result<String, Failure> {
     serde_json::to_string(decided)
         .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot encode decision: {err}")))
 }
