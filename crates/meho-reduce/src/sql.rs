@@ -24,6 +24,8 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use serde_json::{Map, Value};
 
+use crate::ReduceError;
+
 /// The name of the table [`ResultTable::load`] creates.
 pub const TABLE: &str = "result";
 /// The column holding each row's full JSON text.
@@ -45,7 +47,7 @@ pub struct Limits {
     pub max_rows: usize,
     /// Bytes of the answer's rows as compact JSON; more set [`Answer::truncated`].
     pub max_bytes: usize,
-    /// Bytes of SQL text; more is [`SqlError::TooLarge`].
+    /// Bytes of SQL text; more is [`ReduceError::TooLarge`].
     pub max_sql_bytes: usize,
 }
 
@@ -73,38 +75,13 @@ pub struct Answer {
     pub elapsed: Duration,
 }
 
-/// Why a query (or a load) gave no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum SqlError {
-    /// The sandbox forbids it; the text names what.
-    #[error("refused: {0}")]
-    Refused(String),
-    /// SQLite found the statement invalid (syntax, unknown column, bad function use, …).
-    #[error("invalid SQL: {0}")]
-    Invalid(String),
-    /// The query ran past its deadline (the deadline is given).
-    #[error("query aborted past its deadline of {0:?}")]
-    Deadline(Duration),
-    /// An input or an intermediate value exceeds a size limit.
-    #[error("too large: {what} (limit {limit})")]
-    TooLarge {
-        /// What was too large, with its size where known.
-        what: String,
-        /// The limit it exceeds (bytes, or a count for columns).
-        limit: usize,
-    },
-    /// Something failed that is not the query's fault.
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
 /// An in-memory SQLite database holding result rows in table [`TABLE`], locked down for
 /// read-only queries.
 #[derive(Debug)]
 pub struct ResultTable {
     conn: Connection,
     columns: Vec<String>,
-    /// What the authorizer last refused, for naming it in [`SqlError::Refused`].
+    /// What the authorizer last refused, for naming it in [`ReduceError::Refused`].
     denied: Arc<Mutex<Option<String>>>,
     /// The longest string or blob a query may build, in bytes.
     value_limit: usize,
@@ -116,9 +93,9 @@ impl ResultTable {
     /// SQLite values (integers, reals, text, NULL, booleans as 0/1), objects/arrays as JSON
     /// text; a field a row lacks is NULL. Field names that collide (case-insensitively, or with
     /// `doc`) get a deterministic suffix `_2`, `_3`, …; see [`ResultTable::columns`].
-    pub fn load(columns: &[String], rows: &[Map<String, Value>]) -> Result<Self, SqlError> {
+    pub fn load(columns: &[String], rows: &[Map<String, Value>]) -> Result<Self, ReduceError> {
         if columns.len() > MAX_COLUMNS {
-            return Err(SqlError::TooLarge {
+            return Err(ReduceError::TooLarge {
                 what: format!("{} columns", columns.len()),
                 limit: MAX_COLUMNS,
             });
@@ -182,16 +159,16 @@ impl ResultTable {
 
     /// Runs one read-only statement (a single SELECT / WITH … SELECT / VALUES), answering at
     /// most `limits.max_rows` rows and `limits.max_bytes` of JSON (`truncated` beyond).
-    pub fn query(&self, sql: &str, limits: &Limits) -> Result<Answer, SqlError> {
+    pub fn query(&self, sql: &str, limits: &Limits) -> Result<Answer, ReduceError> {
         let start = Instant::now();
         if sql.len() > limits.max_sql_bytes {
-            return Err(SqlError::TooLarge {
+            return Err(ReduceError::TooLarge {
                 what: format!("SQL text of {} bytes", sql.len()),
                 limit: limits.max_sql_bytes,
             });
         }
         if sql.contains('\0') {
-            return Err(SqlError::Invalid(
+            return Err(ReduceError::Invalid(
                 "SQL text contains a NUL character".to_owned(),
             ));
         }
@@ -224,17 +201,17 @@ impl ResultTable {
         limits: &Limits,
         start: Instant,
         deadline: Option<Instant>,
-    ) -> Result<Answer, SqlError> {
+    ) -> Result<Answer, ReduceError> {
         let mut stmt = self
             .conn
             .prepare(sql)
             .map_err(|e| self.classify(e, limits))?;
         if !stmt.readonly() {
-            return Err(SqlError::Refused("a statement that writes".to_owned()));
+            return Err(ReduceError::Refused("a statement that writes".to_owned()));
         }
         let columns: Vec<String> = stmt.column_names().into_iter().map(str::to_owned).collect();
         if columns.is_empty() {
-            return Err(SqlError::Refused(
+            return Err(ReduceError::Refused(
                 "a statement that answers no columns".to_owned(),
             ));
         }
@@ -265,7 +242,7 @@ impl ResultTable {
             bytes += size;
             rows_out.push(out);
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(SqlError::Deadline(limits.deadline));
+                return Err(ReduceError::Deadline(limits.deadline));
             }
         }
         Ok(Answer {
@@ -277,14 +254,14 @@ impl ResultTable {
     }
 
     /// Maps a SQLite error to what it means here.
-    fn classify(&self, e: rusqlite::Error, limits: &Limits) -> SqlError {
+    fn classify(&self, e: rusqlite::Error, limits: &Limits) -> ReduceError {
         let denied = self.denied.lock().ok().and_then(|mut d| d.take());
         if let Some(what) = denied {
-            return SqlError::Refused(what);
+            return ReduceError::Refused(what);
         }
         match e {
             rusqlite::Error::MultipleStatement => {
-                SqlError::Refused("more than one statement".to_owned())
+                ReduceError::Refused("more than one statement".to_owned())
             }
             rusqlite::Error::SqliteFailure(_, _) | rusqlite::Error::SqlInputError { .. } => {
                 let (code, msg) = match e {
@@ -294,30 +271,30 @@ impl ResultTable {
                     rusqlite::Error::SqlInputError {
                         error, msg, offset, ..
                     } => (error.code, format!("{msg} (at byte {offset})")),
-                    other => return SqlError::Internal(other.to_string()),
+                    other => return ReduceError::Internal(other.to_string()),
                 };
                 match code {
-                    ErrorCode::OperationInterrupted => SqlError::Deadline(limits.deadline),
-                    ErrorCode::AuthorizationForStatementDenied => SqlError::Refused(msg),
-                    ErrorCode::TooBig => SqlError::TooLarge {
+                    ErrorCode::OperationInterrupted => ReduceError::Deadline(limits.deadline),
+                    ErrorCode::AuthorizationForStatementDenied => ReduceError::Refused(msg),
+                    ErrorCode::TooBig => ReduceError::TooLarge {
                         what: format!("a value or the SQL text ({msg})"),
                         limit: self.value_limit,
                     },
-                    ErrorCode::OutOfMemory => SqlError::Internal(format!("out of memory ({msg})")),
-                    _ => SqlError::Invalid(msg),
+                    ErrorCode::OutOfMemory => ReduceError::Internal(format!("out of memory ({msg})")),
+                    _ => ReduceError::Invalid(msg),
                 }
             }
-            rusqlite::Error::InvalidQuery => SqlError::Invalid("not a query".to_owned()),
+            rusqlite::Error::InvalidQuery => ReduceError::Invalid("not a query".to_owned()),
             rusqlite::Error::NulError(_) => {
-                SqlError::Invalid("SQL text contains a NUL character".to_owned())
+                ReduceError::Invalid("SQL text contains a NUL character".to_owned())
             }
-            other => SqlError::Internal(other.to_string()),
+            other => ReduceError::Internal(other.to_string()),
         }
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> SqlError {
-    SqlError::Internal(e.to_string())
+fn internal(e: impl std::fmt::Display) -> ReduceError {
+    ReduceError::Internal(e.to_string())
 }
 
 /// Installs the sandbox; after this the connection only answers reads.
@@ -326,7 +303,7 @@ fn lock_down(
     column_count: usize,
     longest_value: usize,
     denied: Arc<Mutex<Option<String>>>,
-) -> Result<usize, SqlError> {
+) -> Result<usize, ReduceError> {
     let value_limit = harden(conn, column_count, longest_value)?;
     conn.authorizer(Some(move |ctx: AuthContext<'_>| {
         match refusal(&ctx.action) {
@@ -347,7 +324,7 @@ fn lock_down(
 /// something through. Extension loading is never enabled (neither the C API switch nor
 /// `SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION`), so `load_extension()` fails here too.
 /// Answers the longest string or blob a query may build.
-fn harden(conn: &Connection, column_count: usize, longest_value: usize) -> Result<usize, SqlError> {
+fn harden(conn: &Connection, column_count: usize, longest_value: usize) -> Result<usize, ReduceError> {
     for (config, on) in [
         (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
         (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
@@ -435,7 +412,8 @@ fn refusal(action: &AuthAction<'_>) -> Option<String> {
 
 /// SQL column names for `fields`: NULs replaced, empty names as `_`, collisions (compared
 /// case-insensitively, including with `doc`) suffixed `_2`, `_3`, … in order.
-fn column_names(fields: &[String]) -> Vec<String> {
+/// The SQL column names [`ResultTable::load`] gives `fields` (deduplicated, `doc` avoided).
+pub fn column_names(fields: &[String]) -> Vec<String> {
     let mut taken = std::collections::HashSet::new();
     taken.insert(DOC_COLUMN.to_owned());
     let mut out = Vec::with_capacity(fields.len());
@@ -529,7 +507,7 @@ mod tests {
         ResultTable::load(&columns, &rows).unwrap()
     }
 
-    fn q(t: &ResultTable, sql: &str) -> Result<Answer, SqlError> {
+    fn q(t: &ResultTable, sql: &str) -> Result<Answer, ReduceError> {
         t.query(sql, &Limits::default())
     }
 
@@ -587,7 +565,7 @@ mod tests {
         );
         let many: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("c{i}")).collect();
         let r = ResultTable::load(&many, &[]);
-        assert!(matches!(r, Err(SqlError::TooLarge { .. })), "{r:?}");
+        assert!(matches!(r, Err(ReduceError::TooLarge { .. })), "{r:?}");
         let empty = ResultTable::load(&[], &[]).unwrap();
         let a = q(&empty, "SELECT count(*) FROM result").unwrap();
         assert_eq!(a.rows, vec![vec![json!(0)]]);
@@ -705,7 +683,7 @@ mod tests {
             ("SELECT 1; SELECT 2", "more than one statement"),
         ] {
             match q(&t, sql) {
-                Err(SqlError::Refused(what)) => {
+                Err(ReduceError::Refused(what)) => {
                     assert!(!what.is_empty() && what.contains(named), "{sql}: {what}");
                 }
                 other => panic!("{sql}: {other:?}"),
@@ -721,7 +699,7 @@ mod tests {
             "SELECT load_extension('x')",
             "SELECT LOAD_EXTENSION('/lib/x.so', 'init')",
         ] {
-            assert!(matches!(q(&t, sql), Err(SqlError::Refused(_))), "{sql}");
+            assert!(matches!(q(&t, sql), Err(ReduceError::Refused(_))), "{sql}");
         }
         still_works(&t);
     }
@@ -752,7 +730,7 @@ mod tests {
              SELECT count(*) FROM c",
             &limits,
         );
-        assert!(matches!(r, Err(SqlError::Deadline(_))), "{r:?}");
+        assert!(matches!(r, Err(ReduceError::Deadline(_))), "{r:?}");
         still_works(&t);
     }
 
@@ -770,7 +748,7 @@ mod tests {
         ] {
             match t.query(sql, &limits) {
                 Ok(a) => assert!(a.truncated, "{sql}"),
-                Err(SqlError::Deadline(_)) => {}
+                Err(ReduceError::Deadline(_)) => {}
                 other => panic!("{sql}: {other:?}"),
             }
             still_works(&t);
@@ -781,7 +759,7 @@ mod tests {
     fn huge_sql_is_refused() {
         let t = pods();
         let sql = format!("SELECT '{}'", "x".repeat(1024 * 1024));
-        assert!(matches!(q(&t, &sql), Err(SqlError::TooLarge { .. })));
+        assert!(matches!(q(&t, &sql), Err(ReduceError::TooLarge { .. })));
         still_works(&t);
     }
 
@@ -789,7 +767,7 @@ mod tests {
     fn huge_values_are_too_large() {
         let t = pods();
         let r = q(&t, "SELECT length(zeroblob(1000000000))");
-        assert!(matches!(r, Err(SqlError::TooLarge { .. })), "{r:?}");
+        assert!(matches!(r, Err(ReduceError::TooLarge { .. })), "{r:?}");
         still_works(&t);
     }
 
@@ -835,7 +813,7 @@ mod tests {
         ] {
             let r = q(&t, sql);
             assert!(
-                matches!(r, Err(SqlError::Invalid(_) | SqlError::Refused(_))),
+                matches!(r, Err(ReduceError::Invalid(_) | ReduceError::Refused(_))),
                 "{sql}: {r:?}"
             );
         }
