@@ -71,6 +71,8 @@ pub struct Config {
     pub console: ConsoleConfig,
     /// `[[notifications.webhooks]]`.
     pub webhooks: Vec<WebhookConfig>,
+    /// `[reduction]`.
+    pub reduction: ReductionConfig,
     /// Findings that do not stop the config from loading.
     pub warnings: Vec<Diagnostic>,
     /// Every file the config names that a command reads at start (CA keys, TLS material), with
@@ -124,6 +126,54 @@ impl ServerConfig {
         self.public_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+}
+
+/// `[reduction]`: how large results are reduced (see `docs/reduction.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReductionConfig {
+    /// Whether MCP and REST calls reduce large results.
+    pub enabled: bool,
+    /// A result with more rows than this is reduced.
+    pub threshold_rows: u64,
+    /// A result whose JSON is larger than this (bytes) is reduced.
+    pub threshold_bytes: u64,
+    /// The most a reduced answer may be (bytes).
+    pub answer_max_bytes: u64,
+    /// The largest result `raw = true` returns whole (bytes).
+    pub raw_max_bytes: u64,
+    /// How long kept rows live.
+    pub ttl: std::time::Duration,
+    /// The most bytes of rows kept per result.
+    pub max_result_bytes: u64,
+    /// The most bytes kept per principal.
+    pub max_principal_bytes: u64,
+    /// How long one `result_query` may run.
+    pub query_timeout: std::time::Duration,
+    /// The most rows one `result_query` answers.
+    pub query_max_rows: u64,
+    /// The most bytes of rows one `result_query` answers.
+    pub query_max_bytes: u64,
+    /// Memory for loaded results on this replica (bytes of JSON).
+    pub cache_bytes: u64,
+}
+
+impl Default for ReductionConfig {
+    fn default() -> Self {
+        ReductionConfig {
+            enabled: true,
+            threshold_rows: 50,
+            threshold_bytes: 4096,
+            answer_max_bytes: 4096,
+            raw_max_bytes: 1 << 20,
+            ttl: std::time::Duration::from_secs(3600),
+            max_result_bytes: 64 << 20,
+            max_principal_bytes: 256 << 20,
+            query_timeout: std::time::Duration::from_millis(2000),
+            query_max_rows: 500,
+            query_max_bytes: 16 << 10,
+            cache_bytes: 256 << 20,
+        }
     }
 }
 

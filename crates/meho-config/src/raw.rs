@@ -65,6 +65,43 @@ pub struct RawConfig {
     /// Where new pending approvals are announced.
     #[serde(default)]
     pub notifications: RawNotifications,
+    /// Result reduction: large results become a summary and a handle the model queries with SQL.
+    #[serde(default)]
+    pub reduction: RawReduction,
+}
+
+/// `[reduction]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReduction {
+    /// Reduce large results of MCP and REST calls. Default true.
+    pub enabled: Option<bool>,
+    /// A result with more rows than this is reduced. Default 50.
+    pub threshold_rows: Option<u64>,
+    /// A result whose JSON is larger than this, in bytes, is reduced. Default 4096.
+    pub threshold_bytes: Option<u64>,
+    /// The most a reduced answer (the summary and its handle) may be, in bytes. Default 4096.
+    pub answer_max_bytes: Option<u64>,
+    /// The largest result a call with `raw = true` gets whole, in bytes; a larger one is reduced
+    /// anyway. Default 1048576 (1 MiB).
+    pub raw_max_bytes: Option<u64>,
+    /// How long the rows of a reduced result are kept, in seconds. Default 3600.
+    pub ttl_seconds: Option<u64>,
+    /// The most rows of one result kept, in bytes of JSON; rows past it are not kept (the
+    /// summary says how many were). Default 67108864 (64 MiB).
+    pub max_result_bytes: Option<u64>,
+    /// The most kept bytes per principal; a principal's oldest results are dropped to make room.
+    /// Default 268435456 (256 MiB).
+    pub max_principal_bytes: Option<u64>,
+    /// How long one `result_query` may run, in milliseconds. Default 2000.
+    pub query_timeout_ms: Option<u64>,
+    /// The most rows one `result_query` answers. Default 500.
+    pub query_max_rows: Option<u64>,
+    /// The most bytes of rows one `result_query` answers. Default 16384.
+    pub query_max_bytes: Option<u64>,
+    /// Memory for results loaded for querying on this replica, in bytes of JSON. Default
+    /// 268435456 (256 MiB).
+    pub cache_bytes: Option<u64>,
 }
 
 /// `[console]`.

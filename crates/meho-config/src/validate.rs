@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use meho_policy::{
     CommandPolicy, Enforcement, HostPolicy, Mode, PolicyError, PolicySet, is_valid_sudo_user,
@@ -15,8 +16,8 @@ use crate::raw::{
 use crate::{
     ApprovalsConfig, AuditConfig, AuthConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP,
     DEFAULT_LISTEN, DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT, Diagnostic, FileRef,
-    FileUse, Host, LogConfig, MAX_TTL_CEILING, McpConfig, Role, ServerConfig, SignerConfig,
-    SignerLocation, SshConfig, StoreConfig,
+    FileUse, Host, LogConfig, MAX_TTL_CEILING, McpConfig, ReductionConfig, Role, ServerConfig,
+    SignerConfig, SignerLocation, SshConfig, StoreConfig,
 };
 
 struct Validator<'a> {
@@ -111,6 +112,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
     let approvals = validate_approvals(&mut v, &raw);
     let console = validate_console(&mut v, &raw);
     let webhooks = validate_webhooks(&mut v, &raw);
+    let reduction = validate_reduction(&mut v, &raw);
     let mut hosts = BTreeMap::new();
     for (name, host) in &raw.hosts {
         if let Some(host) = validate_host(&mut v, &raw, &command_policies, &bastions, name, host) {
@@ -147,6 +149,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         approvals,
         console,
         webhooks,
+        reduction,
         warnings: v.warnings,
         files: v.files,
     })
@@ -713,6 +716,69 @@ fn validate_ssh(v: &mut Validator<'_>, raw: &RawConfig) -> SshConfig {
         recording_dir: ssh.recording_dir.as_ref().map(PathBuf::from),
         recording_strict: ssh.recording_strict,
         file_transfer_max_bytes,
+    }
+}
+
+fn validate_reduction(v: &mut Validator<'_>, raw: &RawConfig) -> ReductionConfig {
+    let r = &raw.reduction;
+    let d = ReductionConfig::default();
+    let mut positive = |key: &str, value: Option<u64>, default: u64| {
+        let value = value.unwrap_or(default);
+        if value == 0 {
+            v.error(
+                &key_path!["reduction", key],
+                format!("{key} must be at least 1"),
+            );
+        }
+        value
+    };
+    let threshold_rows = positive("threshold_rows", r.threshold_rows, d.threshold_rows);
+    let threshold_bytes = positive("threshold_bytes", r.threshold_bytes, d.threshold_bytes);
+    let answer_max_bytes = positive("answer_max_bytes", r.answer_max_bytes, d.answer_max_bytes);
+    let raw_max_bytes = positive("raw_max_bytes", r.raw_max_bytes, d.raw_max_bytes);
+    let ttl_seconds = positive("ttl_seconds", r.ttl_seconds, d.ttl.as_secs());
+    let max_result_bytes = positive("max_result_bytes", r.max_result_bytes, d.max_result_bytes);
+    let max_principal_bytes = positive(
+        "max_principal_bytes",
+        r.max_principal_bytes,
+        d.max_principal_bytes,
+    );
+    let query_timeout_ms = positive(
+        "query_timeout_ms",
+        r.query_timeout_ms,
+        u64::try_from(d.query_timeout.as_millis()).unwrap_or(u64::MAX),
+    );
+    let query_max_rows = positive("query_max_rows", r.query_max_rows, d.query_max_rows);
+    let query_max_bytes = positive("query_max_bytes", r.query_max_bytes, d.query_max_bytes);
+    let cache_bytes = positive("cache_bytes", r.cache_bytes, d.cache_bytes);
+    // The summary itself needs room: a handle, the columns, one example query.
+    if answer_max_bytes < 1024 {
+        v.error(
+            &key_path!["reduction", "answer_max_bytes"],
+            format!("answer_max_bytes is {answer_max_bytes}; a summary needs at least 1024"),
+        );
+    }
+    if max_principal_bytes < max_result_bytes {
+        v.error(
+            &key_path!["reduction", "max_principal_bytes"],
+            format!(
+                "max_principal_bytes ({max_principal_bytes}) is below max_result_bytes ({max_result_bytes}): one result could never be kept"
+            ),
+        );
+    }
+    ReductionConfig {
+        enabled: r.enabled.unwrap_or(d.enabled),
+        threshold_rows,
+        threshold_bytes,
+        answer_max_bytes,
+        raw_max_bytes,
+        ttl: Duration::from_secs(ttl_seconds),
+        max_result_bytes,
+        max_principal_bytes,
+        query_timeout: Duration::from_millis(query_timeout_ms),
+        query_max_rows,
+        query_max_bytes,
+        cache_bytes,
     }
 }
 

@@ -38,7 +38,9 @@ pub use connector::{
 pub use error::{ErrorCode, ToolError};
 pub use govern::Governance;
 pub use meho_approvals::Learnable;
-pub use pipeline::{Answer, Gateway, GatewayBuilder, Holds, LIST_TARGETS, Reducer, tier_gate};
+pub use pipeline::{
+    Answer, Gateway, GatewayBuilder, Holds, LIST_TARGETS, RAW_ARGUMENT, Reduced, Reducer, tier_gate,
+};
 
 /// A boxed, sendable future; connectors are used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -125,6 +127,9 @@ pub struct ToolSpec {
     /// The lowest tier any call of the tool can be: a caller limited below it does not see the
     /// tool, and the tier gate refuses its calls.
     pub min_tier: Tier,
+    /// JSON schema of the result, when the tool declares one (MCP `outputSchema`). The gateway
+    /// sets it for the tools its reduce stage covers.
+    pub output_schema: Option<Value>,
 }
 
 impl ToolSpec {
@@ -141,6 +146,7 @@ impl ToolSpec {
             input_schema: serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null),
             annotations,
             min_tier,
+            output_schema: None,
         }
     }
 }

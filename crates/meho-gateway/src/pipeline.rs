@@ -13,8 +13,8 @@ use tracing::Instrument as _;
 use crate::connector::AnyConnector;
 use crate::govern::Held;
 use crate::{
-    CallContext, Caller, Connector, ErrorCode, Failed, Frozen, Governance, Output, Plan, Refusal,
-    ToolError, ToolSpec,
+    BoxFuture, CallContext, Caller, Connector, ErrorCode, Failed, Frozen, Governance, Output, Plan,
+    Refusal, ToolError, ToolSpec,
 };
 
 /// What a call answered.
@@ -53,19 +53,103 @@ pub enum Holds {
     Refuse,
 }
 
-/// The reduce stage: what the model is shown of a result. The reduction engine plugs in here;
-/// until then results pass unchanged.
+/// The argument every reduced tool takes: `raw = true` asks for the whole result (up to the
+/// reducer's hard cap). The gateway takes it out of the arguments before the connector plans.
+pub const RAW_ARGUMENT: &str = "raw";
+
+/// What the reduce stage made of a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reduced {
+    /// What the caller is shown.
+    pub value: Value,
+    /// What the call's outcome record says about it (`reduction` in the body): the handle and
+    /// the size of what was shown, so an auditor can tell what the model saw. `None` when the
+    /// result passed unchanged and nothing was asked of the stage.
+    pub record: Option<Value>,
+}
+
+/// The reduce stage: what the model is shown of a result. It runs after the call, before the
+/// outcome record is written (which names what it did). Without one, results pass unchanged.
 pub trait Reducer: Send + Sync + std::fmt::Debug {
-    /// The result the caller gets for `value`, the output of `tool`.
-    fn reduce(&self, call: CallContext<'_>, tool: &str, value: Value) -> Value;
+    /// Whether results of `tool` go through this stage. Such a tool takes the boolean argument
+    /// [`RAW_ARGUMENT`] and declares [`Reducer::output_schema`].
+    fn reduces(&self, tool: &str) -> bool;
+
+    /// The JSON schema of a reduced tool's result: the tool's own object, or the summary.
+    fn output_schema(&self) -> Value;
+
+    /// What the caller gets for `value`, the output of `tool`; `raw` when the caller asked for
+    /// the whole result. An error means the result cannot be shown (it could not be kept, say):
+    /// the call ran, and its outcome record says so.
+    fn reduce<'a>(
+        &'a self,
+        call: CallContext<'a>,
+        tool: &'a str,
+        raw: bool,
+        value: Value,
+    ) -> BoxFuture<'a, Result<Reduced, ToolError>>;
 }
 
 #[derive(Debug)]
 struct PassThrough;
 
 impl Reducer for PassThrough {
-    fn reduce(&self, _call: CallContext<'_>, _tool: &str, value: Value) -> Value {
-        value
+    fn reduces(&self, _tool: &str) -> bool {
+        false
+    }
+
+    fn output_schema(&self) -> Value {
+        Value::Null
+    }
+
+    fn reduce<'a>(
+        &'a self,
+        _call: CallContext<'a>,
+        _tool: &'a str,
+        _raw: bool,
+        value: Value,
+    ) -> BoxFuture<'a, Result<Reduced, ToolError>> {
+        Box::pin(async move {
+            Ok(Reduced {
+                value,
+                record: None,
+            })
+        })
+    }
+}
+
+/// `tool`'s input schema with [`RAW_ARGUMENT`] among its properties.
+fn with_raw_argument(mut schema: Value) -> Value {
+    if let Some(properties) = schema
+        .as_object_mut()
+        .map(|object| object.entry("properties").or_insert_with(|| json!({})))
+        .and_then(Value::as_object_mut)
+    {
+        properties.insert(
+            RAW_ARGUMENT.to_owned(),
+            json!({
+                "type": "boolean",
+                "default": false,
+                "description": "Return the whole result even when it is large (up to a hard cap). \
+                    By default a large result is kept server-side and you get a summary and a \
+                    handle to query with `result_query`.",
+            }),
+        );
+    }
+    schema
+}
+
+/// Takes [`RAW_ARGUMENT`] out of `arguments`: whether it was `true`.
+fn take_raw(arguments: &mut Value) -> Result<bool, ToolError> {
+    match arguments
+        .as_object_mut()
+        .and_then(|object| object.remove(RAW_ARGUMENT))
+    {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(raw)) => Ok(raw),
+        Some(other) => Err(ToolError::invalid(format!(
+            "`{RAW_ARGUMENT}` must be a boolean, not {other}"
+        ))),
     }
 }
 
@@ -125,9 +209,13 @@ impl GatewayBuilder {
         let mut by_tool = BTreeMap::new();
         let mut tools = vec![list_targets_spec()];
         for (index, connector) in self.connectors.iter().enumerate() {
-            for tool in connector.tools() {
+            for mut tool in connector.tools() {
                 if tool.name == LIST_TARGETS || by_tool.insert(tool.name.clone(), index).is_some() {
                     return Err(format!("tool `{}` is served twice", tool.name));
+                }
+                if self.reducer.reduces(&tool.name) {
+                    tool.input_schema = with_raw_argument(tool.input_schema);
+                    tool.output_schema = Some(self.reducer.output_schema());
                 }
                 tools.push(tool);
             }
@@ -167,6 +255,7 @@ fn list_targets_spec() -> ToolSpec {
             open_world: false,
         },
         min_tier: Tier::Read,
+        output_schema: None,
     }
 }
 
@@ -346,7 +435,7 @@ pub(crate) async fn run<C: Connector>(
     connector: &C,
     call: CallContext<'_>,
     tool: &str,
-    arguments: Value,
+    mut arguments: Value,
 ) -> Result<Answer, ToolError> {
     let caller = call.caller;
     // 1. A frozen principal or session: nothing of the call is looked at.
@@ -355,12 +444,23 @@ pub(crate) async fn run<C: Connector>(
         .check_frozen(caller, Some(call.call_id), tool, &arguments)
         .instrument(tracing::info_span!("freeze"))
         .await?;
-    // 2. What the call would do.
-    let plan = match connector
-        .plan(call, tool, &arguments)
-        .instrument(tracing::info_span!("plan"))
-        .await
-    {
+    // 2. What the call would do (`raw` is the reduce stage's, not the connector's).
+    let raw = if pipeline.reducer.reduces(tool) {
+        take_raw(&mut arguments)
+    } else {
+        Ok(false)
+    };
+    let (raw, planned) = match raw {
+        Ok(raw) => (
+            raw,
+            connector
+                .plan(call, tool, &arguments)
+                .instrument(tracing::info_span!("plan"))
+                .await,
+        ),
+        Err(error) => (false, Err(error)),
+    };
+    let plan = match planned {
         Ok(plan) => plan,
         Err(error) => {
             let session = arguments.get("session_id").and_then(Value::as_str);
@@ -449,8 +549,7 @@ pub(crate) async fn run<C: Connector>(
         .instrument(tracing::info_span!("execute"))
         .await;
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    // 7. The outcome. 9. Its append publishes it on the tenant's live feed.
-    let (result, mut outcome, notes) = match executed {
+    let (result, mut outcome, mut notes) = match executed {
         Ok(Output {
             value,
             outcome,
@@ -459,6 +558,33 @@ pub(crate) async fn run<C: Connector>(
         Err(Failed { error, outcome }) => (Err(error), outcome, serde_json::Map::new()),
     };
     outcome.duration_ms = duration_ms;
+    // 8. What the model is shown, decided before the outcome record so that it names it.
+    let result = match result {
+        Ok(value) => {
+            let reduced = pipeline
+                .reducer
+                .reduce(call, tool, raw, value)
+                .instrument(tracing::info_span!("reduce"))
+                .await;
+            match reduced {
+                Ok(Reduced { value, record }) => {
+                    if let Some(record) = record {
+                        notes.insert("reduction".to_owned(), record);
+                    }
+                    Ok(value)
+                }
+                Err(error) => {
+                    notes.insert(
+                        "reduction".to_owned(),
+                        json!({ "error": error.message.clone() }),
+                    );
+                    Err(error)
+                }
+            }
+        }
+        Err(error) => Err(error),
+    };
+    // 7. The outcome. 9. Its append publishes it on the tenant's live feed.
     if let Err(err) = pipeline
         .audit
         .record_outcome_with(receipt, &outcome, notes)
@@ -467,10 +593,7 @@ pub(crate) async fn run<C: Connector>(
     {
         tracing::error!(%err, "could not audit a call's outcome");
     }
-    // 8. What the model is shown.
-    let value = result?;
-    let _reduce = tracing::info_span!("reduce").entered();
-    Ok(Answer::Done(pipeline.reducer.reduce(call, tool, value)))
+    Ok(Answer::Done(result?))
 }
 
 /// The answer of a decide-only call.

@@ -9,9 +9,14 @@
 
 pub mod shape;
 pub mod sql;
+pub mod stage;
 pub mod store;
+pub mod summary;
 
 use std::time::Duration;
+
+pub use stage::{QueryArgs, Results, Settings};
+pub use summary::RESULT_QUERY;
 
 /// Why a reduction, a query or a kept result gave no answer.
 #[derive(Debug, thiserror::Error)]

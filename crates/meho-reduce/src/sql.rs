@@ -280,7 +280,9 @@ impl ResultTable {
                         what: format!("a value or the SQL text ({msg})"),
                         limit: self.value_limit,
                     },
-                    ErrorCode::OutOfMemory => ReduceError::Internal(format!("out of memory ({msg})")),
+                    ErrorCode::OutOfMemory => {
+                        ReduceError::Internal(format!("out of memory ({msg})"))
+                    }
                     _ => ReduceError::Invalid(msg),
                 }
             }
@@ -324,7 +326,11 @@ fn lock_down(
 /// something through. Extension loading is never enabled (neither the C API switch nor
 /// `SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION`), so `load_extension()` fails here too.
 /// Answers the longest string or blob a query may build.
-fn harden(conn: &Connection, column_count: usize, longest_value: usize) -> Result<usize, ReduceError> {
+fn harden(
+    conn: &Connection,
+    column_count: usize,
+    longest_value: usize,
+) -> Result<usize, ReduceError> {
     for (config, on) in [
         (DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true),
         (DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, false),
@@ -435,7 +441,8 @@ pub fn column_names(fields: &[String]) -> Vec<String> {
 }
 
 /// `name` as a quoted SQL identifier.
-fn quote_ident(name: &str) -> String {
+/// `name` as an SQL identifier (double-quoted, inner quotes doubled).
+pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

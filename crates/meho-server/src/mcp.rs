@@ -176,12 +176,18 @@ fn tool(
 
 fn spec_tool(spec: &ToolSpec) -> Tool {
     let schema = spec.input_schema.as_object().cloned().unwrap_or_default();
-    tool(
+    let mut tool = tool(
         &spec.name,
         &spec.description,
         Arc::new(schema),
         spec.annotations,
-    )
+    );
+    tool.output_schema = spec
+        .output_schema
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(|schema| Arc::new(schema.clone()));
+    tool
 }
 
 /// Refuses text over [`MAX_TEXT_BYTES`] or containing NUL, anywhere in the arguments.

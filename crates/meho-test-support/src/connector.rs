@@ -101,6 +101,7 @@ pub fn tool(name: &str, min_tier: Tier, input_schema: Value) -> ToolSpec {
         input_schema,
         annotations: Annotations::default(),
         min_tier,
+        output_schema: None,
     }
 }
 

@@ -344,6 +344,22 @@ impl Ssh {
             .with_store(store.approvals, store.grants);
             builder = builder.connector(Arc::new(kube));
         }
+        // Large results are reduced for the frontends an agent uses (MCP, the REST API); the
+        // CLI, which holds nothing and shows a human the output, gets results whole.
+        if holds == Holds::Pending && config.reduction.enabled {
+            let results = Arc::new(meho_reduce::Results::new(
+                meho_reduce::store::ResultStore::new(
+                    backplane.store.pool().clone(),
+                    meho_reduce::store::Caps {
+                        max_result_bytes: config.reduction.max_result_bytes,
+                        max_principal_bytes: config.reduction.max_principal_bytes,
+                    },
+                ),
+                meho_reduce::Settings::from_config(&config.reduction),
+                backplane.audit.redactor().clone(),
+            ));
+            builder = builder.reducer(results.clone()).connector(results);
+        }
         builder
             .build()
             .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot build the gateway: {err}")))
