@@ -39,7 +39,6 @@ impl Default for Caps {
 }
 
 /// A result to keep.
-#[derive(Debug, Clone)]
 pub struct NewResult<'a> {
     /// The tenant of the call that produced it.
     pub tenant: &'a str,
@@ -61,6 +60,24 @@ pub struct NewResult<'a> {
     pub created_at_us: i64,
     /// When it stops being readable, in microseconds since the Unix epoch.
     pub expires_at_us: i64,
+}
+
+impl std::fmt::Debug for NewResult<'_> {
+    /// Everything but the rows, which may be tens of megabytes of tool output: only their size.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewResult")
+            .field("tenant", &self.tenant)
+            .field("principal", &self.principal)
+            .field("tool", &self.tool)
+            .field("call_id", &self.call_id)
+            .field("shape", &self.shape)
+            .field("columns", &self.columns)
+            .field("row_count", &self.row_count)
+            .field("rows_bytes", &self.rows.len())
+            .field("created_at_us", &self.created_at_us)
+            .field("expires_at_us", &self.expires_at_us)
+            .finish()
+    }
 }
 
 /// What [`ResultStore::put`] did.
@@ -143,15 +160,15 @@ macro_rules! raw_meta {
         let row = $row;
         let read = || -> Result<RawMeta, sqlx::Error> {
             Ok(RawMeta {
-            handle: row.try_get("handle")?,
-            tool: row.try_get("tool")?,
-            call_id: row.try_get("call_id")?,
-            shape: row.try_get("shape")?,
-            columns: row.try_get("columns")?,
-            row_count: row.try_get("row_count")?,
-            bytes: row.try_get("bytes")?,
-            created_at_us: row.try_get("created_at_us")?,
-            expires_at_us: row.try_get("expires_at_us")?,
+                handle: row.try_get("handle")?,
+                tool: row.try_get("tool")?,
+                call_id: row.try_get("call_id")?,
+                shape: row.try_get("shape")?,
+                columns: row.try_get("columns")?,
+                row_count: row.try_get("row_count")?,
+                bytes: row.try_get("bytes")?,
+                created_at_us: row.try_get("created_at_us")?,
+                expires_at_us: row.try_get("expires_at_us")?,
             })
         };
         read()
@@ -160,56 +177,58 @@ macro_rules! raw_meta {
 
 /// The insert and the evictions of one put, on either backend's transaction.
 macro_rules! put_in {
-    ($pool:expr, $lock:expr, $new:expr, $handle:expr, $columns:expr, $row_count:expr, $bytes:expr, $cap:expr) => {async {
-        let mut tx = $pool.begin().await?;
-        if let Some(key) = $lock {
-            sqlx::query(PG_PRINCIPAL_LOCK)
-                .bind(key)
+    ($pool:expr, $lock:expr, $new:expr, $handle:expr, $columns:expr, $row_count:expr, $bytes:expr, $cap:expr) => {
+        async {
+            let mut tx = $pool.begin().await?;
+            if let Some(key) = $lock {
+                sqlx::query(PG_PRINCIPAL_LOCK)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // The insert first: on SQLite it takes the write lock before anything is read, so the
+            // transaction never has to upgrade a read lock (which fails rather than waits).
+            sqlx::query(INSERT)
+                .bind($handle)
+                .bind($new.tenant)
+                .bind($new.principal)
+                .bind($new.tool)
+                .bind($new.call_id)
+                .bind($new.shape)
+                .bind($columns)
+                .bind($row_count)
+                .bind($bytes)
+                .bind($new.rows)
+                .bind($new.created_at_us)
+                .bind($new.expires_at_us)
                 .execute(&mut *tx)
                 .await?;
-        }
-        // The insert first: on SQLite it takes the write lock before anything is read, so the
-        // transaction never has to upgrade a read lock (which fails rather than waits).
-        sqlx::query(INSERT)
-            .bind($handle)
-            .bind($new.tenant)
-            .bind($new.principal)
-            .bind($new.tool)
-            .bind($new.call_id)
-            .bind($new.shape)
-            .bind($columns)
-            .bind($row_count)
-            .bind($bytes)
-            .bind($new.rows)
-            .bind($new.created_at_us)
-            .bind($new.expires_at_us)
-            .execute(&mut *tx)
-            .await?;
-        let others = sqlx::query(OTHERS_LIVE)
-            .bind($new.tenant)
-            .bind($new.principal)
-            .bind($new.created_at_us)
-            .bind($handle)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut sizes = Vec::with_capacity(others.len());
-        for row in &others {
-            sizes.push((
-                row.try_get::<String, _>("handle")?,
-                row.try_get::<i64, _>("bytes")?,
-            ));
-        }
-        let evicted = oldest_to_evict(sizes, $bytes, $cap);
-        for handle in &evicted {
-            sqlx::query(DELETE_ONE)
-                .bind(handle)
-                .execute(&mut *tx)
+            let others = sqlx::query(OTHERS_LIVE)
+                .bind($new.tenant)
+                .bind($new.principal)
+                .bind($new.created_at_us)
+                .bind($handle)
+                .fetch_all(&mut *tx)
                 .await?;
+            let mut sizes = Vec::with_capacity(others.len());
+            for row in &others {
+                sizes.push((
+                    row.try_get::<String, _>("handle")?,
+                    row.try_get::<i64, _>("bytes")?,
+                ));
+            }
+            let evicted = oldest_to_evict(sizes, $bytes, $cap);
+            for handle in &evicted {
+                sqlx::query(DELETE_ONE)
+                    .bind(handle)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<Vec<String>, sqlx::Error>(evicted)
         }
-        tx.commit().await?;
-        Ok::<Vec<String>, sqlx::Error>(evicted)
-    }
-    .await};
+        .await
+    };
 }
 
 impl ResultStore {
@@ -558,7 +577,12 @@ mod tests {
                     admin_url: admin_url.clone(),
                     name: name.clone(),
                 };
-                let (base, _) = admin_url.split('?').next().unwrap().rsplit_once('/').unwrap();
+                let (base, _) = admin_url
+                    .split('?')
+                    .next()
+                    .unwrap()
+                    .rsplit_once('/')
+                    .unwrap();
                 let store = meho_store::Store::open(&format!("{base}/{name}"))
                     .await
                     .unwrap();
@@ -692,7 +716,14 @@ mod tests {
             let columns = columns();
             let kept = b
                 .results
-                .put(new_result("a", "p", &columns, lines_of(100), NOW, NOW + HOUR))
+                .put(new_result(
+                    "a",
+                    "p",
+                    &columns,
+                    lines_of(100),
+                    NOW,
+                    NOW + HOUR,
+                ))
                 .await
                 .unwrap();
             let handle = kept.handle.as_str();
@@ -711,17 +742,28 @@ mod tests {
                     .meta(tenant, principal, handle, NOW)
                     .await
                     .unwrap_err();
-                assert!(matches!(&err, ReduceError::NotFound(h) if h == handle), "{}", b.name);
+                assert!(
+                    matches!(&err, ReduceError::NotFound(h) if h == handle),
+                    "{}",
+                    b.name
+                );
                 assert_eq!(err.to_string(), foreign_text, "{}", b.name);
                 let err = b
                     .results
                     .rows(tenant, principal, handle, NOW)
                     .await
                     .unwrap_err();
-                assert!(matches!(&err, ReduceError::NotFound(h) if h == handle), "{}", b.name);
+                assert!(
+                    matches!(&err, ReduceError::NotFound(h) if h == handle),
+                    "{}",
+                    b.name
+                );
                 assert_eq!(err.to_string(), foreign_text, "{}", b.name);
                 assert_eq!(
-                    b.results.principal_bytes(tenant, principal, NOW).await.unwrap(),
+                    b.results
+                        .principal_bytes(tenant, principal, NOW)
+                        .await
+                        .unwrap(),
                     0,
                     "{}",
                     b.name
@@ -761,9 +803,17 @@ mod tests {
                 }
             }
             for (tenant, principal, handle) in &expired {
-                let err = b.results.meta(tenant, principal, handle, NOW).await.unwrap_err();
+                let err = b
+                    .results
+                    .meta(tenant, principal, handle, NOW)
+                    .await
+                    .unwrap_err();
                 assert!(matches!(err, ReduceError::NotFound(_)), "{}: {err}", b.name);
-                let err = b.results.rows(tenant, principal, handle, NOW).await.unwrap_err();
+                let err = b
+                    .results
+                    .rows(tenant, principal, handle, NOW)
+                    .await
+                    .unwrap_err();
                 assert!(matches!(err, ReduceError::NotFound(_)), "{}: {err}", b.name);
                 // Still there, but never returned: it was readable before it expired.
                 b.results
@@ -772,7 +822,10 @@ mod tests {
                     .unwrap();
             }
             for (tenant, principal, handle) in &live {
-                b.results.rows(tenant, principal, handle, NOW).await.unwrap();
+                b.results
+                    .rows(tenant, principal, handle, NOW)
+                    .await
+                    .unwrap();
             }
             assert_eq!(b.results.principal_bytes("a", "p", NOW).await.unwrap(), 50);
 
@@ -786,7 +839,10 @@ mod tests {
                 assert!(matches!(err, ReduceError::NotFound(_)), "{}: {err}", b.name);
             }
             for (tenant, principal, handle) in &live {
-                b.results.rows(tenant, principal, handle, NOW).await.unwrap();
+                b.results
+                    .rows(tenant, principal, handle, NOW)
+                    .await
+                    .unwrap();
             }
             assert_eq!(b.results.sweep(NOW).await.unwrap(), 0, "{}", b.name);
             assert_eq!(b.results.sweep(NOW + 1).await.unwrap(), 2, "{}", b.name);
@@ -804,7 +860,14 @@ mod tests {
             let columns = columns();
             let kept = b
                 .results
-                .put(new_result("a", "p", &columns, lines_of(1000), NOW, NOW + HOUR))
+                .put(new_result(
+                    "a",
+                    "p",
+                    &columns,
+                    lines_of(1000),
+                    NOW,
+                    NOW + HOUR,
+                ))
                 .await
                 .unwrap();
             assert_eq!(
@@ -813,7 +876,14 @@ mod tests {
             );
             let err = b
                 .results
-                .put(new_result("a", "p", &columns, lines_of(1001), NOW, NOW + HOUR))
+                .put(new_result(
+                    "a",
+                    "p",
+                    &columns,
+                    lines_of(1001),
+                    NOW,
+                    NOW + HOUR,
+                ))
                 .await
                 .unwrap_err();
             assert!(
@@ -823,7 +893,10 @@ mod tests {
             );
             let text = err.to_string();
             assert!(text.contains("1001") && text.contains("1000"), "{text}");
-            assert_eq!(b.results.principal_bytes("a", "p", NOW).await.unwrap(), 1000);
+            assert_eq!(
+                b.results.principal_bytes("a", "p", NOW).await.unwrap(),
+                1000
+            );
             // Only the first was stored.
             assert_eq!(b.results.sweep(i64::MAX).await.unwrap(), 1, "{}", b.name);
         }
@@ -854,43 +927,47 @@ mod tests {
                         .unwrap()
                 }
             };
-            // Kept out of creation order: the oldest is the second one put.
-            let middle = put("a", "p", 1000, NOW + 2).await;
-            let oldest = put("a", "p", 1000, NOW + 1).await;
-            let newest = put("a", "p", 1000, NOW + 3).await;
-            // Exactly at the cap: nothing evicted.
-            assert!(newest.evicted.is_empty(), "{}", b.name);
-            assert_eq!(b.results.principal_bytes("a", "p", NOW).await.unwrap(), 3000);
-
-            // Older results of another principal and of another tenant, and an expired one of
-            // this principal, which does not count.
-            let other_principal = put("a", "q", 1000, NOW - 10).await;
-            let other_tenant = put("b", "p", 1000, NOW - 10).await;
+            // Expired by the time of the puts below, so it does not count against the cap.
             let expired = b
                 .results
                 .put(new_result("a", "p", &columns, lines_of(900), NOW - 20, NOW))
                 .await
                 .unwrap();
             assert!(expired.evicted.is_empty(), "{}", b.name);
+            // Kept out of creation order: the oldest is the second one put.
+            let middle = put("a", "p", 1000, NOW + 2).await;
+            let oldest = put("a", "p", 1000, NOW + 1).await;
+            let newest = put("a", "p", 1000, NOW + 3).await;
+            // Exactly at the cap: nothing evicted.
+            assert!(newest.evicted.is_empty(), "{}", b.name);
+            assert_eq!(
+                b.results.principal_bytes("a", "p", NOW).await.unwrap(),
+                3000
+            );
 
-            // 1500 more needs 1500 freed: the two oldest go, oldest first.
+            // Older results of another principal and of another tenant.
+            let other_principal = put("a", "q", 1000, NOW - 10).await;
+            let other_tenant = put("b", "p", 1000, NOW - 10).await;
+
+            // Each 1000 more needs 1000 freed: the oldest goes (by creation, not by put order).
             let big = put("a", "p", 1000, NOW + 4).await;
             assert_eq!(big.evicted, vec![oldest.handle.clone()], "{}", b.name);
-            let bigger = b
-                .results
-                .put(NewResult {
-                    expires_at_us: NOW + HOUR,
-                    ..new_result("a", "p", &columns, lines_of(1000), NOW + 5, 0)
-                })
-                .await
-                .unwrap();
+            let bigger = put("a", "p", 1000, NOW + 5).await;
             assert_eq!(bigger.evicted, vec![middle.handle.clone()], "{}", b.name);
+            // 2000 more needs 2000 freed: the two oldest go, oldest first.
             let caps_two = Caps {
                 max_result_bytes: 2000,
                 max_principal_bytes: 3000,
             };
             let wide = ResultStore::new(b.results.pool.clone(), caps_two)
-                .put(new_result("a", "p", &columns, lines_of(2000), NOW + 6, NOW + HOUR))
+                .put(new_result(
+                    "a",
+                    "p",
+                    &columns,
+                    lines_of(2000),
+                    NOW + 6,
+                    NOW + HOUR,
+                ))
                 .await
                 .unwrap();
             assert_eq!(
@@ -901,7 +978,11 @@ mod tests {
             );
 
             for gone in [&oldest, &middle, &newest, &big] {
-                let err = b.results.meta("a", "p", &gone.handle, NOW).await.unwrap_err();
+                let err = b
+                    .results
+                    .meta("a", "p", &gone.handle, NOW)
+                    .await
+                    .unwrap_err();
                 assert!(matches!(err, ReduceError::NotFound(_)), "{}: {err}", b.name);
             }
             for kept in [&bigger, &wide] {
@@ -915,11 +996,66 @@ mod tests {
                 .rows("b", "p", &other_tenant.handle, NOW)
                 .await
                 .unwrap();
-            assert_eq!(b.results.principal_bytes("a", "p", NOW).await.unwrap(), 3000);
-            assert_eq!(b.results.principal_bytes("a", "q", NOW).await.unwrap(), 1000);
-            assert_eq!(b.results.principal_bytes("b", "p", NOW).await.unwrap(), 1000);
+            assert_eq!(
+                b.results.principal_bytes("a", "p", NOW).await.unwrap(),
+                3000
+            );
+            assert_eq!(
+                b.results.principal_bytes("a", "q", NOW).await.unwrap(),
+                1000
+            );
+            assert_eq!(
+                b.results.principal_bytes("b", "p", NOW).await.unwrap(),
+                1000
+            );
             // The expired one was left to the sweep, not reported as evicted.
             assert_eq!(b.results.sweep(NOW).await.unwrap(), 1, "{}", b.name);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_puts_of_one_principal_keep_it_under_its_cap() {
+        let caps = Caps {
+            max_result_bytes: 1000,
+            max_principal_bytes: 3000,
+        };
+        for b in backends(caps).await {
+            let mut tasks = Vec::new();
+            for i in 0..12 {
+                let results = b.results.clone();
+                tasks.push(tokio::spawn(async move {
+                    let columns = columns();
+                    results
+                        .put(new_result(
+                            "a",
+                            "p",
+                            &columns,
+                            lines_of(1000),
+                            NOW + i,
+                            NOW + HOUR,
+                        ))
+                        .await
+                        .unwrap()
+                }));
+            }
+            let mut kept = HashSet::new();
+            let mut evicted = HashSet::new();
+            for task in tasks {
+                let put = task.await.unwrap();
+                assert!(kept.insert(put.handle), "{}", b.name);
+                for handle in put.evicted {
+                    assert!(evicted.insert(handle), "{}: evicted twice", b.name);
+                }
+            }
+            assert!(evicted.is_subset(&kept), "{}", b.name);
+            assert_eq!(evicted.len(), 9, "{}", b.name);
+            assert_eq!(
+                b.results.principal_bytes("a", "p", NOW).await.unwrap(),
+                3000
+            );
+            for handle in kept.difference(&evicted) {
+                b.results.rows("a", "p", handle, NOW).await.unwrap();
+            }
         }
     }
 
@@ -937,7 +1073,14 @@ mod tests {
             for i in 0..20 {
                 let handle = b
                     .results
-                    .put(new_result("a", "p", &columns, lines_of(100), NOW + i, NOW + HOUR))
+                    .put(new_result(
+                        "a",
+                        "p",
+                        &columns,
+                        lines_of(100),
+                        NOW + i,
+                        NOW + HOUR,
+                    ))
                     .await
                     .unwrap()
                     .handle;
@@ -954,7 +1097,14 @@ mod tests {
             let rows = lines_of(8 * 1024 * 1024);
             let kept = b
                 .results
-                .put(new_result("a", "p", &columns, rows.clone(), NOW, NOW + HOUR))
+                .put(new_result(
+                    "a",
+                    "p",
+                    &columns,
+                    rows.clone(),
+                    NOW,
+                    NOW + HOUR,
+                ))
                 .await
                 .unwrap();
             let (meta, got) = b.results.rows("a", "p", &kept.handle, NOW).await.unwrap();
@@ -965,7 +1115,11 @@ mod tests {
 
     #[test]
     fn eviction_stops_as_soon_as_the_new_result_fits() {
-        let others = vec![("r1".to_owned(), 10), ("r2".to_owned(), 10), ("r3".to_owned(), 10)];
+        let others = vec![
+            ("r1".to_owned(), 10),
+            ("r2".to_owned(), 10),
+            ("r3".to_owned(), 10),
+        ];
         assert!(oldest_to_evict(others.clone(), 10, 40).is_empty());
         assert_eq!(oldest_to_evict(others.clone(), 11, 40), ["r1"]);
         assert_eq!(oldest_to_evict(others.clone(), 30, 40), ["r1", "r2"]);
