@@ -560,6 +560,7 @@ pub(crate) async fn run<C: Connector>(
     outcome.duration_ms = duration_ms;
     // 8. What the model is shown, decided before the outcome record so that it names it.
     let result = match result {
+        Ok(value) if !pipeline.reducer.reduces(tool) => Ok(value),
         Ok(value) => {
             let reduced = pipeline
                 .reducer

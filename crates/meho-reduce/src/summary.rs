@@ -344,3 +344,186 @@ pub fn output_schema() -> Value {
         ],
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        reason = "tests"
+    )]
+
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+    use crate::shape::{Source, columns, shape};
+    use crate::sql::{Limits, ResultTable, column_names};
+
+    const HANDLE: &str = "res-0123456789abcdef0123456789abcdef";
+
+    fn summarize(source: Source<'_>, budget: usize) -> (Value, String, ResultTable) {
+        let shaped = shape(source);
+        let mut cols = columns(&shaped.rows);
+        let fields: Vec<String> = cols.iter().map(|c| c.name.clone()).collect();
+        for (c, n) in cols.iter_mut().zip(column_names(&fields)) {
+            c.name = n;
+        }
+        let context = Map::new();
+        let answer = answer(
+            &Summary {
+                handle: HANDLE,
+                expires_at: "2026-12-07T21:00:00Z",
+                shape: shaped.kind,
+                note: shaped.note.as_deref(),
+                columns: &cols,
+                rows: &shaped.rows,
+                kept_rows: shaped.rows.len(),
+                source_bytes: 1,
+                context: &context,
+            },
+            budget,
+        );
+        let sql = answer["how_to_query"]["arguments"]["sql"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let table = ResultTable::load(&fields, &shaped.rows).unwrap();
+        (answer, sql, table)
+    }
+
+    fn pods(n: usize) -> Value {
+        let items: Vec<Value> = (0..n)
+            .map(|i| {
+                json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("web-{i}"), "namespace": "team", "labels": {"app": "web"}},
+                    "spec": {"nodeName": format!("node-{}", i % 3), "containers": [{"name": "web", "image": "nginx:1.27"}]},
+                    "status": {"phase": if i % 7 == 0 { "Pending" } else { "Running" }},
+                })
+            })
+            .collect();
+        json!({"kind": "PodList", "apiVersion": "v1", "items": items})
+    }
+
+    #[test]
+    fn every_shapes_example_query_runs_on_its_table() {
+        let log: String = (1..=300)
+            .map(|i| format!("Dec 07 19:00:{:02} host app[1]: line {i}\n", i % 60))
+            .collect();
+        let ps =
+            "USER PID %CPU %MEM COMMAND\nroot 1 0.0 0.1 /sbin/init\nroot 2 0.0 0.0 [kthreadd]\n"
+                .replace("USER PID", "USER       PID")
+                .replace("root 1", "root         1")
+                .replace("root 2", "root         2");
+        let json_lines: String = (0..100)
+            .map(|i| {
+                format!(
+                    "{{\"level\":\"{}\",\"msg\":\"m{i}\"}}\n",
+                    ["info", "warn", "error"][i % 3]
+                )
+            })
+            .collect();
+        let sources: Vec<(&str, Source<'_>)> = vec![
+            ("pods", Source::Json(pods(100))),
+            (
+                "users",
+                Source::Json(
+                    json!({"value": (0..80).map(|i| { let dept = ["a", "b", "c"][i % 3]; json!({"id": i, "dept": dept}) }).collect::<Vec<_>>()}),
+                ),
+            ),
+            ("scalars", Source::Json(json!((0..80).collect::<Vec<_>>()))),
+            ("object", Source::Json(json!({"a": {"b": 1}, "c": "d"}))),
+            ("log", Source::Text(log.as_bytes())),
+            ("ps", Source::Text(ps.as_bytes())),
+            ("json lines", Source::Text(json_lines.as_bytes())),
+        ];
+        for (name, source) in sources {
+            let (answer, sql, table) = summarize(source, 4096);
+            let out = table.query(&sql, &Limits::default());
+            assert!(out.is_ok(), "{name}: `{sql}` fails: {out:?}");
+            assert!(size_of(&answer) <= 4096, "{name}: {}", size_of(&answer));
+        }
+    }
+
+    #[test]
+    fn the_pod_example_groups_by_phase() {
+        let (_, sql, table) = summarize(Source::Json(pods(70)), 4096);
+        let out = table.query(&sql, &Limits::default()).unwrap();
+        assert_eq!(
+            out.rows,
+            vec![
+                vec![json!("Running"), json!(60)],
+                vec![json!("Pending"), json!(10)]
+            ]
+        );
+    }
+
+    #[test]
+    fn a_log_sample_shows_the_newest_lines() {
+        let log: String = (1..=500).map(|i| format!("line {i}\n")).collect();
+        let (answer, _, _) = summarize(Source::Text(log.as_bytes()), 4096);
+        let sample = answer["sample"].as_array().unwrap();
+        assert_eq!(sample.len(), SAMPLE_ROWS);
+        assert_eq!(sample.last().unwrap()["line"], "line 500");
+        assert_eq!(sample[0]["n"], 496);
+    }
+
+    #[test]
+    fn the_answer_fits_its_budget_by_giving_up_examples_sample_then_columns() {
+        // 300 columns with long names: cannot all be listed in 4 KiB.
+        let rows: Vec<Value> = (0..60)
+            .map(|r| {
+                let mut row = Map::new();
+                for c in 0..300 {
+                    row.insert(
+                        format!("a_rather_long_column_name_{c:03}"),
+                        json!(format!("value {r} {c}")),
+                    );
+                }
+                Value::Object(row)
+            })
+            .collect();
+        let (answer, _, _) = summarize(Source::Json(Value::Array(rows)), 4096);
+        assert!(size_of(&answer) <= 4096, "{}", size_of(&answer));
+        let shown = answer["columns"].as_array().unwrap().len();
+        assert!((1..300).contains(&shown));
+        assert_eq!(answer["columns_omitted"], json!(300 - shown));
+        assert_eq!(answer["rows"], 60);
+        assert_eq!(answer["handle"], HANDLE);
+    }
+
+    #[test]
+    fn sample_values_are_abbreviated_within_two_kib() {
+        let big = "x".repeat(10_000);
+        let rows: Vec<Value> = (0..60)
+            .map(|i| json!({"id": i, "blob": big, "nested": {"deep": big}}))
+            .collect();
+        let (answer, _, _) = summarize(Source::Json(Value::Array(rows)), 4096);
+        let sample = &answer["sample"];
+        assert!(size_of(sample) <= SAMPLE_BYTES);
+        assert!(!sample.as_array().unwrap().is_empty());
+        assert!(
+            sample[0]["blob"]
+                .as_str()
+                .unwrap()
+                .ends_with("(10000 bytes)")
+        );
+        assert!(
+            sample[0]["nested"]
+                .as_str()
+                .unwrap()
+                .starts_with("<object: 1 keys")
+        );
+    }
+
+    #[test]
+    fn the_output_schema_has_an_object_root() {
+        let schema = output_schema();
+        assert_eq!(schema["type"], "object");
+        assert_eq!(
+            schema["$defs"]["reduced"]["properties"]["reduced"]["const"],
+            true
+        );
+    }
+}
