@@ -130,6 +130,9 @@ pub struct ToolSpec {
     /// JSON schema of the result, when the tool declares one (MCP `outputSchema`). The gateway
     /// sets it for the tools its reduce stage covers.
     pub output_schema: Option<Value>,
+    /// Calls of this tool are never held for a human, so every answer is the tool's own result
+    /// (an MCP client that gets held calls back as tasks can rely on its `outputSchema`).
+    pub never_held: bool,
 }
 
 impl ToolSpec {
@@ -147,6 +150,7 @@ impl ToolSpec {
             annotations,
             min_tier,
             output_schema: None,
+            never_held: false,
         }
     }
 }

@@ -256,6 +256,7 @@ fn list_targets_spec() -> ToolSpec {
         },
         min_tier: Tier::Read,
         output_schema: None,
+        never_held: true,
     }
 }
 

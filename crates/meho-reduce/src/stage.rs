@@ -392,7 +392,7 @@ fn bounded_size(value: &Value, limit: usize) -> usize {
 
 /// Whether a small `value` makes at most `threshold` rows.
 fn small_in_rows(value: &Value, threshold: usize) -> bool {
-    let (picked, _) = pick(value.clone());
+    let (picked, _) = pick(value.clone(), summary::size_of(value));
     let shaped = match &picked {
         Picked::Json(json) => shape::shape(Source::Json(json.clone())),
         Picked::Text(text) => shape::shape(Source::Text(text.as_bytes())),
@@ -407,9 +407,9 @@ enum Picked {
 }
 
 /// The part of `value` to shape, and the fields beside it (abbreviated). A result object whose
-/// largest field is a string holding at least half its bytes (`stdout`, a log) is that text;
-/// anything else is shaped whole as JSON, its top-level scalars kept as context.
-fn pick(value: Value) -> (Picked, Map<String, Value>) {
+/// largest string field holds at least half of its `total` bytes of JSON (`stdout`, a log) is
+/// that text; anything else is shaped whole as JSON, its top-level scalars kept as context.
+fn pick(value: Value, total: usize) -> (Picked, Map<String, Value>) {
     let mut context = Map::new();
     let Value::Object(mut object) = value else {
         return match value {
@@ -417,18 +417,13 @@ fn pick(value: Value) -> (Picked, Map<String, Value>) {
             other => (Picked::Json(other), context),
         };
     };
-    let sizes: Vec<(String, usize)> = object
+    let text_field = object
         .iter()
-        .map(|(key, value)| (key.clone(), summary::size_of(value)))
-        .collect();
-    let total: usize = sizes.iter().map(|(_, size)| *size).sum();
-    let largest = sizes
-        .iter()
-        .max_by_key(|(_, size)| *size)
-        .map(|(k, _)| k.clone());
-    if let Some(key) = largest
-        && object.get(&key).is_some_and(Value::is_string)
-        && sizes.iter().any(|(k, size)| *k == key && size * 2 >= total)
+        .filter_map(|(key, value)| value.as_str().map(|text| (key, text.len())))
+        .max_by_key(|(_, len)| *len)
+        .filter(|(_, len)| len.saturating_mul(2) >= total)
+        .map(|(key, _)| key.clone());
+    if let Some(key) = text_field
         && let Some(Value::String(text)) = object.remove(&key)
     {
         for (field, value) in &object {
@@ -470,7 +465,7 @@ fn prepare(mut value: Value, redactor: &Redactor, max_kept: usize) -> Prepared {
     let _ = serde_json::to_writer(&mut counter, &value);
     let source_bytes = counter.bytes;
     redactor.redact_value(&mut value);
-    let (picked, context) = pick(value);
+    let (picked, context) = pick(value, source_bytes);
     let shaped = match picked {
         Picked::Json(json) => shape::shape(Source::Json(json)),
         Picked::Text(text) => shape::shape(Source::Text(text.as_bytes())),
@@ -701,6 +696,8 @@ impl Connector for Results {
                 open_world: false,
             },
         );
+        // Only the owner rule decides a query: nothing to hold.
+        spec.never_held = true;
         spec.output_schema = Some(json!({
             "type": "object",
             "required": ["columns", "rows", "row_count", "truncated"],

@@ -576,9 +576,25 @@ impl ServerHandler for MehoMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let principal = self.principal(&context)?;
-        Ok(ListToolsResult::with_all_items(
-            self.tools_for(&principal).await,
-        ))
+        let mut tools = self.tools_for(&principal).await;
+        // A client that speaks tasks gets a held call back as a task, which carries no
+        // structured content: it must not be told that every answer matches an output schema.
+        // Tools that are never held keep theirs.
+        if context
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks())
+        {
+            let specs = self.context.gateway.tools();
+            for tool in &mut tools {
+                let never_held = specs
+                    .iter()
+                    .any(|spec| spec.name == tool.name.as_ref() && spec.never_held);
+                if !never_held {
+                    tool.output_schema = None;
+                }
+            }
+        }
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(

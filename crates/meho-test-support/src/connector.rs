@@ -102,6 +102,7 @@ pub fn tool(name: &str, min_tier: Tier, input_schema: Value) -> ToolSpec {
         annotations: Annotations::default(),
         min_tier,
         output_schema: None,
+        never_held: false,
     }
 }
 

@@ -21,10 +21,11 @@ use crate::support::{Daemon, Sshd, ca_init, free_port, meho_ca_pub, os, require_
 use crate::{HOST_KEY, Workdir, stderr_of, stdout_of};
 
 /// The tool contract, sorted: what a caller with targets sees.
-const CONTRACT_TOOLS: [&str; 9] = [
+const CONTRACT_TOOLS: [&str; 10] = [
     "announce",
     "approval_status",
     "list_targets",
+    "result_query",
     "ssh_execute",
     "ssh_get_file",
     "ssh_put_file",
@@ -641,7 +642,12 @@ fn python_sdk_over_stdio_without_targets_sees_no_ssh_tools() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(
         sorted_tools(&out),
-        ["announce", "approval_status", "list_targets"]
+        [
+            "announce",
+            "approval_status",
+            "list_targets",
+            "result_query"
+        ]
     );
 }
 
