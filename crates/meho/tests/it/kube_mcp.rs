@@ -11,7 +11,7 @@ use crate::peers::Idp;
 
 /// What the agent's ServiceAccount may do in namespace `team` (layer B): read pods and
 /// configmaps, apply configmaps. Nothing else.
-const AGENT_RBAC: &str = r#"
+pub(crate) const AGENT_RBAC: &str = r#"
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata: { name: agent, namespace: team }
@@ -40,7 +40,9 @@ spec:
   containers: [{ name: web, image: nginx }]
 "#;
 
-fn config(
+/// `[auth]` on the IdP, tenancy on, and cluster `lab` (tenant `a`, group `ops`) on `api`, whose
+/// rules allow reading pods and configmaps and applying configmaps in namespace `team`.
+pub(crate) fn config(
     lab: &Lab,
     api: &KubeApiserver,
     minter: &std::path::Path,

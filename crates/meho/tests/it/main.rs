@@ -23,6 +23,7 @@ mod mcp;
 #[allow(dead_code)] // helpers for the MCP tests; not every one is used yet
 mod peers;
 mod readme;
+mod reduce_mcp;
 mod remote_cli;
 mod schemathesis;
 mod serve;
