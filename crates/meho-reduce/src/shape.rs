@@ -52,6 +52,10 @@ pub struct Shaped {
     /// Why the shape was chosen when that is not obvious (where the collection was found, which
     /// arrays competed, that bytes were replaced).
     pub note: Option<String>,
+    /// The fields in the output's own order, when the shape knows it (a table's header, the
+    /// compact list's `columns`, `n` then `line`); rows are maps with sorted keys, so this is the
+    /// only place that order survives. Empty when the output has none to keep.
+    pub order: Vec<String>,
 }
 
 /// A summary of one top-level field across rows.
@@ -123,7 +127,30 @@ pub fn shape(source: Source<'_>) -> Shaped {
 }
 
 fn shaped(kind: ShapeKind, rows: Vec<Row>, note: Option<String>) -> Shaped {
-    Shaped { kind, rows, note }
+    Shaped {
+        kind,
+        rows,
+        note,
+        order: Vec::new(),
+    }
+}
+
+/// [`columns`] of `shaped`'s rows, the fields its output ordered first in that order, the rest
+/// as [`columns`] gives them.
+pub fn ordered_columns(shaped: &Shaped) -> Vec<Column> {
+    let mut columns = columns(&shaped.rows);
+    if !shaped.order.is_empty() {
+        let place = |name: &str| {
+            shaped
+                .order
+                .iter()
+                .position(|field| field == name)
+                .unwrap_or(usize::MAX)
+        };
+        // A stable sort: fields the order does not name keep their relative order, last.
+        columns.sort_by_key(|column| place(&column.name));
+    }
+    columns
 }
 
 fn shape_json(value: Value) -> Shaped {
@@ -299,11 +326,14 @@ fn compact_table(object: &mut Row) -> Option<Shaped> {
             out
         })
         .collect();
-    Some(shaped(
-        ShapeKind::KubernetesList,
-        rows,
-        Some("meho's compact list: rows keyed by `columns`".into()),
-    ))
+    Some(Shaped {
+        order: keys,
+        ..shaped(
+            ShapeKind::KubernetesList,
+            rows,
+            Some("meho's compact list: rows keyed by `columns`".into()),
+        )
+    })
 }
 
 /// Names made unique: a repeated name gets `_2`, `_3`, ….
@@ -344,8 +374,11 @@ fn shape_text(bytes: &[u8]) -> Shaped {
         }
         return shaped;
     }
-    if let Some(rows) = table(&lines) {
-        return shaped(ShapeKind::Table, rows, None);
+    if let Some((order, rows)) = table(&lines) {
+        return Shaped {
+            order,
+            ..shaped(ShapeKind::Table, rows, None)
+        };
     }
     let rows = lines
         .iter()
@@ -358,7 +391,10 @@ fn shape_text(bytes: &[u8]) -> Shaped {
         })
         .collect();
     let note = replaced.then(|| "bytes that are not UTF-8 were replaced with U+FFFD".to_owned());
-    shaped(ShapeKind::Lines, rows, note)
+    Shaped {
+        order: vec!["n".to_owned(), "line".to_owned()],
+        ..shaped(ShapeKind::Lines, rows, note)
+    }
 }
 
 /// One row per line when there are two or more non-empty lines and each is a JSON object.
@@ -435,7 +471,7 @@ fn is_blank(line: &[char], from: usize, to: usize) -> bool {
 /// every line (the cut is in the widest such run); otherwise the words belong to one column
 /// (`CONTAINER ID`). Nothing after the
 /// last column's start is split, so the last column may hold spaces (`ps`'s `COMMAND`).
-fn table(lines: &[&str]) -> Option<Vec<Row>> {
+fn table(lines: &[&str]) -> Option<(Vec<String>, Vec<Row>)> {
     let mut lines = lines.iter().skip_while(|line| line.trim().is_empty());
     let header: Vec<char> = lines.next()?.chars().collect();
     let header_words = words(&header);
@@ -530,7 +566,7 @@ fn table(lines: &[&str]) -> Option<Vec<Row>> {
                 .collect::<Row>()
         })
         .collect();
-    Some(rows)
+    Some((keys, rows))
 }
 
 /// The end of the widest run of positions blank in every line, the last of equally wide ones.
@@ -695,6 +731,30 @@ mod tests {
 
     fn text(text: &str) -> Shaped {
         shape(Source::Text(text.as_bytes()))
+    }
+
+    fn column_names_of(shaped: &Shaped) -> Vec<String> {
+        ordered_columns(shaped)
+            .into_iter()
+            .map(|c| c.name)
+            .collect()
+    }
+
+    #[test]
+    fn columns_keep_the_outputs_own_order_where_it_has_one() {
+        let ps = "USER         PID %CPU %MEM COMMAND\nroot           1  0.0  0.1 /sbin/init\n";
+        assert_eq!(
+            column_names_of(&text(ps)),
+            ["USER", "PID", "%CPU", "%MEM", "COMMAND"]
+        );
+        assert_eq!(column_names_of(&text("a\nb c\n")), ["n", "line"]);
+        let compact = json!({"columns": ["Name", "Ready", "Age"], "rows": [["a", "1/1", "1d"]]});
+        assert_eq!(column_names_of(&json(compact)), ["Name", "Ready", "Age"]);
+        // No order of its own: first seen (sorted within a row).
+        assert_eq!(
+            column_names_of(&json(json!([{"b": 1, "a": 2}]))),
+            ["a", "b"]
+        );
     }
 
     fn rows(shaped: &Shaped) -> Value {

@@ -470,7 +470,7 @@ fn prepare(mut value: Value, redactor: &Redactor, max_kept: usize) -> Prepared {
         Picked::Json(json) => shape::shape(Source::Json(json)),
         Picked::Text(text) => shape::shape(Source::Text(text.as_bytes())),
     };
-    let mut columns = shape::columns(&shaped.rows);
+    let mut columns = shape::ordered_columns(&shaped);
     let fields: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
     for (column, name) in columns.iter_mut().zip(column_names(&fields)) {
         column.name = name;
