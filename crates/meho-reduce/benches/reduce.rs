@@ -6,7 +6,9 @@
 //!    `result_query` call's arguments and its answer) against the raw result. Every answer is
 //!    checked against what the generator knows to be true: a wrong answer aborts the bench.
 //! 2. Figures over a 10,000-pod full list (~60 MB of JSON): the time from the bytes to the
-//!    summary, a follow-up `result_query`'s p50 and p99 (and a cold one), and peak RSS.
+//!    summary, a follow-up `result_query`'s p50 and p99 (and a cold one), and peak RSS; then
+//!    reduce_value's steps one by one (time and RSS growth), measured in a fresh child process
+//!    (this binary again, with `MEHO_REDUCE_BENCH_BREAKDOWN` set).
 //!
 //! Everything runs in-process on an SQLite store in a temporary directory. Prints figures only:
 //! timings are never asserted (answers are).
@@ -29,8 +31,9 @@ use std::time::{Duration, Instant};
 
 use meho_gateway::{CallContext, Caller};
 use meho_reduce::Results;
-use meho_reduce::sql::Answer;
-use meho_reduce::store::{Caps, ResultStore};
+use meho_reduce::shape::{self, Source};
+use meho_reduce::sql::{Answer, ResultTable};
+use meho_reduce::store::{Caps, NewResult, ResultStore};
 use serde_json::{Value, json};
 
 /// `[ssh] output_cap_bytes` as the tasks over multi-megabyte stdout assume it raised
@@ -635,7 +638,7 @@ fn task_ps_aux() -> Task {
         );
         procs.push((rss, pid, user.to_owned(), command));
     }
-    procs.sort_by(|a, b| b.0.cmp(&a.0));
+    procs.sort_by_key(|p| std::cmp::Reverse(p.0));
     let expected = procs
         .iter()
         .take(5)
@@ -979,6 +982,8 @@ fn task_ss() -> Task {
         let pid = 400 + rng.below(40_000);
         let port = rng.pick(ports).to_string();
         let users = format!("users:((\"{name}\",pid={pid},fd={}))", 3 + rng.below(60));
+        let backlog = *rng.pick(&["128", "511", "4096"]);
+        let send_q = *rng.pick(&["0", "36", "517"]);
         let line = if roll < 14 {
             *listen.entry(name.to_owned()).or_default() += 1;
             let addr = *rng.pick(&["0.0.0.0", "127.0.0.1", "[::]", "10.0.16.23"]);
@@ -986,7 +991,7 @@ fn task_ss() -> Task {
                 "tcp",
                 "LISTEN",
                 "0",
-                &rng.pick(&["128", "511", "4096"]).to_string(),
+                backlog,
                 (addr, &port),
                 (if addr == "[::]" { "[::]" } else { "0.0.0.0" }, "*"),
                 &users,
@@ -1019,7 +1024,7 @@ fn task_ss() -> Task {
                 "tcp",
                 "ESTAB",
                 "0",
-                &rng.pick(&["0", "36", "517"]).to_string(),
+                send_q,
                 ("10.0.16.23", &port),
                 (
                     &format!("10.42.{}.{}", rng.below(250), rng.below(250)),
@@ -1269,7 +1274,7 @@ fn task_users() -> Task {
 
 /// The JSON size of `value`, compact.
 fn size_of(value: &Value) -> usize {
-    serde_json::to_vec(value).expect("serializes").len()
+    meho_reduce::summary::size_of(value)
 }
 
 /// `result_query`'s answer as the connector gives it (meho_reduce::stage).
@@ -1424,12 +1429,128 @@ async fn savings(results: &Results, caller: &Caller) {
     }
 }
 
+/// A full list of 10,000 pods as bytes, written pod by pod (as `full_list` would serialize it),
+/// so that the generator's own values are not what the RSS baseline holds.
+fn list_bytes(seed: u64) -> (Vec<u8>, PodTruth) {
+    let mut rng = Rng::new(seed);
+    let mut truth = PodTruth {
+        not_running_by_node: BTreeMap::new(),
+        not_running_by_ns_status: BTreeMap::new(),
+        by_node_phase: BTreeMap::new(),
+    };
+    let mut bytes = b"{\"items\":[".to_vec();
+    for i in 0..10_000 {
+        if i > 0 {
+            bytes.push(b',');
+        }
+        serde_json::to_writer(&mut bytes, &pod(&mut rng, i, &mut truth).full).expect("serializes");
+    }
+    bytes.extend_from_slice(b"]}");
+    bytes.shrink_to_fit();
+    (bytes, truth)
+}
+
+/// Set in the environment of the process that measures reduce_value's steps.
+const BREAKDOWN: &str = "MEHO_REDUCE_BENCH_BREAKDOWN";
+
+/// reduce_value's steps over the 10,000-pod list, one run, through the crate's public API.
+async fn breakdown(results: &Results, caller: &Caller) -> String {
+    let mut out = String::new();
+    let (bytes, _) = list_bytes(11);
+    // Where reduce_value's time goes: its steps, one run, through the crate's public API.
+    // Each step's peak above the RSS it started from (the peak is reset before each).
+    let mark = || {
+        let _ = std::fs::write("/proc/self/clear_refs", "5");
+        proc_status("VmRSS:")
+    };
+    let grew = |from: u64| proc_status("VmHWM:").saturating_sub(from);
+    let from = mark();
+    let t = Instant::now();
+    let mut value: Value = serde_json::from_slice(&bytes).expect("parses");
+    let parse_t = t.elapsed();
+    let parse_mem = grew(from);
+    let redactor = meho_audit::Redactor::new::<&str>(&[]).expect("redactor");
+    let t = Instant::now();
+    let source_bytes = size_of(&value);
+    let size_t = t.elapsed();
+    let from = mark();
+    let t = Instant::now();
+    redactor.redact_value(&mut value);
+    let redact_t = t.elapsed();
+    let redact_mem = grew(from);
+    let from = mark();
+    let t = Instant::now();
+    let shaped = shape::shape(Source::Json(value));
+    let shape_t = t.elapsed();
+    let shape_mem = grew(from);
+    let from = mark();
+    let t = Instant::now();
+    let columns = shape::columns(&shaped.rows);
+    let columns_t = t.elapsed();
+    let columns_mem = grew(from);
+    let fields: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let from = mark();
+    let t = Instant::now();
+    let mut blob = Vec::with_capacity(source_bytes);
+    for row in &shaped.rows {
+        serde_json::to_writer(&mut blob, row).expect("serializes");
+        blob.push(b'\n');
+    }
+    let blob_t = t.elapsed();
+    let blob_mem = grew(from);
+    let from = mark();
+    let t = Instant::now();
+    results
+        .store()
+        .put(NewResult {
+            tenant: &caller.tenant,
+            principal: &caller.principal,
+            tool: "k8s_list",
+            call_id: "breakdown",
+            shape: "collection",
+            columns: &fields,
+            row_count: shaped.rows.len() as u64,
+            rows: blob,
+            created_at_us: 1_000,
+            expires_at_us: i64::MAX,
+        })
+        .await
+        .expect("kept");
+    let put_t = t.elapsed();
+    let put_mem = grew(from);
+    let from = mark();
+    let t = Instant::now();
+    let table = ResultTable::load(&fields, &shaped.rows).expect("loads");
+    let load_t = t.elapsed();
+    let load_mem = grew(from);
+    drop(table);
+    drop(shaped);
+    let _ = writeln!(
+        out,
+        "\nreduce_value's steps over the same list, one run (time; peak RSS above where the step started): parsing the bytes (before reduce_value) {} ({}); measuring its size {}; redacting {} ({}); shaping {} ({}); column summaries {} ({}); rows as JSON lines {} ({}); keeping them in the store (SQLite) {} ({}); then, off the answer's path, loading them into the query cache (SQLite in memory) {} ({}).",
+        ms(parse_t),
+        mib(parse_mem),
+        ms(size_t),
+        ms(redact_t),
+        mib(redact_mem),
+        ms(shape_t),
+        mib(shape_mem),
+        ms(columns_t),
+        mib(columns_mem),
+        ms(blob_t),
+        mib(blob_mem),
+        ms(put_t),
+        mib(put_mem),
+        ms(load_t),
+        mib(load_mem)
+    );
+    out
+}
+
 async fn figures(results: &Results, caller: &Caller) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\n## 2. Figures: a 10,000-pod full list\n");
-    let (pods, truth) = pods(10_000, 11);
-    let bytes = serde_json::to_vec(&full_list(pods.into_iter().map(|p| p.full).collect()))
-        .expect("serializes");
+    let (bytes, truth) = list_bytes(11);
     // Measure from here: the input bytes are held; the peak is reset.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let baseline_rss = proc_status("VmRSS:");
@@ -1439,6 +1560,8 @@ async fn figures(results: &Results, caller: &Caller) -> String {
     let mut shown = 0;
     let mut handle = String::new();
     let mut peak_first = 0;
+    let mut peak_first_query = 0;
+    let mut first_query = Duration::ZERO;
     for run in 0..5 {
         let start = Instant::now();
         let value: Value = serde_json::from_slice(&bytes).expect("parses");
@@ -1466,15 +1589,20 @@ async fn figures(results: &Results, caller: &Caller) -> String {
             .expect("a handle")
             .to_owned();
         if run == 0 {
-            // Let the background priming (the rows loaded into SQLite) finish before reading the
-            // peak: the first query after it finds the table in the cache.
+            // Let the background priming (the rows loaded into SQLite, under a second here) finish
+            // before reading the peak and before querying: a query that raced it would load a
+            // second copy from the store.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            peak_first = proc_status("VmHWM:");
             let q = "SELECT count(*) FROM result";
-            results
+            let start = Instant::now();
+            let answer = results
                 .query(caller, &handle, q.into(), None)
                 .await
                 .expect("query");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            peak_first = proc_status("VmHWM:");
+            first_query = start.elapsed();
+            assert_eq!(answer.rows, vec![vec![json!(10_000)]]);
+            peak_first_query = proc_status("VmHWM:");
         }
     }
     parse_times.sort();
@@ -1516,6 +1644,59 @@ async fn figures(results: &Results, caller: &Caller) -> String {
     }
     times.sort();
     let peak_all = proc_status("VmHWM:");
+
+    // Where reduce_value's time and memory go: its steps, in a fresh process (this one's heap
+    // holds what the runs above freed, which would hide each step's growth).
+    let child = std::process::Command::new(std::env::current_exe().expect("the bench binary"))
+        .env(BREAKDOWN, "1")
+        .output()
+        .expect("the breakdown process");
+    assert!(
+        child.status.success(),
+        "the breakdown failed: {}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    let breakdown = String::from_utf8_lossy(&child.stdout).into_owned();
+
+    // The same GROUP BY over plain columns: the compact list of 10,000 pods.
+    let (compact, _) = pods(10_000, 12);
+    let compact = json!({
+        "columns": ["Namespace", "Name", "Ready", "Status", "Restarts", "Age"],
+        "rows": compact.into_iter().map(|p| p.compact).collect::<Vec<_>>(),
+    });
+    let reduced = results
+        .reduce_value(
+            CallContext {
+                caller,
+                call_id: "compact-10k",
+            },
+            "k8s_list",
+            false,
+            compact,
+        )
+        .await
+        .expect("reduces");
+    let compact_handle = reduced.value["handle"]
+        .as_str()
+        .expect("a handle")
+        .to_owned();
+    let plain_sql = "SELECT Namespace, Status, count(*) AS n FROM result GROUP BY Namespace, Status ORDER BY Namespace, Status";
+    for _ in 0..5 {
+        results
+            .query(caller, &compact_handle, plain_sql.into(), Some(500))
+            .await
+            .expect("query");
+    }
+    let mut plain = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let start = Instant::now();
+        results
+            .query(caller, &compact_handle, plain_sql.into(), Some(500))
+            .await
+            .expect("query");
+        plain.push(start.elapsed());
+    }
+    plain.sort();
     let source = bytes.len();
     let _ = writeln!(out, "| figure | value | target |");
     let _ = writeln!(out, "|---|---:|---|");
@@ -1564,20 +1745,33 @@ async fn figures(results: &Results, caller: &Caller) -> String {
     );
     let _ = writeln!(
         out,
+        "| for comparison: GROUP BY Namespace, Status over the compact list of 10,000 pods (plain columns), p50 / p99 over 200 | {} / {} | |",
+        ms(percentile(&plain, 0.5)),
+        ms(percentile(&plain, 0.99))
+    );
+    let _ = writeln!(
+        out,
         "| RSS before the reduction (VmRSS, the {:.0} MB input bytes held) | {} | |",
         source as f64 / 1e6,
         mib(baseline_rss)
     );
     let _ = writeln!(
         out,
-        "| peak RSS after the first reduction and its cache priming (VmHWM) | {} | |",
+        "| peak RSS after the first reduction and its cache priming (VmHWM, 5 s later) | {} | |",
         mib(peak_first)
     );
     let _ = writeln!(
         out,
-        "| peak RSS after all 5 reductions and 206 queries (VmHWM) | {} | |",
+        "| peak RSS after the first query over it (`SELECT count(*)`, {}) | {} | |",
+        ms(first_query),
+        mib(peak_first_query)
+    );
+    let _ = writeln!(
+        out,
+        "| peak RSS after all 5 reductions and 207 queries, one of them cold (VmHWM) | {} | |",
         mib(peak_all)
     );
+    out.push_str(&breakdown);
     out
 }
 
@@ -1591,6 +1785,10 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let results = results(dir.path()).await;
         let caller = Caller::agent("bench-agent");
+        if std::env::var_os(BREAKDOWN).is_some() {
+            print!("{}", breakdown(&results, &caller).await);
+            return;
+        }
         println!("# meho-reduce: result reduction");
         // The figures first (printed last), so their RSS is not the token tasks' leftovers.
         let figures = figures(&results, &caller).await;
