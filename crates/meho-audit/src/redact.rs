@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 use serde_json::Value;
 
 use crate::AuditError;
@@ -44,6 +44,11 @@ const BUILTIN: &[(&str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct Redactor {
     rules: Vec<(Regex, String)>,
+    /// Every pattern in one automaton: a text none matches is scanned once, not once per rule
+    /// (most strings of a large result hold no secret).
+    any: RegexSet,
+    /// The shortest text any pattern can match, in bytes: shorter texts are left alone unscanned.
+    shortest: usize,
 }
 
 impl Redactor {
@@ -65,11 +70,35 @@ impl Redactor {
             })?;
             rules.push((regex, REDACTED.to_owned()));
         }
-        Ok(Redactor { rules })
+        let patterns: Vec<&str> = rules.iter().map(|(regex, _)| regex.as_str()).collect();
+        let any = RegexSet::new(&patterns).map_err(|err| AuditError::Redaction {
+            pattern: patterns.join(" | "),
+            message: meho_core::display::regex_error(&err.to_string()),
+        })?;
+        // A pattern whose shortest match cannot be told (or is empty) makes every text a
+        // candidate.
+        let shortest = patterns
+            .iter()
+            .map(|pattern| {
+                regex_syntax::parse(pattern)
+                    .ok()
+                    .and_then(|hir| hir.properties().minimum_len())
+                    .unwrap_or(0)
+            })
+            .min()
+            .unwrap_or(0);
+        Ok(Redactor {
+            rules,
+            any,
+            shortest,
+        })
     }
 
     /// `text` with every secret replaced.
     pub fn redact_str<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        if text.len() < self.shortest || !self.any.is_match(text) {
+            return Cow::Borrowed(text);
+        }
         let mut out = Cow::Borrowed(text);
         for (regex, replacement) in &self.rules {
             if let Cow::Owned(replaced) = regex.replace_all(&out, replacement.as_str()) {

@@ -641,6 +641,26 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
+/// A writer that refuses to grow past `limit` bytes (the serializer then stops).
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other("longer than an example may be"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A short copy of a value for an example, or `None` when it is too large to be one.
 fn example(value: &Value) -> Option<Value> {
     match value {
@@ -649,10 +669,17 @@ fn example(value: &Value) -> Option<Value> {
             cut.push('…');
             Some(Value::String(cut))
         }
-        Value::Array(_) | Value::Object(_) => serde_json::to_string(value)
-            .ok()
-            .filter(|text| text.chars().count() <= EXAMPLE_CHARS)
-            .map(|_| value.clone()),
+        Value::Array(_) | Value::Object(_) => {
+            // Serialized no further than a text of EXAMPLE_CHARS characters can be long, so a
+            // large object is given up on after a few hundred bytes, not written out whole.
+            let mut text = Bounded {
+                bytes: Vec::new(),
+                limit: EXAMPLE_CHARS * 4,
+            };
+            serde_json::to_writer(&mut text, value).ok()?;
+            let chars = std::str::from_utf8(&text.bytes).ok()?.chars().count();
+            (chars <= EXAMPLE_CHARS).then(|| value.clone())
+        }
         other => Some(other.clone()),
     }
 }

@@ -115,7 +115,15 @@ impl ResultTable {
         let mut longest = 0usize;
         let tx = conn.transaction().map_err(internal)?;
         {
-            let placeholders: Vec<String> = (1..=defs.len()).map(|i| format!("?{i}")).collect();
+            // Objects and arrays (and `doc`) are stored as SQLite JSONB: `->>`, `json_extract`
+            // and friends read it without parsing JSON text again on every query. Parameters:
+            // the values `?1..?n`, the row `?n+1`, then one flag per value, set for an object or
+            // array.
+            let n = columns.len();
+            let mut placeholders: Vec<String> = (1..=n)
+                .map(|i| format!("CASE WHEN ?{} THEN jsonb(?{i}) ELSE ?{i} END", n + 1 + i))
+                .collect();
+            placeholders.push(format!("jsonb(?{})", n + 1));
             let mut insert = tx
                 .prepare(&format!(
                     "INSERT INTO {} VALUES ({})",
@@ -125,6 +133,12 @@ impl ResultTable {
                 .map_err(internal)?;
             for row in rows {
                 for (i, field) in columns.iter().enumerate() {
+                    let nested = row
+                        .get(field)
+                        .is_some_and(|value| value.is_object() || value.is_array());
+                    insert
+                        .raw_bind_parameter(n + 2 + i, nested)
+                        .map_err(internal)?;
                     let value = row.get(field).map_or(SqlValue::Null, to_sql_value);
                     if let SqlValue::Text(t) = &value {
                         longest = longest.max(t.len());
@@ -218,6 +232,17 @@ impl ResultTable {
         let mut rows_out = Vec::new();
         let mut bytes = 0usize;
         let mut truncated = false;
+        // Blobs in an answer are the JSONB of objects and arrays: shown as the JSON they hold.
+        // The caller's statement is prepared (with no parameters: the limit is 0); this one
+        // statement of ours takes one, and the limit goes back to 0 after it is prepared.
+        self.conn
+            .set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 1)
+            .map_err(internal)?;
+        let as_json = self.conn.prepare("SELECT json(?1)");
+        self.conn
+            .set_limit(Limit::SQLITE_LIMIT_VARIABLE_NUMBER, 0)
+            .map_err(internal)?;
+        let mut as_json = as_json.map_err(internal)?;
         let mut rows = stmt.raw_query();
         loop {
             let row = match rows.next() {
@@ -232,7 +257,10 @@ impl ResultTable {
             let mut out = Vec::with_capacity(columns.len());
             for i in 0..columns.len() {
                 let v = row.get_ref(i).map_err(internal)?;
-                out.push(to_json(v));
+                out.push(match v {
+                    ValueRef::Blob(blob) => from_jsonb(&mut as_json, blob),
+                    other => to_json(other),
+                });
             }
             let size = serde_json::to_string(&out).map_err(internal)?.len();
             if bytes.saturating_add(size) > limits.max_bytes {
@@ -460,6 +488,15 @@ fn to_sql_value(v: &Value) -> SqlValue {
     }
 }
 
+/// The JSON a JSONB blob holds, as a value; a blob that is not JSONB as lowercase hex text.
+fn from_jsonb(as_json: &mut rusqlite::Statement<'_>, blob: &[u8]) -> Value {
+    as_json
+        .query_row([blob], |row| row.get::<_, String>(0))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| to_json(ValueRef::Blob(blob)))
+}
+
 fn to_json(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
@@ -538,11 +575,24 @@ mod tests {
                 json!("pod-2"),
                 json!(2),
                 json!(1),
-                json!("{\"app\":\"app2\"}"),
+                // Stored as JSONB, answered as the object it is.
+                json!({"app": "app2"}),
                 json!(0.2)
             ]]
         );
         assert!(!a.truncated);
+        let a = q(
+            &t,
+            "SELECT typeof(labels), labels->>'$.app', json(labels), doc->>'$.name' FROM result WHERE name = 'pod-2'",
+        )
+        .unwrap();
+        assert_eq!(
+            a.rows,
+            vec![vec![json!("blob"), json!("app2"), json!("{\"app\":\"app2\"}"), json!("pod-2")]]
+        );
+        // A blob that is not JSONB stays hex.
+        let a = q(&t, "SELECT x'00ff'").unwrap();
+        assert_eq!(a.rows, vec![vec![json!("00ff")]]);
         let a = q(
             &t,
             "SELECT typeof(name), typeof(restarts), typeof(cpu) FROM result LIMIT 1",
