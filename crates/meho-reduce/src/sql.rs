@@ -588,7 +588,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             a.rows,
-            vec![vec![json!("blob"), json!("app2"), json!("{\"app\":\"app2\"}"), json!("pod-2")]]
+            vec![vec![
+                json!("blob"),
+                json!("app2"),
+                json!("{\"app\":\"app2\"}"),
+                json!("pod-2")
+            ]]
         );
         // A blob that is not JSONB stays hex.
         let a = q(&t, "SELECT x'00ff'").unwrap();

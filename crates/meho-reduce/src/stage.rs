@@ -231,7 +231,7 @@ impl Results {
                 source_bytes: prepared.source_bytes as u64,
                 context: &prepared.context,
             },
-            settings.answer_max_bytes,
+            summary::budget(prepared.source_bytes, settings.answer_max_bytes),
         );
         let shown_bytes = summary::size_of(&answer);
         let mut record = json!({
@@ -259,87 +259,86 @@ impl Results {
         })
     }
 
-    /// Loads `prepared`'s kept rows into this replica's cache in the background.
+    /// Loads `prepared`'s kept rows into this replica's cache in the background. A query that
+    /// comes meanwhile waits for this load rather than loading the rows a second time.
     fn prime(&self, caller: &Caller, handle: &str, expires_at_us: i64, prepared: Prepared) {
-        let results = self.clone();
         let key = CacheKey {
             tenant: caller.tenant.clone(),
             principal: caller.principal.clone(),
             handle: handle.to_owned(),
         };
-        tokio::task::spawn_blocking(move || {
-            let Prepared {
-                mut rows,
-                fields,
-                kept_rows,
-                kept_bytes,
-                ..
-            } = prepared;
-            rows.truncate(kept_rows);
-            match ResultTable::load(&fields, &rows) {
-                Ok(table) => results.cache_insert(key, expires_at_us, kept_bytes, table),
-                Err(err) => tracing::debug!(%err, "a kept result could not be loaded"),
+        let Some(slot) = self.slot(key, expires_at_us, prepared.kept_bytes) else {
+            return;
+        };
+        tokio::spawn(async move {
+            let loaded = slot
+                .get_or_try_init(|| async move {
+                    tokio::task::spawn_blocking(move || {
+                        let Prepared {
+                            mut rows,
+                            fields,
+                            kept_rows,
+                            ..
+                        } = prepared;
+                        rows.truncate(kept_rows);
+                        ResultTable::load(&fields, &rows)
+                    })
+                    .await
+                    .map_err(|err| ReduceError::Internal(err.to_string()))?
+                    .map(|table| Arc::new(Mutex::new(table)))
+                })
+                .await;
+            if let Err(err) = loaded {
+                tracing::debug!(%err, "a kept result could not be loaded");
             }
         });
     }
 
-    fn cache_insert(&self, key: CacheKey, expires_at_us: i64, bytes: usize, table: ResultTable) {
+    /// The cache's slot for `key` (a new, empty one when there is none), or `None` when the
+    /// rows would not fit the cache at all.
+    fn slot(&self, key: CacheKey, expires_at_us: i64, json_bytes: usize) -> Option<Slot> {
         let budget = self.inner.settings.cache_bytes;
-        if let Ok(mut cache) = self.inner.cache.lock() {
-            cache.insert(key, expires_at_us, bytes, table, budget);
-        }
+        let mut cache = self.inner.cache.lock().ok()?;
+        cache.slot(key, expires_at_us, json_bytes, budget, now_us())
     }
 
-    /// The loaded table of `handle` for `caller`: from this replica's cache, else from the store.
+    /// The loaded table of `handle` for `caller`: from this replica's cache (waiting for a load
+    /// under way), else from the store.
     async fn table(
         &self,
         caller: &Caller,
         handle: &str,
     ) -> Result<Arc<Mutex<ResultTable>>, ReduceError> {
         let now = now_us();
+        let meta = self
+            .inner
+            .store
+            .meta(&caller.tenant, &caller.principal, handle, now)
+            .await?;
         let key = CacheKey {
             tenant: caller.tenant.clone(),
             principal: caller.principal.clone(),
             handle: handle.to_owned(),
         };
-        if let Some(table) = self
-            .inner
-            .cache
-            .lock()
-            .ok()
-            .and_then(|mut cache| cache.get(&key, now))
-        {
-            return Ok(table);
-        }
-        let (meta, blob) = self
-            .inner
-            .store
-            .rows(&caller.tenant, &caller.principal, handle, now)
-            .await?;
-        let bytes = blob.len();
-        let table = tokio::task::spawn_blocking(move || {
-            let rows = parse_lines(&blob)?;
-            ResultTable::load(&meta.columns, &rows)
-        })
-        .await
-        .map_err(|err| ReduceError::Internal(err.to_string()))??;
-        let expires_at_us = self
-            .inner
-            .store
-            .meta(&caller.tenant, &caller.principal, handle, now)
+        let bytes = usize::try_from(meta.bytes).unwrap_or(usize::MAX);
+        let load = || async {
+            let (meta, blob) = self
+                .inner
+                .store
+                .rows(&caller.tenant, &caller.principal, handle, now)
+                .await?;
+            tokio::task::spawn_blocking(move || {
+                let rows = parse_lines(&blob)?;
+                ResultTable::load(&meta.columns, &rows)
+            })
             .await
-            .map(|meta| meta.expires_at_us)?;
-        let table = Arc::new(Mutex::new(table));
-        if let Ok(mut cache) = self.inner.cache.lock() {
-            cache.insert_shared(
-                key,
-                expires_at_us,
-                bytes,
-                Arc::clone(&table),
-                self.inner.settings.cache_bytes,
-            );
+            .map_err(|err| ReduceError::Internal(err.to_string()))?
+            .map(|table| Arc::new(Mutex::new(table)))
+        };
+        match self.slot(key, meta.expires_at_us, bytes) {
+            Some(slot) => slot.get_or_try_init(load).await.cloned(),
+            None => load().await,
         }
-        Ok(table)
     }
 
     /// Runs `sql` over `handle`'s rows for `caller`, at most `limit` rows.
@@ -537,9 +536,16 @@ struct CacheKey {
     handle: String,
 }
 
+/// A cache slot: the table once loaded; loads of one result share it.
+type Slot = Arc<tokio::sync::OnceCell<Arc<Mutex<ResultTable>>>>;
+
+/// What a loaded table costs in memory, per byte of its rows' JSON: each row is held twice
+/// (its columns, and `doc`), as JSONB, plus SQLite's pages (measured about 2.2 on pod lists).
+const MEMORY_PER_JSON_BYTE: usize = 2;
+
 #[derive(Debug)]
 struct Cached {
-    table: Arc<Mutex<ResultTable>>,
+    slot: Slot,
     expires_at_us: i64,
     bytes: usize,
     used: u64,
@@ -554,79 +560,53 @@ struct Cache {
 }
 
 impl Cache {
-    fn get(&mut self, key: &CacheKey, now_us: i64) -> Option<Arc<Mutex<ResultTable>>> {
+    /// The slot of `key`, made (evicting the least recently used) when there is none or it
+    /// expired; `None` when a table of `json_bytes` could never fit `budget`.
+    fn slot(
+        &mut self,
+        key: CacheKey,
+        expires_at_us: i64,
+        json_bytes: usize,
+        budget: usize,
+        now_us: i64,
+    ) -> Option<Slot> {
         self.clock += 1;
         let clock = self.clock;
-        match self.entries.get_mut(key) {
-            Some(entry) if entry.expires_at_us > now_us => {
+        if let Some(entry) = self.entries.get_mut(&key) {
+            if entry.expires_at_us > now_us {
                 entry.used = clock;
-                Some(Arc::clone(&entry.table))
+                return Some(Arc::clone(&entry.slot));
             }
-            Some(_) => {
-                if let Some(gone) = self.entries.remove(key) {
-                    self.bytes -= gone.bytes;
-                }
-                None
+            if let Some(gone) = self.entries.remove(&key) {
+                self.bytes -= gone.bytes;
             }
-            None => None,
         }
-    }
-
-    fn insert(
-        &mut self,
-        key: CacheKey,
-        expires_at_us: i64,
-        bytes: usize,
-        table: ResultTable,
-        budget: usize,
-    ) {
-        self.insert_shared(
-            key,
-            expires_at_us,
-            bytes,
-            Arc::new(Mutex::new(table)),
-            budget,
-        );
-    }
-
-    fn insert_shared(
-        &mut self,
-        key: CacheKey,
-        expires_at_us: i64,
-        bytes: usize,
-        table: Arc<Mutex<ResultTable>>,
-        budget: usize,
-    ) {
+        let bytes = json_bytes.saturating_mul(MEMORY_PER_JSON_BYTE);
         if bytes > budget {
-            return;
-        }
-        if let Some(old) = self.entries.remove(&key) {
-            self.bytes -= old.bytes;
+            return None;
         }
         while self.bytes + bytes > budget {
-            let Some(oldest) = self
+            let oldest = self
                 .entries
                 .iter()
                 .min_by_key(|(_, entry)| entry.used)
-                .map(|(key, _)| key.clone())
-            else {
-                break;
-            };
+                .map(|(key, _)| key.clone())?;
             if let Some(gone) = self.entries.remove(&oldest) {
                 self.bytes -= gone.bytes;
             }
         }
-        self.clock += 1;
+        let slot = Slot::default();
         self.bytes += bytes;
         self.entries.insert(
             key,
             Cached {
-                table,
+                slot: Arc::clone(&slot),
                 expires_at_us,
                 bytes,
-                used: self.clock,
+                used: clock,
             },
         );
+        Some(slot)
     }
 }
 

@@ -56,6 +56,12 @@ pub fn shape_name(kind: ShapeKind) -> &'static str {
     }
 }
 
+/// The byte budget of a summary of a result of `source_bytes`: 2% of it, at least 1 KiB, at
+/// most `max` (so that the summary and one query stay a small fraction of a medium result too).
+pub fn budget(source_bytes: usize, max: usize) -> usize {
+    (source_bytes / 50).max(1024).min(max)
+}
+
 /// The summary as JSON, at most `budget` bytes when it can be made to fit: examples, sample rows,
 /// then columns are given up, in that order, until it does (the answer says what was left out).
 pub fn answer(summary: &Summary<'_>, budget: usize) -> Value {
@@ -140,7 +146,7 @@ fn assemble(
             "tool": RESULT_QUERY,
             "arguments": {"handle": summary.handle, "sql": sql},
             "hint": format!(
-                "SQLite over table `{TABLE}`: one column per entry of `columns`, plus `{DOC_COLUMN}` (the row as JSON); JSON1 works (->>, json_extract, json_each). Read-only; at most 500 rows per answer."
+                "read-only SQLite: table `{TABLE}`, the columns above plus `{DOC_COLUMN}` (the row); JSON1 works"
             ),
         }),
     );
