@@ -328,7 +328,7 @@ impl Results {
                 .rows(&caller.tenant, &caller.principal, handle, now)
                 .await?;
             tokio::task::spawn_blocking(move || {
-                let rows = parse_lines(&blob)?;
+                let rows = parse_lines(&decode_rows(&blob)?)?;
                 ResultTable::load(&meta.columns, &rows)
             })
             .await
@@ -458,36 +458,35 @@ struct Prepared {
     context: Map<String, Value>,
 }
 
-/// Redacts, shapes and serializes `value`: the rows as JSON lines, as many as fit `max_kept`.
+/// Redacts, shapes and serializes `value`: the rows as compressed JSON lines, as many as fit
+/// `max_kept` bytes of JSON. The column summaries are computed on a second thread while the
+/// rows are written.
 fn prepare(mut value: Value, redactor: &Redactor, max_kept: usize) -> Prepared {
     let mut counter = Counter::default();
     let _ = serde_json::to_writer(&mut counter, &value);
     let source_bytes = counter.bytes;
-    redactor.redact_value(&mut value);
+    redact(redactor, &mut value);
     let (picked, context) = pick(value, source_bytes);
     let shaped = match picked {
         Picked::Json(json) => shape::shape(Source::Json(json)),
         Picked::Text(text) => shape::shape(Source::Text(text.as_bytes())),
     };
-    let mut columns = shape::ordered_columns(&shaped);
-    let fields: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+    let ((mut columns, fields), (blob, kept_rows, kept_bytes)) = std::thread::scope(|scope| {
+        let summaries = scope.spawn(|| {
+            let columns = shape::ordered_columns(&shaped);
+            let fields: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+            (columns, fields)
+        });
+        let kept = encode_rows(&shaped.rows, max_kept);
+        let summaries = summaries.join().unwrap_or_else(|_| {
+            let columns = shape::ordered_columns(&shaped);
+            let fields = columns.iter().map(|c| c.name.clone()).collect();
+            (columns, fields)
+        });
+        (summaries, kept)
+    });
     for (column, name) in columns.iter_mut().zip(column_names(&fields)) {
         column.name = name;
-    }
-    let mut blob = Vec::new();
-    let mut kept_rows = 0;
-    for row in &shaped.rows {
-        let before = blob.len();
-        if serde_json::to_writer(&mut blob, row).is_err() {
-            blob.truncate(before);
-            break;
-        }
-        blob.push(b'\n');
-        if blob.len() > max_kept {
-            blob.truncate(before);
-            break;
-        }
-        kept_rows += 1;
     }
     let mut note = shaped.note;
     if kept_rows < shaped.rows.len() {
@@ -504,11 +503,86 @@ fn prepare(mut value: Value, redactor: &Redactor, max_kept: usize) -> Prepared {
         columns,
         rows: shaped.rows,
         kept_rows,
-        kept_bytes: blob.len(),
+        kept_bytes,
         blob,
         source_bytes,
         context,
     }
+}
+
+/// Arrays this long are redacted on two threads.
+const PARALLEL_ITEMS: usize = 2048;
+
+/// Redacts every string of `value` (keys included), as [`Redactor::redact_value`] does; a large
+/// collection (the value, or one of its fields) is split between two threads.
+fn redact(redactor: &Redactor, value: &mut Value) {
+    fn halves(redactor: &Redactor, items: &mut [Value]) {
+        let (first, second) = items.split_at_mut(items.len() / 2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| first.iter_mut().for_each(|v| redactor.redact_value(v)));
+            second.iter_mut().for_each(|v| redactor.redact_value(v));
+        });
+    }
+    match value {
+        Value::Array(items) if items.len() >= PARALLEL_ITEMS => halves(redactor, items),
+        Value::Object(fields) => {
+            let large = fields
+                .iter()
+                .find(|(_, v)| v.as_array().is_some_and(|a| a.len() >= PARALLEL_ITEMS))
+                .map(|(key, _)| key.clone());
+            let Some(key) = large else {
+                redactor.redact_value(value);
+                return;
+            };
+            let mut items = fields.remove(&key).unwrap_or(Value::Null);
+            redactor.redact_value(value);
+            if let Value::Array(list) = &mut items {
+                halves(redactor, list);
+            }
+            if let Value::Object(fields) = value {
+                fields.insert(redactor.redact_str(&key).into_owned(), items);
+            }
+        }
+        _ => redactor.redact_value(value),
+    }
+}
+
+/// `rows` as JSON lines, zlib-compressed (fast level: JSON shrinks about tenfold, and the
+/// store writes a tenth of it), stopping before the JSON would pass `max_kept` bytes. Returns
+/// the blob, the rows kept and their JSON bytes.
+fn encode_rows(rows: &[Row], max_kept: usize) -> (Vec<u8>, usize, usize) {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut line = Vec::new();
+    let mut json_bytes = 0usize;
+    let mut kept = 0usize;
+    for row in rows {
+        line.clear();
+        if serde_json::to_writer(&mut line, row).is_err() {
+            break;
+        }
+        line.push(b'\n');
+        if json_bytes + line.len() > max_kept || encoder.write_all(&line).is_err() {
+            break;
+        }
+        json_bytes += line.len();
+        kept += 1;
+    }
+    // Writing into a Vec cannot fail.
+    let blob = encoder.finish().unwrap_or_default();
+    (blob, kept, json_bytes)
+}
+
+/// The JSON lines a kept blob holds.
+pub fn decode_rows(blob: &[u8]) -> Result<Vec<u8>, ReduceError> {
+    use std::io::Read as _;
+    let mut lines = Vec::with_capacity(blob.len().saturating_mul(8));
+    flate2::read::ZlibDecoder::new(blob)
+        .read_to_end(&mut lines)
+        .map_err(|err| {
+            ReduceError::Internal(format!("a kept result does not decompress: {err}"))
+        })?;
+    Ok(lines)
 }
 
 /// Rows from JSON lines.
@@ -797,5 +871,50 @@ impl Connector for Results {
     fn has_targets<'a>(&'a self, _caller: &'a Caller) -> BoxFuture<'a, bool> {
         // Every caller may query what it was given.
         Box::pin(async { true })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn parallel_redaction_is_the_same_as_redact_value() {
+        let redactor = Redactor::new(&["tok-[0-9]+"]).unwrap();
+        let items: Vec<Value> = (0..5000)
+            .map(|i| json!({"n": i, "line": format!("password={i} tok-{i} ok"), format!("tok-{i}"): "k"}))
+            .collect();
+        for original in [
+            Value::Array(items.clone()),
+            json!({"items": items, "tok-1": "password=x", "small": ["tok-2"]}),
+            json!({"few": ["tok-3"], "s": "bearer abc.def"}),
+        ] {
+            let mut expected = original.clone();
+            redactor.redact_value(&mut expected);
+            let mut got = original;
+            redact(&redactor, &mut got);
+            assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn kept_rows_round_trip_and_stop_at_the_cap() {
+        let rows: Vec<Row> = (0..100)
+            .map(|i| json!({"n": i}).as_object().unwrap().clone())
+            .collect();
+        let (blob, kept, bytes) = encode_rows(&rows, usize::MAX);
+        assert_eq!(kept, 100);
+        let lines = decode_rows(&blob).unwrap();
+        assert_eq!(lines.len(), bytes);
+        assert_eq!(parse_lines(&lines).unwrap(), rows);
+        // `{"n":0}\n` is 8 bytes: 10 rows within 85 bytes.
+        let (blob, kept, bytes) = encode_rows(&rows, 85);
+        assert_eq!((kept, bytes), (10, 80));
+        assert_eq!(parse_lines(&decode_rows(&blob).unwrap()).unwrap().len(), 10);
+        assert!(decode_rows(b"not zlib").is_err());
     }
 }
