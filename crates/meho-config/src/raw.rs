@@ -90,7 +90,8 @@ pub struct RawReduction {
     /// The most rows of one result kept, in bytes of JSON; rows past it are not kept (the
     /// summary says how many were). Default 67108864 (64 MiB).
     pub max_result_bytes: Option<u64>,
-    /// The most kept bytes per principal; a principal's oldest results are dropped to make room.
+    /// The most kept bytes per principal, as stored (compressed); a principal's oldest results
+    /// are dropped to make room.
     /// Default 268435456 (256 MiB).
     pub max_principal_bytes: Option<u64>,
     /// How long one `result_query` may run, in milliseconds. Default 2000.
