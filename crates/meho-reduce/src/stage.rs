@@ -27,7 +27,7 @@ use crate::ReduceError;
 use crate::shape::{self, Column, Row, ShapeKind, Source};
 use crate::sql::{Limits, ResultTable, column_names};
 use crate::store::{NewResult, ResultStore};
-use crate::summary::{self, Counter, RESULT_QUERY, Summary};
+use crate::summary::{self, RESULT_QUERY, Summary};
 
 /// How results are reduced and queried (from `[reduction]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -462,10 +462,7 @@ struct Prepared {
 /// `max_kept` bytes of JSON. The column summaries are computed on a second thread while the
 /// rows are written.
 fn prepare(mut value: Value, redactor: &Redactor, max_kept: usize) -> Prepared {
-    let mut counter = Counter::default();
-    let _ = serde_json::to_writer(&mut counter, &value);
-    let source_bytes = counter.bytes;
-    redact(redactor, &mut value);
+    let source_bytes = redact(redactor, &mut value);
     let (picked, context) = pick(value, source_bytes);
     let shaped = match picked {
         Picked::Json(json) => shape::shape(Source::Json(json)),
@@ -513,37 +510,66 @@ fn prepare(mut value: Value, redactor: &Redactor, max_kept: usize) -> Prepared {
 /// Arrays this long are redacted on two threads.
 const PARALLEL_ITEMS: usize = 2048;
 
-/// Redacts every string of `value` (keys included), as [`Redactor::redact_value`] does; a large
-/// collection (the value, or one of its fields) is split between two threads.
-fn redact(redactor: &Redactor, value: &mut Value) {
-    fn halves(redactor: &Redactor, items: &mut [Value]) {
+/// Redacts every string of `value` (keys included), as [`Redactor::redact_value`] does, and
+/// returns the size of `value`'s compact JSON as it was. A large collection (the value, or one
+/// of its fields) is measured and redacted in two halves on two threads.
+fn redact(redactor: &Redactor, value: &mut Value) -> usize {
+    /// Measures, then redacts, `items` on two threads; the sum of the items' sizes.
+    fn halves(redactor: &Redactor, items: &mut [Value]) -> usize {
         let (first, second) = items.split_at_mut(items.len() / 2);
+        let work = |part: &mut [Value]| {
+            let mut size = 0;
+            for item in part {
+                size += summary::size_of(item);
+                redactor.redact_value(item);
+            }
+            size
+        };
         std::thread::scope(|scope| {
-            scope.spawn(|| first.iter_mut().for_each(|v| redactor.redact_value(v)));
-            second.iter_mut().for_each(|v| redactor.redact_value(v));
-        });
+            let one = scope.spawn(|| work(first));
+            let two = work(second);
+            one.join().unwrap_or(0) + two
+        })
+    }
+    /// `[`, `]` and the commas between `n` items.
+    fn array_overhead(n: usize) -> usize {
+        2 + n.saturating_sub(1)
     }
     match value {
-        Value::Array(items) if items.len() >= PARALLEL_ITEMS => halves(redactor, items),
+        Value::Array(items) if items.len() >= PARALLEL_ITEMS => {
+            array_overhead(items.len()) + halves(redactor, items)
+        }
         Value::Object(fields) => {
             let large = fields
                 .iter()
                 .find(|(_, v)| v.as_array().is_some_and(|a| a.len() >= PARALLEL_ITEMS))
                 .map(|(key, _)| key.clone());
             let Some(key) = large else {
+                let size = summary::size_of(value);
                 redactor.redact_value(value);
-                return;
+                return size;
             };
             let mut items = fields.remove(&key).unwrap_or(Value::Null);
+            let others = fields.len();
+            // The rest of the object, then `"key":` and a comma when there is a rest.
+            let mut size = summary::size_of(value)
+                + summary::size_of(&Value::String(key.clone()))
+                + 1
+                + usize::from(others > 0);
             redactor.redact_value(value);
             if let Value::Array(list) = &mut items {
-                halves(redactor, list);
+                size += array_overhead(list.len()) + halves(redactor, list);
             }
             if let Value::Object(fields) = value {
                 fields.insert(redactor.redact_str(&key).into_owned(), items);
             }
+            size
         }
-        _ => redactor.redact_value(value),
+        _ => {
+            let size = summary::size_of(value);
+            redactor.redact_value(value);
+            size
+        }
     }
 }
 
@@ -892,11 +918,14 @@ mod tests {
             Value::Array(items.clone()),
             json!({"items": items, "tok-1": "password=x", "small": ["tok-2"]}),
             json!({"few": ["tok-3"], "s": "bearer abc.def"}),
+            json!({"only": (0..3000).collect::<Vec<_>>()}),
+            json!({"a": "x", "list": (0..3000).map(|i| json!({"s": format!("é\\\"{i}")})).collect::<Vec<_>>()}),
         ] {
             let mut expected = original.clone();
             redactor.redact_value(&mut expected);
+            let size = summary::size_of(&original);
             let mut got = original;
-            redact(&redactor, &mut got);
+            assert_eq!(redact(&redactor, &mut got), size);
             assert_eq!(got, expected);
         }
     }

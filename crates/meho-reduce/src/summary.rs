@@ -169,8 +169,8 @@ pub fn size_of(value: &Value) -> usize {
 
 /// Counts the bytes written to it.
 #[derive(Debug, Default)]
-pub(crate) struct Counter {
-    pub(crate) bytes: usize,
+struct Counter {
+    bytes: usize,
 }
 
 impl std::io::Write for Counter {
