@@ -177,6 +177,13 @@ pub fn log_text(bytes: &[u8], truncated: bool) -> String {
 /// A full list, cleaned, with its paging fields.
 pub fn full_list(list: &Value) -> Value {
     let mut answer = Map::new();
+    // The list's own `kind` (`PodList`) and `apiVersion`: what tells a reader (and the reduce
+    // stage) that this is a Kubernetes list.
+    for field in ["kind", "apiVersion"] {
+        if let Some(value) = list.get(field).filter(|v| v.is_string()) {
+            answer.insert(field.into(), value.clone());
+        }
+    }
     answer.insert(
         "items".into(),
         list.get("items").cloned().unwrap_or_else(|| json!([])),

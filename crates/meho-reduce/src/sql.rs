@@ -169,6 +169,79 @@ impl ResultTable {
         })
     }
 
+    /// As [`ResultTable::load`], from the rows as JSON lines (one compact JSON object per
+    /// line): each line is parsed once, by SQLite, into the JSONB of `doc`, and every column is
+    /// extracted from it (`jsonb_extract`: scalars as SQL values, objects and arrays as JSONB).
+    /// Nothing is parsed or serialized on the Rust side. Fields whose names a JSON path cannot
+    /// spell (a `"`, a control character, empty) load through [`ResultTable::load`] instead.
+    pub fn load_lines(columns: &[String], lines: &[u8]) -> Result<Self, ReduceError> {
+        let spellable = |field: &String| {
+            !field.is_empty() && !field.chars().any(|c| c == '"' || c.is_control())
+        };
+        if !columns.iter().all(spellable) {
+            let rows = lines
+                .split(|b| *b == b'\n')
+                .filter(|line| !line.is_empty())
+                .map(|line| {
+                    serde_json::from_slice::<Map<String, Value>>(line).map_err(|err| {
+                        ReduceError::Internal(format!("a kept row does not parse: {err}"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Self::load(columns, &rows);
+        }
+        if columns.len() > MAX_COLUMNS {
+            return Err(ReduceError::TooLarge {
+                what: format!("{} columns", columns.len()),
+                limit: MAX_COLUMNS,
+            });
+        }
+        let names = column_names(columns);
+        let mut conn = Connection::open_in_memory().map_err(internal)?;
+        conn.execute_batch("PRAGMA page_size = 65536")
+            .map_err(internal)?;
+        let mut defs: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
+        defs.push(quote_ident(DOC_COLUMN));
+        conn.execute_batch(&format!(
+            "CREATE TABLE {} ({})",
+            quote_ident(TABLE),
+            defs.join(", ")
+        ))
+        .map_err(internal)?;
+        let mut longest = 0usize;
+        let tx = conn.transaction().map_err(internal)?;
+        {
+            let mut extracts: Vec<String> = columns
+                .iter()
+                .map(|field| format!("jsonb_extract(d, '$.\"{}\"')", field.replace('\'', "''")))
+                .collect();
+            extracts.push("d".to_owned());
+            let mut insert = tx
+                .prepare(&format!(
+                    "INSERT INTO {} SELECT {} FROM (SELECT jsonb(?1) AS d)",
+                    quote_ident(TABLE),
+                    extracts.join(", ")
+                ))
+                .map_err(internal)?;
+            for line in lines.split(|b| *b == b'\n').filter(|line| !line.is_empty()) {
+                let text = std::str::from_utf8(line).map_err(internal)?;
+                longest = longest.max(text.len());
+                insert.raw_bind_parameter(1, text).map_err(internal)?;
+                insert.raw_execute().map_err(internal)?;
+            }
+        }
+        tx.commit().map_err(internal)?;
+
+        let denied = Arc::new(Mutex::new(None));
+        let value_limit = lock_down(&conn, defs.len(), longest, Arc::clone(&denied))?;
+        Ok(Self {
+            conn,
+            columns: names,
+            denied,
+            value_limit,
+        })
+    }
+
     /// The SQL column names of table `result`, one per field given to [`ResultTable::load`]
     /// (in order, deduplicated), without `doc`.
     pub fn columns(&self) -> &[String] {
@@ -562,6 +635,69 @@ mod tests {
     fn still_works(t: &ResultTable) {
         let a = q(t, "SELECT count(*) FROM result").unwrap();
         assert_eq!(a.rows, vec![vec![json!(30)]]);
+    }
+
+    #[test]
+    fn loading_json_lines_gives_the_same_table_as_loading_rows() {
+        let columns: Vec<String> = [
+            "name", "n", "big", "ok", "obj", "arr", "f", "it's", "We ird", "null", "absent",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        let rows: Vec<_> = (0..40)
+            .map(|i| {
+                obj(json!({
+                    "name": format!("r-{i} é \\ \"q\""),
+                    "n": i,
+                    "big": u64::MAX - i,
+                    "ok": i % 2 == 0,
+                    "obj": {"a": {"b": i}},
+                    "arr": [i, "x", null],
+                    "f": 1.5 * f64::from(i as u8),
+                    "it's": "quote",
+                    "We ird": "space",
+                    "null": null,
+                }))
+            })
+            .collect();
+        let mut lines = Vec::new();
+        for row in &rows {
+            serde_json::to_writer(&mut lines, row).unwrap();
+            lines.push(b'\n');
+        }
+        let from_rows = ResultTable::load(&columns, &rows).unwrap();
+        let from_lines = ResultTable::load_lines(&columns, &lines).unwrap();
+        assert_eq!(from_rows.columns(), from_lines.columns());
+        let every = format!(
+            "SELECT {}, doc->>'$.name', obj->>'$.a.b' FROM result ORDER BY n",
+            columns
+                .iter()
+                .map(|c| format!("typeof({0}), {0}", quote_ident(c)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let limits = Limits {
+            max_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        let a = from_rows.query(&every, &limits).unwrap();
+        let b = from_lines.query(&every, &limits).unwrap();
+        assert_eq!(a.rows.len(), 40);
+        assert_eq!(
+            a,
+            Answer {
+                elapsed: a.elapsed,
+                ..b
+            }
+        );
+        // A field a JSON path cannot spell loads through the rows.
+        let odd = vec!["a\"b".to_owned()];
+        let t = ResultTable::load_lines(&odd, b"{\"a\\\"b\": 1}\n").unwrap();
+        assert_eq!(
+            q(&t, "SELECT \"a\"\"b\" FROM result").unwrap().rows,
+            vec![vec![json!(1)]]
+        );
     }
 
     #[test]

@@ -184,7 +184,7 @@ impl Results {
         let redactor = self.inner.redactor.clone();
         let max_kept =
             usize::try_from(self.inner.store.caps().max_result_bytes).unwrap_or(usize::MAX);
-        let mut prepared = tokio::task::spawn_blocking(move || prepare(value, &redactor, max_kept))
+        let prepared = tokio::task::spawn_blocking(move || prepare(value, &redactor, max_kept))
             .await
             .map_err(|err| ToolError::internal(format!("the reduction failed: {err}")))?;
         let created_at_us = now_us();
@@ -201,7 +201,7 @@ impl Results {
                 shape: summary::shape_name(prepared.kind),
                 columns: &prepared.fields,
                 row_count: prepared.kept_rows as u64,
-                rows: std::mem::take(&mut prepared.blob),
+                rows: prepared.blob.clone(),
                 created_at_us,
                 expires_at_us,
             })
@@ -251,8 +251,22 @@ impl Results {
                 fields.insert("evicted".into(), json!(kept.evicted));
             }
         }
-        // Load the rows for the queries that follow, off the answer's path.
-        self.prime(call.caller, &kept.handle, expires_at_us, prepared);
+        // Load the rows for the queries that follow, off the answer's path (the rows themselves
+        // are dropped here: the load reads the kept blob).
+        let Prepared {
+            blob,
+            fields,
+            kept_bytes,
+            ..
+        } = prepared;
+        self.prime(
+            call.caller,
+            &kept.handle,
+            expires_at_us,
+            fields,
+            blob,
+            kept_bytes,
+        );
         Ok(Reduced {
             value: answer,
             record: Some(record),
@@ -261,27 +275,28 @@ impl Results {
 
     /// Loads `prepared`'s kept rows into this replica's cache in the background. A query that
     /// comes meanwhile waits for this load rather than loading the rows a second time.
-    fn prime(&self, caller: &Caller, handle: &str, expires_at_us: i64, prepared: Prepared) {
+    fn prime(
+        &self,
+        caller: &Caller,
+        handle: &str,
+        expires_at_us: i64,
+        fields: Vec<String>,
+        blob: Vec<u8>,
+        json_bytes: usize,
+    ) {
         let key = CacheKey {
             tenant: caller.tenant.clone(),
             principal: caller.principal.clone(),
             handle: handle.to_owned(),
         };
-        let Some(slot) = self.slot(key, expires_at_us, prepared.kept_bytes) else {
+        let Some(slot) = self.slot(key, expires_at_us, json_bytes) else {
             return;
         };
         tokio::spawn(async move {
             let loaded = slot
                 .get_or_try_init(|| async move {
                     tokio::task::spawn_blocking(move || {
-                        let Prepared {
-                            mut rows,
-                            fields,
-                            kept_rows,
-                            ..
-                        } = prepared;
-                        rows.truncate(kept_rows);
-                        ResultTable::load(&fields, &rows)
+                        ResultTable::load_lines(&fields, &decode_rows(&blob)?)
                     })
                     .await
                     .map_err(|err| ReduceError::Internal(err.to_string()))?
@@ -328,8 +343,7 @@ impl Results {
                 .rows(&caller.tenant, &caller.principal, handle, now)
                 .await?;
             tokio::task::spawn_blocking(move || {
-                let rows = parse_lines(&decode_rows(&blob)?)?;
-                ResultTable::load(&meta.columns, &rows)
+                ResultTable::load_lines(&meta.columns, &decode_rows(&blob)?)
             })
             .await
             .map_err(|err| ReduceError::Internal(err.to_string()))?
@@ -609,17 +623,6 @@ pub fn decode_rows(blob: &[u8]) -> Result<Vec<u8>, ReduceError> {
             ReduceError::Internal(format!("a kept result does not decompress: {err}"))
         })?;
     Ok(lines)
-}
-
-/// Rows from JSON lines.
-fn parse_lines(blob: &[u8]) -> Result<Vec<Row>, ReduceError> {
-    blob.split(|b| *b == b'\n')
-        .filter(|line| !line.is_empty())
-        .map(|line| {
-            serde_json::from_slice::<Row>(line)
-                .map_err(|err| ReduceError::Internal(format!("a kept row does not parse: {err}")))
-        })
-        .collect()
 }
 
 /// Microseconds since the epoch.
@@ -907,6 +910,18 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// Rows from JSON lines.
+    fn parse_lines(blob: &[u8]) -> Result<Vec<Row>, ReduceError> {
+        blob.split(|b| *b == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                serde_json::from_slice::<Row>(line).map_err(|err| {
+                    ReduceError::Internal(format!("a kept row does not parse: {err}"))
+                })
+            })
+            .collect()
+    }
 
     #[test]
     fn parallel_redaction_is_the_same_as_redact_value() {

@@ -145,6 +145,8 @@ async fn pods_come_as_kubectls_columns_or_whole_objects_with_selectors() {
         .unwrap();
     let items = full["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{full}");
+    assert_eq!(full["kind"], "PodList", "{full}");
+    assert_eq!(full["apiVersion"], "v1", "{full}");
     assert_eq!(items[0]["metadata"]["name"], "db-1");
     assert!(
         items[0]["metadata"].get("managedFields").is_none(),

@@ -257,8 +257,8 @@ fn python_sdk_gets_summaries_of_large_results_and_queries_them_with_result_query
         "k8s_list",
         &json!({ "cluster": "lab", "resource": "pods", "namespace": "team", "limit": 500, "output": "full" }),
     );
-    // (`full` answers `{items}` without a list `kind`: a collection of objects.)
-    let full_handle = assert_summary(&full, PODS, "collection");
+    // (`full` answers the list with its `kind`: a Kubernetes list too.)
+    let full_handle = assert_summary(&full, PODS, "kubernetes_list");
     let rows = query(
         url,
         &admin,
