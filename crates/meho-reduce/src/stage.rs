@@ -257,8 +257,14 @@ impl Results {
             blob,
             fields,
             kept_bytes,
+            rows,
             ..
         } = prepared;
+        // Freeing a large result (millions of small allocations) takes as long as shaping it:
+        // not on the answer's path.
+        if rows.len() > settings.threshold_rows {
+            tokio::task::spawn_blocking(move || drop(rows));
+        }
         self.prime(
             call.caller,
             &kept.handle,
