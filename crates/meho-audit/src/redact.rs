@@ -40,13 +40,6 @@ const BUILTIN: &[(&str, &str)] = &[
     (r"\b(AKIA|ASIA)[0-9A-Z]{16}\b", "[REDACTED:aws-key-id]"),
 ];
 
-/// Texts found clean during one [`Redactor::redact_value`].
-type Clean = std::collections::HashSet<Box<str>, foldhash::fast::RandomState>;
-/// The longest text remembered as clean, in bytes.
-const REMEMBERED_LEN: usize = 64;
-/// The most texts remembered per value.
-const REMEMBERED: usize = 1 << 16;
-
 /// Applies the built-in and configured redaction patterns.
 #[derive(Debug, Clone)]
 pub struct Redactor {
@@ -117,46 +110,31 @@ impl Redactor {
 
     /// Redacts every string inside `value`, object keys included.
     pub fn redact_value(&self, value: &mut Value) {
-        let mut clean = Clean::default();
-        self.redact_in(value, &mut clean);
-    }
-
-    fn redact_in(&self, value: &mut Value, clean: &mut Clean) {
         match value {
             Value::String(text) => {
-                if let Cow::Owned(replaced) = self.redact_remembering(text, clean) {
+                if let Cow::Owned(replaced) = self.redact_str(text) {
                     *text = replaced;
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_in(v, clean)),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_value(v)),
             Value::Object(map) => {
-                let entries = std::mem::take(map);
-                for (key, mut item) in entries {
-                    self.redact_in(&mut item, clean);
-                    let key = match self.redact_remembering(&key, clean) {
-                        Cow::Borrowed(_) => key,
-                        Cow::Owned(replaced) => replaced,
-                    };
-                    map.insert(key, item);
+                // In place: the map is rebuilt only around a key that holds a secret (rare),
+                // not for every object of a large result.
+                let mut renamed = Vec::new();
+                for (key, item) in map.iter_mut() {
+                    self.redact_value(item);
+                    if let Cow::Owned(replaced) = self.redact_str(key) {
+                        renamed.push((key.clone(), replaced));
+                    }
+                }
+                for (key, replaced) in renamed {
+                    if let Some(item) = map.remove(&key) {
+                        map.insert(replaced, item);
+                    }
                 }
             }
             Value::Null | Value::Bool(_) | Value::Number(_) => {}
         }
-    }
-
-    /// [`Redactor::redact_str`], remembering short texts found clean: a large result repeats
-    /// the same keys and values (`metadata`, `Running`) thousands of times, and a lookup is
-    /// cheaper than a scan.
-    fn redact_remembering<'t>(&self, text: &'t str, clean: &mut Clean) -> Cow<'t, str> {
-        let short = text.len() <= REMEMBERED_LEN;
-        if short && clean.contains(text) {
-            return Cow::Borrowed(text);
-        }
-        let out = self.redact_str(text);
-        if short && matches!(out, Cow::Borrowed(_)) && clean.len() < REMEMBERED {
-            clean.insert(text.into());
-        }
-        out
     }
 
     /// Redacts every free-text field of a record: target, action, outcome and body.
@@ -180,7 +158,7 @@ mod tests {
 
     use super::*;
 
-    /// The fast paths (the pattern set, the shortest match, the remembered clean texts) change
+    /// The fast paths (the pattern set, the shortest match, keys renamed in place) change
     /// nothing: every text is redacted exactly as applying each rule in turn would.
     #[test]
     fn fast_paths_redact_exactly_what_the_rules_do() {

@@ -608,8 +608,10 @@ fn looks_like_a_column_name(name: &str) -> bool {
     starts_well && clean
 }
 
-/// A hasher fed by `serde_json`'s writer, so hashing a value allocates nothing.
-struct HashWriter(std::collections::hash_map::DefaultHasher);
+/// A hasher fed by `serde_json`'s writer, so hashing a value allocates nothing. foldhash: the
+/// serializer writes many small pieces, which SipHash makes costly; the estimate needs no
+/// protection against chosen collisions.
+struct HashWriter(foldhash::quality::FoldHasher<'static>);
 
 impl std::io::Write for HashWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -623,7 +625,9 @@ impl std::io::Write for HashWriter {
 }
 
 fn value_hash(value: &Value) -> u64 {
-    let mut writer = HashWriter(std::collections::hash_map::DefaultHasher::new());
+    let mut writer = HashWriter(std::hash::BuildHasher::build_hasher(
+        &foldhash::quality::FixedState::default(),
+    ));
     // Writing into a hasher cannot fail; a failure would only merge two distinct values.
     let _ = serde_json::to_writer(&mut writer, value);
     writer.0.finish()
