@@ -1787,6 +1787,11 @@ async fn figures(results: &Results, caller: &Caller) -> String {
 }
 
 fn main() {
+    // `cargo test --all-targets` builds benches and runs them without `--bench`: do nothing then
+    // (the figures need an optimized build and minutes).
+    if !std::env::args().any(|arg| arg == "--bench") {
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
