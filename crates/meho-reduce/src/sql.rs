@@ -94,28 +94,7 @@ impl ResultTable {
     /// text; a field a row lacks is NULL. Field names that collide (case-insensitively, or with
     /// `doc`) get a deterministic suffix `_2`, `_3`, …; see [`ResultTable::columns`].
     pub fn load(columns: &[String], rows: &[Map<String, Value>]) -> Result<Self, ReduceError> {
-        if columns.len() > MAX_COLUMNS {
-            return Err(ReduceError::TooLarge {
-                what: format!("{} columns", columns.len()),
-                limit: MAX_COLUMNS,
-            });
-        }
-        let names = column_names(columns);
-        let mut conn = Connection::open_in_memory().map_err(internal)?;
-        // Large pages: a row of nested objects (a whole Pod is kilobytes, held as its columns
-        // and as `doc`) fits one page instead of a chain of overflow pages read on every query.
-        conn.execute_batch("PRAGMA page_size = 65536")
-            .map_err(internal)?;
-
-        let mut defs: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
-        defs.push(quote_ident(DOC_COLUMN));
-        conn.execute_batch(&format!(
-            "CREATE TABLE {} ({})",
-            quote_ident(TABLE),
-            defs.join(", ")
-        ))
-        .map_err(internal)?;
-
+        let (mut conn, names) = Self::create(columns)?;
         let mut longest = 0usize;
         let tx = conn.transaction().map_err(internal)?;
         {
@@ -158,15 +137,7 @@ impl ResultTable {
             }
         }
         tx.commit().map_err(internal)?;
-
-        let denied = Arc::new(Mutex::new(None));
-        let value_limit = lock_down(&conn, defs.len(), longest, Arc::clone(&denied))?;
-        Ok(Self {
-            conn,
-            columns: names,
-            denied,
-            value_limit,
-        })
+        Self::locked(conn, names, longest)
     }
 
     /// As [`ResultTable::load`], from the rows as JSON lines (one compact JSON object per
@@ -190,24 +161,7 @@ impl ResultTable {
                 .collect::<Result<Vec<_>, _>>()?;
             return Self::load(columns, &rows);
         }
-        if columns.len() > MAX_COLUMNS {
-            return Err(ReduceError::TooLarge {
-                what: format!("{} columns", columns.len()),
-                limit: MAX_COLUMNS,
-            });
-        }
-        let names = column_names(columns);
-        let mut conn = Connection::open_in_memory().map_err(internal)?;
-        conn.execute_batch("PRAGMA page_size = 65536")
-            .map_err(internal)?;
-        let mut defs: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
-        defs.push(quote_ident(DOC_COLUMN));
-        conn.execute_batch(&format!(
-            "CREATE TABLE {} ({})",
-            quote_ident(TABLE),
-            defs.join(", ")
-        ))
-        .map_err(internal)?;
+        let (mut conn, names) = Self::create(columns)?;
         let mut longest = 0usize;
         let tx = conn.transaction().map_err(internal)?;
         {
@@ -231,9 +185,39 @@ impl ResultTable {
             }
         }
         tx.commit().map_err(internal)?;
+        Self::locked(conn, names, longest)
+    }
 
+    /// An in-memory database with the empty table `result` for `columns`, and the columns' SQL
+    /// names.
+    fn create(columns: &[String]) -> Result<(Connection, Vec<String>), ReduceError> {
+        if columns.len() > MAX_COLUMNS {
+            return Err(ReduceError::TooLarge {
+                what: format!("{} columns", columns.len()),
+                limit: MAX_COLUMNS,
+            });
+        }
+        let names = column_names(columns);
+        let conn = Connection::open_in_memory().map_err(internal)?;
+        // Large pages: a row of nested objects (a whole Pod is kilobytes, held as its columns
+        // and as `doc`) fits one page instead of a chain of overflow pages read on every query.
+        conn.execute_batch("PRAGMA page_size = 65536")
+            .map_err(internal)?;
+        let mut defs: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
+        defs.push(quote_ident(DOC_COLUMN));
+        conn.execute_batch(&format!(
+            "CREATE TABLE {} ({})",
+            quote_ident(TABLE),
+            defs.join(", ")
+        ))
+        .map_err(internal)?;
+        Ok((conn, names))
+    }
+
+    /// The loaded table, locked down for reads (`longest`: the longest value loaded).
+    fn locked(conn: Connection, names: Vec<String>, longest: usize) -> Result<Self, ReduceError> {
         let denied = Arc::new(Mutex::new(None));
-        let value_limit = lock_down(&conn, defs.len(), longest, Arc::clone(&denied))?;
+        let value_limit = lock_down(&conn, names.len() + 1, longest, Arc::clone(&denied))?;
         Ok(Self {
             conn,
             columns: names,

@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use crate::ReduceError;
 use crate::shape::{self, Column, Row, ShapeKind, Source};
 use crate::sql::{Limits, ResultTable, column_names};
-use crate::store::{NewResult, ResultStore};
+use crate::store::{Meta, NewResult, ResultStore};
 use crate::summary::{self, RESULT_QUERY, Summary};
 
 /// How results are reduced and queried (from `[reduction]`).
@@ -172,8 +172,9 @@ impl Results {
                 "`raw` was asked for, but the result is larger than the raw cap of {} bytes, so it was reduced",
                 settings.raw_max_bytes
             ));
-        } else if bounded_size(&value, settings.threshold_bytes) <= settings.threshold_bytes
-            && small_in_rows(&value, settings.threshold_rows)
+        } else if let size = bounded_size(&value, settings.threshold_bytes)
+            && size <= settings.threshold_bytes
+            && small_in_rows(&value, size, settings.threshold_rows)
         {
             return Ok(Reduced {
                 value,
@@ -323,19 +324,15 @@ impl Results {
         cache.slot(key, expires_at_us, json_bytes, budget, now_us())
     }
 
-    /// The loaded table of `handle` for `caller`: from this replica's cache (waiting for a load
-    /// under way), else from the store.
+    /// The loaded table of the kept result `meta` (the caller's, as the store said): from this
+    /// replica's cache (waiting for a load under way), else from the store.
     async fn table(
         &self,
         caller: &Caller,
-        handle: &str,
+        meta: &Meta,
     ) -> Result<Arc<Mutex<ResultTable>>, ReduceError> {
         let now = now_us();
-        let meta = self
-            .inner
-            .store
-            .meta(&caller.tenant, &caller.principal, handle, now)
-            .await?;
+        let handle = meta.handle.as_str();
         let key = CacheKey {
             tenant: caller.tenant.clone(),
             principal: caller.principal.clone(),
@@ -369,7 +366,23 @@ impl Results {
         sql: String,
         limit: Option<usize>,
     ) -> Result<crate::sql::Answer, ReduceError> {
-        let table = self.table(caller, handle).await?;
+        let meta = self
+            .inner
+            .store
+            .meta(&caller.tenant, &caller.principal, handle, now_us())
+            .await?;
+        self.query_kept(caller, &meta, sql, limit).await
+    }
+
+    /// [`Results::query`] over the kept result `meta`, already looked up for `caller`.
+    async fn query_kept(
+        &self,
+        caller: &Caller,
+        meta: &Meta,
+        sql: String,
+        limit: Option<usize>,
+    ) -> Result<crate::sql::Answer, ReduceError> {
+        let table = self.table(caller, meta).await?;
         let mut limits = self.inner.settings.query;
         if let Some(limit) = limit {
             limits.max_rows = limits.max_rows.min(limit.max(1));
@@ -409,11 +422,10 @@ fn bounded_size(value: &Value, limit: usize) -> usize {
     counter.bytes
 }
 
-/// Whether a small `value` makes at most `threshold` rows.
-fn small_in_rows(value: &Value, threshold: usize) -> bool {
-    let (picked, _) = pick(value.clone(), summary::size_of(value));
-    let shaped = match &picked {
-        Picked::Json(json) => shape::shape(Source::Json(json.clone())),
+/// Whether a small `value` (of `size` bytes of JSON) makes at most `threshold` rows.
+fn small_in_rows(value: &Value, size: usize, threshold: usize) -> bool {
+    let shaped = match pick(value.clone(), size).0 {
+        Picked::Json(json) => shape::shape(Source::Json(json)),
         Picked::Text(text) => shape::shape(Source::Text(text.as_bytes())),
     };
     shaped.rows.len() <= threshold
@@ -771,7 +783,9 @@ fn to_tool_error(error: ReduceError) -> ToolError {
 
 impl Connector for Results {
     type Action = QueryArgs;
-    type Credential = ();
+    /// The kept result the decision found the caller's: `execute` queries exactly it, without
+    /// looking it up again.
+    type Credential = Meta;
 
     fn tools(&self) -> Vec<ToolSpec> {
         let mut spec = ToolSpec::of::<QueryArgs>(
@@ -834,10 +848,11 @@ impl Connector for Results {
         call: CallContext<'a>,
         plan: &'a Plan<QueryArgs>,
         _approval: Option<&'a meho_gateway::ApprovalClaim>,
-    ) -> BoxFuture<'a, Result<Authorized<()>, Refusal>> {
+    ) -> BoxFuture<'a, Result<Authorized<Meta>, Refusal>> {
         Box::pin(async move {
             let caller = call.caller;
-            self.inner
+            let meta = self
+                .inner
                 .store
                 .meta(
                     &caller.tenant,
@@ -852,7 +867,7 @@ impl Connector for Results {
             decision.cap_tier(caller.max_tier);
             Ok(Authorized {
                 decision: Decided::from(decision),
-                credential: None,
+                credential: Some(meta),
                 serial: None,
                 runs: None,
             })
@@ -863,15 +878,19 @@ impl Connector for Results {
         &'a self,
         call: CallContext<'a>,
         plan: &'a Plan<QueryArgs>,
-        _authorized: Authorized<()>,
+        authorized: Authorized<Meta>,
         _receipt: &'a IntentReceipt,
     ) -> BoxFuture<'a, Result<Output, Failed>> {
         Box::pin(async move {
             let args = &plan.action;
+            let Some(meta) = authorized.credential else {
+                let error = ToolError::internal("result_query: authorized without its result");
+                return Err(Failed::new(error, None));
+            };
             let answer = self
-                .query(
+                .query_kept(
                     call.caller,
-                    &args.handle,
+                    &meta,
                     args.sql.clone(),
                     args.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
                 )
