@@ -49,6 +49,10 @@ pub struct Config {
     pub hosts: BTreeMap<String, Host>,
     /// `[clusters.*]`, by name (never a host's name).
     pub clusters: BTreeMap<String, Cluster>,
+    /// `[apis.*]`, by name (never a host's or cluster's name).
+    pub apis: BTreeMap<String, Api>,
+    /// `[vault]`.
+    pub vault: Option<VaultConfig>,
     /// `[command_policies.*]`, by name.
     pub command_policies: BTreeMap<String, CommandPolicy>,
     /// `[group_command_policies]`.
@@ -92,6 +96,8 @@ pub enum FileUse {
     BrokerTls,
     /// `[clusters.*] ca_cert`, `minter_token_file`: what the Kubernetes connector reads.
     Kube,
+    /// `[apis.*] spec`, `ca_cert`, `[vault] ca_cert`: what the REST connector reads.
+    Api,
 }
 
 /// A file named by the config.
@@ -581,6 +587,197 @@ impl Cluster {
             .or_else(|| self.sa_bindings.iter().find(|b| b.groups.is_empty()))
     }
 }
+
+/// A validated `[apis.<name>]`.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// The API's name in config, tools and audit.
+    pub name: String,
+    /// Where the spec's paths are appended (no trailing `/`).
+    pub base_url: url::Url,
+    /// Where the OpenAPI document is.
+    pub spec: SpecSource,
+    /// The CA bundle the API's certificate must chain to; `None`: the system roots.
+    pub ca_cert: Option<PathBuf>,
+    /// The owning tenant.
+    pub tenant: String,
+    /// Groups, for RBAC (as for hosts).
+    pub groups: Vec<String>,
+    /// Callers allowed to reach the API; empty means any.
+    pub allowed_callers: Vec<String>,
+    /// The credential meho presents.
+    pub auth: ApiAuth,
+    /// Each call's deadline.
+    pub timeout: std::time::Duration,
+    /// The largest response passed on.
+    pub max_response_bytes: u64,
+    /// The configured rules; `None`: the default rules (reads run, the rest is held).
+    pub rules: Option<Vec<meho_policy::http::ApiRule>>,
+    /// Operation overrides by key (`operationId` or `METHOD /path/template`).
+    pub operations: BTreeMap<String, ApiOperation>,
+}
+
+/// Where an API's OpenAPI document comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpecSource {
+    /// A local file, JSON or YAML.
+    File(PathBuf),
+    /// A path on the API itself (`api:<path>`), fetched at start.
+    Api(String),
+}
+
+/// An operation override.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiOperation {
+    /// `false`: hidden and denied.
+    pub enabled: bool,
+    /// The tier instead of the method's.
+    pub tier: Option<meho_core::Tier>,
+    /// Every call waits for a human.
+    pub require_approval: bool,
+}
+
+/// Where a secret is: never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretRef {
+    /// `vault:<mount>/<path>[#field]`: a KV v2 secret, read with the caller's Vault token.
+    Vault {
+        /// The KV v2 mount.
+        mount: String,
+        /// The secret's path in the mount.
+        path: String,
+        /// The field; `None` for a secret read whole (basic auth's `username` and `password`).
+        field: Option<String>,
+    },
+    /// `stored:<name>`: sealed in meho's store (`meho secrets set`).
+    Stored(String),
+}
+
+impl SecretRef {
+    /// Whether reading it needs Vault.
+    pub fn needs_vault(&self) -> bool {
+        matches!(self, SecretRef::Vault { .. })
+    }
+}
+
+impl std::fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Vault { mount, path, field } => {
+                write!(f, "vault:{mount}/{path}")?;
+                match field {
+                    Some(field) => write!(f, "#{field}"),
+                    None => Ok(()),
+                }
+            }
+            SecretRef::Stored(name) => write!(f, "stored:{name}"),
+        }
+    }
+}
+
+/// How meho authenticates to an API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiAuth {
+    /// No credential.
+    None,
+    /// `<name>: <secret>`.
+    Header {
+        /// The header.
+        name: String,
+        /// The secret.
+        secret: SecretRef,
+    },
+    /// `Authorization: Bearer <secret>`.
+    Bearer {
+        /// The token.
+        secret: SecretRef,
+    },
+    /// `Authorization: Basic`.
+    Basic {
+        /// The user name; `None`: the secret holds `username` and `password`.
+        username: Option<String>,
+        /// The password (or both).
+        secret: SecretRef,
+    },
+    /// A dynamic secret read from Vault for the call; its lease is revoked after it.
+    VaultDynamic {
+        /// The secret's path, e.g. `database/creds/readonly`.
+        path: String,
+        /// How it is presented.
+        present: Presentation,
+    },
+}
+
+impl ApiAuth {
+    /// Whether a call needs a Vault token.
+    pub fn needs_vault(&self) -> bool {
+        match self {
+            ApiAuth::None => false,
+            ApiAuth::Header { secret, .. }
+            | ApiAuth::Bearer { secret }
+            | ApiAuth::Basic { secret, .. } => secret.needs_vault(),
+            ApiAuth::VaultDynamic { .. } => true,
+        }
+    }
+}
+
+/// How a dynamic secret is presented to an API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presentation {
+    /// `Authorization: Basic` from `username` and `password`.
+    Basic,
+    /// `Authorization: Bearer` from `field`.
+    Bearer {
+        /// The secret's field.
+        field: String,
+    },
+    /// `<name>: <field>`.
+    Header {
+        /// The header.
+        name: String,
+        /// The secret's field.
+        field: String,
+    },
+}
+
+/// A validated `[vault]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultConfig {
+    /// Vault's address.
+    pub address: url::Url,
+    /// The CA bundle Vault's certificate must chain to.
+    pub ca_cert: Option<PathBuf>,
+    /// The JWT auth mount for callers with an OIDC token.
+    pub auth_mount: String,
+    /// Their role.
+    pub role: String,
+    /// The JWT auth mount for meho's own JWTs.
+    pub own_jwt_mount: String,
+    /// Their role.
+    pub own_jwt_role: String,
+    /// `iss` of meho's own JWTs.
+    pub issuer: String,
+    /// `aud` of meho's own JWTs.
+    pub audience: String,
+    /// meho's JWT signing key; `None`: `<data_dir>/vault-jwt.pem`.
+    pub signing_key: Option<PathBuf>,
+    /// Each Vault request's deadline.
+    pub timeout: std::time::Duration,
+}
+
+impl VaultConfig {
+    /// The signing key file, resolving the default against `data_dir`.
+    pub fn signing_key_file(&self, data_dir: &Path) -> PathBuf {
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| data_dir.join("vault-jwt.pem"))
+    }
+}
+
+/// The default deadline of an API call.
+pub const DEFAULT_API_TIMEOUT_SECONDS: u64 = 30;
+/// The default cap on an API response.
+pub const DEFAULT_API_MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// The default lifetime of a minted cluster token.
 pub const DEFAULT_CLUSTER_TOKEN_TTL: u32 = 600;

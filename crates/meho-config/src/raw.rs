@@ -32,6 +32,12 @@ pub struct RawConfig {
     /// Kubernetes targets, by name (disjoint from host names).
     #[serde(default)]
     pub clusters: BTreeMap<String, RawCluster>,
+    /// REST APIs described by an OpenAPI document, by name (disjoint from host and cluster
+    /// names).
+    #[serde(default)]
+    pub apis: BTreeMap<String, RawApi>,
+    /// Vault or OpenBao: where API credentials come from, per call, for the caller's identity.
+    pub vault: Option<RawVault>,
     /// Named command policies, attached to hosts through `group_command_policies`.
     #[serde(default)]
     pub command_policies: BTreeMap<String, RawCommandPolicy>,
@@ -525,4 +531,151 @@ pub enum RawRuleEffect {
     Deny,
     /// Runs once a human approves it.
     RequireApproval,
+}
+
+/// `[apis.<name>]`: one REST API, described by an OpenAPI 3.0 or 3.1 document. Its operations are
+/// called through `api_search_operations` and `api_call`; each call is decided on its canonical
+/// action `<METHOD> <path template> <path>`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    /// Where the spec's paths are appended: `https://host[:port][/prefix]` (`http` only for
+    /// loopback addresses).
+    pub base_url: String,
+    /// The OpenAPI document: a local file (JSON or YAML), or `api:<path>` for a path on the API
+    /// itself (e.g. `api:/v1/sys/internal/specs/openapi`), fetched at start with the API's
+    /// `auth`.
+    pub spec: String,
+    /// CA bundle (PEM) the API's TLS certificate must chain to. Default: the system roots.
+    pub ca_cert: Option<String>,
+    /// The tenant that owns the API. Default `default`.
+    pub tenant: Option<String>,
+    /// Groups the API belongs to: a human caller must share one (as for hosts).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Callers (agent principals) allowed to use the API. Empty: any.
+    #[serde(default)]
+    pub allowed_callers: Vec<String>,
+    /// How meho authenticates to the API. Default: no credential.
+    pub auth: Option<RawApiAuth>,
+    /// Each call's deadline, 1–300 seconds. Default 30.
+    pub timeout_seconds: Option<u64>,
+    /// A response larger than this is refused (not passed on cut). Default 8388608 (8 MiB).
+    pub max_response_bytes: Option<u64>,
+    /// The action policy: regexes over `<METHOD> <path template> <path>`, deny wins, an action
+    /// no rule allows is denied. Unset: reads (`GET`, `HEAD`, `OPTIONS`) run and every other
+    /// method waits for a human's approval.
+    pub rules: Option<Vec<RawApiRule>>,
+    /// Per-operation overrides, keyed by `operationId` or `"METHOD /path/template"`.
+    #[serde(default)]
+    pub operations: BTreeMap<String, RawApiOperation>,
+}
+
+/// One `rules` entry of an API.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiRule {
+    /// A regex over `<METHOD> <path template> <path>`, e.g. `^DELETE /sys/policy/`.
+    pub pattern: String,
+    /// `allow`, `deny` or `require_approval`.
+    pub effect: RawRuleEffect,
+    /// Raise the tier of what the rule matches (never below the operation's tier).
+    pub tier: Option<Tier>,
+}
+
+/// `[apis.<name>.operations."<key>"]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiOperation {
+    /// `false`: the operation is hidden from search and every call of it is denied. Default
+    /// true.
+    pub enabled: Option<bool>,
+    /// The operation's tier instead of its method's (may raise or lower it).
+    pub tier: Option<Tier>,
+    /// `true`: every call of it waits for a human's approval. Default false.
+    pub require_approval: Option<bool>,
+}
+
+/// `[apis.<name>.auth]`: the credential meho presents to the API, fetched per call.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiAuth {
+    /// `none`, `header`, `bearer`, `basic` or `vault_dynamic`.
+    pub kind: RawApiAuthKind,
+    /// `header`: the header's name (e.g. `X-Vault-Token`); `vault_dynamic` presented as a
+    /// header: the same.
+    pub header: Option<String>,
+    /// `header`/`bearer`/`basic`: where the secret is, `vault:<kv mount>/<path>#<field>` (a KV
+    /// v2 secret read with the caller's Vault token) or `stored:<name>` (sealed in meho's store,
+    /// `meho secrets set`). For `basic`, the password (or, without `#field`, a secret holding
+    /// `username` and `password`).
+    pub secret: Option<String>,
+    /// `basic`: the user name, when `secret` names only the password.
+    pub username: Option<String>,
+    /// `vault_dynamic`: the path of a dynamic secret, e.g. `database/creds/readonly`; its lease
+    /// is revoked right after the call.
+    pub path: Option<String>,
+    /// `vault_dynamic`: how the dynamic secret is presented: `basic` (fields `username`,
+    /// `password`; default), `bearer` or `header` (field `token`, or `field`).
+    pub present_as: Option<RawPresentAs>,
+    /// `vault_dynamic` presented as `bearer`/`header`: the secret's field. Default `token`.
+    pub field: Option<String>,
+}
+
+/// `kind` of an API's `auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawApiAuthKind {
+    /// No credential.
+    None,
+    /// A header holding the secret.
+    Header,
+    /// `Authorization: Bearer <secret>`.
+    Bearer,
+    /// `Authorization: Basic` with a user name and the secret.
+    Basic,
+    /// A dynamic secret from Vault, revoked after the call.
+    VaultDynamic,
+}
+
+/// How a `vault_dynamic` secret is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPresentAs {
+    /// `Authorization: Basic` from `username` and `password`.
+    Basic,
+    /// `Authorization: Bearer` from one field.
+    Bearer,
+    /// A header (`header`) from one field.
+    Header,
+}
+
+/// `[vault]`: Vault or OpenBao. For each call that needs a credential meho logs in with a JWT
+/// for the caller (the caller's own OIDC token, or one meho signs for stdio and dev-token
+/// callers), reads what the call needs, and revokes the Vault token after the call.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVault {
+    /// `https://host:port` (`http` only for loopback addresses).
+    pub address: String,
+    /// CA bundle (PEM) Vault's certificate must chain to. Default: the system roots.
+    pub ca_cert: Option<String>,
+    /// The JWT auth method's mount, e.g. `jwt`.
+    pub auth_mount: String,
+    /// The JWT auth role callers log in with.
+    pub role: String,
+    /// The mount that trusts meho's own JWTs (stdio and dev-token callers). Default
+    /// `auth_mount`.
+    pub own_jwt_mount: Option<String>,
+    /// The role for meho's own JWTs. Default `role`.
+    pub own_jwt_role: Option<String>,
+    /// `iss` of meho's own JWTs. Default `meho`.
+    pub issuer: Option<String>,
+    /// `aud` of meho's own JWTs (the role's `bound_audiences`). Default `vault`.
+    pub audience: Option<String>,
+    /// The ES256 key (PKCS#8 PEM) meho signs its JWTs with; created when missing. Its public
+    /// half is served at `/.well-known/jwks.json`. Default `<data_dir>/vault-jwt.pem`.
+    pub signing_key: Option<String>,
+    /// Each Vault request's deadline, 1–60 seconds. Default 10.
+    pub timeout_seconds: Option<u64>,
 }

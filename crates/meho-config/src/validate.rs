@@ -9,6 +9,8 @@ use meho_policy::{
     CommandPolicy, Enforcement, HostPolicy, Mode, PolicyError, PolicySet, is_valid_sudo_user,
 };
 
+mod apis;
+
 use crate::location::{Locator, Segment, key_path};
 use crate::raw::{
     RawCluster, RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode, RawRuleEffect,
@@ -127,6 +129,17 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         }
     }
 
+    let mut apis = BTreeMap::new();
+    for (name, api) in &raw.apis {
+        if let Some(api) = apis::validate_api(&mut v, &raw, name, api) {
+            apis.insert(name.clone(), api);
+        }
+    }
+    let vault = raw
+        .vault
+        .as_ref()
+        .and_then(|vault| apis::validate_vault(&mut v, vault));
+
     if !v.errors.is_empty() {
         return Err(ConfigError::Invalid(v.errors));
     }
@@ -138,6 +151,8 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         audit,
         hosts,
         clusters,
+        apis,
+        vault,
         command_policies,
         group_command_policies: raw.group_command_policies,
         ca_keys,

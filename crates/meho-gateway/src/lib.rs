@@ -63,6 +63,33 @@ pub struct Caller {
     /// decider checks it against the call and consumes it exactly once as it mints the
     /// credential.
     pub approval_id: Option<String>,
+    /// The identity provider's token the caller authenticated with, when it has one (HTTP
+    /// callers with an OIDC access token): presented to Vault for the caller's own credentials.
+    /// `None` for stdio and dev-token callers, for whom meho signs its own JWT.
+    pub identity_token: Option<IdentityToken>,
+}
+
+/// A bearer token from the identity provider. It never prints: `Debug` shows only that it is
+/// there, and nothing serializes it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IdentityToken(std::sync::Arc<str>);
+
+impl IdentityToken {
+    /// Wraps `token`.
+    pub fn new(token: &str) -> Self {
+        IdentityToken(token.into())
+    }
+
+    /// The token itself, for the one request that presents it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for IdentityToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentityToken([redacted])")
+    }
 }
 
 impl Caller {
@@ -75,6 +102,7 @@ impl Caller {
             groups: None,
             max_tier: Tier::Destructive,
             approval_id: None,
+            identity_token: None,
         }
     }
 }

@@ -11,6 +11,7 @@
 mod decide;
 mod elevation;
 mod error;
+pub mod http;
 pub mod kube;
 pub mod lint;
 mod overlay;

@@ -51,6 +51,9 @@ pub struct Principal {
     pub source: String,
     /// The OAuth client the token was issued to, if it says.
     pub client_id: Option<String>,
+    /// The identity provider's token itself (never printed), for Vault's token exchange; `None`
+    /// for dev tokens and stdio.
+    pub token: Option<meho_gateway::IdentityToken>,
 }
 
 impl Principal {
@@ -66,6 +69,7 @@ impl Principal {
                 Role::Operator | Role::TenantAdmin => Tier::Destructive,
             },
             approval_id: None,
+            identity_token: self.token.clone(),
         }
     }
 
@@ -291,7 +295,8 @@ impl Authenticator {
         if let Some(principal) = self.verified.get(&digest, now, leeway) {
             return Ok(principal);
         }
-        let (principal, window) = self.verify_jwt(token).await?;
+        let (mut principal, window) = self.verify_jwt(token).await?;
+        principal.token = Some(meho_gateway::IdentityToken::new(token));
         self.verified
             .insert(digest, principal.clone(), window, now, leeway);
         Ok(principal)
@@ -435,6 +440,7 @@ impl Authenticator {
                 .or_else(|| claims.get("azp"))
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            token: None,
         })
     }
 
@@ -646,6 +652,7 @@ pub fn dev_principal() -> Principal {
         scopes: vec![SCOPE_TOOLS.to_owned(), SCOPE_FEED.to_owned()],
         source: "dev".to_owned(),
         client_id: None,
+        token: None,
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) fn validate(args: &ConfigArgs) -> Result<(), Failure> {
         FileUse::SignerTls,
         FileUse::BrokerTls,
         FileUse::Kube,
+        FileUse::Api,
     ])?;
     let file = config
         .source
@@ -25,6 +26,11 @@ pub(crate) fn validate(args: &ConfigArgs) -> Result<(), Failure> {
         String::new()
     } else {
         format!(", {} cluster(s)", config.clusters.len())
+    };
+    let clusters = if config.apis.is_empty() {
+        clusters
+    } else {
+        format!("{clusters}, {} api(s)", config.apis.len())
     };
     outln!(
         "ok: {file}: {} host(s), {} command polic{}{clusters}",

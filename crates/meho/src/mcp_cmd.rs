@@ -34,6 +34,7 @@ pub(crate) fn stdio_principal(config: &Config) -> Principal {
         scopes: vec![SCOPE_TOOLS.to_owned(), SCOPE_FEED.to_owned()],
         source: "stdio".to_owned(),
         client_id: None,
+        token: None,
     }
 }
 

@@ -131,9 +131,11 @@ impl Process {
     fn reads(self, config: &Config) -> &'static [FileUse] {
         match (self, &config.ssh.signer) {
             (Process::Signer, _) => &[FileUse::SshCa, FileUse::SignerTls],
-            (Process::Broker, SignerLocation::InProcess { .. }) => &[FileUse::SshCa, FileUse::Kube],
+            (Process::Broker, SignerLocation::InProcess { .. }) => {
+                &[FileUse::SshCa, FileUse::Kube, FileUse::Api]
+            }
             (Process::Broker, SignerLocation::Remote { .. }) => {
-                &[FileUse::BrokerTls, FileUse::Kube]
+                &[FileUse::BrokerTls, FileUse::Kube, FileUse::Api]
             }
         }
     }

@@ -900,6 +900,7 @@ async fn claims_map_to_the_principal_and_the_connector_sees_it() {
             scopes: vec!["openid".into(), SCOPE_TOOLS.into()],
             source: server.issuer.url.clone(),
             client_id: Some("test-client".into()),
+            token: None,
         }
     );
     let caller = principal.caller();
@@ -935,6 +936,7 @@ fn roles_map_to_the_highest_tier() {
         scopes: vec![SCOPE_TOOLS.into()],
         source: "test".into(),
         client_id: None,
+        token: None,
     };
     assert_eq!(principal(Role::ReadOnly).caller().max_tier, Tier::Read);
     assert_eq!(
