@@ -539,3 +539,185 @@ fn fill_template(template: &str, values: &[(&str, String)]) -> Result<String, Pa
     out.push_str(rest);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::spec::Spec;
+
+    fn op(paths: Value) -> Operation {
+        Spec::from_value(&json!({"openapi": "3.1.0", "paths": paths}))
+            .unwrap()
+            .operations()[0]
+            .clone()
+    }
+
+    #[test]
+    fn missing_unknown_and_wrongly_typed_parameters_are_named() {
+        let op = op(json!({"/items/{name}": {"get": {"parameters": [
+            {"name": "name", "in": "path", "schema": {"type": "string"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer"}}]}}}));
+        assert_eq!(
+            build(&op, &json!({})).unwrap_err().to_string(),
+            "`name` (path) is required"
+        );
+        assert_eq!(
+            build(&op, &json!({"name": "a", "foo": 1}))
+                .unwrap_err()
+                .to_string(),
+            "unknown parameter `foo` (this operation takes: name, limit)"
+        );
+        assert_eq!(
+            build(&op, &json!({"name": "a", "limit": "x"}))
+                .unwrap_err()
+                .to_string(),
+            "`limit` (query): \"x\" is not of type \"integer\""
+        );
+        assert_eq!(
+            build(&op, &json!({"name": "a", "body": {}}))
+                .unwrap_err()
+                .to_string(),
+            "unknown parameter `body` (this operation takes: name, limit)"
+        );
+        assert_eq!(
+            build(&op, &json!([1])).unwrap_err().to_string(),
+            "`params` must be an object of parameters, not an array"
+        );
+        let req = build(&op, &json!({"name": "a b", "limit": "10"})).unwrap();
+        assert_eq!(req.path_and_query(), "/items/a%20b?limit=10");
+        // A null is an absent optional parameter.
+        assert_eq!(
+            build(&op, &json!({"name": "a", "limit": null}))
+                .unwrap()
+                .query,
+            vec![]
+        );
+    }
+
+    #[test]
+    fn path_values_never_change_the_shape_of_the_path() {
+        let op = op(json!({"/sys/policy/{name}": {"get": {"parameters": [
+            {"name": "name", "in": "path", "schema": {"type": "string"}}]}}}));
+        for (value, path) in [
+            ("../x", "/sys/policy/%2E%2E%2Fx"),
+            ("..", "/sys/policy/%2E%2E"),
+            ("a/b", "/sys/policy/a%2Fb"),
+            ("%2F", "/sys/policy/%252F"),
+            ("a?b#c", "/sys/policy/a%3Fb%23c"),
+            ("é", "/sys/policy/%C3%A9"),
+        ] {
+            assert_eq!(build(&op, &json!({"name": value})).unwrap().path, path);
+        }
+        assert_eq!(
+            build(&op, &json!({"name": ""})).unwrap_err(),
+            ParamError::EmptyPath("name".into())
+        );
+    }
+
+    #[test]
+    fn body_is_required_validated_and_sent_with_its_type() {
+        let op = op(
+            json!({"/a": {"post": {"requestBody": {"required": true, "content": {
+            "application/json": {"schema": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}}}}}}}),
+        );
+        assert_eq!(build(&op, &json!({})).unwrap_err(), ParamError::MissingBody);
+        assert_eq!(
+            build(&op, &json!({})).unwrap_err().to_string(),
+            "`body` is required"
+        );
+        let err = build(&op, &json!({"body": {}})).unwrap_err();
+        assert_eq!(err.to_string(), "`body`: \"n\" is a required property");
+        let err = build(&op, &json!({"body": {"n": "1"}})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`body` at `/n`: \"1\" is not of type \"integer\""
+        );
+        let req = build(&op, &json!({"body": {"n": 1}})).unwrap();
+        assert_eq!(req.body, Some(json!({"n": 1})));
+        assert_eq!(req.content_type.as_deref(), Some("application/json"));
+    }
+
+    #[test]
+    fn credentials_and_cookies_are_refused() {
+        let op = op(json!({"/a": {"get": {"parameters": [
+            {"name": "Authorization", "in": "header", "required": true},
+            {"name": "X-Vault-Token", "in": "header"},
+            {"name": "session", "in": "cookie", "required": true},
+            {"name": "X-Request-Id", "in": "header"}]}}}));
+        // Reserved headers and cookies are not demanded of the caller...
+        let req = build(&op, &json!({"X-Request-Id": "r1"})).unwrap();
+        assert_eq!(
+            req.headers,
+            vec![("X-Request-Id".to_owned(), "r1".to_owned())]
+        );
+        // ...and refused when given.
+        assert_eq!(
+            build(&op, &json!({"Authorization": "Bearer x"}))
+                .unwrap_err()
+                .to_string(),
+            "`Authorization` (header) is set by meho, never by the caller"
+        );
+        assert!(matches!(
+            build(&op, &json!({"X-Vault-Token": "t"})),
+            Err(ParamError::ReservedHeader(_))
+        ));
+        assert_eq!(
+            build(&op, &json!({"session": "s"}))
+                .unwrap_err()
+                .to_string(),
+            "`session` (cookie): cookie parameters are not supported"
+        );
+        assert!(build(&op, &json!({"X-Request-Id": "a\r\nHost: evil"})).is_err());
+        assert!(is_reserved_header("x-meho-call"));
+        assert!(is_reserved_header("HOST"));
+        assert!(!is_reserved_header("X-Request-Id"));
+    }
+
+    #[test]
+    fn arrays_and_objects_follow_the_styles() {
+        let op = op(json!({"/a/{ids}": {"get": {"parameters": [
+            {"name": "ids", "in": "path", "schema": {"type": "array"}},
+            {"name": "tag", "in": "query", "schema": {"type": "array"}},
+            {"name": "csv", "in": "query", "explode": false, "schema": {"type": "array"}},
+            {"name": "pipes", "in": "query", "style": "pipeDelimited", "explode": false},
+            {"name": "filter", "in": "query", "style": "deepObject", "explode": true},
+            {"name": "X-Ids", "in": "header", "schema": {"type": "array"}}]}}}));
+        let req = build(
+            &op,
+            &json!({
+            "ids": ["a/b", "c"], "tag": ["x", "y"], "csv": ["1", 2], "pipes": ["p", "q"],
+            "filter": {"state": "up"}, "X-Ids": [1, 2]}),
+        )
+        .unwrap();
+        assert_eq!(req.path, "/a/a%2Fb,c");
+        assert_eq!(
+            req.path_and_query(),
+            "/a/a%2Fb,c?tag=x&tag=y&csv=1%2C2&pipes=p%7Cq&filter%5Bstate%5D=up"
+        );
+        assert_eq!(req.headers, vec![("X-Ids".to_owned(), "1,2".to_owned())]);
+        let err = build(&op, &json!({"ids": ["a"], "tag": [["nested"]]})).unwrap_err();
+        assert!(matches!(err, ParamError::Unserializable { .. }), "{err}");
+    }
+
+    #[test]
+    fn strings_are_read_as_the_scalar_type_they_spell() {
+        let schema = json!({"type": "integer"});
+        assert_eq!(coerce(&schema, &json!("42")), json!(42));
+        assert_eq!(coerce(&schema, &json!("x")), json!("x"));
+        assert_eq!(
+            coerce(&json!({"type": ["number", "null"]}), &json!("1.5")),
+            json!(1.5)
+        );
+        assert_eq!(
+            coerce(&json!({"type": "boolean"}), &json!("false")),
+            json!(false)
+        );
+        assert_eq!(
+            coerce(&json!({"type": ["string", "integer"]}), &json!("1")),
+            json!("1")
+        );
+        assert_eq!(coerce(&json!({}), &json!("1")), json!("1"));
+    }
+}

@@ -220,3 +220,94 @@ fn squash(text: &str) -> String {
         .flat_map(char::to_lowercase)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn spec() -> Spec {
+        Spec::from_value(&json!({"openapi": "3.1.0", "paths": {
+            "/pets": {
+                "get": {"operationId": "listPets", "summary": "List all pets", "tags": ["pets"]},
+                "post": {"operationId": "createPet", "summary": "Create a pet", "tags": ["pets"]}},
+            "/pets/{petId}": {
+                "get": {"operationId": "showPetById", "summary": "Info for a specific pet", "tags": ["pets"]},
+                "delete": {"operationId": "deletePet", "summary": "Delete a pet", "tags": ["pets"]}},
+            "/stores/{storeId}/inventory": {
+                "get": {"operationId": "getInventory", "summary": "Returns pet inventories by status", "tags": ["store"]}},
+            "/a": {"get": {}}, "/b": {"get": {}}}}))
+        .unwrap()
+    }
+
+    fn keys(hits: &[Hit<'_>]) -> Vec<String> {
+        hits.iter().map(|h| h.operation.key()).collect()
+    }
+
+    #[test]
+    fn tokenizes_on_separators_and_camel_case() {
+        assert_eq!(tokenize("getPolicyByName"), ["get", "policy", "by", "name"]);
+        assert_eq!(tokenize("HTTPServer_v2"), ["http", "server", "v2"]);
+        assert_eq!(tokenize("/sys/policy/{name}"), ["sys", "policy", "name"]);
+        assert_eq!(tokenize("read-health-status"), ["read", "health", "status"]);
+        assert!(tokenize(" -/ ").is_empty());
+    }
+
+    #[test]
+    fn exact_operation_id_ranks_first() {
+        let spec = spec();
+        let hits = search(&spec, "deletePet", 3);
+        assert_eq!(hits[0].operation.id.as_deref(), Some("deletePet"));
+        assert!(hits[0].score > 100.0);
+        let hits = search(&spec, "delete-pet", 3);
+        assert_eq!(hits[0].operation.id.as_deref(), Some("deletePet"));
+    }
+
+    #[test]
+    fn all_query_tokens_matter() {
+        let spec = spec();
+        assert_eq!(keys(&search(&spec, "create pet", 1)), ["POST /pets"]);
+        assert_eq!(
+            keys(&search(&spec, "pet inventory", 1)),
+            ["GET /stores/{storeId}/inventory"]
+        );
+        assert_eq!(keys(&search(&spec, "list pets", 1)), ["GET /pets"]);
+    }
+
+    #[test]
+    fn ties_break_by_key_and_non_matches_are_left_out() {
+        let spec = spec();
+        let hits = search(&spec, "pets", 10);
+        assert_eq!(hits.len(), 5);
+        let again = search(&spec, "pets", 10);
+        assert_eq!(keys(&hits), keys(&again));
+        for pair in hits.windows(2) {
+            assert!(
+                pair[0].score > pair[1].score
+                    || (pair[0].score == pair[1].score
+                        && pair[0].operation.key() < pair[1].operation.key())
+            );
+        }
+        assert!(search(&spec, "zebra", 10).is_empty());
+    }
+
+    #[test]
+    fn an_empty_query_lists_operations_in_spec_order() {
+        let spec = spec();
+        let hits = search(&spec, "  ", 2);
+        assert_eq!(keys(&hits), ["GET /a", "GET /b"]);
+        assert!(search(&spec, "", 0).is_empty());
+    }
+
+    #[test]
+    fn a_prefix_matches_at_half_weight() {
+        let spec = spec();
+        let hits = search(&spec, "invent", 5);
+        assert_eq!(keys(&hits), ["GET /stores/{storeId}/inventory"]);
+        assert!(
+            search(&spec, "in", 5).is_empty(),
+            "two letters are no prefix"
+        );
+    }
+}

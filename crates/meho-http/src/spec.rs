@@ -6,6 +6,7 @@
 //! instead of failing the whole document. What remains is self-contained: every schema in an
 //! [`Operation`] has its references inlined, so nothing downstream can ever fetch one.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -489,7 +490,11 @@ impl Spec {
             })
             .unwrap_or_default();
 
-        let resolver = Resolver { root: doc, dialect };
+        let resolver = Resolver {
+            root: doc,
+            dialect,
+            expansions: Cell::new(0),
+        };
         let mut spec = Spec {
             openapi,
             title: text_of(info, "title"),
@@ -630,6 +635,9 @@ enum ReadError {
 
 /// How many `$ref`s deep a schema is expanded before the rest becomes `{}`.
 const MAX_REF_DEPTH: usize = 8;
+/// How many schema `$ref`s one operation may inline in all: a spec whose references form a
+/// wide DAG (every object embedding a shared one) stays bounded; the rest become `{}`.
+const MAX_EXPANSIONS: usize = 5_000;
 /// How many `$ref`s a non-schema reference (parameter, body, path item) may chain through.
 const MAX_REF_CHAIN: usize = 16;
 /// Keywords whose values are data, not schemas: never searched for `$ref`.
@@ -653,6 +661,8 @@ const NAME_MAPS: [&str; 5] = [
 struct Resolver<'a> {
     root: &'a Value,
     dialect: Dialect,
+    /// `$ref`s inlined for the current operation, against [`MAX_EXPANSIONS`].
+    expansions: Cell<usize>,
 }
 
 impl<'a> Resolver<'a> {
@@ -699,9 +709,13 @@ impl<'a> Resolver<'a> {
         match value {
             Value::Object(map) => {
                 if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
-                    if stack.len() >= MAX_REF_DEPTH || stack.iter().any(|r| r == reference) {
+                    if stack.len() >= MAX_REF_DEPTH
+                        || stack.iter().any(|r| r == reference)
+                        || self.expansions.get() >= MAX_EXPANSIONS
+                    {
                         return Ok(Value::Object(Map::new()));
                     }
+                    self.expansions.set(self.expansions.get() + 1);
                     let target = self.lookup(reference)?;
                     stack.push(reference.to_owned());
                     let resolved = self.inline(target, stack);
@@ -771,6 +785,7 @@ impl<'a> Resolver<'a> {
         item: &'a Value,
         op: &'a Value,
     ) -> Result<(Operation, Vec<String>), ReadError> {
+        self.expansions.set(0);
         let op = self.follow(op)?;
         if !op.is_object() {
             return Err(ReadError::Invalid("the operation is not an object".into()));
@@ -817,15 +832,47 @@ impl<'a> Resolver<'a> {
             }
             parameters.push(p);
         }
-        for var in template_variables(path) {
-            if !parameters
+        let variables = template_variables(path);
+        parameters.retain(|p| {
+            let used = p.location != Location::Path || variables.contains(&p.name.as_str());
+            if !used {
+                notes.push(format!(
+                    "path parameter `{}` dropped: the path has no `{{{}}}`",
+                    p.name, p.name
+                ));
+            }
+            used
+        });
+        for var in variables {
+            if parameters
                 .iter()
                 .any(|p| p.location == Location::Path && p.name == var)
             {
+                continue;
+            }
+            if parameters.iter().any(|p| p.name == var) || var == BODY_KEY {
                 return Err(ReadError::Invalid(format!(
-                    "path variable `{{{var}}}` has no path parameter"
+                    "path variable `{{{var}}}` has no path parameter and its name is taken"
                 )));
             }
+            // A common omission in vendor specs: the variable is a plain string segment.
+            notes.push(format!(
+                "path variable `{{{var}}}` undeclared: taken as a required string"
+            ));
+            parameters.push(Parameter {
+                name: var.to_owned(),
+                location: Location::Path,
+                required: true,
+                description: None,
+                schema: serde_json::json!({"type": "string"}),
+                style: Style::Simple,
+                explode: false,
+            });
+        }
+        if self.expansions.get() >= MAX_EXPANSIONS {
+            notes.push(format!(
+                "schemas cut after {MAX_EXPANSIONS} inlined references: deeper parts are not validated"
+            ));
         }
         let string = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
         let operation = Operation {
@@ -1011,4 +1058,170 @@ pub fn by_tag(spec: &Spec) -> BTreeMap<&str, Vec<&Operation>> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn one(paths: Value) -> Spec {
+        Spec::from_value(&json!({"openapi": "3.1.0", "paths": paths})).unwrap()
+    }
+
+    #[test]
+    fn method_round_trips_through_text_and_serde() {
+        for m in Method::ALL {
+            assert_eq!(Method::parse(m.as_str()), Some(m));
+            assert_eq!(Method::parse(&m.as_str().to_lowercase()), Some(m));
+            assert_eq!(serde_json::to_value(m).unwrap(), json!(m.as_str()));
+            assert_eq!(m.to_string(), m.as_str());
+        }
+        assert_eq!(Method::parse("LIST"), None);
+        assert_eq!(
+            serde_json::to_value(Location::Header).unwrap(),
+            json!("header")
+        );
+    }
+
+    #[test]
+    fn reads_yaml_as_well_as_json() {
+        let spec = Spec::parse("openapi: 3.0.0\ninfo: {title: T, version: v1}\npaths:\n  /x:\n    get: {operationId: getX}\n").unwrap();
+        assert_eq!(spec.title(), "T");
+        assert_eq!(spec.version(), "v1");
+        assert_eq!(spec.find("getX").unwrap().key(), "GET /x");
+    }
+
+    #[test]
+    fn operation_parameters_override_path_parameters_by_name_and_place() {
+        let spec = one(json!({"/a/{id}": {
+            "parameters": [
+                {"name": "id", "in": "path", "schema": {"type": "string"}},
+                {"name": "v", "in": "query", "schema": {"type": "string"}, "description": "path level"}],
+            "get": {"parameters": [{"name": "v", "in": "query", "required": true, "schema": {"type": "integer"}}]}}}));
+        let op = spec.find("GET /a/{id}").unwrap();
+        assert_eq!(op.parameters.len(), 2);
+        let v = op.parameter("v").unwrap();
+        assert!(v.required);
+        assert_eq!(v.schema, json!({"type": "integer"}));
+        // A path parameter is required whatever the spec says.
+        assert!(op.parameter("id").unwrap().required);
+    }
+
+    #[test]
+    fn an_undeclared_path_variable_becomes_a_string_parameter() {
+        let spec = one(json!({"/a/{id}": {"get": {}}}));
+        let op = spec.find("GET /a/{id}").unwrap();
+        let id = op.parameter("id").unwrap();
+        assert_eq!((id.location, id.required), (Location::Path, true));
+        assert_eq!(spec.warnings().len(), 1);
+    }
+
+    #[test]
+    fn a_path_parameter_absent_from_the_template_is_dropped() {
+        let spec = one(
+            json!({"/a": {"get": {"parameters": [{"name": "id", "in": "path", "required": true}]}}}),
+        );
+        assert!(spec.find("GET /a").unwrap().parameters.is_empty());
+        assert_eq!(spec.warnings().len(), 1);
+    }
+
+    #[test]
+    fn a_name_clash_drops_the_optional_one_and_skips_on_a_required_one() {
+        let spec = one(json!({
+            "/a/{id}": {"get": {"parameters": [
+                {"name": "id", "in": "path", "required": true},
+                {"name": "id", "in": "query"}]}},
+            "/b": {"get": {"parameters": [
+                {"name": "x", "in": "query"},
+                {"name": "x", "in": "header", "required": true}]}}}));
+        assert_eq!(spec.find("GET /a/{id}").unwrap().parameters.len(), 1);
+        assert!(spec.find("GET /b").is_none());
+        assert_eq!(spec.warnings().len(), 2, "{:?}", spec.warnings());
+    }
+
+    #[test]
+    fn refs_keep_their_siblings_and_data_keywords_are_untouched() {
+        let doc = json!({"openapi": "3.1.0",
+            "components": {"schemas": {"S": {"type": "string"}}},
+            "paths": {"/a": {"post": {"requestBody": {"content": {"application/json": {"schema": {
+                "type": "object",
+                "properties": {
+                    "default": {"$ref": "#/components/schemas/S", "description": "beside the ref"},
+                    "e": {"type": "object", "example": {"$ref": "not a reference"}}}}}}}}}}});
+        let spec = Spec::from_value(&doc).unwrap();
+        let schema = &spec.find("POST /a").unwrap().body.as_ref().unwrap().schema;
+        assert_eq!(
+            schema["properties"]["default"],
+            json!({"type": "string", "description": "beside the ref"})
+        );
+        assert_eq!(
+            schema["properties"]["e"]["example"],
+            json!({"$ref": "not a reference"})
+        );
+    }
+
+    #[test]
+    fn compact_params_are_small() {
+        let long = "word ".repeat(100);
+        let spec = one(json!({"/a/{id}": {"put": {
+            "parameters": [
+                {"name": "id", "in": "path", "description": long, "schema": {"type": "string"}},
+                {"name": "tags", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}},
+                {"name": "Authorization", "in": "header", "required": true}],
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["a"],
+                "properties": {"a": {"type": "object", "properties": {"deep": {"type": "string"}}}, "b": {}}}}}}}}}));
+        let op = spec.find("PUT /a/{id}").unwrap();
+        let compact = op.compact_params();
+        assert_eq!(compact["id"]["in"], json!("path"));
+        assert_eq!(compact["id"]["required"], json!(true));
+        assert!(
+            compact["id"]["description"]
+                .as_str()
+                .unwrap()
+                .chars()
+                .count()
+                <= 80
+        );
+        assert_eq!(compact["tags"]["type"], json!("array<string>"));
+        assert!(compact.get("Authorization").is_none());
+        assert_eq!(compact["body"]["properties"], json!(["a", "b"]));
+        assert_eq!(compact["body"]["required_properties"], json!(["a"]));
+        assert!(!compact.to_string().contains("deep"));
+
+        let schema = op.params_schema();
+        assert_eq!(schema["required"], json!(["id", "body"]));
+        assert!(schema["properties"].get("Authorization").is_none());
+        assert_eq!(schema["properties"]["tags"]["type"], json!("array"));
+    }
+
+    #[test]
+    fn find_trims_and_is_case_insensitive_on_the_method() {
+        let spec = one(json!({"/a": {"delete": {"operationId": "del"}}}));
+        assert_eq!(spec.find(" delete /a ").unwrap().id.as_deref(), Some("del"));
+        assert_eq!(spec.find("del").unwrap().method, Method::Delete);
+        assert!(spec.find("GET /a").is_none());
+        assert!(spec.find("").is_none());
+    }
+
+    #[test]
+    fn the_3_0_dialect_is_converted() {
+        let mut schema = json!({"type": "integer", "nullable": true, "minimum": 1, "exclusiveMinimum": true, "maximum": 9, "exclusiveMaximum": false})
+            .as_object()
+            .unwrap()
+            .clone();
+        convert_30(&mut schema);
+        assert_eq!(
+            Value::Object(schema),
+            json!({"type": ["integer", "null"], "exclusiveMinimum": 1, "maximum": 9})
+        );
+    }
+
+    #[test]
+    fn template_variables_in_order() {
+        assert_eq!(template_variables("/a/{x}/b/{y}.json"), vec!["x", "y"]);
+        assert!(template_variables("/a/{unclosed").is_empty());
+    }
 }
