@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::spec::{BODY_KEY, Location, Method, Operation, Parameter, Style, template_variables};
@@ -119,7 +119,7 @@ fn at_pointer(pointer: &str) -> String {
 }
 
 /// The request an operation would send: exactly what will be sent.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// The method.
     pub method: Method,
@@ -458,7 +458,9 @@ fn path_segment(p: &Parameter, value: &Value) -> Result<String, ParamError> {
             format!("{prefix}{}", items.join(sep))
         }
     };
-    if text.is_empty() {
+    // Label style writes literal dots: an empty value (or list of them) must not become a
+    // `.` or `..` segment.
+    if text.chars().all(|c| c == '.') {
         return Err(ParamError::EmptyPath(p.name.clone()));
     }
     Ok(text)
@@ -613,6 +615,22 @@ mod tests {
         assert_eq!(
             build(&op, &json!({"name": ""})).unwrap_err(),
             ParamError::EmptyPath("name".into())
+        );
+    }
+
+    #[test]
+    fn label_style_never_makes_a_dot_segment() {
+        let label = op(json!({"/a/{v}": {"get": {"parameters": [
+            {"name": "v", "in": "path", "style": "label", "explode": true}]}}}));
+        for empty in [json!([]), json!([""]), json!(["", ""]), json!("")] {
+            assert_eq!(
+                build(&label, &json!({"v": empty})).unwrap_err(),
+                ParamError::EmptyPath("v".into())
+            );
+        }
+        assert_eq!(
+            build(&label, &json!({"v": ["a", "b.c"]})).unwrap().path,
+            "/a/.a.b%2Ec"
         );
     }
 

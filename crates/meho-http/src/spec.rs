@@ -505,6 +505,10 @@ impl Spec {
             by_key: HashMap::new(),
             warnings: Vec::new(),
         };
+        // Sorted explicitly: the order (and which of two duplicate ids is first) must not
+        // depend on whether serde_json preserves key order in this build.
+        let mut paths: Vec<(&String, &Value)> = paths.iter().collect();
+        paths.sort_by(|a, b| a.0.cmp(b.0));
         for (path, item) in paths {
             if !path.starts_with('/') {
                 spec.warnings
@@ -584,8 +588,8 @@ impl Spec {
         &self.servers
     }
 
-    /// Every usable operation, in the document's order of paths (as read: JSON objects are
-    /// read in key order), methods in [`Method::ALL`] order within a path.
+    /// Every usable operation: paths in byte order (as a JSON object's keys sort), methods in
+    /// [`Method::ALL`] order within a path.
     #[must_use]
     pub fn operations(&self) -> &[Operation] {
         &self.operations
