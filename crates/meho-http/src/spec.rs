@@ -974,10 +974,11 @@ impl<'a> Resolver<'a> {
         let Some((content_type, media)) = chosen else {
             return Ok(None);
         };
-        let schema = match media.get("schema") {
+        let mut schema = match media.get("schema") {
             Some(s) => self.schema(s)?,
             None => Value::Object(Map::new()),
         };
+        drop_read_only_requirements(&mut schema);
         Ok(Some(RequestBody {
             required: raw
                 .get("required")
@@ -986,6 +987,38 @@ impl<'a> Resolver<'a> {
             content_type: content_type.clone(),
             schema,
         }))
+    }
+}
+
+/// A `readOnly` property is only in responses (OpenAPI: "SHOULD NOT be sent as part of the
+/// request"), so a request body is never required to hold it.
+fn drop_read_only_requirements(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            let read_only: Vec<String> = map
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|props| {
+                    props
+                        .iter()
+                        .filter(|(_, p)| p.get("readOnly") == Some(&Value::Bool(true)))
+                        .map(|(name, _)| name.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !read_only.is_empty()
+                && let Some(Value::Array(required)) = map.get_mut("required")
+            {
+                required.retain(|r| r.as_str().is_none_or(|r| !read_only.iter().any(|n| n == r)));
+            }
+            for (key, child) in map.iter_mut() {
+                if !DATA_KEYWORDS.contains(&key.as_str()) {
+                    drop_read_only_requirements(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_read_only_requirements),
+        _ => {}
     }
 }
 
@@ -1221,6 +1254,17 @@ mod tests {
             Value::Object(schema),
             json!({"type": ["integer", "null"], "exclusiveMinimum": 1, "maximum": 9})
         );
+    }
+
+    #[test]
+    fn a_body_need_not_hold_read_only_properties() {
+        let spec = one(
+            json!({"/a": {"post": {"requestBody": {"content": {"application/json": {"schema": {
+            "type": "object", "required": ["id", "name"],
+            "properties": {"id": {"type": "string", "readOnly": true}, "name": {"type": "string"}}}}}}}}}),
+        );
+        let schema = &spec.find("POST /a").unwrap().body.as_ref().unwrap().schema;
+        assert_eq!(schema["required"], json!(["name"]));
     }
 
     #[test]
