@@ -42,79 +42,9 @@ pub enum SpecError {
     NoOperations(Vec<String>),
 }
 
-/// An HTTP method an OpenAPI path item can hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Method {
-    /// `GET`
-    Get,
-    /// `HEAD`
-    Head,
-    /// `OPTIONS`
-    Options,
-    /// `POST`
-    Post,
-    /// `PUT`
-    Put,
-    /// `PATCH`
-    Patch,
-    /// `DELETE`
-    Delete,
-    /// `TRACE`
-    Trace,
-}
-
-impl Method {
-    /// Every method, in the order a path item's operations are read.
-    pub const ALL: [Method; 8] = [
-        Method::Get,
-        Method::Head,
-        Method::Options,
-        Method::Post,
-        Method::Put,
-        Method::Patch,
-        Method::Delete,
-        Method::Trace,
-    ];
-
-    /// The method as sent on the wire, e.g. `"GET"`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Options => "OPTIONS",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-            Method::Trace => "TRACE",
-        }
-    }
-
-    /// The method named `name`, case-insensitively.
-    #[must_use]
-    pub fn parse(name: &str) -> Option<Method> {
-        Method::ALL
-            .into_iter()
-            .find(|m| m.as_str().eq_ignore_ascii_case(name))
-    }
-
-    /// Whether the method only reads (RFC 9110's safe methods).
-    #[must_use]
-    pub const fn is_safe(self) -> bool {
-        matches!(
-            self,
-            Method::Get | Method::Head | Method::Options | Method::Trace
-        )
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The HTTP method: the policy engine's own, so the method a call is decided on is the method
+/// it is sent with.
+pub use meho_policy::http::Method;
 
 /// Where a parameter goes in the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

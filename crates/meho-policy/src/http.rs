@@ -44,15 +44,15 @@ pub enum Method {
 }
 
 impl Method {
-    /// Every method, in the order OpenAPI lists them on a path item.
+    /// Every method, in the order a path item's operations are read.
     pub const ALL: [Method; 8] = [
         Method::Get,
-        Method::Put,
-        Method::Post,
-        Method::Delete,
-        Method::Options,
         Method::Head,
+        Method::Options,
+        Method::Post,
+        Method::Put,
         Method::Patch,
+        Method::Delete,
         Method::Trace,
     ];
 
