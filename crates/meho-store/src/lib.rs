@@ -7,6 +7,11 @@
 //!   schema this build expects. A database from a newer build is refused, not silently used.
 //! - SQLite runs in WAL mode with `synchronous = FULL`: an acknowledged write survives power loss.
 //! - A store URL never reaches a log or an error with its password.
+//!
+//! [`secrets`] keeps the credentials meho itself must hold, sealed with a key that never comes
+//! from the database.
+
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -1,4 +1,5 @@
-//! Integration tests of the store: first open, migrations, reopening and failures to open.
+//! Integration tests of the store: first open, migrations, reopening and failures to open; sealed
+//! secrets on SQLite and PostgreSQL.
 
 // Test helpers outside `#[test]` functions are not covered by clippy.toml's test allowances.
 #![allow(
@@ -9,3 +10,4 @@
 )]
 
 mod open;
+mod secrets;

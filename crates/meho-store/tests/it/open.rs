@@ -16,7 +16,7 @@ async fn first_open_creates_the_file_and_applies_migration_1() {
     assert!(db.is_file(), "the database file is created on first open");
     assert_eq!(
         store.applied_migrations().await.unwrap(),
-        vec![1, 2, 3, 4, 5, 6, 7, 8]
+        vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
     );
     let id = store.instance_id().await.unwrap();
     assert!(id.starts_with("meho-"), "instance id `{id}`");
@@ -48,7 +48,7 @@ async fn reopening_is_idempotent_and_keeps_the_instance_id() {
         assert_eq!(again.instance_id().await.unwrap(), id);
         assert_eq!(
             again.applied_migrations().await.unwrap(),
-            vec![1, 2, 3, 4, 5, 6, 7, 8]
+            vec![1, 2, 3, 4, 5, 6, 7, 8, 9]
         );
         again.close().await;
     }
