@@ -110,9 +110,9 @@ impl Federation {
 /// A Vault failure as the caller sees it: the call did not run.
 fn vault_error(config: &VaultConfig, step: &str, err: VaultError) -> ToolError {
     let code = match &err {
-        VaultError::Unreachable(_) => ErrorCode::Unreachable,
-        VaultError::Denied(_) => ErrorCode::AuthRefused,
-        VaultError::NotFound(_) => ErrorCode::NotFound,
+        VaultError::Unreachable { .. } => ErrorCode::Unreachable,
+        VaultError::Denied { .. } => ErrorCode::AuthRefused,
+        VaultError::NotFound { .. } => ErrorCode::NotFound,
         _ => ErrorCode::Internal,
     };
     ToolError::new(

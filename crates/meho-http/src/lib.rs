@@ -10,10 +10,14 @@
 //! Invariants: no IO (the connector fetches specs and sends requests); no panics; a path
 //! parameter's value is always exactly one path segment.
 
+pub mod connector;
+pub mod credential;
 pub mod params;
 pub mod search;
 pub mod spec;
 
+pub use connector::{ApiAction, ApiCall, CALL, HttpConnector, SEARCH};
+pub use credential::{CallCredential, Federation, Sources};
 pub use params::{ParamError, Request, build};
 pub use search::{Hit, search};
 pub use spec::{Location, Method, Operation, Parameter, RequestBody, Spec, SpecError, Style};

@@ -48,7 +48,14 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// MCP, the resource server and the feed; `None` serves the operational endpoints only.
     pub mcp: Option<Arc<McpState>>,
+    /// The public keys of the JWTs meho signs for Vault (served at [`JWKS_PATH`]), when
+    /// `[vault]` is configured.
+    pub jwks: Option<Arc<serde_json::Value>>,
 }
+
+/// Where the JWKS of meho's own JWTs is served: Vault's JWT auth method may fetch it
+/// (`jwks_url`) to trust the identities meho presents for stdio and dev-token callers.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 impl State {
     /// Bundles a store with a fresh metrics registry.
@@ -57,6 +64,7 @@ impl State {
             store,
             metrics: Arc::new(Metrics::new()),
             mcp: None,
+            jwks: None,
         }
     }
 }
@@ -126,6 +134,7 @@ pub fn app(state: State) -> Router {
         .route("/healthz", get(healthz))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics_text))
+        .route(JWKS_PATH, get(jwks))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Inside the counter, so what is counted is what the client gets.
@@ -385,6 +394,14 @@ async fn limit_body(request: Request, next: Next) -> Response {
                     .into_response()
             }
         }
+    }
+}
+
+/// meho's JWKS, or 404 when meho signs no JWTs.
+async fn jwks(AxumState(state): AxumState<State>, uri: Uri) -> Response {
+    match &state.jwks {
+        Some(keys) => Json(keys.as_ref().clone()).into_response(),
+        None => not_found(uri).await,
     }
 }
 

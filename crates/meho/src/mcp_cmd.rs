@@ -64,12 +64,14 @@ async fn serve_on(config: &Config, paths: &Paths, backplane: &Backplane) -> Resu
     backplane.record_start(config, "mcp").await?;
     let ssh = Ssh::start(config, &paths.data_dir, backplane, false)?;
     let governance = backplane.governance(config, &config.server.effective_public_url(), None)?;
+    let (apis, _jwks) = crate::runtime::apis(config, &paths.data_dir, backplane).await?;
     let context = Arc::new(McpContext {
         gateway: ssh.gateway(
             config,
             backplane,
             governance.clone(),
             meho_gateway::Holds::Pending,
+            apis,
         )?,
         tasks: Default::default(),
         tools: Default::default(),

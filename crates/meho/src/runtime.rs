@@ -332,10 +332,14 @@ impl Ssh {
         backplane: &Backplane,
         governance: Arc<Governance>,
         holds: Holds,
+        apis: Option<Arc<meho_http::HttpConnector>>,
     ) -> Result<Gateway, Failure> {
         let mut builder = Gateway::builder(governance)
             .connector(Arc::new(SshConnector::new(self.broker.clone())))
             .holds(holds);
+        if let Some(apis) = apis {
+            builder = builder.connector(apis);
+        }
         if !config.clusters.is_empty() {
             let store = backplane.signer_store(config);
             let kube = meho_kube::KubeConnector::new(
@@ -366,6 +370,52 @@ impl Ssh {
             .build()
             .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot build the gateway: {err}")))
     }
+}
+
+/// The REST connector over `[apis.*]`, with Vault federation when `[vault]` is configured and
+/// meho's sealed secrets; `None` when no API is configured. Loads every spec now. Also returns
+/// the JWKS of meho's own JWTs (for `/.well-known/jwks.json`) when `[vault]` is configured.
+pub(crate) async fn apis(
+    config: &Config,
+    data_dir: &Path,
+    backplane: &Backplane,
+) -> Result<(Option<Arc<meho_http::HttpConnector>>, Option<serde_json::Value>), Failure> {
+    let federation = match &config.vault {
+        Some(vault) => {
+            let key_file = vault.signing_key_file(data_dir);
+            let issuer = meho_vault::JwtIssuer::load_or_create(&key_file, &vault.issuer)
+                .with_context(|| {
+                    format!("cannot load meho's JWT signing key {}", key_file.display())
+                })?;
+            let federation = meho_http::Federation::new(vault.clone(), issuer)
+                .map_err(|err| Failure::Runtime(anyhow::anyhow!("[vault]: {err}")))?;
+            Some(Arc::new(federation))
+        }
+        None => None,
+    };
+    let jwks = federation.as_ref().map(|f| f.jwks());
+    if config.apis.is_empty() {
+        return Ok((None, jwks));
+    }
+    let key = meho_store::secrets::SecretKey::load(config.secrets.key_file.as_deref())
+        .context("cannot load the secrets key")?;
+    let sources = meho_http::Sources {
+        federation,
+        sealed: Some(Arc::new(meho_store::secrets::SealedSecrets::new(
+            &backplane.store,
+            key,
+        ))),
+    };
+    let store = backplane.signer_store(config);
+    let connector = meho_http::HttpConnector::start(
+        config.apis.values().cloned(),
+        sources,
+        backplane.audit.clone(),
+    )
+    .await
+    .map_err(|err| Failure::Runtime(anyhow::anyhow!("cannot set up the apis: {err}")))?
+    .with_store(store.approvals, store.grants);
+    Ok((Some(Arc::new(connector)), jwks))
 }
 
 /// Installs a handler for one signal now and returns a future that resolves when it arrives

@@ -174,7 +174,9 @@ async fn serve_on(
         public_url: public_url.clone(),
         cors_origins: config.server.cors_origins.clone(),
     };
+    let (apis, jwks) = crate::runtime::apis(config, &paths.data_dir, backplane).await?;
     let mut state = State::new(backplane.store.clone());
+    state.jwks = jwks.map(Arc::new);
     state.mcp = Some(Arc::new(meho_server::McpState {
         context: Arc::new(meho_server::mcp::McpContext {
             gateway: ssh.gateway(
@@ -182,6 +184,7 @@ async fn serve_on(
                 backplane,
                 governance.clone(),
                 meho_gateway::Holds::Pending,
+                apis,
             )?,
             tasks: Default::default(),
             tools: Default::default(),

@@ -71,7 +71,7 @@ async fn call(
     // A call that needs approval is refused here (the CLI cannot wait for one); agents ask
     // through MCP.
     let governance = backplane.governance(config, &config.server.effective_public_url(), None)?;
-    let gateway = ssh.gateway(config, backplane, governance, Holds::Refuse)?;
+    let gateway = ssh.gateway(config, backplane, governance, Holds::Refuse, None)?;
     let caller = Caller::agent(caller_name(command.common()));
     let status = match command {
         SshCommand::Exec(args) => exec(&gateway, &caller, args).await,
