@@ -45,6 +45,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[audit]`.
     pub audit: AuditConfig,
+    /// `[secrets]`.
+    pub secrets: SecretsConfig,
     /// `[hosts.*]`, by name.
     pub hosts: BTreeMap<String, Host>,
     /// `[clusters.*]`, by name (never a host's name).
@@ -307,6 +309,14 @@ impl AuditConfig {
             .clone()
             .unwrap_or_else(|| data_dir.join("audit").join("witness.jsonl"))
     }
+}
+
+/// `[secrets]`: where the key that seals stored secrets comes from when `MEHO_SECRETS_KEY` is
+/// unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretsConfig {
+    /// The key file; `None` means no key unless the environment has one.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Where the public half of the audit key `private` lives unless configured: `.pem` becomes

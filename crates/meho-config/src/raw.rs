@@ -26,6 +26,9 @@ pub struct RawConfig {
     /// The tamper-evident audit log.
     #[serde(default)]
     pub audit: RawAudit,
+    /// Secrets at rest: the key that seals credentials meho stores (`meho secrets`).
+    #[serde(default)]
+    pub secrets: RawSecrets,
     /// SSH targets, by name.
     #[serde(default)]
     pub hosts: BTreeMap<String, RawHost>,
@@ -349,6 +352,16 @@ pub struct RawAudit {
     /// of the built-in ones (private keys, bearer tokens, JWTs, passwords in URLs, key=secret).
     #[serde(default)]
     pub redact: Vec<String>,
+}
+
+/// `[secrets]`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecrets {
+    /// File holding the base64 AES-256 key that seals stored secrets (`meho secrets keygen --out
+    /// FILE` writes one); it must not be readable by group or others. `MEHO_SECRETS_KEY`
+    /// overrides it. Default none: without a key, stored secrets cannot be written or read.
+    pub key_file: Option<String>,
 }
 
 /// `[log]`.

@@ -18,8 +18,8 @@ use crate::raw::{
 use crate::{
     ApprovalsConfig, AuditConfig, AuthConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP,
     DEFAULT_LISTEN, DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT, Diagnostic, FileRef,
-    FileUse, Host, LogConfig, MAX_TTL_CEILING, McpConfig, ReductionConfig, Role, ServerConfig,
-    SignerConfig, SignerLocation, SshConfig, StoreConfig,
+    FileUse, Host, LogConfig, MAX_TTL_CEILING, McpConfig, ReductionConfig, Role, SecretsConfig,
+    ServerConfig, SignerConfig, SignerLocation, SshConfig, StoreConfig,
 };
 
 struct Validator<'a> {
@@ -103,6 +103,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
     let store = validate_store(&mut v, &raw);
     let log = validate_log(&mut v, &raw);
     let audit = validate_audit(&mut v, &raw);
+    let secrets = validate_secrets(&mut v, &raw);
     let command_policies = validate_named_policies(&mut v, &raw);
     validate_group_references(&mut v, &raw, &command_policies);
     let bastions = validate_jumps(&mut v, &raw);
@@ -149,6 +150,7 @@ pub(crate) fn parse(text: &str, path: Option<&Path>) -> Result<Config, ConfigErr
         store,
         log,
         audit,
+        secrets,
         hosts,
         clusters,
         apis,
@@ -384,6 +386,21 @@ fn validate_audit(v: &mut Validator<'_>, raw: &RawConfig) -> AuditConfig {
         checkpoint_every_records,
         checkpoint_every_seconds,
         redact: audit.redact.clone(),
+    }
+}
+
+fn validate_secrets(v: &mut Validator<'_>, raw: &RawConfig) -> SecretsConfig {
+    let key_file = raw.secrets.key_file.as_deref();
+    if key_file.is_some_and(|file| file.trim().is_empty()) {
+        v.error(
+            &key_path!["secrets", "key_file"],
+            "key_file must not be empty (leave it out to configure no key)",
+        );
+    }
+    SecretsConfig {
+        key_file: key_file
+            .filter(|file| !file.trim().is_empty())
+            .map(PathBuf::from),
     }
 }
 

@@ -16,6 +16,7 @@ mod defaults;
 mod lints;
 mod locations;
 mod schema;
+mod secrets;
 mod ssh;
 
 use std::path::Path;
