@@ -184,8 +184,8 @@ fn client_for(api: &meho_config::Api) -> Result<reqwest::Client, String> {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("meho/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &api.ca_cert {
-        let pem = std::fs::read(path)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        let pem =
+            std::fs::read(path).map_err(|err| format!("cannot read {}: {err}", path.display()))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|err| format!("{}: {err}", path.display()))?;
         for cert in certs {
@@ -286,8 +286,9 @@ impl HttpConnector {
         if !decided.decision.allows()
             && let Some(grants) = &self.grants
         {
-            let (grants, waivers, warning) =
-                grants.overlay_or_baseline(&caller.tenant, &api.config.name).await;
+            let (grants, waivers, warning) = grants
+                .overlay_or_baseline(&caller.tenant, &api.config.name)
+                .await;
             decided = api.policy.decide(
                 &call.http,
                 call.tier,
@@ -506,7 +507,12 @@ impl HttpConnector {
         }
         let credential = self
             .sources
-            .fetch(caller, &api.config.name, &api.config.tenant, &api.config.auth)
+            .fetch(
+                caller,
+                &api.config.name,
+                &api.config.tenant,
+                &api.config.auth,
+            )
             .await?;
         if credential.serial.is_some() {
             self.audit_credential(call, plan, &decided, &credential)
@@ -871,9 +877,11 @@ fn shows_header(name: &str) -> bool {
             | "proxy-authenticate"
             | "www-authenticate"
             | "x-vault-token"
-    ) || ["token", "secret", "auth", "session", "api-key", "apikey", "password"]
-        .iter()
-        .any(|word| name.contains(word)))
+    ) || [
+        "token", "secret", "auth", "session", "api-key", "apikey", "password",
+    ]
+    .iter()
+    .any(|word| name.contains(word)))
 }
 
 /// `text` with every secret value replaced.
@@ -893,7 +901,10 @@ fn scrub_value(value: &mut Value, secrets: &[String]) {
     }
     match value {
         Value::String(text) => {
-            if secrets.iter().any(|s| s.len() >= 4 && text.contains(s.as_str())) {
+            if secrets
+                .iter()
+                .any(|s| s.len() >= 4 && text.contains(s.as_str()))
+            {
                 *text = scrub(text, secrets);
             }
         }
@@ -1031,7 +1042,10 @@ async fn fetch_spec(
         if !status.is_success() {
             return Err(format!("fetching the spec from {url} answered {status}"));
         }
-        if response.content_length().is_some_and(|l| l > MAX_SPEC_BYTES) {
+        if response
+            .content_length()
+            .is_some_and(|l| l > MAX_SPEC_BYTES)
+        {
             return Err(format!("the spec at {url} is over {MAX_SPEC_BYTES} bytes"));
         }
         response

@@ -38,13 +38,13 @@ pub struct Federation {
 impl Federation {
     /// Federation with Vault as `config` says, signing meho's own JWTs with `issuer`.
     pub fn new(config: VaultConfig, issuer: JwtIssuer) -> Result<Self, String> {
-        let ca = match &config.ca_cert {
-            Some(path) => Some(
-                std::fs::read(path)
-                    .map_err(|err| format!("cannot read vault.ca_cert `{}`: {err}", path.display()))?,
-            ),
-            None => None,
-        };
+        let ca =
+            match &config.ca_cert {
+                Some(path) => Some(std::fs::read(path).map_err(|err| {
+                    format!("cannot read vault.ca_cert `{}`: {err}", path.display())
+                })?),
+                None => None,
+            };
         let client = VaultClient::new(&config.address, ca.as_deref(), config.timeout)
             .map_err(|err| format!("cannot set up the Vault client: {err}"))?;
         Ok(Federation {
@@ -151,7 +151,10 @@ pub struct CallCredential {
 impl std::fmt::Debug for CallCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallCredential")
-            .field("headers", &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .field("record", &self.record)
             .finish_non_exhaustive()
     }
@@ -242,9 +245,9 @@ fn basic(username: &str, password: &str) -> Result<(HeaderName, HeaderValue), To
 }
 
 fn field<'m>(map: &'m Map<String, Value>, name: &str, what: &str) -> Result<&'m str, ToolError> {
-    map.get(name).and_then(Value::as_str).ok_or_else(|| {
-        ToolError::internal(format!("{what} has no text field `{name}`"))
-    })
+    map.get(name)
+        .and_then(Value::as_str)
+        .ok_or_else(|| ToolError::internal(format!("{what} has no text field `{name}`")))
 }
 
 impl Sources {
@@ -262,7 +265,9 @@ impl Sources {
         let mut credential = CallCredential::none();
         if auth.needs_vault() {
             let federation = self.federation.clone().ok_or_else(|| {
-                ToolError::internal(format!("api `{api}` needs Vault, and [vault] is not configured"))
+                ToolError::internal(format!(
+                    "api `{api}` needs Vault, and [vault] is not configured"
+                ))
             })?;
             let token = federation.login(caller).await?;
             credential.serial = Some(token.accessor.clone());
@@ -293,7 +298,10 @@ impl Sources {
             }
             ApiAuth::Basic { username, secret } => {
                 let (user, password) = match username {
-                    Some(user) => (user.clone(), self.secret_text(&credential, tenant, secret).await?),
+                    Some(user) => (
+                        user.clone(),
+                        self.secret_text(&credential, tenant, secret).await?,
+                    ),
                     None => {
                         let map = self.secret_map(&credential, secret).await?;
                         let what = format!("secret `{secret}`");
@@ -312,11 +320,9 @@ impl Sources {
                     (Some(f), Some(t)) => (f.clone(), t),
                     _ => return Err(ToolError::internal("vault_dynamic without a Vault token")),
                 };
-                let lease: Lease = federation
-                    .client
-                    .read(token, path)
-                    .await
-                    .map_err(|err| vault_error(&federation.config, &format!("read `{path}`"), err))?;
+                let lease: Lease = federation.client.read(token, path).await.map_err(|err| {
+                    vault_error(&federation.config, &format!("read `{path}`"), err)
+                })?;
                 let what = format!("dynamic secret `{path}`");
                 match present {
                     Presentation::Basic => {
@@ -387,7 +393,9 @@ impl Sources {
         secret: &SecretRef,
     ) -> Result<String, ToolError> {
         match secret {
-            SecretRef::Vault { field: Some(name), .. } => {
+            SecretRef::Vault {
+                field: Some(name), ..
+            } => {
                 let map = self.secret_map(credential, secret).await?;
                 Ok(field(&map, name, &format!("secret `{secret}`"))?.to_owned())
             }
@@ -403,9 +411,10 @@ impl Sources {
                         "cannot open stored secret `{name}`, so the call did not run: {err}"
                     ))
                 })?;
-                value.expose_str().map(str::to_owned).map_err(|err| {
-                    ToolError::internal(format!("stored secret `{name}`: {err}"))
-                })
+                value
+                    .expose_str()
+                    .map(str::to_owned)
+                    .map_err(|err| ToolError::internal(format!("stored secret `{name}`: {err}")))
             }
         }
     }

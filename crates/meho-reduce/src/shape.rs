@@ -77,7 +77,8 @@ pub struct Column {
 
 /// Fields that hold an envelope's collection.
 const ENVELOPE_KEYS: &[&str] = &[
-    "items", "value", "results", "data", "elements", "records", "rows", "entries", "objects",
+    "items", "value", "results", "result", "data", "elements", "records", "rows", "entries",
+    "objects", "body",
 ];
 
 /// Fields (compared lowercased, without punctuation) that describe a response rather than hold

@@ -379,7 +379,13 @@ pub(crate) async fn apis(
     config: &Config,
     data_dir: &Path,
     backplane: &Backplane,
-) -> Result<(Option<Arc<meho_http::HttpConnector>>, Option<serde_json::Value>), Failure> {
+) -> Result<
+    (
+        Option<Arc<meho_http::HttpConnector>>,
+        Option<serde_json::Value>,
+    ),
+    Failure,
+> {
     let federation = match &config.vault {
         Some(vault) => {
             let key_file = vault.signing_key_file(data_dir);
