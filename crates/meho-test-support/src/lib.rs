@@ -1,7 +1,8 @@
 //! What meho's integration tests and benches share, so each does not build it again: an SQLite
 //! store in a directory, an audit log on a store with the in-process feed bus and only the
-//! built-in redaction, a real OpenSSH `sshd` ([`sshd`]) and a real kube-apiserver ([`kube`]). A
-//! dev-dependency only: nothing here ships.
+//! built-in redaction, a real OpenSSH `sshd` ([`sshd`]), a real kube-apiserver ([`kube`]), a
+//! real OpenBao ([`openbao`]) and a real Prometheus ([`prometheus`]). A dev-dependency only:
+//! nothing here ships.
 //!
 //! The store and audit helpers return their failures (the caller, a test, unwraps with its own
 //! context); the sshd harness panics with sshd's output when it cannot do what a test needs, as
@@ -53,6 +54,24 @@ pub mod ssh_lab;
     reason = "a test lab: a lab that cannot be built must stop the test with its error"
 )]
 pub mod kube_lab;
+
+#[allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a test harness: an OpenBao that cannot start must stop the test with its output"
+)]
+pub mod openbao;
+
+#[allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a test harness: a Prometheus that cannot start must stop the test with its output"
+)]
+pub mod prometheus;
 
 use std::path::Path;
 use std::sync::Arc;
