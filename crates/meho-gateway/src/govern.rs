@@ -91,6 +91,9 @@ pub struct Governance {
     public_url: String,
     hosts: BTreeMap<String, Host>,
     clusters: BTreeMap<String, meho_config::Cluster>,
+    /// The configured APIs by name, with their tenant (grant checks: an API's rules are always
+    /// an allowlist a grant can widen).
+    apis: BTreeMap<String, String>,
     decided: tokio::sync::Notify,
     self_approval_hint: Option<String>,
 }
@@ -115,9 +118,17 @@ impl Governance {
             public_url: public_url.trim_end_matches('/').to_owned(),
             hosts,
             clusters: BTreeMap::new(),
+            apis: BTreeMap::new(),
             decided: tokio::sync::Notify::new(),
             self_approval_hint: None,
         }
+    }
+
+    /// The configured APIs (grant checks): `(name, tenant)`.
+    #[must_use]
+    pub fn with_apis(mut self, apis: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.apis = apis.into_iter().collect();
+        self
     }
 
     /// The configured clusters (grant checks), beside the hosts.
@@ -652,6 +663,7 @@ impl Governance {
             (None, Some(cluster)) if cluster.tenant == actor.tenant => {
                 cluster.policy.check_grantable()
             }
+            (None, None) if self.apis.get(target) == Some(&actor.tenant) => Ok(()),
             _ => return Err(unknown()),
         };
         grantable.map_err(|e| ToolError::new(ErrorCode::GrantNeedsAllowlist, e.to_string()))?;

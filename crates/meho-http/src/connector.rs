@@ -929,26 +929,25 @@ fn preview(
     if let Some(content_type) = &planned.content_type {
         lines.push(format!("Content-Type: {content_type}"));
     }
-    match &api.config.auth {
-        meho_config::ApiAuth::None => {}
+    // Said in words no redaction pattern takes for a secret (`Name: value` would be): the
+    // approver sees which credential will be added, never a value.
+    let credential = match &api.config.auth {
+        meho_config::ApiAuth::None => None,
         meho_config::ApiAuth::Header { name, secret } => {
-            lines.push(format!("{name}: <added when the call runs, from {secret}>"));
+            Some(format!("header {name} with the value of {secret}"))
         }
-        meho_config::ApiAuth::Bearer { secret } => {
-            lines.push(format!(
-                "Authorization: Bearer <added when the call runs, from {secret}>"
-            ));
-        }
-        meho_config::ApiAuth::Basic { secret, .. } => {
-            lines.push(format!(
-                "Authorization: Basic <added when the call runs, from {secret}>"
-            ));
-        }
-        meho_config::ApiAuth::VaultDynamic { path, .. } => {
-            lines.push(format!(
-                "Authorization: <a dynamic secret from vault `{path}`, revoked after the call>"
-            ));
-        }
+        meho_config::ApiAuth::Bearer { secret } => Some(format!(
+            "header Authorization with the bearer value of {secret}"
+        )),
+        meho_config::ApiAuth::Basic { secret, .. } => Some(format!(
+            "header Authorization with basic credentials from {secret}"
+        )),
+        meho_config::ApiAuth::VaultDynamic { path, .. } => Some(format!(
+            "header Authorization from a dynamic Vault secret at {path}, revoked after the call"
+        )),
+    };
+    if let Some(credential) = credential {
+        lines.push(format!("(meho adds the {credential} when the call runs)"));
     }
     if let Some(body) = &planned.request.body {
         let mut shown = body.clone();

@@ -220,7 +220,13 @@ impl Backplane {
             public_url,
             config.hosts.clone(),
         )
-        .with_clusters(config.clusters.clone());
+        .with_clusters(config.clusters.clone())
+        .with_apis(
+            config
+                .apis
+                .values()
+                .map(|api| (api.name.clone(), api.tenant.clone())),
+        );
         if let Some(hint) = self_approval_hint {
             governance = governance.with_self_approval_hint(hint);
         }

@@ -9,6 +9,8 @@
 )]
 
 mod bad_specs;
+mod calls;
+mod lab;
 mod openbao;
 mod path_segments;
 mod prometheus;
