@@ -178,6 +178,9 @@ impl ApiRuntime {
 
 /// Builds an API's HTTP client: its CA, its deadline, no redirects, no cookies.
 fn client_for(api: &meho_config::Api) -> Result<reqwest::Client, String> {
+    // reqwest is built without a default crypto provider (the workspace uses ring); without one
+    // installed it would panic building the client. Installing is idempotent.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut builder = reqwest::Client::builder()
         .timeout(api.timeout)
         .connect_timeout(api.timeout.min(std::time::Duration::from_secs(10)))

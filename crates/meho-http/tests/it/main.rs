@@ -10,6 +10,7 @@
 
 mod bad_specs;
 mod calls;
+mod edges;
 mod lab;
 mod openbao;
 mod path_segments;
