@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use meho_test_support::openbao::{self, Bao, JwtAuth, PG_URL_FOR_BAO};
+use meho_test_support::openbao::{self, Bao, JwtAuth, JwtKeys, PG_URL_FOR_BAO};
 use meho_vault::{IdentityClaims, JwtIssuer, SshSignRequest, VaultClient, VaultError, VaultToken};
 use serde_json::json;
 use url::Url;
@@ -458,4 +458,78 @@ async fn secrets_never_show_in_debug_or_errors_and_refused_paths_never_reach_vau
     assert!(bao.audit_log_contains("secret/data/app"));
     assert!(!bao.audit_log_contains("policies/acl/root"));
     assert!(!bao.audit_request_paths().is_empty());
+}
+
+#[tokio::test]
+async fn login_works_with_any_of_several_trusted_keys_and_with_a_jwks_url() {
+    let meho = JwtIssuer::generate(ISSUER).unwrap();
+    let idp = JwtIssuer::generate("https://idp.test").unwrap();
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.enable_jwt(&JwtAuth::pubkeys(
+        "jwt",
+        &[idp.public_key_pem(), meho.public_key_pem()],
+        "meho",
+        AUDIENCE,
+        &["default"],
+    ))
+    .await;
+    let vault = client(&bao);
+    for issuer in [&meho, &idp] {
+        let token = login(&bao, issuer, &alice()).await;
+        vault.lookup_self(&token).await.unwrap();
+    }
+
+    // The same issuer trusted through its JWKS, served over HTTP.
+    let served =
+        meho_test_support::idp::Issuer::start_with(vec![meho.jwks()["keys"][0].clone()]).await;
+    let mut by_jwks = JwtAuth::pubkeys("jwks", &[], "meho", AUDIENCE, &["default"]);
+    by_jwks.keys = JwtKeys::JwksUrl(format!("{}/jwks", served.url));
+    bao.enable_jwt(&by_jwks).await;
+    let jwt = meho
+        .issue(&alice(), AUDIENCE, Duration::from_secs(60))
+        .unwrap();
+    let token = vault.login_jwt("jwks", "meho", &jwt).await.unwrap();
+    assert_eq!(
+        vault.lookup_self(&token).await.unwrap()["meta"]["tenant"],
+        "acme"
+    );
+    let foreign = idp
+        .issue(&alice(), AUDIENCE, Duration::from_secs(60))
+        .unwrap();
+    let err = vault.login_jwt("jwks", "meho", &foreign).await.unwrap_err();
+    assert!(matches!(err, VaultError::Denied { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn tls_trusts_only_the_given_ca() {
+    let Some(bao) = Bao::start_tls().await else {
+        return;
+    };
+    let address = Url::parse(&bao.url()).unwrap();
+    assert_eq!(address.scheme(), "https");
+    let ca = bao.ca_pem().unwrap();
+    let root = VaultToken::from_secret(bao.root_token().to_owned(), String::new(), 0);
+    let vault = VaultClient::new(&address, Some(ca.as_bytes()), Duration::from_secs(10)).unwrap();
+    assert_eq!(vault.lookup_self(&root).await.unwrap()["id"], "root");
+
+    // Another CA (or none: the platform's roots) does not vouch for this server.
+    let stranger = stranger_ca();
+    let vault =
+        VaultClient::new(&address, Some(stranger.as_bytes()), Duration::from_secs(10)).unwrap();
+    let err = vault.lookup_self(&root).await.unwrap_err();
+    assert!(matches!(err, VaultError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    let err = VaultClient::new(&address, Some(b"not pem"), Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(err, VaultError::Invalid { .. }), "{err}");
+}
+
+/// A throw-away self-signed CA certificate (PEM).
+fn stranger_ca() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
 }
