@@ -264,6 +264,7 @@ pub struct Bao {
     http: reqwest::Client,
     log: PathBuf,
     audit_log: PathBuf,
+    tls: bool,
 }
 
 impl Bao {
@@ -271,6 +272,16 @@ impl Bao {
     /// `None` when the binary is missing (after printing `SKIPPED: ...`); panics when it is
     /// missing under `CI=true`, or when it cannot start.
     pub async fn start() -> Option<Bao> {
+        Self::start_with_tls(false).await
+    }
+
+    /// [`Bao::start`] serving HTTPS (`-dev-tls`) with a certificate for `127.0.0.1` from a
+    /// generated CA ([`Bao::ca_pem`]).
+    pub async fn start_tls() -> Option<Bao> {
+        Self::start_with_tls(true).await
+    }
+
+    async fn start_with_tls(tls: bool) -> Option<Bao> {
         let Some(binary) = bao_binary() else {
             let why = match std::env::var_os(BAO_ENV).filter(|p| !p.is_empty()) {
                 Some(path) => format!(
@@ -285,11 +296,12 @@ impl Bao {
             };
             return missing("OpenBao", &why);
         };
-        Some(Self::start_binary(&binary).await)
+        Some(Self::start_binary(&binary, tls).await)
     }
 
-    /// [`Bao::start`] with an explicit binary; panics when it cannot start.
-    pub async fn start_binary(binary: &Path) -> Bao {
+    /// [`Bao::start`] (or [`Bao::start_tls`]) with an explicit binary; panics when it cannot
+    /// start.
+    pub async fn start_binary(binary: &Path, tls: bool) -> Bao {
         let dir = tempfile::Builder::new()
             .prefix("meho-bao-")
             .tempdir()
@@ -302,10 +314,22 @@ impl Bao {
         )
         .unwrap();
         let log = d.join("bao.log");
-        let http = http_client();
+        // The harness talks only to its own loopback server, whose CA exists once it runs.
+        let http = if tls {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::builder()
+                .no_proxy()
+                .tls_danger_accept_invalid_certs(true)
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap()
+        } else {
+            http_client()
+        };
+        let scheme = if tls { "https" } else { "http" };
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let args = vec![
+            let mut args = vec![
                 "server".to_owned(),
                 "-dev".to_owned(),
                 format!("-dev-root-token-id={ROOT_TOKEN}"),
@@ -313,9 +337,14 @@ impl Bao {
                 format!("-config={}", d.join("config.hcl").display()),
                 "-log-level=info".to_owned(),
             ];
+            if tls {
+                fs::create_dir_all(d.join("tls")).unwrap();
+                args.push("-dev-tls".to_owned());
+                args.push(format!("-dev-tls-cert-dir={}", d.join("tls").display()));
+            }
             let mut child = spawn_watched(binary, &args, &d, &log);
             let deadline = Instant::now() + START_TIMEOUT;
-            let health = format!("http://127.0.0.1:{port}/v1/sys/health");
+            let health = format!("{scheme}://127.0.0.1:{port}/v1/sys/health");
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
                     let text = fs::read_to_string(&log).unwrap_or_default();
@@ -338,6 +367,7 @@ impl Bao {
                         port,
                         http,
                         log,
+                        tls,
                     };
                 }
                 if Instant::now() > deadline {
@@ -362,9 +392,17 @@ impl Bao {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
-    /// `http://127.0.0.1:<port>` (no trailing slash).
+    /// `http://127.0.0.1:<port>` (`https` from [`Bao::start_tls`]; no trailing slash).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA that signed the server's certificate (PEM), from [`Bao::start_tls`]; `None` for
+    /// a plain-HTTP server.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.tls
+            .then(|| fs::read_to_string(self.dir.path().join("tls/vault-ca.pem")).unwrap())
     }
 
     /// The root token (`root`).

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 
 /// What went wrong talking to Vault, or with meho's JWT signing key.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum VaultError {
     /// Vault did not answer: the connection was refused, failed, or timed out. A Vault outage
     /// fails every call closed with this error.

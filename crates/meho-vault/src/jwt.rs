@@ -20,7 +20,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::VaultError;
 
-/// Who a token is for: the claims Vault's role maps to metadata and policies.
+/// Who a token is for: the claims a Vault JWT role maps to metadata and policies. Vault reserves
+/// the metadata key `role`, so a role maps the `role` claim to another key (the test peer uses
+/// `claim_mappings = {tenant = "tenant", role = "meho_role"}` and `groups_claim = "groups"`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdentityClaims {
     /// The principal (`sub`).

@@ -13,8 +13,9 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use meho_test_support::openbao::{self, Bao, JwtAuth, PG_URL_FOR_BAO};
+use meho_test_support::openbao::{self, Bao, JwtAuth, JwtKeys, PG_URL_FOR_BAO};
 use meho_vault::{IdentityClaims, JwtIssuer, SshSignRequest, VaultClient, VaultError, VaultToken};
+use reqwest::Method;
 use serde_json::json;
 use url::Url;
 
@@ -94,6 +95,13 @@ async fn jwt_login_reads_kv_and_revoke_self_ends_the_token() {
         .unwrap_err();
     // The policy grants nothing there, so Vault denies before it looks.
     assert!(matches!(missing, VaultError::Denied { .. }), "{missing}");
+
+    let root = VaultToken::from_secret(bao.root_token().to_owned(), String::new(), 0);
+    let missing = vault
+        .kv2_read(&root, "secret", "app-missing")
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, VaultError::NotFound { .. }), "{missing}");
 
     let secret = token.expose().to_owned();
     assert!(bao.token_lookup(&secret).await);
@@ -177,8 +185,45 @@ async fn claims_reach_vault_as_metadata_and_policy_templates() {
     bao.kv_put("secret", "tenants/globex/db", json!({ "user": "globex" }))
         .await;
 
+    // `groups` maps to external identity groups: `ops` carries a policy of its own.
+    bao.policy_write(
+        "ops-read",
+        r#"path "secret/data/ops" { capabilities = ["read"] }"#,
+    )
+    .await;
+    bao.kv_put("secret", "ops", json!({ "runbook": "restart" }))
+        .await;
+    let group = bao
+        .api(
+            Method::POST,
+            "identity/group",
+            Some(json!({ "name": "ops", "type": "external", "policies": ["ops-read"] })),
+        )
+        .await;
+    bao.api(
+        Method::POST,
+        "identity/group-alias",
+        Some(json!({
+            "name": "ops",
+            "mount_accessor": accessor,
+            "canonical_id": group["data"]["id"],
+        })),
+    )
+    .await;
+
     let vault = client(&bao);
     let token = login(&bao, &issuer, &alice()).await;
+    let ops = vault.kv2_read(&token, "secret", "ops").await.unwrap();
+    assert_eq!(ops["runbook"], "restart");
+    let outsider = IdentityClaims {
+        sub: "bob".to_owned(),
+        groups: vec!["dev".to_owned()],
+        ..alice()
+    };
+    let bobs = login(&bao, &issuer, &outsider).await;
+    let err = vault.kv2_read(&bobs, "secret", "ops").await.unwrap_err();
+    assert!(matches!(err, VaultError::Denied { .. }), "{err}");
+
     let me = vault.lookup_self(&token).await.unwrap();
     assert_eq!(me["meta"]["tenant"], "acme", "{me}");
     assert_eq!(me["meta"]["meho_role"], "operator", "{me}");
@@ -458,4 +503,169 @@ async fn secrets_never_show_in_debug_or_errors_and_refused_paths_never_reach_vau
     assert!(bao.audit_log_contains("secret/data/app"));
     assert!(!bao.audit_log_contains("policies/acl/root"));
     assert!(!bao.audit_request_paths().is_empty());
+}
+
+#[tokio::test]
+async fn login_works_with_any_of_several_trusted_keys_and_with_a_jwks_url() {
+    let meho = JwtIssuer::generate(ISSUER).unwrap();
+    let idp = JwtIssuer::generate("https://idp.test").unwrap();
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    bao.enable_jwt(&JwtAuth::pubkeys(
+        "jwt",
+        &[idp.public_key_pem(), meho.public_key_pem()],
+        "meho",
+        AUDIENCE,
+        &["default"],
+    ))
+    .await;
+    let vault = client(&bao);
+    for issuer in [&meho, &idp] {
+        let token = login(&bao, issuer, &alice()).await;
+        vault.lookup_self(&token).await.unwrap();
+    }
+
+    // The same issuer trusted through its JWKS, served over HTTP.
+    let served =
+        meho_test_support::idp::Issuer::start_with(vec![meho.jwks()["keys"][0].clone()]).await;
+    let mut by_jwks = JwtAuth::pubkeys("jwks", &[], "meho", AUDIENCE, &["default"]);
+    by_jwks.keys = JwtKeys::JwksUrl(format!("{}/jwks", served.url));
+    bao.enable_jwt(&by_jwks).await;
+    let jwt = meho
+        .issue(&alice(), AUDIENCE, Duration::from_secs(60))
+        .unwrap();
+    let token = vault.login_jwt("jwks", "meho", &jwt).await.unwrap();
+    assert_eq!(
+        vault.lookup_self(&token).await.unwrap()["meta"]["tenant"],
+        "acme"
+    );
+    let foreign = idp
+        .issue(&alice(), AUDIENCE, Duration::from_secs(60))
+        .unwrap();
+    let err = vault.login_jwt("jwks", "meho", &foreign).await.unwrap_err();
+    assert!(matches!(err, VaultError::Denied { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn tls_trusts_only_the_given_ca() {
+    let Some(bao) = Bao::start_tls().await else {
+        return;
+    };
+    let address = Url::parse(&bao.url()).unwrap();
+    assert_eq!(address.scheme(), "https");
+    let ca = bao.ca_pem().unwrap();
+    let root = VaultToken::from_secret(bao.root_token().to_owned(), String::new(), 0);
+    let vault = VaultClient::new(&address, Some(ca.as_bytes()), Duration::from_secs(10)).unwrap();
+    assert_eq!(vault.lookup_self(&root).await.unwrap()["id"], "root");
+
+    // Another CA (or none: the platform's roots) does not vouch for this server.
+    let stranger = stranger_ca();
+    let vault =
+        VaultClient::new(&address, Some(stranger.as_bytes()), Duration::from_secs(10)).unwrap();
+    let err = vault.lookup_self(&root).await.unwrap_err();
+    assert!(matches!(err, VaultError::Unreachable { .. }), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+
+    let err = VaultClient::new(&address, Some(b"not pem"), Duration::from_secs(10)).unwrap_err();
+    assert!(matches!(err, VaultError::Invalid { .. }), "{err}");
+}
+
+/// A throw-away self-signed CA certificate (PEM).
+fn stranger_ca() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
+
+#[tokio::test]
+async fn a_real_sshd_accepts_the_certificate_and_enforces_its_options() {
+    use meho_test_support::sshd::{Sshd, SshdOptions, ensure_user, require_sshd};
+    if !require_sshd() {
+        return;
+    }
+    let Some(bao) = Bao::start().await else {
+        return;
+    };
+    let ca = bao
+        .enable_ssh_ca("ssh", "ops", "mehotest", Duration::from_secs(300))
+        .await;
+    ensure_user("mehotest");
+    let sshd = Sshd::start(SshdOptions::new([ca]));
+    let root = VaultToken::from_secret(bao.root_token().to_owned(), String::new(), 0);
+    let vault = client(&bao);
+    let dir = tempfile::tempdir().unwrap();
+
+    let ssh = |source: &str, name: &str| {
+        let key = dir.path().join(name);
+        let out = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let request = SshSignRequest {
+            public_key: std::fs::read_to_string(key.with_extension("pub"))
+                .unwrap()
+                .trim()
+                .to_owned(),
+            valid_principals: "mehotest".to_owned(),
+            ttl_seconds: 60,
+            critical_options: BTreeMap::from([
+                (
+                    "force-command".to_owned(),
+                    "echo forced-by-vault".to_owned(),
+                ),
+                ("source-address".to_owned(), source.to_owned()),
+            ]),
+            extensions: BTreeMap::new(),
+            key_id: Some(name.to_owned()),
+            cert_type: "user",
+        };
+        (key, request)
+    };
+
+    for (source, name, allowed) in [
+        ("127.0.0.1/32", "near", true),
+        ("192.0.2.1/32", "far", false),
+    ] {
+        let (key, request) = ssh(source, name);
+        let cert = vault.ssh_sign(&root, "ssh", "ops", &request).await.unwrap();
+        let cert_path = dir.path().join(format!("{name}-cert.pub"));
+        std::fs::write(&cert_path, format!("{cert}\n")).unwrap();
+        let out = Command::new("ssh")
+            .args(["-F", "none", "-i"])
+            .arg(&key)
+            .arg("-o")
+            .arg(format!("CertificateFile={}", cert_path.display()))
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "ConnectTimeout=10",
+                "-p",
+            ])
+            .arg(sshd.port().to_string())
+            .arg(format!("mehotest@{}", sshd.addr().ip()))
+            .arg("id")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        if allowed {
+            assert!(out.status.success(), "{out:?}\n{}", sshd.log());
+            assert_eq!(stdout.trim(), "forced-by-vault");
+        } else {
+            assert!(!out.status.success(), "{out:?}");
+            assert!(!stdout.contains("forced-by-vault"));
+        }
+    }
 }
