@@ -197,12 +197,14 @@ impl SecretKey {
             });
         }
         match file {
-            Some(path) => Self::read_file(path).map(Some),
+            Some(path) => Self::from_file(path).map(Some),
             None => Ok(None),
         }
     }
 
-    fn read_file(path: &Path) -> Result<Self, SecretsError> {
+    /// The key in `path` (base64 text), ignoring the environment: for the new key of a rotation.
+    /// A file readable or writable by group or others is refused.
+    pub fn from_file(path: &Path) -> Result<Self, SecretsError> {
         let file_error = |problem: &str, source: Option<std::io::Error>| SecretsError::KeyFile {
             path: path.to_path_buf(),
             problem: problem.to_owned(),
