@@ -117,10 +117,13 @@ pub enum SecretsError {
         /// The secret's name.
         name: String,
     },
-    /// The key is malformed (not base64, not 32 bytes), the old and new key of a rotation are the
-    /// same, or no random key could be drawn.
+    /// The key is malformed (not base64, not 32 bytes), or the old and new key of a rotation are
+    /// the same.
     #[error("invalid secrets key: {0}")]
     Key(String),
+    /// The operating system's random source failed (for a new key or a nonce).
+    #[error("cannot draw random bytes: {0}")]
+    Random(String),
     /// The key file cannot be used: unreadable, or readable by group or others.
     #[error("secrets key file `{}`: {problem}", path.display())]
     KeyFile {
@@ -159,7 +162,7 @@ impl SecretKey {
     pub fn generate() -> Result<Self, SecretsError> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         getrandom::fill(bytes.as_mut_slice())
-            .map_err(|err| SecretsError::Key(format!("cannot draw a random key: {err}")))?;
+            .map_err(|err| SecretsError::Random(err.to_string()))?;
         Ok(SecretKey { bytes })
     }
 
@@ -263,8 +266,7 @@ impl SecretKey {
     /// Seals `value` for `tenant`/`name`: a fresh nonce and the ciphertext with its tag.
     fn seal(&self, tenant: &str, name: &str, value: &[u8]) -> Result<Sealed, SecretsError> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce)
-            .map_err(|err| SecretsError::Key(format!("cannot draw a random nonce: {err}")))?;
+        getrandom::fill(&mut nonce).map_err(|err| SecretsError::Random(err.to_string()))?;
         let key_id = self.id();
         let aad = associated_data(tenant, name, &key_id);
         let ciphertext = self
