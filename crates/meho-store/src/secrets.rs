@@ -411,7 +411,8 @@ struct StoredRow {
     ciphertext: Vec<u8>,
 }
 
-/// Reads a [`StoredRow`] (its tenant from the row, or `$tenant` when the query has none).
+/// Reads a [`StoredRow`]: tenant and name from `$tenant`/`$name` when they are `Some` (the query
+/// selected by them), else from the row.
 macro_rules! stored_row {
     ($row:expr, $tenant:expr, $name:expr) => {{
         let row = $row;
