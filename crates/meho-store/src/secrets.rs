@@ -117,10 +117,13 @@ pub enum SecretsError {
         /// The secret's name.
         name: String,
     },
-    /// The key is malformed (not base64, not 32 bytes), the old and new key of a rotation are the
-    /// same, or no random key could be drawn.
+    /// The key is malformed (not base64, not 32 bytes), or the old and new key of a rotation are
+    /// the same.
     #[error("invalid secrets key: {0}")]
     Key(String),
+    /// The operating system's random source failed (for a new key or a nonce).
+    #[error("cannot draw random bytes: {0}")]
+    Random(String),
     /// The key file cannot be used: unreadable, or readable by group or others.
     #[error("secrets key file `{}`: {problem}", path.display())]
     KeyFile {
@@ -159,7 +162,7 @@ impl SecretKey {
     pub fn generate() -> Result<Self, SecretsError> {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         getrandom::fill(bytes.as_mut_slice())
-            .map_err(|err| SecretsError::Key(format!("cannot draw a random key: {err}")))?;
+            .map_err(|err| SecretsError::Random(err.to_string()))?;
         Ok(SecretKey { bytes })
     }
 
@@ -197,12 +200,14 @@ impl SecretKey {
             });
         }
         match file {
-            Some(path) => Self::read_file(path).map(Some),
+            Some(path) => Self::from_file(path).map(Some),
             None => Ok(None),
         }
     }
 
-    fn read_file(path: &Path) -> Result<Self, SecretsError> {
+    /// The key in `path` (base64 text), ignoring the environment: for the new key of a rotation.
+    /// A file readable or writable by group or others is refused.
+    pub fn from_file(path: &Path) -> Result<Self, SecretsError> {
         let file_error = |problem: &str, source: Option<std::io::Error>| SecretsError::KeyFile {
             path: path.to_path_buf(),
             problem: problem.to_owned(),
@@ -261,8 +266,7 @@ impl SecretKey {
     /// Seals `value` for `tenant`/`name`: a fresh nonce and the ciphertext with its tag.
     fn seal(&self, tenant: &str, name: &str, value: &[u8]) -> Result<Sealed, SecretsError> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce)
-            .map_err(|err| SecretsError::Key(format!("cannot draw a random nonce: {err}")))?;
+        getrandom::fill(&mut nonce).map_err(|err| SecretsError::Random(err.to_string()))?;
         let key_id = self.id();
         let aad = associated_data(tenant, name, &key_id);
         let ciphertext = self
@@ -407,7 +411,8 @@ struct StoredRow {
     ciphertext: Vec<u8>,
 }
 
-/// Reads a [`StoredRow`] (its tenant from the row, or `$tenant` when the query has none).
+/// Reads a [`StoredRow`]: tenant and name from `$tenant`/`$name` when they are `Some` (the query
+/// selected by them), else from the row.
 macro_rules! stored_row {
     ($row:expr, $tenant:expr, $name:expr) => {{
         let row = $row;

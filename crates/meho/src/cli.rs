@@ -53,6 +53,92 @@ pub(crate) enum Command {
     Freeze(FreezeArgs),
     /// Lift a freeze on a meho server.
     Unfreeze(UnfreezeArgs),
+    /// Credentials meho stores for its connectors, sealed with the key from `MEHO_SECRETS_KEY`
+    /// or `[secrets] key_file`: create a key, set, list, delete, rotate (on the store directly).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretsCommand {
+    /// Create a secrets key: base64 of 32 random bytes, written with mode 0600. Never replaces a
+    /// file.
+    Keygen(SecretsKeygenArgs),
+    /// Store a secret (replacing its value if it exists). The value is read from stdin, one
+    /// trailing newline removed; it is never taken from the command line.
+    Set(SecretsSetArgs),
+    /// List a tenant's secrets: names, key ids and times, never values.
+    List(SecretsListArgs),
+    /// Delete a secret.
+    Delete(SecretsDeleteArgs),
+    /// Re-encrypt every stored secret (all tenants) from the configured key to a new one, in one
+    /// transaction; then point `[secrets] key_file` (or `MEHO_SECRETS_KEY`) at the new key.
+    Rotate(SecretsRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretsKeygenArgs {
+    /// Write the key here (mode 0600); an existing file is refused.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretsSetArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// The secret's name, `[A-Za-z0-9_.-]{1,128}`; the config refers to it as `stored:NAME`.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// The tenant the secret belongs to.
+    #[arg(long, default_value = meho_config::DEFAULT_TENANT, value_name = "TENANT")]
+    pub(crate) tenant: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretsListArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// The tenant whose secrets to list.
+    #[arg(long, default_value = meho_config::DEFAULT_TENANT, value_name = "TENANT")]
+    pub(crate) tenant: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretsDeleteArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// The secret's name.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// The tenant the secret belongs to.
+    #[arg(long, default_value = meho_config::DEFAULT_TENANT, value_name = "TENANT")]
+    pub(crate) tenant: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretsRotateArgs {
+    #[command(flatten)]
+    pub(crate) store: StoreArgs,
+    /// The new key (as `meho secrets keygen --out` writes it). The old key is the configured one:
+    /// `MEHO_SECRETS_KEY`, else `[secrets] key_file`.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) new_key_file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) format: Format,
 }
 
 /// Where the remote commands send their requests, and the bearer token they send.

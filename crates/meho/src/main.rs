@@ -24,6 +24,7 @@ mod policy_cluster;
 mod policy_cmd;
 mod remote;
 mod runtime;
+mod secrets_cmd;
 mod serve;
 mod signer_cmd;
 mod ssh_cmd;
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
         Command::Grants(command) => grants_cmd::run(command),
         Command::Freeze(args) => freeze_cmd::freeze(&args),
         Command::Unfreeze(args) => freeze_cmd::unfreeze(&args),
+        Command::Secrets(command) => secrets_cmd::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,6 +26,7 @@ mod readme;
 mod reduce_mcp;
 mod remote_cli;
 mod schemathesis;
+mod secrets_cli;
 mod serve;
 mod ssh_cli;
 mod support;
