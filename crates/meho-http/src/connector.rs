@@ -421,7 +421,7 @@ impl HttpConnector {
                     summary: format!("{tool} on {}: {canonical}", args.api),
                     action: ApiAction::Call(Box::new(planned)),
                     min_tier: tier,
-                    learnable: (tier > Tier::Read).then(|| Learnable {
+                    learnable: (tier > Tier::Read).then_some(Learnable {
                         end_user: None,
                         command: canonical,
                         sudo: false,
@@ -502,9 +502,10 @@ impl HttpConnector {
         }
         if decided.decision.needs_approval() {
             let preview = preview(api, planned, &self.redactor)?;
+            // The summary already names the canonical action: nothing else would run.
             return Err(Refusal::Decided {
                 decision: decided,
-                runs: Some(planned.action.clone()),
+                runs: None,
                 preview: Some(preview),
             });
         }
@@ -525,7 +526,7 @@ impl HttpConnector {
             decision: decided,
             serial: credential.serial.clone(),
             credential: Some(credential),
-            runs: Some(planned.action.clone()),
+            runs: None,
         })
     }
 

@@ -56,6 +56,15 @@ pub mod ssh_lab;
 pub mod kube_lab;
 
 #[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    reason = "a test lab: a lab that cannot be built must stop the test with its error"
+)]
+pub mod api_lab;
+
+#[allow(
     clippy::panic,
     clippy::unwrap_used,
     clippy::expect_used,

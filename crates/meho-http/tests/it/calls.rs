@@ -9,7 +9,7 @@ use meho_gateway::{Answer, ErrorCode};
 use meho_test_support::openbao::pg_role_exists;
 use serde_json::{Value, json};
 
-use crate::lab::{
+use meho_test_support::api_lab::{
     ApiLab, KV_CANARY, Peers, TOKEN_CANARY, accessor_alive, agent, config_toml, issuer_in,
 };
 

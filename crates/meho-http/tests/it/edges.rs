@@ -14,7 +14,7 @@ use axum::routing::get;
 use meho_gateway::ErrorCode;
 use serde_json::{Value, json};
 
-use crate::lab::{ApiLab, TOKEN_CANARY, agent};
+use meho_test_support::api_lab::{ApiLab, TOKEN_CANARY, agent};
 
 const SPEC: &str = r#"
 openapi: 3.1.0

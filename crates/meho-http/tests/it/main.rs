@@ -11,7 +11,6 @@
 mod bad_specs;
 mod calls;
 mod edges;
-mod lab;
 mod openbao;
 mod path_segments;
 mod prometheus;

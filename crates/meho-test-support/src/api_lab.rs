@@ -1,4 +1,4 @@
-//! The REST lab: a real OpenBao (the API under test, and the Vault meho federates with), a real
+//! The REST lab the meho-http tests and bench share: a real OpenBao (the API under test, and the Vault meho federates with), a real
 //! Prometheus (a second API, with the spec this repository ships), and per test a store, an
 //! audit log, the human in the loop and the gateway's pipeline over the REST connector.
 
@@ -12,8 +12,8 @@ use meho_gateway::govern::{Actor, Origin};
 use meho_gateway::{Answer, Caller, Gateway, Governance, Holds, ToolError};
 use meho_http::{Federation, HttpConnector, Sources};
 use meho_store::secrets::{SealedSecrets, SecretKey};
-use meho_test_support::openbao::{Bao, JwtAuth};
-use meho_test_support::prometheus::Prometheus;
+use crate::openbao::{Bao, JwtAuth};
+use crate::prometheus::Prometheus;
 use meho_vault::JwtIssuer;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -79,7 +79,7 @@ impl Peers {
             Some(json!({ "id": TOKEN_CANARY, "policies": ["meho-api"], "ttl": "1h" })),
         )
         .await;
-        if meho_test_support::openbao::require_postgres() {
+        if crate::openbao::require_postgres() {
             bao.enable_database_postgres(
                 "postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
                 "ro",
@@ -155,8 +155,8 @@ impl ApiLab {
     /// A lab over `toml` in `dir`, with the stored API token sealed under a fresh key.
     pub async fn new(dir: tempfile::TempDir, toml: &str, api_token: &str) -> ApiLab {
         let config = Config::parse(toml, None).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-        let store = meho_test_support::sqlite_store(dir.path()).await.unwrap();
-        let audit = meho_test_support::audit_log(&store).await.unwrap();
+        let store = crate::sqlite_store(dir.path()).await.unwrap();
+        let audit = crate::audit_log(&store).await.unwrap();
         let sealed = SealedSecrets::new(&store, Some(SecretKey::generate().unwrap()));
         sealed
             .put("default", "bao-token", api_token.as_bytes())
@@ -228,7 +228,7 @@ impl ApiLab {
 
     /// Every record, oldest first.
     pub async fn records(&self) -> Vec<StoredRecord> {
-        meho_test_support::records(&self.audit).await.unwrap()
+        crate::records(&self.audit).await.unwrap()
     }
 
     /// Every record's JSON, for canary scans.
