@@ -8,8 +8,10 @@
 //! It proves, on real peers: search and a large read reduced to a summary that `result_query`
 //! answers; a write held for a human, previewed without the stored token, approved by another
 //! identity with the CLI, collected once; a destructive call denied by policy that never reaches
-//! OpenBao (its own audit log says so); and the secret canaries in no MCP answer, server log,
-//! audit record or feed event.
+//! OpenBao (its own audit log says so); the secret canaries in no MCP answer, server log,
+//! audit record or feed event; and Vault logins as the caller: with its own OIDC token over
+//! HTTP, with a JWT meho signs (its key pre-created, served at `/.well-known/jwks.json`) for a
+//! stdio caller.
 
 use std::io::Read as _;
 use std::os::unix::fs::PermissionsExt as _;
@@ -24,8 +26,10 @@ use meho_vault::JwtIssuer;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::mcp::{Lab, call_ok, call_refused, py_http, require_curl, require_python};
-use crate::peers::Idp;
+use crate::mcp::{
+    Lab, call_ok, call_refused, py_http, require_curl, require_python, serve_on_a_port,
+};
+use crate::peers::{Idp, python_client};
 use crate::{stderr_of, stdout_of};
 
 /// The token meho stores for OpenBao's API (its id in OpenBao): it must never show anywhere but
@@ -79,6 +83,11 @@ groups_claim = "groups"
 
 [tenancy]
 enabled = true
+
+[mcp.stdio]
+principal = "local-agent"
+tenant = "a"
+groups = ["ops"]
 
 [secrets]
 key_file = "{key_file}"
@@ -207,7 +216,8 @@ fn no_canary(what: &str, text: &str) {
 }
 
 /// Seals `value` as `stored:<name>` of `tenant` in the SQLite store `meho serve` will open in
-/// `state`, under `key`.
+/// `state`, under `key`: what `meho secrets set` does (that command is on the `secrets` branch,
+/// not yet on this one; once merged, pipe the value to it instead).
 fn store_secret(state: &Path, key: &SecretKey, tenant: &str, name: &str, value: &str) {
     std::fs::create_dir_all(state).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -280,7 +290,7 @@ fn python_sdk_searches_reads_reduced_holds_a_write_and_never_sees_a_secret_on_re
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     store_secret(&lab.state(), &key, "a", "bao-token", TOKEN_CANARY);
 
-    let served = crate::mcp::serve_on_a_port(
+    let served = serve_on_a_port(
         &lab,
         |resource| config(&lab, &idp, &bao, &prom, &key_file, &signing_key, resource),
         &[],
@@ -607,5 +617,59 @@ fn python_sdk_searches_reads_reduced_holds_a_write_and_never_sees_a_secret_on_re
     );
     served.stop();
     no_canary("the server's output", &log);
+
+    // 5. A caller without an identity provider's token (`meho mcp` on stdio) logs in to OpenBao
+    // with a JWT meho signs with its own key, on the mount that trusts only that key.
+    let config_file = lab.work.path().join("meho.toml");
+    let state = lab.state();
+    let arguments = json!({ "api": "prom", "operation": "getBuildInfo" }).to_string();
+    let (code, out) = python_client(&[
+        "stdio",
+        "--call",
+        "api_call",
+        "--args",
+        &arguments,
+        "--",
+        env!("CARGO_BIN_EXE_meho"),
+        "mcp",
+        "--config",
+        config_file.to_str().unwrap(),
+        "--data-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["call"]["is_error"], false, "{out}");
+    let built = &out["call"]["structured_content"];
+    assert_eq!(built["status"], 200, "{out}");
+    assert_eq!(built["body"]["status"], "success", "{out}");
+    no_canary("a stdio MCP answer", &out.to_string());
+    let credentials = lab.audit(&[
+        "--tenant",
+        "a",
+        "--kind",
+        "credential",
+        "--principal",
+        "local-agent",
+    ]);
+    assert_eq!(credentials.len(), 1, "{credentials:?}");
+    assert_eq!(
+        credentials[0]["body"]["credential"]["identity"], "meho_jwt",
+        "{credentials:?}"
+    );
+    assert!(
+        bao.audit_request_paths()
+            .contains(&"auth/meho-jwt/login".to_owned()),
+        "no login on meho's own mount: {:?}",
+        bao.audit_request_paths()
+    );
+    let export = lab
+        .work
+        .meho()
+        .args(["audit", "export", "--data-dir"])
+        .arg(lab.state())
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", stderr_of(&export));
+    no_canary("meho audit export", &stdout_of(&export));
     lab.assert_audit_verifies();
 }
