@@ -11,6 +11,7 @@
     clippy::indexing_slicing
 )]
 
+mod api_mcp;
 mod audit;
 mod check;
 mod cli;
