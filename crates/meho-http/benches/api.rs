@@ -96,8 +96,10 @@ auth = {{ kind = "bearer", secret = "stored:bao-token" }}
             "meho, Vault per call (login+read+call+revoke)",
             time_calls(&lab, "prom").await,
         );
-        let (stored_p50, stored_p99) =
-            report("meho, sealed stored token", time_calls(&lab, "promstatic").await);
+        let (stored_p50, stored_p99) = report(
+            "meho, sealed stored token",
+            time_calls(&lab, "promstatic").await,
+        );
 
         // The same request from this process, a client reused (what meho's send costs alone).
         let client = reqwest::Client::new();

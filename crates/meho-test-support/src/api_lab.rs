@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::openbao::{Bao, JwtAuth};
+use crate::prometheus::Prometheus;
 use meho_audit::{AuditLog, StoredRecord};
 use meho_config::Config;
 use meho_gateway::govern::{Actor, Origin};
 use meho_gateway::{Answer, Caller, Gateway, Governance, Holds, ToolError};
 use meho_http::{Federation, HttpConnector, Sources};
 use meho_store::secrets::{SealedSecrets, SecretKey};
-use crate::openbao::{Bao, JwtAuth};
-use crate::prometheus::Prometheus;
 use meho_vault::JwtIssuer;
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use meho_store::secrets::{SealedSecrets, SecretKey};
+use meho_store::secrets::SecretKey;
 use meho_test_support::openbao::{Bao, JwtAuth, JwtKeys};
 use meho_test_support::prometheus::Prometheus;
 use meho_vault::JwtIssuer;
@@ -215,21 +215,41 @@ fn no_canary(what: &str, text: &str) {
     }
 }
 
-/// Seals `value` as `stored:<name>` of `tenant` in the SQLite store `meho serve` will open in
-/// `state`, under `key`: what `meho secrets set` does (that command is on the `secrets` branch,
-/// not yet on this one; once merged, pipe the value to it instead).
-fn store_secret(state: &Path, key: &SecretKey, tenant: &str, name: &str, value: &str) {
+/// Seals `value` as `stored:<name>` of `tenant` in the store `meho serve` will open in `state`,
+/// as an operator does: `meho secrets set`, the value on stdin, the key from `key_file`.
+fn store_secret(state: &Path, key_file: &Path, tenant: &str, name: &str, value: &str) {
+    use std::io::Write as _;
     std::fs::create_dir_all(state).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let store = meho_test_support::sqlite_store(state).await.unwrap();
-        let key = SecretKey::from_base64(&key.to_base64()).unwrap();
-        SealedSecrets::new(&store, Some(key))
-            .put(tenant, name, value.as_bytes())
-            .await
-            .unwrap();
-        store.close().await;
-    });
+    let config = state.join("secrets-only.toml");
+    std::fs::write(
+        &config,
+        format!("[secrets]\nkey_file = \"{}\"\n", key_file.display()),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meho"))
+        .args(["secrets", "set", name, "--tenant", tenant, "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(state)
+        .env_remove("MEHO_SECRETS_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{value}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "meho secrets set: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(value));
 }
 
 #[test]
@@ -288,7 +308,7 @@ fn python_sdk_searches_reads_reduced_holds_a_write_and_never_sees_a_secret_on_re
     let key = SecretKey::generate().unwrap();
     let key_file = lab.work.write("secrets.key", &key.to_base64());
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    store_secret(&lab.state(), &key, "a", "bao-token", TOKEN_CANARY);
+    store_secret(&lab.state(), &key_file, "a", "bao-token", TOKEN_CANARY);
 
     let served = serve_on_a_port(
         &lab,
