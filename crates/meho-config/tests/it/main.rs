@@ -9,6 +9,7 @@
     clippy::indexing_slicing
 )]
 
+mod apis;
 mod auth;
 mod clusters;
 mod composition;
