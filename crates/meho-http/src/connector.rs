@@ -653,7 +653,7 @@ impl HttpConnector {
             }
         };
         let sent = send(api, planned, &credential).await;
-        let secrets: Vec<String> = credential.secrets().to_vec();
+        let secrets: Vec<String> = credential.secrets();
         let released = credential.release().await;
         let mut notes = Map::new();
         if !released.is_empty() {

@@ -179,9 +179,23 @@ impl CallCredential {
         &self.headers
     }
 
-    /// The secret values, to scrub from what the API answers.
-    pub fn secrets(&self) -> &[String] {
-        &self.secrets
+    /// Every form of the credential that was sent, to scrub from what the API answers: the
+    /// secret values and each header value whole (a basic header's base64 of `user:password`
+    /// is the secret too, in another spelling).
+    pub fn secrets(&self) -> Vec<String> {
+        let mut all = self.secrets.clone();
+        for (_, value) in &self.headers {
+            if let Ok(text) = value.to_str() {
+                all.push(text.to_owned());
+                if let Some((_, token)) = text.split_once(' ') {
+                    all.push(token.to_owned());
+                }
+            }
+        }
+        // Longest first, so a whole header value is replaced before a part of it.
+        all.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        all.dedup();
+        all
     }
 
     /// Revokes the lease and the Vault token now; returns what the outcome record says.

@@ -373,3 +373,52 @@ async fn bad_input_gets_a_clear_error_and_is_audited() {
         .count();
     assert_eq!(denials, 5, "every refused call is audited once");
 }
+
+#[tokio::test]
+async fn a_read_only_caller_cannot_write_and_nothing_is_held() {
+    let Some((peers, lab)) = lab("").await else {
+        return;
+    };
+    let reader = meho_gateway::Caller {
+        max_tier: meho_gateway::Tier::Read,
+        ..agent()
+    };
+    let err = lab
+        .dispatch(
+            &reader,
+            "api_call",
+            json!({
+                "api": "bao",
+                "operation": "POST /secret/data/{path}",
+                "params": { "path": "ro", "body": { "data": { "k": "v" } } },
+            }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Denied, "{err:?}");
+    assert!(
+        lab.governance
+            .approvals
+            .list("default", None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a call above the caller's tier was held for approval"
+    );
+    assert!(
+        !peers
+            .bao
+            .audit_request_paths()
+            .contains(&"secret/data/ro".to_owned())
+    );
+    // Reads still run.
+    let answer = lab
+        .call(
+            &reader,
+            "api_call",
+            json!({ "api": "bao", "operation": "GET /sys/health" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer["status"], 200);
+}

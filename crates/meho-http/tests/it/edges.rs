@@ -97,6 +97,10 @@ async fn serve() -> (String, Arc<AtomicUsize>) {
 }
 
 async fn lab() -> (ApiLab, Arc<AtomicUsize>) {
+    lab_with_auth(r#"{ kind = "bearer", secret = "stored:bao-token" }"#).await
+}
+
+async fn lab_with_auth(auth: &str) -> (ApiLab, Arc<AtomicUsize>) {
     let (url, echoed) = serve().await;
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("edge.yaml");
@@ -108,7 +112,7 @@ base_url = "{url}"
 spec = "{spec}"
 timeout_seconds = 1
 max_response_bytes = 1048576
-auth = {{ kind = "bearer", secret = "stored:bao-token" }}
+auth = {auth}
 "#,
         spec = spec.display()
     );
@@ -223,4 +227,33 @@ async fn a_redirect_is_not_followed() {
         0,
         "the redirect was followed (with the credential)"
     );
+}
+
+#[tokio::test]
+async fn an_echoed_basic_credential_is_scrubbed_in_every_spelling() {
+    use base64::Engine as _;
+    let (lab, echoed) =
+        lab_with_auth(r#"{ kind = "basic", username = "ops", secret = "stored:bao-token" }"#).await;
+    let answer = lab
+        .call(
+            &agent(),
+            "api_call",
+            json!({ "api": "edge", "operation": "echo" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(echoed.load(Ordering::SeqCst), 1);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("ops:{TOKEN_CANARY}"));
+    let text = answer.to_string();
+    assert!(
+        answer["body"]["seen"]["authorization"].is_string(),
+        "{answer}"
+    );
+    assert!(
+        !text.contains(&encoded),
+        "the basic credential came back: {text}"
+    );
+    assert!(!text.contains(TOKEN_CANARY), "{text}");
+    let records = serde_json::to_string(&lab.records().await).unwrap();
+    assert!(!records.contains(&encoded) && !records.contains(TOKEN_CANARY));
 }
