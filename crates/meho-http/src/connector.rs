@@ -19,7 +19,7 @@
 //!   model; the body is redacted with the audit log's redactor.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use meho_approvals::{Grants, Learnable};
 use meho_audit::{AuditLog, CallOutcome, IntentReceipt, NewRecord, RecordKind};
@@ -203,7 +203,8 @@ fn client_for(api: &meho_config::Api) -> Result<reqwest::Client, String> {
 /// The REST connector: APIs by name.
 #[derive(Debug)]
 pub struct HttpConnector {
-    apis: BTreeMap<String, Arc<ApiRuntime>>,
+    /// Each API's runtime; a reload swaps in a new one (calls in flight keep theirs).
+    apis: BTreeMap<String, RwLock<Arc<ApiRuntime>>>,
     sources: Sources,
     grants: Option<Grants>,
     approvals: Option<meho_approvals::Approvals>,
@@ -229,7 +230,7 @@ impl HttpConnector {
             for warning in runtime.spec.warnings() {
                 tracing::warn!(api = %name, "{}", meho_core::display::escape(warning));
             }
-            runtimes.insert(name, Arc::new(runtime));
+            runtimes.insert(name, RwLock::new(Arc::new(runtime)));
         }
         let redactor = audit.redactor().clone();
         Ok(HttpConnector {
@@ -251,16 +252,39 @@ impl HttpConnector {
     }
 
     /// The APIs.
-    pub fn apis(&self) -> impl Iterator<Item = &Arc<ApiRuntime>> {
-        self.apis.values()
+    pub fn apis(&self) -> Vec<Arc<ApiRuntime>> {
+        self.apis.values().map(current).collect()
+    }
+
+    /// Reloads every API's spec (files re-read, `api:` specs fetched again), resolving its
+    /// overrides and compiling its rules anew; each API that loads is swapped in, one that fails
+    /// keeps its current spec. Returns `(api, error)` for each failure.
+    pub async fn reload(&self) -> Vec<(String, String)> {
+        let mut failed = Vec::new();
+        for (name, slot) in &self.apis {
+            let config = current(slot).config.clone();
+            match load(config, &self.sources).await {
+                Ok(runtime) => {
+                    let operations = runtime.spec.operations().len();
+                    *slot.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(runtime);
+                    tracing::info!(api = %name, operations, "api spec reloaded");
+                }
+                Err(err) => {
+                    tracing::warn!(api = %name, error = %err, "api spec not reloaded; the current one stays");
+                    failed.push((name.clone(), err));
+                }
+            }
+        }
+        failed
     }
 
     /// The API `name` as `caller` may use it: another tenant's API does not exist for it;
     /// `allowed_callers` and groups apply as for hosts.
-    fn api(&self, caller: &Caller, name: &str) -> Result<&Arc<ApiRuntime>, ToolError> {
+    fn api(&self, caller: &Caller, name: &str) -> Result<Arc<ApiRuntime>, ToolError> {
         let api = self
             .apis
             .get(name)
+            .map(current)
             .filter(|a| a.config.tenant == caller.tenant)
             .ok_or_else(|| {
                 ToolError::new(
@@ -466,7 +490,7 @@ impl HttpConnector {
             ApiAction::Call(planned) => planned,
         };
         let api = self.api(caller, &planned.api)?;
-        let mut decided = self.decide(caller, api, planned).await;
+        let mut decided = self.decide(caller, &api, planned).await;
         if let Some(claim) = approval {
             let Some(approvals) = &self.approvals else {
                 return Err(Refusal::Decided {
@@ -501,7 +525,7 @@ impl HttpConnector {
             });
         }
         if decided.decision.needs_approval() {
-            let preview = preview(api, planned, &self.redactor)?;
+            let preview = preview(&api, planned, &self.redactor)?;
             // The summary already names the canonical action: nothing else would run.
             return Err(Refusal::Decided {
                 decision: decided,
@@ -565,7 +589,8 @@ impl HttpConnector {
     fn run_search(&self, caller: &Caller, api: Option<&str>, query: &str, limit: u32) -> Value {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut hits = Vec::new();
-        for runtime in self.apis.values() {
+        let runtimes = self.apis();
+        for runtime in &runtimes {
             if api.is_some_and(|name| name != runtime.config.name)
                 || runtime.config.tenant != caller.tenant
                 || access(&runtime.config, caller).is_err()
@@ -652,7 +677,7 @@ impl HttpConnector {
                 return Err(Failed::new(error, serial));
             }
         };
-        let sent = send(api, planned, &credential).await;
+        let sent = send(&api, planned, &credential).await;
         let secrets: Vec<String> = credential.secrets();
         let released = credential.release().await;
         let mut notes = Map::new();
@@ -670,7 +695,7 @@ impl HttpConnector {
         let output_sha256 = hex::encode(Sha256::digest(&answer.bytes));
         let output_bytes = u64::try_from(answer.bytes.len()).unwrap_or(u64::MAX);
         let status = answer.status;
-        let value = self.answer_value(api, answer, &secrets);
+        let value = self.answer_value(&api, answer, &secrets);
         notes.insert("status".into(), json!(status));
         let outcome = CallOutcome {
             exit_status: Some(i64::from(status)),
@@ -1061,6 +1086,11 @@ async fn fetch_spec(
     result
 }
 
+/// The runtime a slot holds now.
+fn current(slot: &RwLock<Arc<ApiRuntime>>) -> Arc<ApiRuntime> {
+    slot.read().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
 fn access(api: &meho_config::Api, caller: &Caller) -> Result<(), ToolError> {
     if !api.allowed_callers.is_empty() && !api.allowed_callers.contains(&caller.principal) {
         return Err(ToolError::new(
@@ -1143,8 +1173,8 @@ impl Connector for HttpConnector {
     fn targets<'a>(&'a self, caller: &'a Caller) -> BoxFuture<'a, Result<Vec<Target>, ToolError>> {
         Box::pin(async move {
             Ok(self
-                .apis
-                .values()
+                .apis()
+                .iter()
                 .filter(|a| a.config.tenant == caller.tenant && access(&a.config, caller).is_ok())
                 .map(|a| {
                     let mut detail = Map::new();

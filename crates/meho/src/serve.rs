@@ -175,6 +175,19 @@ async fn serve_on(
         cors_origins: config.server.cors_origins.clone(),
     };
     let (apis, jwks) = crate::runtime::apis(config, &paths.data_dir, backplane).await?;
+    // SIGHUP reloads the API specs (a file edited, an `api:` spec the API now serves anew).
+    // Installed before the listen line, so a SIGHUP is never the default action (which dies).
+    if let Some(apis) = &apis {
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")?;
+        let apis = apis.clone();
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP received, reloading the API specs");
+                apis.reload().await;
+            }
+        });
+    }
     let mut state = State::new(backplane.store.clone());
     state.jwks = jwks.map(Arc::new);
     state.mcp = Some(Arc::new(meho_server::McpState {

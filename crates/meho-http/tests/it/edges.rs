@@ -257,3 +257,49 @@ async fn an_echoed_basic_credential_is_scrubbed_in_every_spelling() {
     let records = serde_json::to_string(&lab.records().await).unwrap();
     assert!(!records.contains(&encoded) && !records.contains(TOKEN_CANARY));
 }
+
+#[tokio::test]
+async fn a_reload_picks_up_a_changed_spec_and_keeps_the_old_one_when_the_new_is_broken() {
+    let (lab, _) = lab().await;
+    let spec = lab.dir.path().join("edge.yaml");
+    let unknown = lab
+        .call(
+            &agent(),
+            "api_call",
+            json!({ "api": "edge", "operation": "fresh" }),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code, ErrorCode::NotFound, "{unknown:?}");
+    // A new operation in the file: a reload serves it.
+    let grown = SPEC.replace(
+        "paths:\n",
+        "paths:\n  /fresh:\n    get: { operationId: fresh, responses: { \"200\": { description: ok } } }\n",
+    );
+    std::fs::write(&spec, grown).unwrap();
+    assert!(lab.connector.reload().await.is_empty());
+    let found = lab
+        .call(
+            &agent(),
+            "api_search_operations",
+            json!({ "api": "edge", "query": "fresh" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found["operations"][0]["operation"], "fresh", "{found}");
+    // A broken file: the reload says so, and the API keeps the spec it had.
+    std::fs::write(&spec, "openapi: [").unwrap();
+    let failed = lab.connector.reload().await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "edge");
+    assert!(failed[0].1.contains("cannot be used"), "{failed:?}");
+    let still = lab
+        .call(
+            &agent(),
+            "api_search_operations",
+            json!({ "api": "edge", "query": "fresh" }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(still["operations"][0]["operation"], "fresh", "{still}");
+}
