@@ -78,3 +78,31 @@ pub fn refused_claim(id: &str, rule: &str, decided: &Decided) -> Decided {
         ..Decision::refused(ReasonCode::NeedsApproval, rule, decided.decision.tier)
     })
 }
+
+/// The decision for a call that collects `claim` (if any), for connectors that decide in
+/// process: the approval is consumed once when it is this call's, the call is refused when it is
+/// not (or no store can check it), and a store failure refuses the call (fail closed).
+pub async fn consume_claim(
+    approvals: Option<&Approvals>,
+    claim: Option<&crate::ApprovalClaim>,
+    call: &Call,
+    decided: Decided,
+) -> Result<Decided, crate::Refusal> {
+    let Some(claim) = claim else {
+        return Ok(decided);
+    };
+    let Some(approvals) = approvals else {
+        return Err(crate::Refusal::Decided {
+            decision: refused_claim(&claim.id, "approval:unavailable", &decided),
+            runs: None,
+            preview: None,
+        });
+    };
+    redeem(approvals, &claim.id, call, decided, Redeem::Consume)
+        .await
+        .map_err(|err| {
+            crate::Refusal::Error(crate::ToolError::internal(format!(
+                "approvals unavailable, nothing ran (fail closed): {err}"
+            )))
+        })
+}

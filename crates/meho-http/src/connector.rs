@@ -24,7 +24,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use meho_approvals::{Grants, Learnable};
 use meho_audit::{AuditLog, CallOutcome, IntentReceipt, NewRecord, RecordKind};
 use meho_core::{Decision, Effect, ReasonCode, Tier};
-use meho_gateway::redeem::{Redeem, redeem};
+use meho_gateway::redeem::consume_claim;
 use meho_gateway::{
     Annotations, ApprovalClaim, Authorized, BoxFuture, CallContext, Caller, Connector, ErrorCode,
     Failed, Output, Plan, Refusal, Target, ToolError, ToolSpec, parse_arguments,
@@ -490,33 +490,14 @@ impl HttpConnector {
             ApiAction::Call(planned) => planned,
         };
         let api = self.api(caller, &planned.api)?;
-        let mut decided = self.decide(caller, &api, planned).await;
-        if let Some(claim) = approval {
-            let Some(approvals) = &self.approvals else {
-                return Err(Refusal::Decided {
-                    decision: meho_gateway::redeem::refused_claim(
-                        &claim.id,
-                        "approval:unavailable",
-                        &decided,
-                    ),
-                    runs: None,
-                    preview: None,
-                });
-            };
-            decided = redeem(
-                approvals,
-                &claim.id,
-                &plan.binding(caller),
-                decided,
-                Redeem::Consume,
-            )
-            .await
-            .map_err(|err| {
-                ToolError::internal(format!(
-                    "approvals unavailable, nothing ran (fail closed): {err}"
-                ))
-            })?;
-        }
+        let decided = self.decide(caller, &api, planned).await;
+        let decided = consume_claim(
+            self.approvals.as_ref(),
+            approval,
+            &plan.binding(caller),
+            decided,
+        )
+        .await?;
         if decided.decision.refuses() {
             return Err(Refusal::Decided {
                 decision: decided,

@@ -12,7 +12,6 @@ use kube::core::subresource::LogParams;
 use meho_approvals::{Grants, Learnable};
 use meho_audit::{AuditLog, CallOutcome, IntentReceipt, NewRecord, RecordKind};
 use meho_core::{Decision, Tier};
-use meho_gateway::redeem::{Redeem, redeem};
 use meho_gateway::{
     Annotations, ApprovalClaim, Authorized, BoxFuture, CallContext, Caller, Connector, ErrorCode,
     Failed, Output, Plan, Refusal, Target, ToolError, ToolSpec, parse_arguments,
@@ -638,33 +637,14 @@ impl KubeConnector {
                 )
             })?
             .clone();
-        let mut decided = self.decide(caller, cluster, &plan.action.objects).await;
-        if let Some(claim) = approval {
-            let Some(approvals) = &self.approvals else {
-                return Err(Refusal::Decided {
-                    decision: meho_gateway::redeem::refused_claim(
-                        &claim.id,
-                        "approval:unavailable",
-                        &decided,
-                    ),
-                    runs: None,
-                    preview: None,
-                });
-            };
-            decided = redeem(
-                approvals,
-                &claim.id,
-                &plan.binding(caller),
-                decided,
-                Redeem::Consume,
-            )
-            .await
-            .map_err(|err| {
-                ToolError::internal(format!(
-                    "approvals unavailable, nothing ran (fail closed): {err}"
-                ))
-            })?;
-        }
+        let decided = self.decide(caller, cluster, &plan.action.objects).await;
+        let decided = meho_gateway::redeem::consume_claim(
+            self.approvals.as_ref(),
+            approval,
+            &plan.binding(caller),
+            decided,
+        )
+        .await?;
         if decided.decision.refuses() {
             return Err(Refusal::Decided {
                 decision: decided,

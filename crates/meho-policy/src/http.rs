@@ -13,14 +13,14 @@
 
 use std::fmt;
 
-use meho_core::{Decision, Tier};
+use meho_core::Tier;
 
 use crate::PolicyError;
-use crate::decide::{Decided, HostPolicy, Request, Step};
-use crate::elevation::Elevation;
+use crate::decide::{Decided, Step};
 use crate::kube::RuleEffect;
 use crate::overlay::Overlay;
-use crate::policy::{CommandPolicy, Enforcement, Mode, PolicySet};
+use crate::policy::{CommandPolicy, Mode, PolicySet};
+use crate::rules::RuleSet;
 
 /// An HTTP method an API operation is called with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -264,10 +264,7 @@ pub fn default_rules() -> Vec<ApiRule> {
 /// An API's compiled rules.
 #[derive(Debug, Clone)]
 pub struct ApiPolicy {
-    name: String,
-    engine: HostPolicy,
-    /// `(pattern, label)` of every member, to name the rule a decision cites.
-    labels: Vec<(String, String)>,
+    rules: RuleSet,
 }
 
 fn rule_error(label: &str, message: impl Into<String>) -> PolicyError {
@@ -297,27 +294,13 @@ impl ApiPolicy {
         for (index, rule) in rules.iter().enumerate() {
             let label = format!("{name}/{list}[{index}]");
             crate::policy::compile_pattern(&rule.pattern).map_err(|e| rule_error(&label, e))?;
-            let mut member = CommandPolicy::new(label.clone());
-            member.shell_parse = false;
-            member.enforcement = Enforcement::Enforce;
-            member.tier = rule.tier.unwrap_or(Tier::Read);
-            match rule.effect {
-                RuleEffect::Allow => {
-                    member.mode = Mode::Allowlist;
-                    member.allow.push(rule.pattern.clone());
-                }
-                RuleEffect::Deny => {
-                    member.mode = Mode::Denylist;
-                    member.deny.push(rule.pattern.clone());
-                }
-                RuleEffect::RequireApproval => {
-                    member.mode = Mode::Allowlist;
-                    member.allow.push(rule.pattern.clone());
-                    member.require_approval.push(rule.pattern.clone());
-                }
-            }
+            members.push(crate::rules::member(
+                &label,
+                &rule.pattern,
+                rule.effect,
+                rule.tier,
+            ));
             labels.push((rule.pattern.clone(), label));
-            members.push(member);
         }
         for op in overrides {
             let label = format!("{name}/operations[{}]", op.key);
@@ -338,35 +321,24 @@ impl ApiPolicy {
             labels.push((pattern, label));
             members.push(member);
         }
-        let mut default = CommandPolicy::new(format!("{name}/default-deny"));
-        default.mode = Mode::Allowlist;
-        default.shell_parse = false;
-        default.tier = Tier::Read;
-        members.push(default);
         Ok(ApiPolicy {
-            name: name.to_owned(),
-            engine: HostPolicy {
-                policies: PolicySet::compile(members)?,
-                allow_sudo: false,
-                allowed_sudo_users: Vec::new(),
-            },
-            labels,
+            rules: RuleSet::compile(name, members, labels)?,
         })
     }
 
     /// The API's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.rules.name
     }
 
     /// The composed set (for `policy explain`).
     pub fn policies(&self) -> &PolicySet {
-        &self.engine.policies
+        &self.rules.engine.policies
     }
 
     /// Whether runtime grants may widen this API (always: its baseline is an allowlist).
     pub fn check_grantable(&self) -> Result<(), PolicyError> {
-        self.engine.check_grantable(&self.name)
+        self.rules.engine.check_grantable(&self.rules.name)
     }
 
     /// Decides `action` for `caller` (and the human `end_user`, empty when unknown) at `now`,
@@ -412,51 +384,15 @@ impl ApiPolicy {
         overlay: Overlay<'_>,
         trace: bool,
     ) -> (Decided, Vec<Step>) {
-        let canonical = action.canonical();
-        let request = Request {
-            command: &canonical,
-            elevation: Elevation::None,
+        self.rules.decide(
+            &action.canonical(),
+            floor,
             caller,
             end_user,
             now,
-        };
-        let (decided, steps) = if trace {
-            self.engine.explain(&request, overlay)
-        } else {
-            (self.engine.decide(&request, overlay), Vec::new())
-        };
-        let mut decision: Decision = decided.decision;
-        decision.tier = decision.tier.max(floor);
-        decision.rule = self.rule_name(&decision.rule);
-        let steps = steps
-            .into_iter()
-            .filter(|s| {
-                !s.starts_with("force-command:")
-                    && !s.starts_with("elevation:")
-                    && !s.starts_with("shell parse:")
-            })
-            .map(|s| s.replacen("command 1 ", "action ", 1))
-            .collect();
-        (Decided::from(decision), steps)
-    }
-
-    /// `allow:<regex>` → `allow:<api>/rules[i]`: the rule a human wrote, not its regex.
-    fn rule_name(&self, rule: &str) -> String {
-        if rule == "allowlist:no-match" {
-            return format!("default-deny:{}", self.name);
-        }
-        for prefix in ["allow:", "deny:", "require_approval:"] {
-            let Some(rest) = rule.strip_prefix(prefix) else {
-                continue;
-            };
-            if let Some((_, label)) = self.labels.iter().find(|(p, _)| p == rest) {
-                return format!("{prefix}{label}");
-            }
-        }
-        if let Some(rest) = rule.strip_prefix("approval-waived:") {
-            return format!("approval-waived:{}", self.rule_name(rest));
-        }
-        rule.to_owned()
+            overlay,
+            trace,
+        )
     }
 }
 
@@ -464,7 +400,7 @@ impl ApiPolicy {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-    use meho_core::Effect;
+    use meho_core::{Decision, Effect};
 
     fn action(text: &str) -> HttpAction {
         HttpAction::parse(text).unwrap()

@@ -12,10 +12,10 @@ use std::fmt;
 use meho_core::{Decision, Tier};
 
 use crate::PolicyError;
-use crate::decide::{Decided, HostPolicy, Request, Step};
-use crate::elevation::Elevation;
+use crate::decide::{Decided, Step};
 use crate::overlay::Overlay;
-use crate::policy::{CommandPolicy, Enforcement, Mode, PolicySet};
+use crate::policy::PolicySet;
+use crate::rules::RuleSet;
 
 /// What a call does to a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -474,11 +474,8 @@ impl ClusterRule {
 /// A cluster's compiled rules.
 #[derive(Debug, Clone)]
 pub struct ClusterPolicy {
-    name: String,
-    engine: HostPolicy,
+    set: RuleSet,
     rules: Vec<ClusterRule>,
-    /// `(pattern, index)` of every rule, to name the rule a decision cites.
-    patterns: Vec<(String, usize)>,
     /// The patterns of `allow` rules with `reveal`.
     reveal: Vec<regex::bytes::Regex>,
 }
@@ -487,7 +484,7 @@ impl ClusterPolicy {
     /// Compiles `rules` of cluster `name`, in order; the default is a denial.
     pub fn compile(name: &str, rules: Vec<ClusterRule>) -> Result<ClusterPolicy, PolicyError> {
         let mut members = Vec::new();
-        let mut patterns = Vec::new();
+        let mut labels = Vec::new();
         let mut reveal = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
             let pattern = rule
@@ -505,52 +502,25 @@ impl ClusterPolicy {
                     .map_err(|e| rule_error(name, index, e))?;
                 reveal.push(regex);
             }
-            let mut member = CommandPolicy::new(format!("{name}/rules[{index}]"));
-            member.shell_parse = false;
-            member.enforcement = Enforcement::Enforce;
-            member.tier = rule.tier.unwrap_or(Tier::Read);
-            match rule.effect {
-                RuleEffect::Allow => {
-                    member.mode = Mode::Allowlist;
-                    member.allow.push(pattern.clone());
-                }
-                RuleEffect::Deny => {
-                    member.mode = Mode::Denylist;
-                    member.deny.push(pattern.clone());
-                }
-                RuleEffect::RequireApproval => {
-                    // Approval is orthogonal to allow in the engine: the rule both allows and
-                    // holds what it matches.
-                    member.mode = Mode::Allowlist;
-                    member.allow.push(pattern.clone());
-                    member.require_approval.push(pattern.clone());
-                }
-            }
-            patterns.push((pattern, index));
-            members.push(member);
+            let label = format!("{name}/rules[{index}]");
+            members.push(crate::rules::member(
+                &label,
+                &pattern,
+                rule.effect,
+                rule.tier,
+            ));
+            labels.push((pattern, label));
         }
-        // The default: an allowlist that lists nothing, so an action no rule allows is denied.
-        let mut default = CommandPolicy::new(format!("{name}/default-deny"));
-        default.mode = Mode::Allowlist;
-        default.shell_parse = false;
-        default.tier = Tier::Read;
-        members.push(default);
         Ok(ClusterPolicy {
-            name: name.to_owned(),
-            engine: HostPolicy {
-                policies: PolicySet::compile(members)?,
-                allow_sudo: false,
-                allowed_sudo_users: Vec::new(),
-            },
+            set: RuleSet::compile(name, members, labels)?,
             rules,
-            patterns,
             reveal,
         })
     }
 
     /// The cluster's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.set.name
     }
 
     /// The rules as configured.
@@ -560,12 +530,12 @@ impl ClusterPolicy {
 
     /// The composed set (for `policy explain`).
     pub fn policies(&self) -> &PolicySet {
-        &self.engine.policies
+        &self.set.engine.policies
     }
 
     /// Whether runtime grants may widen this cluster (always: its baseline is an allowlist).
     pub fn check_grantable(&self) -> Result<(), PolicyError> {
-        self.engine.check_grantable(&self.name)
+        self.set.engine.check_grantable(&self.set.name)
     }
 
     /// Decides `action` for `caller` (and the human `end_user`, empty when unknown) at `now`,
@@ -603,55 +573,15 @@ impl ClusterPolicy {
         overlay: Overlay<'_>,
         trace: bool,
     ) -> (Decided, Vec<Step>) {
-        let canonical = action.canonical();
-        let request = Request {
-            command: &canonical,
-            elevation: Elevation::None,
+        self.set.decide(
+            &action.canonical(),
+            action.verb().tier(),
             caller,
             end_user,
             now,
-        };
-        let (decided, steps) = if trace {
-            self.engine.explain(&request, overlay)
-        } else {
-            (self.engine.decide(&request, overlay), Vec::new())
-        };
-        // Nothing of a cluster call is a shell command: no force-command, no elevation.
-        let mut decision: Decision = decided.decision;
-        decision.tier = decision.tier.max(action.verb().tier());
-        decision.rule = self.rule_name(&decision.rule);
-        let steps = steps
-            .into_iter()
-            .filter(|s| {
-                !s.starts_with("force-command:")
-                    && !s.starts_with("elevation:")
-                    && !s.starts_with("shell parse:")
-            })
-            .map(|s| s.replacen("command 1 ", "action ", 1))
-            .collect();
-        (Decided::from(decision), steps)
-    }
-
-    /// `allow:<regex>` → `allow:<cluster>/rules[i]`: the rule a human wrote, not its regex; the
-    /// engine's `allowlist:no-match` is the cluster's default, `default-deny:<cluster>`.
-    fn rule_name(&self, rule: &str) -> String {
-        if rule == "allowlist:no-match" {
-            return format!("default-deny:{}", self.name);
-        }
-        for prefix in ["allow:", "deny:", "require_approval:"] {
-            let Some(rest) = rule.strip_prefix(prefix) else {
-                continue;
-            };
-            if let Some((_, index)) = self.patterns.iter().find(|(p, _)| p == rest) {
-                return format!("{prefix}{}/rules[{index}]", self.name);
-            }
-        }
-        for wrapped in ["approval-waived:"] {
-            if let Some(rest) = rule.strip_prefix(wrapped) {
-                return format!("{wrapped}{}", self.rule_name(rest));
-            }
-        }
-        rule.to_owned()
+            overlay,
+            trace,
+        )
     }
 
     /// Whether an allowed `action` may show Secret values: a `reveal` rule matches it.

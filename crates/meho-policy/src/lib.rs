@@ -16,6 +16,7 @@ pub mod kube;
 pub mod lint;
 mod overlay;
 mod policy;
+mod rules;
 pub mod shell;
 
 pub use decide::{CommandShape, Decided, HostPolicy, Request, Step};
