@@ -107,6 +107,35 @@ impl Caller {
     }
 }
 
+/// Whether `caller` may use target `name` (a `kind`: `cluster`, `api`): its `allowed_callers`
+/// (empty: any) and, for a caller whose groups are known, a shared group.
+pub fn check_access(
+    kind: &str,
+    name: &str,
+    allowed_callers: &[String],
+    groups: &[String],
+    caller: &Caller,
+) -> Result<(), ToolError> {
+    if !allowed_callers.is_empty() && !allowed_callers.contains(&caller.principal) {
+        return Err(ToolError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "principal `{}` is not in allowed_callers of {kind} `{name}`",
+                caller.principal
+            ),
+        ));
+    }
+    if let Some(mine) = &caller.groups
+        && !groups.iter().any(|g| mine.contains(g))
+    {
+        return Err(ToolError::new(
+            ErrorCode::Forbidden,
+            format!("none of the user's groups may use {kind} `{name}`"),
+        ));
+    }
+    Ok(())
+}
+
 /// MCP tool annotations: hints for the client, never a security boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct Annotations {

@@ -1073,24 +1073,7 @@ fn current(slot: &RwLock<Arc<ApiRuntime>>) -> Arc<ApiRuntime> {
 }
 
 fn access(api: &meho_config::Api, caller: &Caller) -> Result<(), ToolError> {
-    if !api.allowed_callers.is_empty() && !api.allowed_callers.contains(&caller.principal) {
-        return Err(ToolError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "principal `{}` is not in allowed_callers of api `{}`",
-                caller.principal, api.name
-            ),
-        ));
-    }
-    if let Some(groups) = &caller.groups
-        && !api.groups.iter().any(|g| groups.contains(g))
-    {
-        return Err(ToolError::new(
-            ErrorCode::Forbidden,
-            format!("none of the user's groups may use api `{}`", api.name),
-        ));
-    }
-    Ok(())
+    meho_gateway::check_access("api", &api.name, &api.allowed_callers, &api.groups, caller)
 }
 
 fn unix_now() -> u64 {

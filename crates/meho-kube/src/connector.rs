@@ -887,27 +887,13 @@ impl KubeConnector {
 
 /// Whether `caller` may use `cluster` at all: `allowed_callers`, and a human's groups.
 fn access(cluster: &meho_config::Cluster, caller: &Caller) -> Result<(), ToolError> {
-    if !cluster.allowed_callers.is_empty() && !cluster.allowed_callers.contains(&caller.principal) {
-        return Err(ToolError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "principal `{}` is not in allowed_callers of cluster `{}`",
-                caller.principal, cluster.name
-            ),
-        ));
-    }
-    if let Some(groups) = &caller.groups
-        && !cluster.groups.iter().any(|g| groups.contains(g))
-    {
-        return Err(ToolError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "none of the user's groups may use cluster `{}`",
-                cluster.name
-            ),
-        ));
-    }
-    Ok(())
+    meho_gateway::check_access(
+        "cluster",
+        &cluster.name,
+        &cluster.allowed_callers,
+        &cluster.groups,
+        caller,
+    )
 }
 
 /// Combines the decisions of a call's objects: the first refusal, else the first that needs
