@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use meho_gateway::{Answer, ErrorCode};
+use meho_gateway::{Answer, ErrorCode, Tier};
 use meho_test_support::openbao::pg_role_exists;
 use serde_json::{Value, json};
 
 use meho_test_support::api_lab::{
-    ApiLab, KV_CANARY, Peers, TOKEN_CANARY, accessor_alive, agent, config_toml, issuer_in,
+    ApiLab, KV_CANARY, Peers, TOKEN_CANARY, accessor_alive, agent, boss, config_toml, issuer_in,
 };
 
 async fn lab(extra: &str) -> Option<(Peers, ApiLab)> {
@@ -421,4 +421,79 @@ async fn a_read_only_caller_cannot_write_and_nothing_is_held() {
         .await
         .unwrap();
     assert_eq!(answer["status"], 200);
+}
+
+#[tokio::test]
+async fn a_grant_widens_an_api_but_never_lifts_an_approval() {
+    let extra = format!(
+        "[apis.narrow]\nbase_url = \"{{prom}}\"\nspec = \"{}\"\nrules = [\n  {{ pattern = \"^GET /api/v1/status/\", effect = \"allow\" }},\n  {{ pattern = \"^POST \", effect = \"require_approval\" }},\n]\n",
+        meho_test_support::api_lab::prometheus_spec().display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let issuer = issuer_in(dir.path());
+    let Some(peers) = Peers::start(&issuer).await else {
+        return;
+    };
+    let extra = extra.replace("{prom}", &peers.prometheus.url());
+    let toml = config_toml(&peers, dir.path(), &extra);
+    let lab = ApiLab::new(dir, &toml, &peers.api_token).await;
+    let labels = json!({ "api": "narrow", "operation": "listLabelNames" });
+    let err = lab
+        .call(&agent(), "api_call", labels.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::Denied, "{err:?}");
+    assert!(
+        err.message.contains("default-deny:narrow")
+            || format!("{err:?}").contains("default-deny:narrow"),
+        "{err:?}"
+    );
+    // Not a configured target: no grant.
+    let err = lab
+        .governance
+        .create_grant(
+            &boss(),
+            "nope",
+            "^GET /api/v1/labels ",
+            Tier::Read,
+            Duration::from_secs(600),
+            "x",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::NotFound, "{err:?}");
+    lab.governance
+        .create_grant(
+            &boss(),
+            "narrow",
+            "^GET /api/v1/labels ",
+            Tier::Read,
+            Duration::from_secs(600),
+            "triage",
+        )
+        .await
+        .unwrap();
+    let answer = lab.call(&agent(), "api_call", labels).await.unwrap();
+    assert_eq!(answer["status"], 200, "{answer}");
+    // A grant widens the allowlist; it never lifts an approval rule.
+    lab.governance
+        .create_grant(
+            &boss(),
+            "narrow",
+            "^POST /api/v1/admin/tsdb/clean_tombstones ",
+            Tier::Write,
+            Duration::from_secs(600),
+            "triage",
+        )
+        .await
+        .unwrap();
+    let held = lab
+        .dispatch(
+            &agent(),
+            "api_call",
+            json!({ "api": "narrow", "operation": "cleanTombstones" }),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(held, Answer::Held { .. }), "{held:?}");
 }
