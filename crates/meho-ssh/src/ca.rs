@@ -202,6 +202,10 @@ pub struct CertSpec {
 /// One configured CA: a key file the signer signs with itself, or a role of Vault's SSH secrets
 /// engine that signs for it.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per host group, held behind an Arc"
+)]
 pub enum Ca {
     /// `[ca_keys.<group>] path`.
     Key(CaKey),

@@ -374,6 +374,8 @@ mod tests {
         }
     }
 
+    type Change = Box<dyn Fn(&mut CertSpec)>;
+
     fn ca() -> (tempfile::TempDir, CaKey) {
         let dir = tempfile::tempdir().unwrap();
         let ca = CaKey::init(&dir.path().join("ca")).unwrap();
@@ -399,7 +401,7 @@ mod tests {
         let (_dir, ca) = ca();
         let now = crate::signer::unix_now();
         let asked = spec(now);
-        let changes: Vec<(&str, Box<dyn Fn(&mut CertSpec)>)> = vec![
+        let changes: Vec<(&str, Change)> = vec![
             (
                 "another public key",
                 Box::new(|s| s.public_key = generate_ed25519("x").unwrap().public_key().clone()),
