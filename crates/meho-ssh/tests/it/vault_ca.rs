@@ -363,3 +363,50 @@ async fn a_certificate_other_than_the_one_asked_for_is_never_used() {
             .any(|r| r.kind == "denial" && r.outcome.as_deref() == Some("certificate_mismatch"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_decides_on_the_caller_the_signer_logs_in_as() {
+    let Some((bao, sshd, lab)) = vault_lab(|sshd| host("web", sshd, "")).await else {
+        return;
+    };
+    // Only agent-2 may log in: Vault sees the caller the signer decides for in `sub`.
+    bao.api(
+        Method::POST,
+        "auth/jwt/role/meho",
+        Some(json!({
+            "role_type": "jwt",
+            "user_claim": "sub",
+            "bound_audiences": ["vault"],
+            "bound_claims": { "sub": "agent-2", "tenant": "default" },
+            "claim_mappings": { "tenant": "tenant", "role": "meho_role" },
+            "token_policies": ["meho-ssh"],
+            "token_ttl": 60,
+        })),
+    )
+    .await;
+    let err = lab
+        .call("ssh_execute", json!({"server": "web", "command": "true"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "forbidden", "{err}");
+    assert!(err.message.contains("cannot log in"), "{err}");
+    assert_eq!(signs(&bao), 0);
+    assert!(!sshd.log().contains("Accepted"), "{}", sshd.log());
+    assert!(
+        lab.records()
+            .await
+            .iter()
+            .any(|r| r.kind == "denial" && r.outcome.as_deref() == Some("vault_denied"))
+    );
+
+    let ok = lab
+        .call_as(
+            &meho_gateway::Caller::agent("agent-2"),
+            "ssh_execute",
+            json!({"server": "web", "command": "echo as-agent-2"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok["stdout"], "as-agent-2\n");
+    assert_eq!(signs(&bao), 1);
+}
