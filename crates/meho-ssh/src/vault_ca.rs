@@ -189,6 +189,9 @@ impl VaultCa {
     ) -> Result<VaultSigned, VaultCaError> {
         let backend = &*self.backend;
         let config = &backend.config;
+        // Everything that can fail without Vault fails before the login: a token is always
+        // revoked once it exists.
+        let request = request(spec, now)?;
         let jwt = backend
             .issuer
             .issue(claims, &config.audience, OWN_JWT_TTL)
@@ -201,7 +204,7 @@ impl VaultCa {
         let token_accessor = token.accessor.clone();
         let signed = backend
             .client
-            .ssh_sign(&token, &self.mount, &self.role, &request(spec, now)?)
+            .ssh_sign(&token, &self.mount, &self.role, &request)
             .await;
         let token_revoked = match backend.client.revoke_self(token).await {
             Ok(()) => true,
