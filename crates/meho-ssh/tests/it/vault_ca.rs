@@ -410,3 +410,63 @@ async fn vault_decides_on_the_caller_the_signer_logs_in_as() {
     assert_eq!(ok["stdout"], "as-agent-2\n");
     assert_eq!(signs(&bao), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bastion_hops_and_file_transfers_get_vault_signed_certificates_too() {
+    let Some((bao, _sshd, lab)) = vault_lab(|sshd| {
+        host("jumpbox", sshd, "allow_as_bastion = true")
+            + &host("inner", sshd, "jump = \"jumpbox\"")
+            + &host("files", sshd, "allow_file_transfer = true")
+    })
+    .await
+    else {
+        return;
+    };
+    let through = lab
+        .call(
+            "ssh_execute",
+            json!({"server": "inner", "command": "echo via-bastion"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(through["stdout"], "via-bastion\n");
+
+    let remote = format!("/tmp/meho-vault-sftp-{}.txt", std::process::id());
+    let put = lab
+        .call(
+            "ssh_put_file",
+            json!({"server": "files", "path": remote, "content": "vault-ca\n"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(put["size"], 9, "{put}");
+    assert_eq!(std::fs::read_to_string(&remote).unwrap(), "vault-ca\n");
+    let _ = std::fs::remove_file(&remote);
+
+    // Every hop's certificate came from Vault, each with its own token, all revoked.
+    let issued: Vec<(String, Value)> = lab
+        .records()
+        .await
+        .into_iter()
+        .filter(|r| r.kind == "credential")
+        .map(|r| (r.target.clone().unwrap(), body(&r)["certificate"].clone()))
+        .collect();
+    assert_eq!(issued.len(), 3, "{issued:#?}");
+    assert_eq!(signs(&bao), 3);
+    let of = |name: &str| {
+        issued
+            .iter()
+            .find(|(t, _)| t == name)
+            .map(|(_, c)| c.clone())
+            .unwrap()
+    };
+    assert_eq!(of("jumpbox")["force_command"], "/bin/false");
+    assert_eq!(of("jumpbox")["permit_port_forwarding"], true);
+    assert_eq!(of("inner")["force_command"], "echo via-bastion");
+    assert_eq!(of("files")["force_command"], "internal-sftp");
+    for (_, cert) in &issued {
+        assert_eq!(cert["vault"]["token_revoked"], true);
+        let accessor = cert["vault"]["token_accessor"].as_str().unwrap();
+        assert!(!accessor_alive(&bao, accessor).await);
+    }
+}
