@@ -59,8 +59,9 @@ pub struct Config {
     pub command_policies: BTreeMap<String, CommandPolicy>,
     /// `[group_command_policies]`.
     pub group_command_policies: BTreeMap<String, Vec<String>>,
-    /// `[ca_keys.*]`: CA key file by host group (`_default` is the fallback).
-    pub ca_keys: BTreeMap<String, PathBuf>,
+    /// `[ca_keys.*]`: where each host group's certificates are signed (`_default` is the
+    /// fallback).
+    pub ca_keys: BTreeMap<String, CaSource>,
     /// `[signer]`.
     pub signer: SignerConfig,
     /// `[ssh]`.
@@ -84,6 +85,40 @@ pub struct Config {
     /// Every file the config names that a command reads at start (CA keys, TLS material), with
     /// its place in the file; [`Config::check_files`] checks them.
     pub files: Vec<FileRef>,
+}
+
+/// Where one `[ca_keys.<group>]` CA signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaSource {
+    /// `path`: an Ed25519 key file; the signer signs in-process.
+    File(PathBuf),
+    /// `vault_ssh_mount` and `vault_ssh_role`: Vault's SSH secrets engine signs
+    /// (`POST /v1/<mount>/sign/<role>`), logged in as the caller through `[vault]`.
+    Vault {
+        /// The SSH secrets engine's mount.
+        mount: String,
+        /// The role on it.
+        role: String,
+    },
+}
+
+impl CaSource {
+    /// The key file, for a file CA.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            CaSource::File(path) => Some(path),
+            CaSource::Vault { .. } => None,
+        }
+    }
+}
+
+impl std::fmt::Display for CaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CaSource::File(path) => write!(f, "{}", path.display()),
+            CaSource::Vault { mount, role } => write!(f, "vault:{mount}/sign/{role}"),
+        }
+    }
 }
 
 /// Which part of meho reads a file the config names.

@@ -238,13 +238,19 @@ pub struct RawStdioIdentity {
     pub groups: Option<Vec<String>>,
 }
 
-/// `[ca_keys.<group>]`: one SSH certificate authority.
+/// `[ca_keys.<group>]`: one SSH certificate authority: a key file the signer signs with itself
+/// (`path`), or Vault's SSH secrets engine (`vault_ssh_mount` and `vault_ssh_role`, with
+/// `[vault]`). Exactly one of the two.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCaKey {
     /// Ed25519 private key in OpenSSH format (`ssh-keygen -t ed25519`, or `meho ca init --out FILE`),
     /// unencrypted.
-    pub path: String,
+    pub path: Option<String>,
+    /// The mount of Vault's SSH secrets engine that signs this group's certificates, e.g. `ssh`.
+    pub vault_ssh_mount: Option<String>,
+    /// The role on that mount (`POST /v1/<mount>/sign/<role>`), e.g. `meho`.
+    pub vault_ssh_role: Option<String>,
 }
 
 /// `[signer]`: the signing service (`meho signer`), reached over mutual TLS.

@@ -16,10 +16,10 @@ use crate::raw::{
     RawCluster, RawCommandPolicy, RawConfig, RawEnforcement, RawHost, RawMode, RawRuleEffect,
 };
 use crate::{
-    ApprovalsConfig, AuditConfig, AuthConfig, Config, ConfigError, DEFAULT_DATA_DIR, DEFAULT_GROUP,
-    DEFAULT_LISTEN, DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT, Diagnostic, FileRef,
-    FileUse, Host, LogConfig, MAX_TTL_CEILING, McpConfig, ReductionConfig, Role, SecretsConfig,
-    ServerConfig, SignerConfig, SignerLocation, SshConfig, StoreConfig,
+    ApprovalsConfig, AuditConfig, AuthConfig, CaSource, Config, ConfigError, DEFAULT_DATA_DIR,
+    DEFAULT_GROUP, DEFAULT_LISTEN, DEFAULT_MAX_TTL, DEFAULT_SIGNER_LISTEN, DEFAULT_TENANT,
+    Diagnostic, FileRef, FileUse, Host, LogConfig, MAX_TTL_CEILING, McpConfig, ReductionConfig,
+    Role, SecretsConfig, ServerConfig, SignerConfig, SignerLocation, SshConfig, StoreConfig,
 };
 
 struct Validator<'a> {
@@ -404,7 +404,7 @@ fn validate_secrets(v: &mut Validator<'_>, raw: &RawConfig) -> SecretsConfig {
     }
 }
 
-fn validate_ca_keys(v: &mut Validator<'_>, raw: &RawConfig) -> BTreeMap<String, PathBuf> {
+fn validate_ca_keys(v: &mut Validator<'_>, raw: &RawConfig) -> BTreeMap<String, CaSource> {
     let groups: BTreeSet<&str> = raw
         .hosts
         .values()
@@ -412,29 +412,107 @@ fn validate_ca_keys(v: &mut Validator<'_>, raw: &RawConfig) -> BTreeMap<String, 
         .collect();
     let mut keys = BTreeMap::new();
     for (group, key) in &raw.ca_keys {
-        if key.path.trim().is_empty() {
-            v.error(
-                &key_path!["ca_keys", group.as_str(), "path"],
-                format!("ca_keys `{group}`: path must not be empty"),
-            );
-            continue;
-        }
+        let at = |k: &'static str| key_path!["ca_keys", group.as_str(), k];
+        let source = match (&key.path, &key.vault_ssh_mount, &key.vault_ssh_role) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                v.error(
+                    &at("path"),
+                    format!(
+                        "ca_keys `{group}`: set either path (a key file) or vault_ssh_mount and vault_ssh_role (Vault's SSH engine), not both"
+                    ),
+                );
+                continue;
+            }
+            (Some(path), None, None) => {
+                if path.trim().is_empty() {
+                    v.error(
+                        &at("path"),
+                        format!("ca_keys `{group}`: path must not be empty"),
+                    );
+                    continue;
+                }
+                let path = PathBuf::from(path);
+                v.file(
+                    &at("path"),
+                    format!("ca_keys.{group}.path"),
+                    &path,
+                    FileUse::SshCa,
+                );
+                CaSource::File(path)
+            }
+            (None, Some(mount), Some(role)) => {
+                let errors_before = v.errors.len();
+                for (k, value) in [("vault_ssh_mount", mount), ("vault_ssh_role", role)] {
+                    if !is_vault_name(value) {
+                        v.error(
+                            &at(k),
+                            format!(
+                                "ca_keys `{group}`: {k} `{value}` must be a mount or role name (letters, digits, `_-.`)"
+                            ),
+                        );
+                    }
+                }
+                if raw.vault.is_none() {
+                    v.error(
+                        &at("vault_ssh_mount"),
+                        format!(
+                            "ca_keys `{group}`: a Vault SSH CA needs a [vault] section (the signer logs in to Vault as the caller to sign)"
+                        ),
+                    );
+                }
+                if v.errors.len() > errors_before {
+                    continue;
+                }
+                CaSource::Vault {
+                    mount: mount.clone(),
+                    role: role.clone(),
+                }
+            }
+            (None, Some(_), None) => {
+                v.error(
+                    &at("vault_ssh_mount"),
+                    format!("ca_keys `{group}`: vault_ssh_mount needs vault_ssh_role"),
+                );
+                continue;
+            }
+            (None, None, Some(_)) => {
+                v.error(
+                    &at("vault_ssh_role"),
+                    format!("ca_keys `{group}`: vault_ssh_role needs vault_ssh_mount"),
+                );
+                continue;
+            }
+            (None, None, None) => {
+                v.error(
+                    &key_path!["ca_keys", group.as_str()],
+                    format!(
+                        "ca_keys `{group}`: set path (a key file) or vault_ssh_mount and vault_ssh_role (Vault's SSH engine)"
+                    ),
+                );
+                continue;
+            }
+        };
         if group != DEFAULT_GROUP && !groups.contains(group.as_str()) {
             v.warn(
                 &key_path!["ca_keys", group.as_str()],
                 format!("ca_keys `{group}` names a group no host belongs to"),
             );
         }
-        let path = PathBuf::from(&key.path);
-        v.file(
-            &key_path!["ca_keys", group.as_str(), "path"],
-            format!("ca_keys.{group}.path"),
-            &path,
-            FileUse::SshCa,
-        );
-        keys.insert(group.clone(), path);
+        keys.insert(group.clone(), source);
     }
     keys
+}
+
+/// A Vault mount or role name: `/`-separated segments of letters, digits and `_-.`, none `..`.
+fn is_vault_name(value: &str) -> bool {
+    !value.is_empty()
+        && value.split('/').all(|s| {
+            !s.is_empty()
+                && s != ".."
+                && s != "."
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        })
 }
 
 fn validate_auth(v: &mut Validator<'_>, raw: &RawConfig) -> AuthConfig {

@@ -2,7 +2,9 @@
 //!
 //! A CA is an unencrypted Ed25519 private key in OpenSSH format: what `ssh-keygen -t ed25519`
 //! writes, or what [`CaKey::init`] (`meho ca init --out FILE`) writes. The key file is a contract
-//! with operators, so nothing here invents another format.
+//! with operators, so nothing here invents another format. A group's CA can instead be a role of
+//! Vault's SSH secrets engine ([`crate::vault_ca`]): the signer builds the same [`CertSpec`] and
+//! only the signing moves.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,7 +16,10 @@ use russh::keys::ssh_key::certificate::{Builder, CertType};
 use russh::keys::ssh_key::private::{Ed25519Keypair, KeypairData};
 use russh::keys::ssh_key::{Algorithm, Certificate, HashAlg, LineEnding, PrivateKey, PublicKey};
 
+use meho_config::CaSource;
+
 use crate::Error;
+use crate::vault_ca::{VaultBackend, VaultCa};
 
 /// One certificate authority: its private key, and the public line sshd is told to trust.
 pub struct CaKey {
@@ -194,38 +199,91 @@ pub struct CertSpec {
     pub permit_port_forwarding: bool,
 }
 
+/// One configured CA: a key file the signer signs with itself, or a role of Vault's SSH secrets
+/// engine that signs for it.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per host group, held behind an Arc"
+)]
+pub enum Ca {
+    /// `[ca_keys.<group>] path`.
+    Key(CaKey),
+    /// `[ca_keys.<group>] vault_ssh_mount`, `vault_ssh_role`.
+    Vault(VaultCa),
+}
+
+impl Ca {
+    /// Where the CA is, for listings and logs: its key file, or `vault:<address> <mount>/sign/<role>`.
+    pub fn location(&self) -> String {
+        match self {
+            Ca::Key(key) => key.source().display().to_string(),
+            Ca::Vault(vault) => vault.location(),
+        }
+    }
+
+    /// What identifies the CA in a record: a key file's `SHA256:…` fingerprint, or a Vault
+    /// CA's location (its key never leaves Vault).
+    pub fn identity(&self) -> String {
+        match self {
+            Ca::Key(key) => key.fingerprint().to_owned(),
+            Ca::Vault(vault) => vault.location(),
+        }
+    }
+}
+
 /// The CAs by host group, as `[ca_keys]` configures them.
 #[derive(Debug, Clone, Default)]
 pub struct CaSet {
-    by_group: BTreeMap<String, Arc<CaKey>>,
-    default: Option<Arc<CaKey>>,
+    by_group: BTreeMap<String, Arc<Ca>>,
+    default: Option<Arc<Ca>>,
 }
 
 impl CaSet {
-    /// Loads every configured key; `_default` is the fallback.
-    pub fn load(keys: &BTreeMap<String, PathBuf>) -> Result<Self, Error> {
+    /// Loads every configured CA; `_default` is the fallback. Key files are read now; a Vault CA
+    /// needs `vault` (from `[vault]`), and is first reached when it signs.
+    pub fn load(
+        keys: &BTreeMap<String, CaSource>,
+        vault: Option<&Arc<VaultBackend>>,
+    ) -> Result<Self, Error> {
         let mut set = CaSet::default();
-        for (group, path) in keys {
-            let key = Arc::new(CaKey::load(path)?);
-            if group == meho_config::DEFAULT_GROUP {
-                set.default = Some(key);
-            } else {
-                set.by_group.insert(group.clone(), key);
-            }
+        for (group, source) in keys {
+            let ca = match source {
+                CaSource::File(path) => Ca::Key(CaKey::load(path)?),
+                CaSource::Vault { mount, role } => {
+                    let backend = vault.ok_or_else(|| {
+                        Error::VaultCa(format!(
+                            "ca_keys `{group}` is in Vault's SSH engine, but [vault] is not configured"
+                        ))
+                    })?;
+                    Ca::Vault(VaultCa::new(backend.clone(), mount, role))
+                }
+            };
+            set.insert(group, ca);
         }
         Ok(set)
+    }
+
+    /// Adds (or replaces) the CA of `group`.
+    pub fn insert(&mut self, group: &str, ca: Ca) {
+        let ca = Arc::new(ca);
+        if group == meho_config::DEFAULT_GROUP {
+            self.default = Some(ca);
+        } else {
+            self.by_group.insert(group.to_owned(), ca);
+        }
     }
 
     /// A set with only a default CA (dev mode, tests).
     pub fn single(key: CaKey) -> Self {
         CaSet {
             by_group: BTreeMap::new(),
-            default: Some(Arc::new(key)),
+            default: Some(Arc::new(Ca::Key(key))),
         }
     }
 
     /// The CA for a host: its first group that has one, else `_default`.
-    pub fn for_groups(&self, groups: &[String]) -> Option<&Arc<CaKey>> {
+    pub fn for_groups(&self, groups: &[String]) -> Option<&Arc<Ca>> {
         groups
             .iter()
             .find_map(|g| self.by_group.get(g))
@@ -238,7 +296,7 @@ impl CaSet {
     }
 
     /// Every CA with the group it serves, for `meho ca show`-style listings.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<CaKey>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<Ca>)> {
         self.default
             .iter()
             .map(|k| (meho_config::DEFAULT_GROUP, k))

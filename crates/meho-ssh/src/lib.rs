@@ -5,7 +5,8 @@
 //! the host has a `jump`), runs the call, and drops the key. The agent never sees a credential.
 //!
 //! Modules:
-//! - [`ca`]: CA keys (OpenSSH Ed25519 files) and certificate signing.
+//! - [`ca`]: CA keys (OpenSSH Ed25519 files) and certificate signing; [`vault_ca`]: a CA in
+//!   Vault's SSH secrets engine instead, for the same certificates.
 //! - [`signer`]: the trust domain that holds the CAs and the policy; [`signer_http`] serves it over
 //!   mutual TLS (`meho signer`) and [`signer_client`] reaches it, remote or in-process.
 //! - [`client`]: russh connections with pinned host keys, exec, SFTP.
@@ -29,6 +30,7 @@ pub mod signer;
 pub mod signer_client;
 pub mod signer_http;
 pub mod tls;
+pub mod vault_ca;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -92,6 +94,9 @@ pub enum Error {
         /// What failed.
         message: String,
     },
+    /// A Vault CA cannot be set up (`[vault]` missing or unusable).
+    #[error("vault CA: {0}")]
+    VaultCa(String),
     /// The signer could not be reached or answered with an error.
     #[error("signer: {0}")]
     Signer(String),

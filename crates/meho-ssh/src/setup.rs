@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use meho_audit::AuditLog;
-use meho_config::{Config, SignerLocation};
+use meho_config::{CaSource, Config, SignerLocation};
 
 use crate::Error;
 use crate::broker::{BrokerOptions, SshBroker};
 use crate::ca::{CaKey, CaSet};
 use crate::signer::{Signer, SignerState};
 use crate::signer_client::{LocalSigner, RemoteSigner, SignerClient};
+use crate::vault_ca::VaultBackend;
 
 /// Where dev mode keeps its CA when `[ca_keys]` is empty.
 pub fn dev_ca_path(data_dir: &Path) -> PathBuf {
@@ -28,7 +29,8 @@ pub fn load_cas(
     create_dev: bool,
 ) -> Result<(CaSet, Option<String>), Error> {
     if !config.ca_keys.is_empty() {
-        return Ok((CaSet::load(&config.ca_keys)?, None));
+        let vault = vault_backend(config, data_dir)?;
+        return Ok((CaSet::load(&config.ca_keys, vault.as_ref())?, None));
     }
     let path = dev_ca_path(data_dir);
     let key = if path.exists() {
@@ -40,6 +42,25 @@ pub fn load_cas(
     };
     let line = key.public_line().to_owned();
     Ok((CaSet::single(key), Some(line)))
+}
+
+/// The Vault side of the CAs when a `[ca_keys]` CA is in Vault's SSH engine: the client and
+/// meho's JWT issuer from `[vault]` (its signing key created when missing). `None` when every CA
+/// is a key file.
+pub fn vault_backend(config: &Config, data_dir: &Path) -> Result<Option<Arc<VaultBackend>>, Error> {
+    let wanted = config
+        .ca_keys
+        .values()
+        .any(|ca| matches!(ca, CaSource::Vault { .. }));
+    if !wanted {
+        return Ok(None);
+    }
+    let vault = config.vault.as_ref().ok_or_else(|| {
+        Error::VaultCa(
+            "a [ca_keys] CA is in Vault's SSH engine, but [vault] is not configured".into(),
+        )
+    })?;
+    Ok(Some(Arc::new(VaultBackend::new(vault, data_dir)?)))
 }
 
 /// The signer's state from `config` and loaded CAs.

@@ -14,10 +14,12 @@ use meho_audit::{AuditLog, NewRecord, RecordKind};
 use meho_config::Host;
 use meho_core::{Decision, ReasonCode};
 use meho_policy::{CommandShape, Decided, Elevation, Overlay, Request};
-use russh::keys::ssh_key::{Algorithm, PublicKey};
+use meho_vault::IdentityClaims;
+use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
 use serde_json::json;
 
-use crate::ca::{CaSet, CertSpec, random_bytes};
+use crate::ca::{Ca, CaSet, CertSpec, random_bytes};
+use crate::vault_ca::VaultCaError;
 use crate::wire::{FileOp, HostView, Intent, Purpose, Role, SessionMode, SignResponse, SshAction};
 
 /// Clock skew allowance: certificates are valid from 30 s before issue.
@@ -35,6 +37,9 @@ pub enum SignError {
     /// The intent is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The CA in Vault could not be reached. Nothing was issued.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
     /// The signer could not do its job (no CA, audit down, …). Nothing was issued.
     #[error("signer error: {0}")]
     Internal(String),
@@ -47,6 +52,7 @@ impl SignError {
             SignError::Forbidden(_) => "forbidden",
             SignError::UnknownHost(_) => "unknown_host",
             SignError::BadRequest(_) => "bad_request",
+            SignError::Unreachable(_) => "unreachable",
             SignError::Internal(_) => "internal",
         }
     }
@@ -311,15 +317,16 @@ impl Signer {
         );
         let serial = new_serial()?;
         let end_user = intent.end_user.as_deref().unwrap_or("-");
+        // Vault picks the serial of a certificate it signs, so its key id cannot name it (sshd
+        // logs the serial beside the key id either way).
+        let key_id_serial = match ca.as_ref() {
+            Ca::Key(_) => Some(serial),
+            Ca::Vault(_) => None,
+        };
         let spec = CertSpec {
             public_key,
             principal: host.principal.clone(),
-            key_id: format!(
-                "meho:agent={} user={} host={} serial={serial}",
-                key_id_word(principal),
-                key_id_word(end_user),
-                host.name
-            ),
+            key_id: key_id(principal, end_user, &host.name, key_id_serial),
             serial,
             valid_after: now.saturating_sub(BACKDATE_SECONDS),
             valid_before: now + ttl,
@@ -337,38 +344,77 @@ impl Signer {
                 && (intent.pty || intent.session_mode == Some(SessionMode::Pty)),
             permit_port_forwarding: intent.role == Role::Bastion,
         };
-        let certificate = ca
-            .sign(&spec)
-            .map_err(|err| SignError::Internal(err.to_string()))?;
+        // The decision and the spec are the signer's; only the signing differs by CA.
+        let (certificate, vault) = match ca.as_ref() {
+            Ca::Key(key) => (
+                key.sign(&spec)
+                    .map_err(|err| SignError::Internal(err.to_string()))?,
+                None,
+            ),
+            Ca::Vault(vault) => {
+                let claims = vault_claims(principal, self.chain_for(intent), intent);
+                match vault.sign(&spec, &claims, now).await {
+                    Ok(signed) => {
+                        let facts = json!({
+                            "address": vault.address(),
+                            "mount": vault.mount(),
+                            "role": vault.role(),
+                            "token_accessor": signed.token_accessor,
+                            "token_revoked": signed.token_revoked,
+                        });
+                        (signed.certificate, Some(facts))
+                    }
+                    Err(err) => {
+                        self.audit_refusal(principal, intent, err.outcome(), &err.to_string())
+                            .await?;
+                        return Err(match err {
+                            VaultCaError::Unreachable(why) => SignError::Unreachable(why),
+                            VaultCaError::Denied(why) => SignError::Forbidden(why),
+                            VaultCaError::Mismatch(why) | VaultCaError::Other(why) => {
+                                SignError::Internal(why)
+                            }
+                        });
+                    }
+                }
+            }
+        };
         let line = certificate
             .to_openssh()
             .map_err(|err| SignError::Internal(format!("encode certificate: {err}")))?;
-        self.audit_decision(
-            RecordKind::Credential,
-            principal,
-            intent,
-            &decided,
-            json!({
-                "serial": serial.to_string(),
-                "key_id": spec.key_id,
-                "principal": spec.principal,
-                "valid_after": spec.valid_after,
-                "valid_before": spec.valid_before,
-                "force_command": spec.force_command,
-                "source_address": spec.source_address,
-                "permit_pty": spec.permit_pty,
-                "permit_port_forwarding": spec.permit_port_forwarding,
-                "ca_fingerprint": ca.fingerprint(),
-                "public_key_fingerprint": spec.public_key.fingerprint(Default::default()).to_string(),
-            }),
-        )
-        .await?;
+        // What the certificate says (for a Vault CA: checked equal to the spec, but for the
+        // serial Vault picked and the validity by Vault's clock).
+        let serial = certificate.serial();
+        let ca_fingerprint = match ca.as_ref() {
+            Ca::Key(key) => key.fingerprint().to_owned(),
+            Ca::Vault(_) => certificate
+                .signature_key()
+                .fingerprint(HashAlg::Sha256)
+                .to_string(),
+        };
+        let mut record = json!({
+            "serial": serial.to_string(),
+            "key_id": certificate.key_id(),
+            "principal": spec.principal,
+            "valid_after": certificate.valid_after(),
+            "valid_before": certificate.valid_before(),
+            "force_command": spec.force_command,
+            "source_address": spec.source_address,
+            "permit_pty": spec.permit_pty,
+            "permit_port_forwarding": spec.permit_port_forwarding,
+            "ca_fingerprint": ca_fingerprint,
+            "public_key_fingerprint": spec.public_key.fingerprint(Default::default()).to_string(),
+        });
+        if let (Some(vault), Some(object)) = (vault, record.as_object_mut()) {
+            object.insert("vault".to_owned(), vault);
+        }
+        self.audit_decision(RecordKind::Credential, principal, intent, &decided, record)
+            .await?;
         Ok(SignResponse {
             elevation_prefix: decided.shape.elevation_prefix.clone(),
             decision: decided,
             certificate: Some(line),
             serial: Some(serial),
-            valid_before: Some(spec.valid_before),
+            valid_before: Some(certificate.valid_before()),
         })
     }
 
@@ -649,6 +695,35 @@ fn new_serial() -> Result<u64, SignError> {
         if serial != 0 {
             return Ok(serial);
         }
+    }
+}
+
+/// `meho:agent=… user=… host=… serial=…` (no `serial=` when Vault picks the serial).
+fn key_id(principal: &str, end_user: &str, host: &str, serial: Option<u64>) -> String {
+    let mut id = format!(
+        "meho:agent={} user={} host={host}",
+        key_id_word(principal),
+        key_id_word(end_user)
+    );
+    if let Some(serial) = serial {
+        id.push_str(&format!(" serial={serial}"));
+    }
+    id
+}
+
+/// Who a Vault CA signs for: the caller the signer decides for, in the chain's tenant, with the
+/// human's groups when known and the role its tier cap implies (as the REST connector's Vault
+/// logins name it).
+fn vault_claims(principal: &str, tenant: &str, intent: &Intent) -> IdentityClaims {
+    IdentityClaims {
+        sub: principal.to_owned(),
+        tenant: tenant.to_owned(),
+        groups: intent.end_user_groups.clone().unwrap_or_default(),
+        role: match intent.max_tier {
+            Some(meho_core::Tier::Read) => "read_only",
+            _ => "operator",
+        }
+        .to_owned(),
     }
 }
 

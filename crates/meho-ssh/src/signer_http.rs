@@ -84,6 +84,7 @@ async fn sign(State(conn): State<Conn>, body: Bytes) -> Response {
                 SignError::Forbidden(_) => StatusCode::FORBIDDEN,
                 SignError::UnknownHost(_) => StatusCode::NOT_FOUND,
                 SignError::BadRequest(_) => StatusCode::BAD_REQUEST,
+                SignError::Unreachable(_) => StatusCode::BAD_GATEWAY,
                 SignError::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
             error(status, err.code(), err.to_string())

@@ -10,7 +10,7 @@ use meho_audit::{AuditLog, StoredRecord};
 use meho_config::Config;
 use meho_gateway::{Caller, Gateway, ToolError};
 use meho_ssh::broker::{BrokerOptions, SshBroker, SshConnector};
-use meho_ssh::ca::{CaKey, CaSet};
+use meho_ssh::ca::CaKey;
 use meho_ssh::signer::{Signer, SignerState};
 use meho_ssh::signer_client::LocalSigner;
 use serde_json::Value;
@@ -66,10 +66,21 @@ impl Lab {
             "{config_toml}\n[ca_keys._default]\npath = \"{}\"\n",
             ca_path.display()
         );
-        let config = Config::parse(&text, None).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        Self::with_config(dir, ca_path, &text, tweak).await
+    }
+
+    /// A lab over `text`, which configures its own `[ca_keys]` (e.g. a CA in Vault); the lab's
+    /// directory is the data directory.
+    pub async fn with_config(
+        dir: tempfile::TempDir,
+        ca_path: PathBuf,
+        text: &str,
+        tweak: impl FnOnce(&mut BrokerOptions),
+    ) -> Lab {
+        let config = Config::parse(text, None).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let store = crate::sqlite_store(dir.path()).await.unwrap();
         let audit = crate::audit_log(&store).await.unwrap();
-        let cas = CaSet::load(&config.ca_keys).unwrap();
+        let (cas, _) = meho_ssh::setup::load_cas(&config, dir.path(), false).unwrap();
         let approvals = meho_approvals::Approvals::new(
             store.pool().clone(),
             meho_approvals::ApprovalPolicy::default(),
@@ -141,7 +152,9 @@ impl Lab {
         let config = Config::parse(&text, None).unwrap();
         self.signer.reload(SignerState {
             hosts: config.hosts.clone(),
-            cas: CaSet::load(&config.ca_keys).unwrap(),
+            cas: meho_ssh::setup::load_cas(&config, self.dir.path(), false)
+                .unwrap()
+                .0,
         });
     }
 

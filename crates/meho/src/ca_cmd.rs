@@ -4,7 +4,8 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use meho_ssh::ca::{CaKey, CaSet};
+use meho_config::CaSource;
+use meho_ssh::ca::CaKey;
 use serde_json::json;
 
 use crate::Failure;
@@ -40,26 +41,69 @@ fn init(args: &CaInitArgs) -> Result<(), Failure> {
 /// One CA as `ca show` lists it.
 struct Shown {
     group: String,
-    fingerprint: String,
-    public_line: String,
-    path: PathBuf,
+    /// Key files only: a Vault CA's key is in Vault.
+    fingerprint: Option<String>,
+    public_line: Option<String>,
+    /// The key file, or `vault:<address> <mount>/sign/<role>`.
+    location: String,
+    path: Option<PathBuf>,
+    vault: Option<serde_json::Value>,
     dev: bool,
 }
 
 #[expect(clippy::print_stderr, reason = "CLI output")]
 fn show(args: &CaShowArgs) -> Result<(), Failure> {
     let config = args.config.load_or_default()?;
-    let set = CaSet::load(&config.ca_keys).map_err(|err| Failure::Runtime(err.into()))?;
-    let mut shown: Vec<Shown> = set
+    let mut shown = Vec::new();
+    // `_default` first, as the signer falls back to it. A Vault CA is listed without reaching
+    // Vault (its public key is at `<address>/v1/<mount>/public_key`).
+    let groups = config
+        .ca_keys
         .iter()
-        .map(|(group, key)| Shown {
-            group: group.to_owned(),
-            fingerprint: key.fingerprint().to_owned(),
-            public_line: key.public_line().to_owned(),
-            path: key.source().to_path_buf(),
-            dev: false,
-        })
-        .collect();
+        .filter(|(group, _)| group.as_str() == meho_config::DEFAULT_GROUP)
+        .chain(
+            config
+                .ca_keys
+                .iter()
+                .filter(|(group, _)| group.as_str() != meho_config::DEFAULT_GROUP),
+        );
+    for (group, source) in groups {
+        shown.push(match source {
+            CaSource::File(path) => {
+                let key = CaKey::load(path).map_err(|err| Failure::Runtime(err.into()))?;
+                Shown {
+                    group: group.clone(),
+                    fingerprint: Some(key.fingerprint().to_owned()),
+                    public_line: Some(key.public_line().to_owned()),
+                    location: path.display().to_string(),
+                    path: Some(path.clone()),
+                    vault: None,
+                    dev: false,
+                }
+            }
+            CaSource::Vault { mount, role } => {
+                let address = config
+                    .vault
+                    .as_ref()
+                    .map(|v| v.address.as_str().trim_end_matches('/').to_owned())
+                    .unwrap_or_default();
+                Shown {
+                    group: group.clone(),
+                    fingerprint: None,
+                    public_line: None,
+                    location: format!("vault:{address} {mount}/sign/{role}"),
+                    path: None,
+                    vault: Some(json!({
+                        "address": address,
+                        "mount": mount,
+                        "role": role,
+                        "public_key_url": format!("{address}/v1/{mount}/public_key"),
+                    })),
+                    dev: false,
+                }
+            }
+        });
+    }
     if config.ca_keys.is_empty() {
         // What `meho serve --dev` would use: shown, never created here.
         let paths = Paths::new(&config, args.data_dir.as_deref(), None);
@@ -68,9 +112,11 @@ fn show(args: &CaShowArgs) -> Result<(), Failure> {
             let key = CaKey::load(&dev).map_err(|err| Failure::Runtime(err.into()))?;
             shown.push(Shown {
                 group: meho_config::DEFAULT_GROUP.to_owned(),
-                fingerprint: key.fingerprint().to_owned(),
-                public_line: key.public_line().to_owned(),
-                path: dev,
+                fingerprint: Some(key.fingerprint().to_owned()),
+                public_line: Some(key.public_line().to_owned()),
+                location: dev.display().to_string(),
+                path: Some(dev),
+                vault: None,
                 dev: true,
             });
         }
@@ -80,13 +126,17 @@ fn show(args: &CaShowArgs) -> Result<(), Failure> {
             let cas: Vec<serde_json::Value> = shown
                 .iter()
                 .map(|ca| {
-                    json!({
+                    let mut shown = json!({
                         "group": ca.group,
                         "fingerprint": ca.fingerprint,
                         "public_key": ca.public_line,
                         "path": ca.path,
                         "dev": ca.dev,
-                    })
+                    });
+                    if let (Some(vault), Some(object)) = (&ca.vault, shown.as_object_mut()) {
+                        object.insert("vault".to_owned(), vault.clone());
+                    }
+                    shown
                 })
                 .collect();
             outln!("{}", json!({ "cas": cas }))?;
@@ -103,13 +153,20 @@ fn show(args: &CaShowArgs) -> Result<(), Failure> {
                 } else {
                     ""
                 };
-                outln!(
-                    "{}  {}  {}{dev}",
-                    ca.group,
-                    ca.fingerprint,
-                    ca.path.display()
-                )?;
-                outln!("  {}", ca.public_line)?;
+                match (&ca.fingerprint, &ca.public_line) {
+                    (Some(fingerprint), Some(line)) => {
+                        outln!("{}  {fingerprint}  {}{dev}", ca.group, ca.location)?;
+                        outln!("  {line}")?;
+                    }
+                    _ => {
+                        outln!("{}  {}", ca.group, ca.location)?;
+                        if let Some(url) =
+                            ca.vault.as_ref().and_then(|v| v["public_key_url"].as_str())
+                        {
+                            outln!("  public key: {url}")?;
+                        }
+                    }
+                }
             }
         }
     }

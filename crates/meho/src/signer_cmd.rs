@@ -201,7 +201,7 @@ impl Reload {
                 }
                 let fingerprints: Vec<String> = cas
                     .iter()
-                    .map(|(group, key)| format!("{group}={}", key.fingerprint()))
+                    .map(|(group, ca)| format!("{group}={}", ca.identity()))
                     .collect();
                 let hosts: Vec<String> = config.hosts.keys().cloned().collect();
                 // Recorded first: the signer never answers from a config the log does not name.

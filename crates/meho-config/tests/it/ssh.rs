@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use meho_config::SignerLocation;
+use meho_config::{CaSource, SignerLocation};
 
 use crate::{host, parse_err, parse_ok};
 
@@ -43,8 +43,14 @@ fn ca_keys_and_a_remote_signer_load() {
         host("web", "groups = [\"prod\"]")
     );
     let config = parse_ok(&text);
-    assert_eq!(config.ca_keys["_default"], PathBuf::from("/ca/default"));
-    assert_eq!(config.ca_keys["prod"], PathBuf::from("/ca/prod"));
+    assert_eq!(
+        config.ca_keys["_default"],
+        CaSource::File(PathBuf::from("/ca/default"))
+    );
+    assert_eq!(
+        config.ca_keys["prod"],
+        CaSource::File(PathBuf::from("/ca/prod"))
+    );
     assert_eq!(
         config.ssh.signer,
         SignerLocation::Remote {
@@ -101,6 +107,31 @@ fn bad_ssh_settings_are_located_errors() {
             "must not be empty",
         ),
         ("[ssh]\nsigner = \"x\"\n", "signer", "unknown field"),
+        (
+            "[ca_keys._default]\npath = \"/ca\"\nvault_ssh_mount = \"ssh\"\nvault_ssh_role = \"meho\"\n",
+            "path",
+            "not both",
+        ),
+        (
+            "[ca_keys._default]\nvault_ssh_mount = \"ssh\"\n",
+            "vault_ssh_mount",
+            "needs vault_ssh_role",
+        ),
+        (
+            "[ca_keys._default]\nvault_ssh_role = \"meho\"\n",
+            "vault_ssh_role",
+            "needs vault_ssh_mount",
+        ),
+        (
+            "[ca_keys._default]\nvault_ssh_mount = \"ssh\"\nvault_ssh_role = \"meho\"\n",
+            "vault_ssh_mount",
+            "needs a [vault] section",
+        ),
+        (
+            "[ca_keys._default]\n",
+            "[ca_keys._default]",
+            "set path (a key file) or vault_ssh_mount and vault_ssh_role",
+        ),
     ];
     for (section, needle, words) in cases {
         let text = format!("{}\n{section}", host("web", ""));
@@ -129,4 +160,47 @@ fn a_ca_for_a_group_no_host_has_is_a_warning() {
     ));
     assert_eq!(config.warnings.len(), 1);
     assert!(config.warnings[0].message.contains("staging"));
+}
+
+const VAULT: &str =
+    "[vault]\naddress = \"http://127.0.0.1:8200\"\nauth_mount = \"jwt\"\nrole = \"meho\"\n";
+
+#[test]
+fn a_ca_in_vaults_ssh_engine_loads_beside_a_key_file() {
+    let text = format!(
+        "{}\n{VAULT}\n[ca_keys._default]\nvault_ssh_mount = \"ssh\"\nvault_ssh_role = \"meho\"\n\
+         [ca_keys.prod]\npath = \"/ca/prod\"\n",
+        host("web", "groups = [\"prod\"]")
+    );
+    let config = parse_ok(&text);
+    let vault = CaSource::Vault {
+        mount: "ssh".into(),
+        role: "meho".into(),
+    };
+    assert_eq!(config.ca_keys["_default"], vault);
+    assert_eq!(vault.to_string(), "vault:ssh/sign/meho");
+    assert_eq!(vault.path(), None);
+    assert_eq!(
+        config.ca_keys["prod"].path(),
+        Some(std::path::Path::new("/ca/prod"))
+    );
+    // Only the key file is a file to check.
+    let files: Vec<&str> = config.files.iter().map(|f| f.key.as_str()).collect();
+    assert_eq!(files, ["ca_keys.prod.path"]);
+}
+
+#[test]
+fn a_vault_ca_with_a_bad_mount_name_is_a_located_error() {
+    let section =
+        "[ca_keys._default]\nvault_ssh_mount = \"ssh/../sys\"\nvault_ssh_role = \"meho\"\n";
+    let text = format!("{}\n{VAULT}\n{section}", host("web", ""));
+    let diagnostics = parse_err(&text);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    assert!(
+        diagnostics[0]
+            .message
+            .contains("vault_ssh_mount `ssh/../sys`")
+    );
+    let at = text.find("vault_ssh_mount").unwrap();
+    assert_eq!(diagnostics[0].line, text[..at].matches('\n').count() + 1);
 }

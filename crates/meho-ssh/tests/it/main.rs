@@ -15,3 +15,4 @@ mod pki;
 mod signer;
 mod sshd;
 mod support;
+mod vault_ca;

@@ -210,6 +210,61 @@ fn ssh_keygen_reads_the_ca_key() {
     assert!(listing.contains(fingerprint), "{listing} vs {fingerprint}");
 }
 
+#[test]
+fn ca_show_and_config_validate_name_a_ca_in_vault_without_reaching_it() {
+    let work = Workdir::new();
+    let (key, line) = ca_init(&work, "prod_ca");
+    let config = work.write(
+        "vault-ca.toml",
+        &format!(
+            "[hosts.web]\naddr = \"127.0.0.1:22\"\nuser = \"deploy\"\nhost_key = \"{line}\"\ngroups = [\"prod\"]\n\n\
+             [vault]\naddress = \"http://127.0.0.1:1\"\nauth_mount = \"jwt\"\nrole = \"meho\"\n\n\
+             [ca_keys._default]\nvault_ssh_mount = \"ssh\"\nvault_ssh_role = \"meho\"\n\n\
+             [ca_keys.prod]\npath = \"{}\"\n",
+            key.display()
+        ),
+    );
+    let validated = work
+        .meho()
+        .args(["config", "validate", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(validated.status.success(), "{}", stderr_of(&validated));
+
+    let shown = work
+        .meho()
+        .args(["ca", "show", "--format", "json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(shown.status.success(), "{}", stderr_of(&shown));
+    let shown: Value = serde_json::from_str(&stdout_of(&shown)).unwrap();
+    let vault = &shown["cas"][0];
+    assert_eq!(vault["group"], "_default");
+    assert_eq!(vault["fingerprint"], Value::Null);
+    assert_eq!(vault["vault"]["mount"], "ssh");
+    assert_eq!(vault["vault"]["role"], "meho");
+    assert_eq!(
+        vault["vault"]["public_key_url"],
+        "http://127.0.0.1:1/v1/ssh/public_key"
+    );
+    assert_eq!(shown["cas"][1]["group"], "prod");
+    assert!(shown["cas"][1]["fingerprint"].is_string());
+
+    let text = work
+        .meho()
+        .args(["ca", "show", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = stdout_of(&text);
+    assert!(
+        text.contains("_default  vault:http://127.0.0.1:1 ssh/sign/meho"),
+        "{text}"
+    );
+}
+
 // --- meho signer: config checks --------------------------------------------------------------
 
 #[test]
