@@ -327,7 +327,7 @@ impl Bao {
             http_client()
         };
         let scheme = if tls { "https" } else { "http" };
-        for _ in 0..START_ATTEMPTS {
+        for attempt in 0..START_ATTEMPTS {
             let port = free_port();
             let mut args = vec![
                 "server".to_owned(),
@@ -348,7 +348,10 @@ impl Bao {
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
                     let text = fs::read_to_string(&log).unwrap_or_default();
-                    if text.contains("address already in use") {
+                    // A port taken meanwhile (its own, or the next one, which OpenBao's dev
+                    // server takes for its cluster listener), or any other early exit under
+                    // load: another port, until the last attempt, whose log is the error.
+                    if text.contains("address already in use") || attempt + 1 < START_ATTEMPTS {
                         break;
                     }
                     panic!("bao exited during start ({status}):\n{}", tail(&text, 40));
