@@ -900,10 +900,19 @@ async fn claims_map_to_the_principal_and_the_connector_sees_it() {
             scopes: vec!["openid".into(), SCOPE_TOOLS.into()],
             source: server.issuer.url.clone(),
             client_id: Some("test-client".into()),
-            token: None,
+            // The token itself rides along (never printed), for Vault's token exchange.
+            token: Some(meho_gateway::IdentityToken::new(&token)),
         }
     );
+    assert!(
+        !format!("{principal:?}").contains(&token),
+        "the token printed"
+    );
     let caller = principal.caller();
+    assert_eq!(
+        caller.identity_token.as_ref().map(|t| t.expose()),
+        Some(token.as_str())
+    );
     assert_eq!(caller.max_tier, Tier::Read);
     assert_eq!(caller.tenant, "tenant-7");
     assert_eq!(caller.principal, "carol");
