@@ -735,9 +735,11 @@ pub(crate) enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum PolicyCommand {
     /// Decide one command against a host's composed policy, or one action against a cluster's
-    /// rules (`--cluster NAME --action "delete pods prod/web-1"`); a denial is a result: exit 0.
+    /// rules (`--cluster NAME --action "delete pods prod/web-1"`) or an API's (`--api NAME
+    /// --action "DELETE /sys/policy/{name} /sys/policy/ops"`); a denial is a result: exit 0.
     Check(CheckArgs),
-    /// Print a host's composed policy (or a cluster's rules) and, given a command (an action),
+    /// Print a host's composed policy (or a cluster's or an API's rules) and, given a command (an
+    /// action),
     /// the step-by-step decision.
     Explain(ExplainArgs),
 }
@@ -799,18 +801,26 @@ pub(crate) struct RequestArgs {
     #[arg(
         long,
         value_name = "NAME",
-        required_unless_present = "cluster",
-        conflicts_with = "cluster"
+        required_unless_present_any = ["cluster", "api"],
+        conflicts_with_all = ["cluster", "api"]
     )]
     pub(crate) host: Option<String>,
     /// The cluster, as named under `[clusters.<name>]` (decides `--action`, not `--command`).
-    #[arg(long, value_name = "NAME")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        conflicts_with = "api",
+        group = "action_target"
+    )]
     pub(crate) cluster: Option<String>,
+    /// The REST API, as named under `[apis.<name>]` (decides `--action`, not `--command`).
+    #[arg(long, value_name = "NAME", group = "action_target")]
+    pub(crate) api: Option<String>,
     /// Run the command under `sudo -n` (as root unless --sudo-user is given).
-    #[arg(long, conflicts_with = "cluster")]
+    #[arg(long, conflicts_with_all = ["cluster", "api"])]
     pub(crate) sudo: bool,
     /// Run the command under `sudo -n -u USER`; implies --sudo.
-    #[arg(long, value_name = "USER", conflicts_with = "cluster")]
+    #[arg(long, value_name = "USER", conflicts_with_all = ["cluster", "api"])]
     pub(crate) sudo_user: Option<String>,
     /// The caller (agent) identity, for waivers and audit.
     #[arg(long, default_value = "cli", value_name = "ID")]
@@ -832,13 +842,14 @@ pub(crate) struct CheckArgs {
         value_name = "CMD",
         allow_hyphen_values = true,
         required_unless_present = "action",
-        conflicts_with_all = ["action", "cluster"]
+        conflicts_with_all = ["action", "cluster", "api"]
     )]
     pub(crate) command: Option<String>,
-    /// The cluster action, `<verb> <resource[.group]> <namespace>/<name>` with `-` for none
-    /// (with `--cluster`), e.g. `delete pods prod/web-1`. Each field is validated; a malformed
-    /// action is refused, never decided.
-    #[arg(long, value_name = "ACTION", requires = "cluster")]
+    /// The action: with `--cluster`, `<verb> <resource[.group]> <namespace>/<name>` with `-`
+    /// for none, e.g. `delete pods prod/web-1`; with `--api`, `<METHOD> <path template>
+    /// <path>`, e.g. `DELETE /sys/policy/{name} /sys/policy/ops`. Each field is validated; a
+    /// malformed action is refused, never decided.
+    #[arg(long, value_name = "ACTION", requires = "action_target")]
     pub(crate) action: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
@@ -852,10 +863,10 @@ pub(crate) struct ExplainArgs {
     #[command(flatten)]
     pub(crate) request: RequestArgs,
     /// A command line to decide step by step (with `--host`).
-    #[arg(long, value_name = "CMD", allow_hyphen_values = true, conflicts_with_all = ["action", "cluster"])]
+    #[arg(long, value_name = "CMD", allow_hyphen_values = true, conflicts_with_all = ["action", "cluster", "api"])]
     pub(crate) command: Option<String>,
-    /// A cluster action to decide step by step (with `--cluster`).
-    #[arg(long, value_name = "ACTION", requires = "cluster")]
+    /// An action to decide step by step (with `--cluster` or `--api`).
+    #[arg(long, value_name = "ACTION", requires = "action_target")]
     pub(crate) action: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]

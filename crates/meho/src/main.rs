@@ -20,6 +20,7 @@ mod config_cmd;
 mod freeze_cmd;
 mod grants_cmd;
 mod mcp_cmd;
+mod policy_api;
 mod policy_cluster;
 mod policy_cmd;
 mod remote;

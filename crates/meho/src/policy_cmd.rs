@@ -46,6 +46,11 @@ pub(crate) fn check(args: &CheckArgs) -> Result<(), Failure> {
         let decision = crate::policy_cluster::check(&config, cluster, action, &args.request)?;
         return print_decision(&decision, args.format);
     }
+    if let Some(api) = &args.request.api {
+        let action = args.action.as_deref().unwrap_or_default();
+        let decision = crate::policy_api::check(&config, api, action, &args.request)?;
+        return print_decision(&decision, args.format);
+    }
     let host = find_host(&config, args.request.host.as_deref().unwrap_or_default())?;
     let command = args.command.as_deref().unwrap_or_default();
     let decision = host
@@ -142,6 +147,15 @@ fn member_lints<'c>(
 
 pub(crate) fn explain(args: &ExplainArgs) -> Result<(), Failure> {
     let config = args.config.load_required()?;
+    if let Some(api) = &args.request.api {
+        return crate::policy_api::explain(
+            &config,
+            api,
+            args.action.as_deref(),
+            &args.request,
+            args.format,
+        );
+    }
     if let Some(cluster) = &args.request.cluster {
         return crate::policy_cluster::explain(
             &config,

@@ -763,3 +763,125 @@ fn explain_a_cluster_lists_its_rules_and_traces_an_action() {
     assert!(text.contains("prod/rules[1] require_approval"), "{text}");
     assert!(text.contains("meho/agent"), "{text}");
 }
+
+// --- apis: `--api NAME --action "METHOD /template /path"` -------------------------------------
+
+#[test]
+fn an_api_action_is_decided_offline_by_its_rules_and_overrides() {
+    let work = Workdir::new();
+    let spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/prometheus/openapi.yaml"),
+    )
+    .unwrap();
+    work.write("prom.yaml", &spec);
+    let config = work.write(
+        "meho.toml",
+        r#"
+[apis.prom]
+base_url = "http://127.0.0.1:9090"
+spec = "prom.yaml"
+rules = [
+  { pattern = "^GET ", effect = "allow" },
+  { pattern = "^POST /api/v1/admin/", effect = "require_approval" },
+  { pattern = "^DELETE ", effect = "deny" },
+]
+[apis.prom.operations.cleanTombstones]
+tier = "destructive"
+[apis.prom.operations."GET /api/v1/status/config"]
+enabled = false
+
+[apis.bao]
+base_url = "http://127.0.0.1:8200/v1"
+spec = "api:/v1/sys/internal/specs/openapi"
+[apis.bao.operations.sys-health]
+enabled = false
+"#,
+    );
+    let decide = |api: &str, action: &str| {
+        let output = work
+            .meho()
+            .args(["policy", "check", "--config"])
+            .arg(&config)
+            .args(["--api", api, "--action", action, "--format", "json"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
+        let value: Value = serde_json::from_str(stdout_of(&output).trim_end()).unwrap();
+        (value, stderr_of(&output))
+    };
+    let (held, _) = decide(
+        "prom",
+        "POST /api/v1/admin/tsdb/clean_tombstones /api/v1/admin/tsdb/clean_tombstones",
+    );
+    assert_eq!(held["require_approval"], true, "{held}");
+    assert_eq!(held["rule"], "require_approval:prom/rules[1]");
+    assert_eq!(
+        held["tier"], "destructive",
+        "the operationId override, resolved in the spec file"
+    );
+    let (read, _) = decide("prom", "GET /api/v1/labels /api/v1/labels");
+    assert_eq!(
+        (read["allowed"].clone(), read["tier"].clone()),
+        (json!(true), json!("read"))
+    );
+    let (off, _) = decide("prom", "GET /api/v1/status/config /api/v1/status/config");
+    assert_eq!(off["allowed"], false);
+    assert_eq!(
+        off["rule"],
+        "deny:prom/operations[GET /api/v1/status/config]"
+    );
+    let (deleted, _) = decide(
+        "prom",
+        "DELETE /api/v1/admin/tsdb/delete_series /api/v1/admin/tsdb/delete_series",
+    );
+    assert_eq!(deleted["rule"], "deny:prom/rules[2]");
+    // An api: spec cannot be fetched offline: an operationId override says it is not applied.
+    let (health, warning) = decide("bao", "GET /sys/health /sys/health");
+    assert_eq!(health["rule"], "allow:bao/default-rules[0]");
+    assert!(warning.contains("operations.\"sys-health\""), "{warning}");
+    // A malformed action is refused, never decided; --api and --cluster exclude each other.
+    for args in [
+        vec!["--api", "prom", "--action", "GET labels /x"],
+        vec!["--api", "nope", "--action", "GET /a /a"],
+        vec!["--api", "prom", "--cluster", "c", "--action", "GET /a /a"],
+        vec!["--api", "prom", "--command", "ls"],
+    ] {
+        let output = work
+            .meho()
+            .args(["policy", "check", "--config"])
+            .arg(&config)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+    }
+    let explained = work
+        .meho()
+        .args(["policy", "explain", "--config"])
+        .arg(&config)
+        .args([
+            "--api",
+            "prom",
+            "--action",
+            "GET /api/v1/labels /api/v1/labels",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        explained.status.code(),
+        Some(0),
+        "{}",
+        stderr_of(&explained)
+    );
+    let text = stdout_of(&explained);
+    assert!(text.contains("prom/rules[2] deny"), "{text}");
+    assert!(
+        text.contains("allow rule `^GET ` of `prom/rules[0]` matched"),
+        "{text}"
+    );
+}
