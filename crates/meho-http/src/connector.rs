@@ -578,14 +578,15 @@ impl HttpConnector {
             {
                 continue;
             }
-            for hit in search(&runtime.spec, query, usize::MAX) {
-                if runtime.enabled(hit.operation) {
-                    hits.push((runtime, hit));
-                }
-                if hits.len() >= limit.saturating_mul(4).max(limit) && api.is_some() {
-                    break;
-                }
-            }
+            // Each API's hits come best first: only its first `limit` enabled ones can be in
+            // the answer.
+            hits.extend(
+                search(&runtime.spec, query, usize::MAX)
+                    .into_iter()
+                    .filter(|hit| runtime.enabled(hit.operation))
+                    .take(limit)
+                    .map(|hit| (runtime, hit)),
+            );
         }
         hits.sort_by(|a, b| {
             b.1.score
