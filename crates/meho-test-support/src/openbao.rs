@@ -42,10 +42,10 @@ const VENV: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../tests/peers/python/.venv"
 );
-/// How long [`Bao::start`] waits for `/v1/sys/health`.
+/// How long a start (OpenBao, Prometheus) waits for the server to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many random ports a start tries before giving up.
-const START_ATTEMPTS: usize = 5;
+pub(crate) const START_ATTEMPTS: usize = 5;
 
 // --- availability and processes (shared with the Prometheus harness) ---------------------------
 
@@ -111,6 +111,53 @@ wait "$child""#;
         .process_group(0)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", program.display()))
+}
+
+/// Waits until `child` (started for attempt `attempt`, logging to `log`) answers `ready` with a
+/// success. `false`: it exited early and was reaped, so the caller tries another port. An early
+/// exit on the last attempt, or no answer within the start timeout, panics with the log.
+pub(crate) async fn wait_ready(
+    name: &str,
+    child: &mut Child,
+    http: &reqwest::Client,
+    ready: &str,
+    log: &Path,
+    attempt: usize,
+) -> bool {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let text = fs::read_to_string(log).unwrap_or_default();
+            // A port taken meanwhile (its own, or, for OpenBao's dev server, the next one, its
+            // cluster listener), or any other early exit under load: another port, until the
+            // last attempt, whose log is the error.
+            if text.contains("address already in use") || attempt + 1 < START_ATTEMPTS {
+                kill_group(child);
+                return false;
+            }
+            panic!(
+                "{name} exited during start ({status}):\n{}",
+                tail(&text, 40)
+            );
+        }
+        let ok = http
+            .get(ready)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            return true;
+        }
+        if Instant::now() > deadline {
+            kill_group(child);
+            panic!(
+                "{name} did not answer {ready} within {START_TIMEOUT:?}:\n{}",
+                tail(&fs::read_to_string(log).unwrap_or_default(), 40)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Kills the process group `child` leads (the watchdog and its program) and reaps the leader.
@@ -343,46 +390,18 @@ impl Bao {
                 args.push(format!("-dev-tls-cert-dir={}", d.join("tls").display()));
             }
             let mut child = spawn_watched(binary, &args, &d, &log);
-            let deadline = Instant::now() + START_TIMEOUT;
             let health = format!("{scheme}://127.0.0.1:{port}/v1/sys/health");
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let text = fs::read_to_string(&log).unwrap_or_default();
-                    // A port taken meanwhile (its own, or the next one, which OpenBao's dev
-                    // server takes for its cluster listener), or any other early exit under
-                    // load: another port, until the last attempt, whose log is the error.
-                    if text.contains("address already in use") || attempt + 1 < START_ATTEMPTS {
-                        break;
-                    }
-                    panic!("bao exited during start ({status}):\n{}", tail(&text, 40));
-                }
-                let ok = http
-                    .get(&health)
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                if ok {
-                    return Bao {
-                        audit_log: d.join("audit.log"),
-                        dir,
-                        child: Some(child),
-                        port,
-                        http,
-                        log,
-                        tls,
-                    };
-                }
-                if Instant::now() > deadline {
-                    kill_group(&mut child);
-                    panic!(
-                        "bao did not answer /v1/sys/health within {START_TIMEOUT:?}:\n{}",
-                        tail(&fs::read_to_string(&log).unwrap_or_default(), 40)
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            if wait_ready("bao", &mut child, &http, &health, &log, attempt).await {
+                return Bao {
+                    audit_log: d.join("audit.log"),
+                    dir,
+                    child: Some(child),
+                    port,
+                    http,
+                    log,
+                    tls,
+                };
             }
-            kill_group(&mut child);
         }
         panic!(
             "bao could not bind a free port in {START_ATTEMPTS} attempts:\n{}",

@@ -17,15 +17,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::openbao::{free_port, http_client, kill_group, missing, spawn_watched, tail};
+use crate::openbao::{
+    START_ATTEMPTS, free_port, http_client, kill_group, missing, spawn_watched, tail, wait_ready,
+};
 
 /// The environment variable naming the Prometheus binary (`scripts/test` exports it).
 pub const PROMETHEUS_ENV: &str = "MEHO_PROMETHEUS";
 /// Debian's binary, used when `MEHO_PROMETHEUS` is unset.
 pub const DEFAULT_PROMETHEUS: &str = "/usr/bin/prometheus";
-/// How long [`Prometheus::start`] waits for `/-/ready`.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-const START_ATTEMPTS: usize = 5;
 
 /// The Prometheus binary: `MEHO_PROMETHEUS` when set, else [`DEFAULT_PROMETHEUS`]; `None` when
 /// that is not a file.
@@ -89,47 +88,16 @@ impl Prometheus {
                 "--log.level=info".to_owned(),
             ];
             let mut child = spawn_watched(binary, &args, &d, &log);
-            let deadline = Instant::now() + START_TIMEOUT;
             let ready = format!("http://127.0.0.1:{port}/-/ready");
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let text = fs::read_to_string(&log).unwrap_or_default();
-                    // A port taken meanwhile (its own, or the next one, which OpenBao's dev
-                    // server takes for its cluster listener), or any other early exit under
-                    // load: another port, until the last attempt, whose log is the error.
-                    if text.contains("address already in use") || attempt + 1 < START_ATTEMPTS {
-                        break;
-                    }
-                    panic!(
-                        "prometheus exited during start ({status}):\n{}",
-                        tail(&text, 40)
-                    );
-                }
-                let ok = http
-                    .get(&ready)
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                if ok {
-                    return Prometheus {
-                        dir,
-                        child: Some(child),
-                        port,
-                        http,
-                        log,
-                    };
-                }
-                if Instant::now() > deadline {
-                    kill_group(&mut child);
-                    panic!(
-                        "prometheus was not ready within {START_TIMEOUT:?}:\n{}",
-                        tail(&fs::read_to_string(&log).unwrap_or_default(), 40)
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+            if wait_ready("prometheus", &mut child, &http, &ready, &log, attempt).await {
+                return Prometheus {
+                    dir,
+                    child: Some(child),
+                    port,
+                    http,
+                    log,
+                };
             }
-            kill_group(&mut child);
         }
         panic!(
             "prometheus could not bind a free port in {START_ATTEMPTS} attempts:\n{}",
