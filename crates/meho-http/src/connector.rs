@@ -209,7 +209,6 @@ pub struct HttpConnector {
     grants: Option<Grants>,
     approvals: Option<meho_approvals::Approvals>,
     audit: Arc<AuditLog>,
-    redactor: meho_audit::Redactor,
 }
 
 impl HttpConnector {
@@ -232,14 +231,12 @@ impl HttpConnector {
             }
             runtimes.insert(name, RwLock::new(Arc::new(runtime)));
         }
-        let redactor = audit.redactor().clone();
         Ok(HttpConnector {
             apis: runtimes,
             sources,
             grants: None,
             approvals: None,
             audit,
-            redactor,
         })
     }
 
@@ -506,7 +503,7 @@ impl HttpConnector {
             });
         }
         if decided.decision.needs_approval() {
-            let preview = preview(&api, planned, &self.redactor)?;
+            let preview = preview(&api, planned, self.audit.redactor())?;
             // The summary already names the canonical action: nothing else would run.
             return Err(Refusal::Decided {
                 decision: decided,
@@ -714,26 +711,18 @@ impl HttpConnector {
                 headers.insert(name.as_str().to_owned(), json!(text));
             }
         }
-        let json_type = answer
-            .content_type
-            .as_deref()
-            .is_some_and(|t| t.contains("json"));
         let mut body = if answer.bytes.is_empty() {
             Value::Null
         } else {
-            match serde_json::from_slice::<Value>(&answer.bytes) {
-                Ok(value) => value,
-                Err(_) if json_type => {
-                    json!(String::from_utf8_lossy(&answer.bytes).into_owned())
-                }
-                Err(_) => json!(String::from_utf8_lossy(&answer.bytes).into_owned()),
-            }
+            // JSON when it parses, whatever the Content-Type says; text otherwise.
+            serde_json::from_slice::<Value>(&answer.bytes)
+                .unwrap_or_else(|_| json!(String::from_utf8_lossy(&answer.bytes).into_owned()))
         };
         scrub_value(&mut body, secrets);
-        self.redactor.redact_value(&mut body);
+        self.audit.redactor().redact_value(&mut body);
         let mut headers = Value::Object(headers);
         scrub_value(&mut headers, secrets);
-        self.redactor.redact_value(&mut headers);
+        self.audit.redactor().redact_value(&mut headers);
         json!({
             "api": api.config.name,
             "status": answer.status,
@@ -747,7 +736,6 @@ impl HttpConnector {
 struct Answer {
     status: u16,
     headers: reqwest::header::HeaderMap,
-    content_type: Option<String>,
     bytes: Vec<u8>,
 }
 
@@ -811,10 +799,6 @@ async fn send(
     }
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let content_type = headers
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let mut bytes = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
         if u64::try_from(bytes.len() + chunk.len()).unwrap_or(u64::MAX) > cap {
@@ -825,7 +809,6 @@ async fn send(
     Ok(Answer {
         status,
         headers,
-        content_type,
         bytes,
     })
 }

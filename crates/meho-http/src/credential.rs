@@ -59,11 +59,6 @@ impl Federation {
         self.issuer.jwks()
     }
 
-    /// The Vault client.
-    pub fn client(&self) -> &VaultClient {
-        &self.client
-    }
-
     /// Logs in as `caller`: with its identity provider's token, or with a JWT meho signs.
     pub async fn login(&self, caller: &Caller) -> Result<VaultToken, ToolError> {
         let result = match &caller.identity_token {
