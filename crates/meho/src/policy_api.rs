@@ -14,30 +14,14 @@ use meho_policy::{Decided, Overlay, Step};
 
 use crate::Failure;
 use crate::cli::{Format, RequestArgs};
-use crate::policy_cmd::{now, trace_text};
+use crate::policy_cmd::{find_target, now, parsed_action, trace_text};
 
 fn find_api<'c>(config: &'c Config, name: &str) -> Result<&'c Api, Failure> {
-    config.apis.get(name).ok_or_else(|| {
-        let known: Vec<&str> = config.apis.keys().map(String::as_str).collect();
-        Failure::Usage(format!(
-            "unknown api `{}`; configured apis: {}",
-            meho_core::display::escape(name),
-            if known.is_empty() {
-                "(none)".to_owned()
-            } else {
-                known.join(", ")
-            }
-        ))
-    })
+    find_target(&config.apis, "api", name)
 }
 
 fn action(text: &str) -> Result<HttpAction, Failure> {
-    HttpAction::parse(text).map_err(|err| {
-        Failure::Usage(format!(
-            "invalid --action: {}",
-            meho_core::display::escape(&err.to_string())
-        ))
-    })
+    parsed_action(HttpAction::parse(text))
 }
 
 /// The API's policy with the overrides that can be resolved offline, and the keys that could

@@ -9,31 +9,15 @@ use meho_policy::{Decided, Overlay};
 
 use crate::Failure;
 use crate::cli::{Format, RequestArgs};
-use crate::policy_cmd::{now, trace_text};
+use crate::policy_cmd::{find_target, now, parsed_action, trace_text};
 
 fn find_cluster<'c>(config: &'c Config, name: &str) -> Result<&'c Cluster, Failure> {
-    config.clusters.get(name).ok_or_else(|| {
-        let known: Vec<&str> = config.clusters.keys().map(String::as_str).collect();
-        Failure::Usage(format!(
-            "unknown cluster `{}`; configured clusters: {}",
-            meho_core::display::escape(name),
-            if known.is_empty() {
-                "(none)".to_owned()
-            } else {
-                known.join(", ")
-            }
-        ))
-    })
+    find_target(&config.clusters, "cluster", name)
 }
 
 /// The action `text`, validated field by field: a malformed one is a usage error, never decided.
 fn action(text: &str) -> Result<KubeAction, Failure> {
-    KubeAction::parse(text).map_err(|err| {
-        Failure::Usage(format!(
-            "invalid --action: {}",
-            meho_core::display::escape(&err.to_string())
-        ))
-    })
+    parsed_action(KubeAction::parse(text))
 }
 
 /// The decision for `text` on `cluster`.

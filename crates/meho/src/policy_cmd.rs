@@ -16,15 +16,36 @@ pub(crate) fn now() -> u64 {
 }
 
 fn find_host<'c>(config: &'c Config, name: &str) -> Result<&'c Host, Failure> {
-    config.hosts.get(name).ok_or_else(|| {
-        let known: Vec<&str> = config.hosts.keys().map(String::as_str).collect();
+    find_target(&config.hosts, "host", name)
+}
+
+/// The target `name` of a `kind` (`host`, `cluster`, `api`): unknown is a usage error listing the
+/// configured ones.
+pub(crate) fn find_target<'c, T>(
+    targets: &'c std::collections::BTreeMap<String, T>,
+    kind: &str,
+    name: &str,
+) -> Result<&'c T, Failure> {
+    targets.get(name).ok_or_else(|| {
+        let known: Vec<&str> = targets.keys().map(String::as_str).collect();
         Failure::Usage(format!(
-            "unknown host `{name}`; configured hosts: {}",
+            "unknown {kind} `{}`; configured {kind}s: {}",
+            meho_core::display::escape(name),
             if known.is_empty() {
                 "(none)".to_owned()
             } else {
                 known.join(", ")
             }
+        ))
+    })
+}
+
+/// An `--action` as its parser read it: a malformed one is a usage error, never decided.
+pub(crate) fn parsed_action<A, E: std::fmt::Display>(parsed: Result<A, E>) -> Result<A, Failure> {
+    parsed.map_err(|err| {
+        Failure::Usage(format!(
+            "invalid --action: {}",
+            meho_core::display::escape(&err.to_string())
         ))
     })
 }
